@@ -1,0 +1,290 @@
+//! The types that cross the plugin boundary, in their type-erased form.
+//!
+//! A host uses these; plugin authors don't (they implement the traits in the crate root
+//! and call [`export!`](crate::export)). Their layout is only stable for one compiler and
+//! one `gwplugin` version, which is why the loader compares ABI manifests before it
+//! touches any of them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::guard::{Contained, GuardedFuture, guard};
+use crate::{BoxFuture, Config, Error, HttpClient, HttpServer, Modifier, Next, Request, Response};
+
+pub use crate::services::install_host_services;
+
+/// Name of the plugin's exported ABI manifest record (plain data, read from the file).
+pub const MANIFEST_SYMBOL: &str = "GWPLUGIN_ABI_MANIFEST";
+/// Name of the plugin's `extern "C" fn(*const AllocVTable) -> bool`.
+pub const INSTALL_ALLOCATOR_SYMBOL: &str = "gwplugin_install_allocator";
+/// Name of the plugin's [`RegisterFn`].
+pub const REGISTER_SYMBOL: &str = "gwplugin_register";
+/// Name of the link section that holds a host's ABI manifest record.
+pub const HOST_MANIFEST_SECTION: &str = ".gwplugin_abi";
+
+/// The signature of a plugin's registration entry point.
+pub type RegisterFn = fn(&HostContext) -> Result<Registration, Error>;
+
+/// What the host hands a plugin at registration.
+pub struct HostContext {
+    pub services: Arc<dyn crate::HostServices>,
+}
+
+impl fmt::Debug for HostContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostContext")
+    }
+}
+
+/// A request handler: the router, a backend, or a plugin wrapping them.
+pub trait ErasedHandler: Send + Sync {
+    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, Error>>;
+}
+
+/// A shared handler.
+pub type Handler = Arc<dyn ErasedHandler>;
+
+impl Next {
+    /// Wraps a host handler as the `next` of an http-server plugin.
+    pub fn from_handler(handler: Handler) -> Self {
+        Next(handler)
+    }
+}
+
+/// A modifier instance.
+pub trait ErasedModifier: Send + Sync {
+    fn modify_request(&self, req: &mut Request) -> Result<(), Error>;
+    fn modify_response(&self, resp: &mut Response) -> Result<(), Error>;
+}
+
+/// Creates http-server plugin instances: `config` and the handler to wrap.
+pub trait ServerFactory: Send + Sync {
+    fn create(&self, config: &Config, next: Handler) -> Result<Handler, Error>;
+}
+
+/// Creates http-client plugin instances.
+pub trait ClientFactory: Send + Sync {
+    fn create(&self, config: &Config) -> Result<Handler, Error>;
+}
+
+/// Creates modifier instances.
+pub trait ModifierFactory: Send + Sync {
+    fn create(&self, config: &Config) -> Result<Arc<dyn ErasedModifier>, Error>;
+}
+
+/// A plugin kind, with the factory that makes instances of it.
+pub enum Factory {
+    HttpServer(Box<dyn ServerFactory>),
+    HttpClient(Box<dyn ClientFactory>),
+    Modifier(Box<dyn ModifierFactory>),
+}
+
+/// The kinds, as named in config namespaces and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    HttpServer,
+    HttpClient,
+    Modifier,
+}
+
+impl Kind {
+    /// The kind's name as users write it (`http-server`, `http-client`, `modifier`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::HttpServer => "http-server",
+            Kind::HttpClient => "http-client",
+            Kind::Modifier => "modifier",
+        }
+    }
+
+    /// The config namespace that uses this kind.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Kind::HttpServer => "plugin/http-server",
+            Kind::HttpClient => "plugin/http-client",
+            Kind::Modifier => "plugin/req-resp-modifier",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Factory {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Factory::HttpServer(_) => Kind::HttpServer,
+            Factory::HttpClient(_) => Kind::HttpClient,
+            Factory::Modifier(_) => Kind::Modifier,
+        }
+    }
+}
+
+/// One registered plugin: a name and a factory.
+pub struct PluginEntry {
+    pub name: String,
+    pub factory: Factory,
+}
+
+impl fmt::Debug for PluginEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.factory.kind())
+    }
+}
+
+/// Everything a plugin library registers.
+#[derive(Debug)]
+pub struct Registration {
+    /// The plugin crate's package name, used to attribute log lines.
+    pub library: String,
+    pub plugins: Vec<PluginEntry>,
+}
+
+// ---- adapters from the author-facing traits; monomorphised in the plugin -----------
+
+struct FnServerFactory<F>(F);
+struct FnClientFactory<F>(F);
+struct FnModifierFactory<F>(F);
+
+struct ServerHandler<P> {
+    plugin: Arc<Contained<P>>,
+    next: Handler,
+}
+
+struct ClientHandler<P> {
+    plugin: Arc<Contained<P>>,
+}
+
+struct ModifierInstance<P>(Contained<P>);
+
+impl<P, F> ServerFactory for FnServerFactory<F>
+where
+    P: HttpServer,
+    F: Fn(&Config) -> Result<P, Error> + Send + Sync,
+{
+    fn create(&self, config: &Config, next: Handler) -> Result<Handler, Error> {
+        guard(|| {
+            let plugin = Arc::new(Contained::new((self.0)(config)?));
+            Ok(Arc::new(ServerHandler { plugin, next }) as Handler)
+        })
+    }
+}
+
+impl<P: HttpServer> ErasedHandler for ServerHandler<P> {
+    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, Error>> {
+        let plugin = self.plugin.clone();
+        let next = Next(self.next.clone());
+        Box::pin(GuardedFuture::new(
+            async move { plugin.handle(req, next).await },
+        ))
+    }
+}
+
+impl<P, F> ClientFactory for FnClientFactory<F>
+where
+    P: HttpClient,
+    F: Fn(&Config) -> Result<P, Error> + Send + Sync,
+{
+    fn create(&self, config: &Config) -> Result<Handler, Error> {
+        guard(|| {
+            let plugin = Arc::new(Contained::new((self.0)(config)?));
+            Ok(Arc::new(ClientHandler { plugin }) as Handler)
+        })
+    }
+}
+
+impl<P: HttpClient> ErasedHandler for ClientHandler<P> {
+    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, Error>> {
+        let plugin = self.plugin.clone();
+        Box::pin(GuardedFuture::new(async move { plugin.call(req).await }))
+    }
+}
+
+impl<P, F> ModifierFactory for FnModifierFactory<F>
+where
+    P: Modifier,
+    F: Fn(&Config) -> Result<P, Error> + Send + Sync,
+{
+    fn create(&self, config: &Config) -> Result<Arc<dyn ErasedModifier>, Error> {
+        guard(|| {
+            Ok(
+                Arc::new(ModifierInstance(Contained::new((self.0)(config)?)))
+                    as Arc<dyn ErasedModifier>,
+            )
+        })
+    }
+}
+
+impl<P: Modifier> ErasedModifier for ModifierInstance<P> {
+    #[inline]
+    fn modify_request(&self, req: &mut Request) -> Result<(), Error> {
+        guard(|| self.0.modify_request(req))
+    }
+    #[inline]
+    fn modify_response(&self, resp: &mut Response) -> Result<(), Error> {
+        guard(|| self.0.modify_response(resp))
+    }
+}
+
+/// A registration entry for an http-server plugin (used by [`export!`](crate::export)).
+pub fn http_server<P, F>(name: &str, factory: F) -> PluginEntry
+where
+    P: HttpServer,
+    F: Fn(&Config) -> Result<P, Error> + Send + Sync + 'static,
+{
+    PluginEntry {
+        name: name.to_owned(),
+        factory: Factory::HttpServer(Box::new(FnServerFactory(factory))),
+    }
+}
+
+/// A registration entry for an http-client plugin (used by [`export!`](crate::export)).
+pub fn http_client<P, F>(name: &str, factory: F) -> PluginEntry
+where
+    P: HttpClient,
+    F: Fn(&Config) -> Result<P, Error> + Send + Sync + 'static,
+{
+    PluginEntry {
+        name: name.to_owned(),
+        factory: Factory::HttpClient(Box::new(FnClientFactory(factory))),
+    }
+}
+
+/// A registration entry for a modifier plugin (used by [`export!`](crate::export)).
+pub fn modifier<P, F>(name: &str, factory: F) -> PluginEntry
+where
+    P: Modifier,
+    F: Fn(&Config) -> Result<P, Error> + Send + Sync + 'static,
+{
+    PluginEntry {
+        name: name.to_owned(),
+        factory: Factory::Modifier(Box::new(FnModifierFactory(factory))),
+    }
+}
+
+/// The body of a plugin's `gwplugin_register`: installs the host services, the log
+/// forwarder and the panic hook in the plugin's statics, then lists its plugins. All of
+/// it under a panic guard.
+#[doc(hidden)]
+pub fn register_dynamic(
+    ctx: &HostContext,
+    library: &'static str,
+    entries: fn() -> Vec<PluginEntry>,
+) -> Result<Registration, Error> {
+    guard(|| {
+        crate::guard::install_panic_hook();
+        let level = ctx.services.max_log_level();
+        install_host_services(ctx.services.clone());
+        if log::set_boxed_logger(Box::new(crate::services::HostLogger { plugin: library })).is_ok()
+        {
+            log::set_max_level(level);
+        }
+        Ok(Registration {
+            library: library.to_owned(),
+            plugins: entries(),
+        })
+    })
+}

@@ -1,0 +1,201 @@
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+
+use crate::error::{BoxError, Error};
+use crate::guard;
+
+type DynBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>>;
+
+/// A request or response body: empty, a buffer, or a stream.
+///
+/// Streams made by a plugin ([`Body::from_stream`]) are polled under a panic guard.
+pub struct Body {
+    inner: Inner,
+}
+
+enum Inner {
+    Empty,
+    Full(Bytes),
+    Stream(DynBody),
+}
+
+impl Body {
+    /// An empty body.
+    pub const fn empty() -> Self {
+        Body {
+            inner: Inner::Empty,
+        }
+    }
+
+    /// A body made of one buffer.
+    pub fn full(data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        if data.is_empty() {
+            Body::empty()
+        } else {
+            Body {
+                inner: Inner::Full(data),
+            }
+        }
+    }
+
+    /// A streaming body. Its frames are polled under a panic guard.
+    pub fn from_stream<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Body {
+            inner: Inner::Stream(Box::pin(GuardedBody {
+                inner: Box::pin(body),
+            })),
+        }
+    }
+
+    /// The buffered bytes, when the body is not a stream.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match &self.inner {
+            Inner::Empty => Some(&[]),
+            Inner::Full(b) => Some(b),
+            Inner::Stream(_) => None,
+        }
+    }
+
+    /// Reads the whole body into memory.
+    pub async fn collect(self) -> Result<Bytes, Error> {
+        match self.inner {
+            Inner::Empty => Ok(Bytes::new()),
+            Inner::Full(b) => Ok(b),
+            Inner::Stream(mut stream) => {
+                let mut buf = BytesMut::new();
+                while let Some(frame) =
+                    std::future::poll_fn(|cx| stream.as_mut().poll_frame(cx)).await
+                {
+                    if let Ok(data) = frame.map_err(Error::from)?.into_data() {
+                        buf.extend_from_slice(&data);
+                    }
+                }
+                Ok(buf.freeze())
+            }
+        }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::empty()
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Inner::Empty => f.write_str("Body(empty)"),
+            Inner::Full(b) => write!(f, "Body({} bytes)", b.len()),
+            Inner::Stream(_) => f.write_str("Body(stream)"),
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Body::full(b)
+    }
+}
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Self {
+        Body::full(b)
+    }
+}
+impl From<String> for Body {
+    fn from(s: String) -> Self {
+        Body::full(s)
+    }
+}
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Body::full(Bytes::from_static(s.as_bytes()))
+    }
+}
+impl From<&'static [u8]> for Body {
+    fn from(s: &'static [u8]) -> Self {
+        Body::full(Bytes::from_static(s))
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.inner {
+            Inner::Empty => Poll::Ready(None),
+            Inner::Full(_) => {
+                let Inner::Full(data) = std::mem::replace(&mut self.inner, Inner::Empty) else {
+                    unreachable!()
+                };
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Inner::Stream(s) => s.as_mut().poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Empty => true,
+            Inner::Full(_) => false,
+            Inner::Stream(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Empty => SizeHint::with_exact(0),
+            Inner::Full(b) => SizeHint::with_exact(b.len() as u64),
+            Inner::Stream(s) => s.size_hint(),
+        }
+    }
+}
+
+struct GuardedBody<B> {
+    inner: Pin<Box<B>>,
+}
+
+impl<B> http_body::Body for GuardedBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let inner = &mut self.inner;
+        let polled = guard::guard(|| Ok(inner.as_mut().poll_frame(cx)));
+        match polled {
+            Ok(Poll::Ready(Some(Err(e)))) => Poll::Ready(Some(Err(e.into()))),
+            Ok(Poll::Ready(Some(Ok(frame)))) => Poll::Ready(Some(Ok(frame))),
+            Ok(Poll::Ready(None)) => Poll::Ready(None),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Some(Err(Box::new(panic)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

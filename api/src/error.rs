@@ -1,0 +1,113 @@
+use std::any::Any;
+use std::fmt;
+
+use http::StatusCode;
+
+/// A boxed error, as used by streaming bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error returned by plugin code (or made from a plugin panic).
+///
+/// It may carry the HTTP status the gateway answers with; without one the gateway
+/// answers 500.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    status: Option<StatusCode>,
+    message: String,
+    panic: bool,
+}
+
+impl Error {
+    /// An error with a message; the gateway answers 500.
+    pub fn new(message: impl fmt::Display) -> Self {
+        Error {
+            status: None,
+            message: message.to_string(),
+            panic: false,
+        }
+    }
+
+    /// An error that makes the gateway answer `status`.
+    pub fn with_status(status: StatusCode, message: impl fmt::Display) -> Self {
+        Error {
+            status: Some(status),
+            message: message.to_string(),
+            panic: false,
+        }
+    }
+
+    /// The status the gateway should answer with, if the plugin chose one.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// True when this error was made from a panic caught at the plugin boundary.
+    pub fn is_panic(&self) -> bool {
+        self.panic
+    }
+
+    pub(crate) fn from_panic(payload: Box<dyn Any + Send>, location: Option<String>) -> Self {
+        let text = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "non-string panic payload".to_owned()
+        };
+        // The payload may own plugin-allocated memory: dropping it here, inside the
+        // plugin's catch, is fine because allocation is shared with the host.
+        drop(payload);
+        let message = match location {
+            Some(at) => format!("plugin panicked at {at}: {text}"),
+            None => format!("plugin panicked: {text}"),
+        };
+        Error {
+            status: None,
+            message,
+            panic: true,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<http::Error> for Error {
+    fn from(e: http::Error) -> Self {
+        Error::new(e)
+    }
+}
+
+impl From<http::header::InvalidHeaderValue> for Error {
+    fn from(e: http::header::InvalidHeaderValue) -> Self {
+        Error::new(e)
+    }
+}
+
+impl From<http::header::InvalidHeaderName> for Error {
+    fn from(e: http::header::InvalidHeaderName) -> Self {
+        Error::new(e)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::new(format!("invalid plugin config: {e}"))
+    }
+}
+
+impl From<BoxError> for Error {
+    fn from(e: BoxError) -> Self {
+        Error::new(e)
+    }
+}

@@ -1,0 +1,63 @@
+//! The [`export!`](crate::export) macro.
+
+/// Exports a plugin library: its ABI manifest, the allocator hook and the registration
+/// entry point. List each plugin as `KIND "name" => factory`, where KIND is
+/// `http_server`, `http_client` or `modifier` and `factory` is a
+/// `Fn(&gwplugin::Config) -> Result<T, gwplugin::Error>` building a value of that kind.
+///
+/// ```ignore
+/// gwplugin::export! {
+///     modifier "add-header" => AddHeader::from_config,
+///     http_server "auth" => Auth::from_config,
+/// }
+/// ```
+///
+/// The crate needs `build.rs` calling `gwplugin_build::plugin()` (which writes the
+/// manifest this macro embeds) and `crate-type = ["cdylib"]`.
+#[macro_export]
+macro_rules! export {
+    ($($kind:ident $name:literal => $factory:expr),+ $(,)?) => {
+        /// The plugins this library registers, for in-process use and tests.
+        pub fn gwplugin_entries() -> ::std::vec::Vec<$crate::abi::PluginEntry> {
+            ::std::vec![$($crate::export!(@entry $kind $name $factory)),+]
+        }
+
+        /// This library's ABI manifest record, read by the loader from the file
+        /// before it is ever loaded.
+        #[unsafe(no_mangle)]
+        pub static GWPLUGIN_ABI_MANIFEST: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin")).len()] =
+            *include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin"));
+
+        // Unit tests of the plugin crate run without a host: they keep the system allocator.
+        #[cfg(not(test))]
+        #[global_allocator]
+        static GWPLUGIN_GLOBAL_ALLOCATOR: $crate::alloc::HostAllocator = $crate::alloc::HostAllocator;
+
+        /// Installs the host's allocator; called right after `dlopen`, before anything else.
+        ///
+        /// # Safety
+        /// `vtable` must live for the rest of the process.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn gwplugin_install_allocator(vtable: *const $crate::alloc::AllocVTable) -> bool {
+            // SAFETY: forwarded from the loader, which passes a 'static vtable.
+            unsafe { $crate::alloc::install(vtable) }
+        }
+
+        /// Registers this library's plugins with the host.
+        #[unsafe(no_mangle)]
+        pub fn gwplugin_register(
+            ctx: &$crate::abi::HostContext,
+        ) -> ::std::result::Result<$crate::abi::Registration, $crate::Error> {
+            $crate::abi::register_dynamic(ctx, env!("CARGO_PKG_NAME"), gwplugin_entries)
+        }
+    };
+    (@entry http_server $name:literal $factory:expr) => { $crate::abi::http_server($name, $factory) };
+    (@entry http_client $name:literal $factory:expr) => { $crate::abi::http_client($name, $factory) };
+    (@entry modifier $name:literal $factory:expr) => { $crate::abi::modifier($name, $factory) };
+    (@entry $other:ident $name:literal $factory:expr) => {
+        compile_error!(concat!(
+            "unknown plugin kind `", stringify!($other),
+            "`: expected `http_server`, `http_client` or `modifier`"
+        ))
+    };
+}

@@ -1,0 +1,177 @@
+//! Reading manifests and link facts out of ELF files, without loading them.
+
+use object::elf;
+use object::read::elf::{Dyn, ElfFile, FileHeader, ProgramHeader};
+use object::{Object, ObjectSection, ObjectSymbol};
+
+use crate::manifest::{AbiManifest, RecordError, decode_record};
+
+/// Why a file can't be judged.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ElfError {
+    #[error("not an ELF file")]
+    NotElf,
+    #[error("malformed or truncated ELF file: {0}")]
+    Malformed(String),
+    #[error("no gwplugin ABI manifest in the file (symbol `{0}` / section `{1}` missing)")]
+    NoManifest(&'static str, &'static str),
+    #[error("{0}")]
+    Record(#[from] RecordError),
+}
+
+/// What the dynamic linker will see of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfFacts {
+    /// `x86_64`, `aarch64`, …
+    pub machine: String,
+    /// True for a shared object (ET_DYN).
+    pub shared_object: bool,
+    /// PT_INTERP, if any.
+    pub interpreter: Option<String>,
+    /// DT_NEEDED entries.
+    pub needed: Vec<String>,
+}
+
+impl ElfFacts {
+    /// `glibc`, `musl`, or None when the file names neither.
+    pub fn libc(&self) -> Option<&'static str> {
+        let interp = self.interpreter.as_deref().unwrap_or("");
+        if interp.contains("ld-musl") {
+            return Some("musl");
+        }
+        if self.needed.iter().any(|n| n == "libc.so.6") || interp.contains("ld-linux") {
+            return Some("glibc");
+        }
+        if self
+            .needed
+            .iter()
+            .any(|n| n == "libc.so" || n.starts_with("libc.musl"))
+        {
+            return Some("musl");
+        }
+        None
+    }
+}
+
+/// The libc a target triple implies.
+pub fn target_libc(target: &str) -> Option<&'static str> {
+    if target.contains("-musl") {
+        Some("musl")
+    } else if target.ends_with("-gnu") || target.contains("-gnu") {
+        Some("glibc")
+    } else {
+        None
+    }
+}
+
+/// The ELF machine name a target triple implies (`x86_64-…` → `x86_64`).
+pub fn target_machine(target: &str) -> &str {
+    target.split('-').next().unwrap_or(target)
+}
+
+fn is_elf(data: &[u8]) -> bool {
+    data.starts_with(b"\x7fELF")
+}
+
+/// Reads machine, kind, interpreter and NEEDED.
+pub fn facts(data: &[u8]) -> Result<ElfFacts, ElfError> {
+    if !is_elf(data) {
+        return Err(ElfError::NotElf);
+    }
+    match data.get(4) /* EI_CLASS */ {
+        Some(&elf::ELFCLASS64) => facts_of::<elf::FileHeader64<object::Endianness>>(data),
+        Some(&elf::ELFCLASS32) => facts_of::<elf::FileHeader32<object::Endianness>>(data),
+        _ => Err(ElfError::Malformed("unknown ELF class".into())),
+    }
+}
+
+fn facts_of<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Result<ElfFacts, ElfError> {
+    let malformed = |e: object::Error| ElfError::Malformed(e.to_string());
+    let file = ElfFile::<H>::parse(data).map_err(malformed)?;
+    let endian = file.endian();
+    let machine = match file.architecture() {
+        object::Architecture::X86_64 => "x86_64".to_owned(),
+        object::Architecture::Aarch64 => "aarch64".to_owned(),
+        object::Architecture::I386 => "i686".to_owned(),
+        object::Architecture::Arm => "arm".to_owned(),
+        object::Architecture::Riscv64 => "riscv64".to_owned(),
+        other => format!("{other:?}").to_lowercase(),
+    };
+    let shared_object = file.elf_header().e_type(endian) == elf::ET_DYN;
+    let mut interpreter = None;
+    for ph in file.elf_program_headers() {
+        if ph.p_type(endian) == elf::PT_INTERP {
+            let bytes = ph
+                .data(endian, data)
+                .map_err(|()| ElfError::Malformed("bad PT_INTERP".into()))?;
+            interpreter = Some(
+                String::from_utf8_lossy(bytes)
+                    .trim_end_matches('\0')
+                    .to_owned(),
+            );
+        }
+    }
+    let mut needed = Vec::new();
+    let sections = file.elf_section_table();
+    if let Some((dyns, link)) = sections.dynamic(endian, data).map_err(malformed)? {
+        let strings = sections.strings(endian, data, link).map_err(malformed)?;
+        for d in dyns {
+            if d.tag32(endian) == Some(elf::DT_NEEDED) {
+                let name = d.string(endian, strings).map_err(malformed)?;
+                needed.push(String::from_utf8_lossy(name).into_owned());
+            }
+        }
+    }
+    Ok(ElfFacts {
+        machine,
+        shared_object,
+        interpreter,
+        needed,
+    })
+}
+
+/// Reads a plugin's manifest record from its exported data symbol.
+pub fn plugin_manifest(data: &[u8], symbol: &'static str) -> Result<AbiManifest, ElfError> {
+    if !is_elf(data) {
+        return Err(ElfError::NotElf);
+    }
+    let file = object::File::parse(data).map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let sym = file
+        .dynamic_symbols()
+        .find(|s| s.name() == Ok(symbol))
+        .ok_or(ElfError::NoManifest(symbol, crate::HOST_SECTION))?;
+    let section_index = sym
+        .section_index()
+        .ok_or(ElfError::NoManifest(symbol, crate::HOST_SECTION))?;
+    let section = file
+        .section_by_index(section_index)
+        .map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let bytes = section
+        .data()
+        .map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let start = sym
+        .address()
+        .checked_sub(section.address())
+        .ok_or_else(|| ElfError::Malformed("symbol outside its section".into()))?
+        as usize;
+    let end = start + sym.size() as usize;
+    let record = bytes
+        .get(start..end)
+        .ok_or_else(|| ElfError::Malformed("manifest symbol past end of section".into()))?;
+    Ok(decode_record(record)?)
+}
+
+/// Reads a host's manifest record from its link section.
+pub fn host_manifest(data: &[u8], section: &'static str) -> Result<AbiManifest, ElfError> {
+    if !is_elf(data) {
+        return Err(ElfError::NotElf);
+    }
+    let file = object::File::parse(data).map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let section = file
+        .section_by_name(section)
+        .ok_or(ElfError::NoManifest("-", crate::HOST_SECTION))?;
+    let bytes = section
+        .data()
+        .map_err(|e| ElfError::Malformed(e.to_string()))?;
+    Ok(decode_record(bytes)?)
+}

@@ -1,0 +1,97 @@
+//! # gwplugin-build
+//!
+//! Computes the **ABI manifest** of a gwplugin host or plugin — the compiler, target,
+//! panic strategy, allocator contract, `gwplugin` version and every boundary crate it
+//! is built with — and embeds it. Call it from `build.rs`:
+//!
+//! ```no_run
+//! // build.rs of a plugin
+//! fn main() {
+//!     gwplugin_build::plugin();
+//! }
+//! ```
+//!
+//! A host calls [`host()`] instead and embeds the record with
+//! `gwplugin_host::host_manifest!()`. The same crate compares two manifests
+//! ([`compare`]), so `gwhost`, the loader and `cargo gwplugin check` judge compatibility
+//! with one implementation.
+
+mod compute;
+#[cfg(feature = "elf")]
+pub mod elf;
+mod manifest;
+
+pub use compute::{
+    ComputeError, Computed, ManifestRequest, compute, compute_for_manifest_path, hash_path_source,
+    rustc_info,
+};
+pub use manifest::{
+    ALLOCATOR_CONTRACT, AbiManifest, BoundaryCrate, CrateIdentity, Difference, FORMAT_VERSION,
+    MAGIC, PackageName, RecordError, Role, RustcInfo, compare, decode_record, encode_record,
+};
+
+use std::env;
+use std::path::PathBuf;
+
+/// The exported data symbol holding a plugin's manifest record.
+pub const PLUGIN_SYMBOL: &str = "GWPLUGIN_ABI_MANIFEST";
+/// The link section holding a host's manifest record.
+pub const HOST_SECTION: &str = ".gwplugin_abi";
+
+/// File names written to `OUT_DIR`.
+pub const RECORD_FILE: &str = "gwplugin-abi.bin";
+pub const JSON_FILE: &str = "gwplugin-abi.json";
+
+/// For `build.rs` of a plugin crate: writes the manifest that `gwplugin::export!` embeds.
+pub fn plugin() {
+    emit(Role::Plugin);
+}
+
+/// For `build.rs` of a host binary: writes the manifest that
+/// `gwplugin_host::host_manifest!()` embeds.
+pub fn host() {
+    emit(Role::Host);
+}
+
+fn emit(role: Role) {
+    if let Err(e) = try_emit(role) {
+        // A build script reports errors by failing; cargo prints this with the crate name.
+        panic!("gwplugin-build: {e}");
+    }
+}
+
+fn env_var(name: &str) -> Result<String, ComputeError> {
+    env::var(name).map_err(|_| ComputeError::Env(name.to_owned()))
+}
+
+fn try_emit(role: Role) -> Result<(), ComputeError> {
+    let manifest_dir = PathBuf::from(env_var("CARGO_MANIFEST_DIR")?);
+    let out_dir = PathBuf::from(env_var("OUT_DIR")?);
+    let request = ManifestRequest {
+        manifest_path: manifest_dir.join("Cargo.toml"),
+        role,
+        target: env_var("TARGET")?,
+        rustc: PathBuf::from(env_var("RUSTC")?),
+        panic: env::var("CARGO_CFG_PANIC").unwrap_or_else(|_| "unwind".to_owned()),
+        cargo: env::var_os("CARGO").map(PathBuf::from),
+    };
+    let computed = compute_for_manifest_path(&request)?;
+    for path in &computed.inputs {
+        println!("cargo::rerun-if-changed={}", path.display());
+    }
+    println!("cargo::rerun-if-env-changed=RUSTC");
+    let record = encode_record(&computed.manifest);
+    write(&out_dir.join(RECORD_FILE), &record)?;
+    write(
+        &out_dir.join(JSON_FILE),
+        computed.manifest.to_json_pretty().as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn write(path: &std::path::Path, bytes: &[u8]) -> Result<(), ComputeError> {
+    std::fs::write(path, bytes).map_err(|e| ComputeError::Io {
+        path: path.to_owned(),
+        source: e,
+    })
+}

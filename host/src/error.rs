@@ -1,0 +1,129 @@
+use std::path::PathBuf;
+
+use gwplugin::abi::Kind;
+use gwplugin_build::Difference;
+
+/// Why one plugin file was not loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin `{}`: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin `{}`: checksum mismatch: configured sha256 {expected}, file has {actual}", path.display())]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("plugin `{}`: not an ELF shared object{}", path.display(), detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    NotElf {
+        path: PathBuf,
+        detail: Option<String>,
+    },
+    #[error("plugin `{}`: built for {found}, this host is {want}", path.display())]
+    WrongMachine {
+        path: PathBuf,
+        found: String,
+        want: String,
+    },
+    #[error("plugin `{}`: links {found} (NEEDED {needed}), this host uses {want}", path.display())]
+    WrongLibc {
+        path: PathBuf,
+        found: String,
+        needed: String,
+        want: String,
+    },
+    #[error("plugin `{}`: no gwplugin ABI manifest (symbol `{symbol}` missing): not built with `gwplugin::export!` and `gwplugin_build::plugin()`", path.display())]
+    NoManifest { path: PathBuf, symbol: &'static str },
+    #[error("plugin `{}`: unreadable ABI manifest: {message}", path.display())]
+    BadManifest { path: PathBuf, message: String },
+    #[error("plugin `{}`: incompatible with this host, refused before loading:\n{}", path.display(), format_diffs(diffs))]
+    Incompatible {
+        path: PathBuf,
+        diffs: Vec<Difference>,
+    },
+    #[error("plugin `{}`: dlopen failed: {message}", path.display())]
+    Dlopen { path: PathBuf, message: String },
+    #[error("plugin `{}`: registration failed: {message}", path.display())]
+    Registration { path: PathBuf, message: String },
+    #[error("plugin name `{name}` is registered twice: by `{}` and by `{}`", first.display(), second.display())]
+    DuplicateName {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("plugin folder `{}`: cannot read: {source}", path.display())]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a sha256 is configured for `{file}`, but no such plugin file matches in `{}`", folder.display())]
+    ChecksumForMissingFile { file: String, folder: PathBuf },
+}
+
+fn format_diffs(diffs: &[Difference]) -> String {
+    diffs
+        .iter()
+        .map(|d| format!("  {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl LoadError {
+    /// The plugin file this error is about, if it is about one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            LoadError::Io { path, .. }
+            | LoadError::Checksum { path, .. }
+            | LoadError::NotElf { path, .. }
+            | LoadError::WrongMachine { path, .. }
+            | LoadError::WrongLibc { path, .. }
+            | LoadError::NoManifest { path, .. }
+            | LoadError::BadManifest { path, .. }
+            | LoadError::Incompatible { path, .. }
+            | LoadError::Dlopen { path, .. }
+            | LoadError::Registration { path, .. } => Some(path),
+            LoadError::DuplicateName { second, .. } => Some(second),
+            LoadError::Folder { .. } | LoadError::ChecksumForMissingFile { .. } => None,
+        }
+    }
+}
+
+/// Why a configured plugin name can't be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LookupError {
+    #[error(
+        "unknown plugin `{name}` for `{namespace}`{}",
+        available_hint(available)
+    )]
+    Unknown {
+        name: String,
+        namespace: &'static str,
+        available: Vec<String>,
+    },
+    #[error("plugin `{name}` (from `{}`) is a {found} plugin, but `{namespace}` needs a {wanted} plugin", file.display())]
+    WrongKind {
+        name: String,
+        file: PathBuf,
+        found: Kind,
+        wanted: Kind,
+        namespace: &'static str,
+    },
+}
+
+fn available_hint(names: &[String]) -> String {
+    if names.is_empty() {
+        ": no plugin of that kind is loaded".to_owned()
+    } else {
+        format!(
+            ": loaded ones are {}",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}

@@ -1,0 +1,48 @@
+//! # gwplugin-host — the loader
+//!
+//! Any Rust gateway becomes a gwplugin host by depending on this crate, calling
+//! `gwplugin_build::host()` from its `build.rs`, and handing [`host_manifest!`] to a
+//! [`Loader`]. For each candidate file the loader, in this order:
+//!
+//! 1. reads the file once into a sealed in-memory file (so the bytes it checks are the
+//!    bytes it loads: nothing can swap the file in between);
+//! 2. checks the configured sha256, if any;
+//! 3. checks it is an ELF shared object for the host's machine and libc;
+//! 4. reads the plugin's ABI manifest from its exported data symbol and compares it with
+//!    the host's — refusing with a `have`/`want` diff on any difference;
+//! 5. only then `dlopen`s it, installs the host's allocator in it, and calls its
+//!    registration entry point (under the plugin's own panic guard).
+//!
+//! Plugins are never unloaded: plugin objects may outlive any registry, and dropping a
+//! library before the objects it made is a crash.
+
+mod error;
+mod loader;
+mod services;
+
+pub use error::{LoadError, LookupError};
+pub use gwplugin_build::{AbiManifest, Difference};
+pub use loader::{
+    CreateError, FailurePolicy, FolderReport, Loader, LoaderConfig, PluginInfo, PluginRegistry,
+    candidates, verify_against,
+};
+pub use services::TokioHostServices;
+
+/// Embeds this host's ABI manifest record (written by `gwplugin_build::host()` in
+/// `build.rs`) in the `.gwplugin_abi` link section and evaluates to its bytes.
+///
+/// The section lets `cargo gwplugin check --host BINARY` read the manifest from the
+/// file, for any target, without running it.
+#[macro_export]
+macro_rules! host_manifest {
+    () => {{
+        #[used]
+        #[unsafe(link_section = ".gwplugin_abi")]
+        static GWPLUGIN_HOST_ABI_MANIFEST: [u8; include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/gwplugin-abi.bin"
+        ))
+        .len()] = *include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin"));
+        &GWPLUGIN_HOST_ABI_MANIFEST[..]
+    }};
+}

@@ -1,0 +1,95 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use gwplugin::{Body, BoxFuture, Error, HostServices, Request, Response};
+use http::StatusCode;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::runtime::Handle;
+
+/// Host services on tokio and hyper: the host's timer, runtime, HTTP client and
+/// tracing subscriber, lent to plugins.
+pub struct TokioHostServices {
+    handle: Handle,
+    client: Client<HttpConnector, Body>,
+    max_level: gwplugin::log::LevelFilter,
+}
+
+impl std::fmt::Debug for TokioHostServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokioHostServices")
+            .field("max_level", &self.max_level)
+            .finish()
+    }
+}
+
+impl TokioHostServices {
+    /// Services on the current tokio runtime. Call from inside it.
+    pub fn current() -> Arc<Self> {
+        Self::new(Handle::current())
+    }
+
+    pub fn new(handle: Handle) -> Arc<Self> {
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let max_level = match tracing::level_filters::LevelFilter::current() {
+            f if f >= tracing::level_filters::LevelFilter::TRACE => {
+                gwplugin::log::LevelFilter::Trace
+            }
+            f if f >= tracing::level_filters::LevelFilter::DEBUG => {
+                gwplugin::log::LevelFilter::Debug
+            }
+            f if f >= tracing::level_filters::LevelFilter::INFO => gwplugin::log::LevelFilter::Info,
+            f if f >= tracing::level_filters::LevelFilter::WARN => gwplugin::log::LevelFilter::Warn,
+            f if f >= tracing::level_filters::LevelFilter::ERROR => {
+                gwplugin::log::LevelFilter::Error
+            }
+            _ => gwplugin::log::LevelFilter::Off,
+        };
+        Arc::new(TokioHostServices {
+            handle,
+            client,
+            max_level,
+        })
+    }
+}
+
+impl HostServices for TokioHostServices {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        // Entering the handle makes this work from any thread, not just a worker.
+        let _guard = self.handle.enter();
+        Box::pin(tokio::time::sleep(duration))
+    }
+
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        self.handle.spawn(task);
+    }
+
+    fn send(&self, request: Request) -> BoxFuture<'static, Result<Response, Error>> {
+        let client = self.client.clone();
+        let uri = request.uri().clone();
+        Box::pin(async move {
+            let response = client.request(request).await.map_err(|e| {
+                Error::with_status(StatusCode::BAD_GATEWAY, format!("backend `{uri}`: {e}"))
+            })?;
+            Ok(response
+                .map(|body| Body::from_stream(body.map_err(|e| Box::new(e) as gwplugin::BoxError))))
+        })
+    }
+
+    fn log(&self, plugin: &str, level: gwplugin::log::Level, target: &str, message: &str) {
+        use gwplugin::log::Level;
+        match level {
+            Level::Error => tracing::error!(plugin, target = target, "{message}"),
+            Level::Warn => tracing::warn!(plugin, target = target, "{message}"),
+            Level::Info => tracing::info!(plugin, target = target, "{message}"),
+            Level::Debug => tracing::debug!(plugin, target = target, "{message}"),
+            Level::Trace => tracing::trace!(plugin, target = target, "{message}"),
+        }
+    }
+
+    fn max_log_level(&self) -> gwplugin::log::LevelFilter {
+        self.max_level
+    }
+}

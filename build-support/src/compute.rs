@@ -1,17 +1,15 @@
 //! Computing a manifest from cargo's resolve and the compiler.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cargo_metadata::{
-    DependencyKind, Metadata, MetadataCommand, Node, Package, PackageId, TargetKind,
-};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{
-    ALLOCATOR_CONTRACT, AbiManifest, BoundaryCrate, CrateIdentity, FORMAT_VERSION, PackageName,
-    Role, RustcInfo, hex,
+    ALLOCATOR_CONTRACT, AbiManifest, BoundaryCrate, CrateIdentity, FORMAT_VERSION, PackageName, Role, RustcInfo,
+    hex,
 };
 
 /// The name of the contract crate; its normal-dependency closure is the boundary.
@@ -33,10 +31,7 @@ pub enum ComputeError {
     #[error("could not parse `rustc -vV` output: missing `{0}`")]
     RustcOutput(&'static str),
     #[error("{path}: {source}", path = .path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// What to compute a manifest for.
@@ -65,18 +60,8 @@ pub struct Computed {
 pub fn rustc_info(rustc: &Path) -> Result<RustcInfo, ComputeError> {
     let mut cmd = Command::new(rustc);
     cmd.arg("-vV");
-    let command = format!("{} -vV", rustc.display());
-    let out = cmd.output().map_err(|e| ComputeError::Command {
-        command: command.clone(),
-        message: e.to_string(),
-    })?;
-    if !out.status.success() {
-        return Err(ComputeError::Command {
-            command,
-            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    parse_rustc_vv(&String::from_utf8_lossy(&out.stdout))
+    let out = run(&mut cmd)?;
+    parse_rustc_vv(&out)
 }
 
 fn parse_rustc_vv(text: &str) -> Result<RustcInfo, ComputeError> {
@@ -85,108 +70,180 @@ fn parse_rustc_vv(text: &str) -> Result<RustcInfo, ComputeError> {
             .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_owned()))
             .ok_or(ComputeError::RustcOutput(key))
     };
-    Ok(RustcInfo {
-        release: field("release:")?,
-        commit_hash: field("commit-hash:")?,
-    })
+    Ok(RustcInfo { release: field("release:")?, commit_hash: field("commit-hash:")? })
 }
 
-/// Resolves the package with `cargo metadata` and computes its manifest.
-pub fn compute_for_manifest_path(req: &ManifestRequest) -> Result<Computed, ComputeError> {
-    let mut cmd = MetadataCommand::new();
-    if let Some(cargo) = &req.cargo {
-        cmd.cargo_path(cargo);
+fn run(cmd: &mut Command) -> Result<String, ComputeError> {
+    let command = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    );
+    let out = cmd.output().map_err(|e| ComputeError::Command { command: command.clone(), message: e.to_string() })?;
+    if !out.status.success() {
+        return Err(ComputeError::Command { command, message: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
     }
-    cmd.manifest_path(&req.manifest_path);
-    // Offline first (no network from a build script when everything is at hand); cargo
-    // metadata reads the manifests of every package in the lock, so on a partial build
-    // some may not be downloaded yet: then let cargo fetch them.
-    let filter = vec!["--filter-platform".to_owned(), req.target.clone()];
-    cmd.other_options([vec!["--offline".to_owned()], filter.clone()].concat());
-    let metadata = match cmd.exec() {
-        Ok(m) => m,
-        Err(_) => {
-            cmd.other_options(filter);
-            cmd.exec()
-                .map_err(|e| ComputeError::Metadata(e.to_string()))?
-        }
-    };
-    let manifest_path = req
-        .manifest_path
-        .canonicalize()
-        .unwrap_or_else(|_| req.manifest_path.clone());
+    String::from_utf8(out.stdout).map_err(|e| ComputeError::Command { command, message: e.to_string() })
+}
+
+/// Runs a cargo subcommand offline first (no network from a build script when
+/// everything is at hand), then online: `cargo metadata` reads the manifest of every
+/// package in the lock, and on a partial build some may not be downloaded yet.
+fn cargo_offline_first(cargo: &Path, args: &[&str]) -> Result<String, ComputeError> {
+    let offline = run(Command::new(cargo).args(args).arg("--offline"));
+    match offline {
+        Ok(out) => Ok(out),
+        Err(_) => run(Command::new(cargo).args(args)),
+    }
+}
+
+// The parts of `cargo metadata --format-version 1` this crate reads. (Not the
+// `cargo_metadata` crate: it enables serde_json's `unbounded_depth`, and serde_json is a
+// boundary crate — every host would then differ from every plugin in its features.)
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    packages: Vec<Package>,
+    resolve: Option<Resolve>,
+    workspace_root: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+struct Package {
+    id: String,
+    name: String,
+    version: String,
+    source: Option<String>,
+    manifest_path: PathBuf,
+    targets: Vec<Target>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Target {
+    kind: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Resolve {
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Node {
+    id: String,
+    deps: Vec<NodeDep>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NodeDep {
+    pkg: String,
+    dep_kinds: Vec<DepKindInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DepKindInfo {
+    /// `null` for a normal dependency, else `dev` or `build`.
+    kind: Option<String>,
+}
+
+/// Features of each package as cargo builds `manifest_path` alone (`cargo tree -e
+/// normal`: no dev-dependencies, no other workspace members), keyed by name and version.
+/// `cargo metadata` can't give this: it unifies features across the whole workspace.
+fn package_features(
+    cargo: &Path,
+    manifest_path: &Path,
+    target: &str,
+) -> Result<BTreeMap<(String, String), Vec<String>>, ComputeError> {
+    let manifest = manifest_path.to_string_lossy();
+    let out = cargo_offline_first(
+        cargo,
+        &["tree", "--manifest-path", &manifest, "--target", target, "-e", "normal", "--prefix", "none", "-f", "{p}|{f}"],
+    )?;
+    let mut features = BTreeMap::new();
+    for line in out.lines() {
+        let Some((package, list)) = line.split_once('|') else { continue };
+        let mut words = package.split_whitespace();
+        let (Some(name), Some(version)) = (words.next(), words.next()) else { continue };
+        let list = list.trim_end_matches(" (*)").trim();
+        let mut f: Vec<String> = list.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect();
+        f.sort();
+        features.insert((name.to_owned(), version.trim_start_matches('v').to_owned()), f);
+    }
+    Ok(features)
+}
+
+/// Resolves the package with cargo and computes its manifest.
+pub fn compute_for_manifest_path(req: &ManifestRequest) -> Result<Computed, ComputeError> {
+    let cargo = req
+        .cargo
+        .clone()
+        .or_else(|| std::env::var_os("CARGO").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("cargo"));
+    let manifest = req.manifest_path.to_string_lossy();
+    let json = cargo_offline_first(
+        &cargo,
+        &["metadata", "--format-version", "1", "--manifest-path", &manifest, "--filter-platform", &req.target],
+    )?;
+    let metadata: Metadata = serde_json::from_str(&json).map_err(|e| ComputeError::Metadata(e.to_string()))?;
+    let features = package_features(&cargo, &req.manifest_path, &req.target)?;
+    let manifest_path = req.manifest_path.canonicalize().unwrap_or_else(|_| req.manifest_path.clone());
     let root = metadata
         .packages
         .iter()
-        .find(|p| p.manifest_path.as_std_path() == manifest_path)
+        .find(|p| p.manifest_path == manifest_path)
         .ok_or_else(|| ComputeError::NoPackage(req.manifest_path.display().to_string()))?;
     let rustc = rustc_info(&req.rustc)?;
-    let manifest = compute(
-        &metadata,
-        &root.id,
-        req.role,
-        rustc,
-        &req.target,
-        &req.panic,
-    )?;
+    let manifest = compute(&metadata, &features, &root.id, req.role, rustc, &req.target, &req.panic)?;
 
     let mut inputs = vec![
         req.manifest_path.clone(),
-        metadata.workspace_root.as_std_path().join("Cargo.lock"),
+        metadata.workspace_root.join("Cargo.lock"),
+        metadata.workspace_root.join("Cargo.toml"),
     ];
-    inputs.push(metadata.workspace_root.as_std_path().join("Cargo.toml"));
-    if let Some(contract) = metadata
-        .packages
-        .iter()
-        .find(|p| p.name.as_str() == CONTRACT_CRATE && p.source.is_none())
+    if let Some(contract) = metadata.packages.iter().find(|p| p.name == CONTRACT_CRATE && p.source.is_none())
         && let Some(dir) = contract.manifest_path.parent()
     {
-        inputs.push(dir.as_std_path().to_owned());
+        inputs.push(dir.to_owned());
     }
     Ok(Computed { manifest, inputs })
 }
 
-/// Computes the manifest of `root` from a resolved `cargo metadata`.
-pub fn compute(
+fn compute(
     metadata: &Metadata,
-    root: &PackageId,
+    features: &BTreeMap<(String, String), Vec<String>>,
+    root: &str,
     role: Role,
     rustc: RustcInfo,
     target: &str,
     panic: &str,
 ) -> Result<AbiManifest, ComputeError> {
-    let packages: HashMap<&PackageId, &Package> =
-        metadata.packages.iter().map(|p| (&p.id, p)).collect();
-    let resolve = metadata
-        .resolve
-        .as_ref()
-        .ok_or_else(|| ComputeError::Metadata("no resolve".into()))?;
-    let nodes: HashMap<&PackageId, &Node> = resolve.nodes.iter().map(|n| (&n.id, n)).collect();
-    let root_pkg = packages
-        .get(root)
-        .ok_or_else(|| ComputeError::NoPackage(root.repr.clone()))?;
+    let packages: HashMap<&str, &Package> = metadata.packages.iter().map(|p| (p.id.as_str(), p)).collect();
+    let resolve = metadata.resolve.as_ref().ok_or_else(|| ComputeError::Metadata("no resolve".into()))?;
+    let nodes: HashMap<&str, &Node> = resolve.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let root_pkg = packages.get(root).ok_or_else(|| ComputeError::NoPackage(root.to_owned()))?;
 
     // The contract crate as `root` links it: reachable through normal dependencies.
-    let reachable = normal_closure(&nodes, &packages, root, true);
+    let reachable = normal_closure(&nodes, &packages, root);
     let contract = reachable
         .iter()
         .filter_map(|id| packages.get(id))
-        .find(|p| p.name.as_str() == CONTRACT_CRATE)
-        .ok_or_else(|| ComputeError::NoContract(root_pkg.name.to_string()))?;
+        .find(|p| p.name == CONTRACT_CRATE)
+        .ok_or_else(|| ComputeError::NoContract(root_pkg.name.clone()))?;
 
-    let mut boundary: Vec<BoundaryCrate> = normal_closure(&nodes, &packages, &contract.id, false)
+    // The boundary: gwplugin's own normal dependencies. Each is a public dependency —
+    // its types appear in the contract — so its version, source and features must match.
+    // Their private dependencies (serde_core, itoa, …) don't cross and are not compared.
+    let contract_node = nodes.get(contract.id.as_str()).ok_or_else(|| ComputeError::Metadata("no resolve node for gwplugin".into()))?;
+    let mut boundary: Vec<BoundaryCrate> = contract_node
+        .deps
         .iter()
-        .filter(|id| ***id != contract.id)
-        .filter_map(|id| Some((packages.get(id)?, nodes.get(id)?)))
-        .map(|(p, n)| BoundaryCrate {
-            name: p.name.to_string(),
-            version: p.version.to_string(),
+        .filter(|dep| dep.dep_kinds.iter().any(|k| k.kind.is_none()))
+        .filter_map(|dep| packages.get(dep.pkg.as_str()))
+        .filter(|p| !p.targets.iter().any(|t| t.kind.iter().any(|k| k == "proc-macro")))
+        .map(|p| BoundaryCrate {
+            name: p.name.clone(),
+            version: p.version.clone(),
             source: source_of(p),
-            features: {
-                let mut f: Vec<String> = n.features.iter().map(|f| f.to_string()).collect();
-                f.sort();
-                f
-            },
+            features: features.get(&(p.name.clone(), p.version.clone())).cloned().unwrap_or_default(),
         })
         .collect();
     boundary.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
@@ -194,17 +251,14 @@ pub fn compute(
     Ok(AbiManifest {
         format: FORMAT_VERSION,
         role,
-        package: PackageName {
-            name: root_pkg.name.to_string(),
-            version: root_pkg.version.to_string(),
-        },
+        package: PackageName { name: root_pkg.name.clone(), version: root_pkg.version.clone() },
         rustc,
         target: target.to_owned(),
         panic: panic.to_owned(),
         allocator: ALLOCATOR_CONTRACT.to_owned(),
         gwplugin: CrateIdentity {
-            name: contract.name.to_string(),
-            version: contract.version.to_string(),
+            name: contract.name.clone(),
+            version: contract.version.clone(),
             source: source_of(contract),
         },
         boundary,
@@ -214,30 +268,20 @@ pub fn compute(
 /// Packages reachable from `from` through normal (non-build, non-dev) dependencies,
 /// leaving out proc-macro crates (their types never reach a binary).
 fn normal_closure<'a>(
-    nodes: &HashMap<&'a PackageId, &'a Node>,
-    packages: &HashMap<&'a PackageId, &'a Package>,
-    from: &'a PackageId,
-    include_start: bool,
-) -> BTreeSet<&'a PackageId> {
-    let mut seen = BTreeSet::new();
+    nodes: &HashMap<&'a str, &'a Node>,
+    packages: &HashMap<&'a str, &'a Package>,
+    from: &'a str,
+) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::from([from]);
     let mut queue = VecDeque::from([from]);
-    if include_start {
-        seen.insert(from);
-    }
     while let Some(id) = queue.pop_front() {
         let Some(node) = nodes.get(id) else { continue };
         for dep in &node.deps {
-            let normal = dep
-                .dep_kinds
-                .iter()
-                .any(|k| k.kind == DependencyKind::Normal);
-            let proc_macro = packages.get(&dep.pkg).is_some_and(|p| {
-                p.targets
-                    .iter()
-                    .any(|t| t.kind.contains(&TargetKind::ProcMacro))
-            });
-            if normal && !proc_macro && seen.insert(&dep.pkg) {
-                queue.push_back(&dep.pkg);
+            let normal = dep.dep_kinds.iter().any(|k| k.kind.is_none());
+            let proc_macro =
+                packages.get(dep.pkg.as_str()).is_some_and(|p| p.targets.iter().any(|t| t.kind.iter().any(|k| k == "proc-macro")));
+            if normal && !proc_macro && seen.insert(dep.pkg.as_str()) {
+                queue.push_back(dep.pkg.as_str());
             }
         }
     }
@@ -248,12 +292,12 @@ fn normal_closure<'a>(
 /// path package a hash of its files (so the same code agrees wherever it is checked out).
 fn source_of(package: &Package) -> String {
     match &package.source {
-        Some(source) => source.repr.clone(),
+        Some(source) => source.clone(),
         None => {
             let dir = package
                 .manifest_path
                 .parent()
-                .map(|d| d.as_std_path().to_owned())
+                .map(Path::to_owned)
                 .unwrap_or_default();
             format!("path+sha256:{}", hash_path_source(&dir))
         }

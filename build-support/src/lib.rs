@@ -22,7 +22,7 @@ pub mod elf;
 mod manifest;
 
 pub use compute::{
-    ComputeError, Computed, ManifestRequest, compute, compute_for_manifest_path, hash_path_source,
+    ComputeError, Computed, ManifestRequest, compute_for_manifest_path, hash_path_source,
     rustc_info,
 };
 pub use manifest::{

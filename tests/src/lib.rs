@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use cargo_metadata::Message;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -74,15 +73,17 @@ pub fn build_plugin(manifest_path: &Path, build: &Build) -> Result<PathBuf, Stri
     let mut child = cmd.spawn().map_err(|e| format!("{line}: {e}"))?;
     let stdout = child.stdout.take().expect("piped");
     let mut artifact = None;
-    for message in Message::parse_stream(BufReader::new(stdout)).flatten() {
-        if let Message::CompilerArtifact(a) = message
-            && a.target.kind.iter().any(|k| k.to_string() == "cdylib")
-        {
-            artifact = a
-                .filenames
-                .iter()
-                .find(|f| f.extension() == Some("so"))
-                .map(|f| f.clone().into_std_path_buf());
+    // cargo's JSON messages, read with serde_json alone: the `cargo_metadata` crate would
+    // turn on serde_json's `unbounded_depth` in this host, and serde_json is a boundary
+    // crate whose features must match the plugins'.
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let is_cdylib = message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+        if message["reason"] == "compiler-artifact" && is_cdylib {
+            artifact = message["filenames"]
+                .as_array()
+                .and_then(|f| f.iter().filter_map(|f| f.as_str()).find(|f| f.ends_with(".so")))
+                .map(PathBuf::from);
         }
     }
     let output = child

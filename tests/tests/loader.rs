@@ -566,3 +566,14 @@ async fn a_musl_plugin_is_refused_by_a_glibc_host() {
     );
     let _ = target;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_built_outside_this_workspace_loads() {
+    // Its own workspace and lockfile: what this workspace's other members enable must not
+    // leak into the host's manifest.
+    let dir = copy_fixture("all-kinds", "variant-standalone", &workspace_root().join("api"));
+    let so = build_plugin(&dir.path().join("Cargo.toml"), &Build { args: vec!["--offline".into()], ..Default::default() }).unwrap();
+    let mut loader = loader();
+    loader.load_file(&so, None).expect("a standalone plugin at the host's versions loads");
+    assert_eq!(loader.registry().len(), 3);
+}

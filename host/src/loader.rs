@@ -1,6 +1,5 @@
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -453,7 +452,7 @@ pub fn verify_against(
 /// what `dlopen` maps, whatever happens to the file on disk meanwhile.
 struct SealedCopy {
     memfd: File,
-    bytes: Vec<u8>,
+    bytes: memmap2::Mmap,
     proc_path: PathBuf,
 }
 
@@ -464,8 +463,6 @@ impl SealedCopy {
             source,
         };
         let mut file = File::open(path).map_err(io_err)?;
-        let mut bytes = Vec::with_capacity(file.metadata().map(|m| m.len() as usize).unwrap_or(0));
-        file.read_to_end(&mut bytes).map_err(io_err)?;
         // SAFETY: plain syscall with a NUL-terminated name.
         let fd = unsafe {
             libc::memfd_create(
@@ -478,13 +475,17 @@ impl SealedCopy {
         }
         // SAFETY: `fd` is a fresh descriptor we own.
         let mut memfd = unsafe { File::from_raw_fd(fd) };
-        memfd.write_all(&bytes).map_err(io_err)?;
+        // File to file: std copies in the kernel (copy_file_range), no user-space buffer.
+        std::io::copy(&mut file, &mut memfd).map_err(io_err)?;
         let seals =
             libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
         // SAFETY: fcntl on our own descriptor.
         if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
             return Err(io_err(std::io::Error::last_os_error()));
         }
+        // SAFETY: the memfd is sealed against writes, growth and shrinking: the mapping
+        // can't change under us.
+        let bytes = unsafe { memmap2::Mmap::map(&memfd) }.map_err(io_err)?;
         let proc_path = PathBuf::from(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
         Ok(SealedCopy {
             memfd,

@@ -35,27 +35,35 @@ fn request() -> gwplugin::Request {
     Request::get("/acme/orders/42").body(Body::empty()).unwrap()
 }
 
+fn static_modifier(entry: gwplugin::abi::PluginEntry, config: &Config) -> Arc<dyn ErasedModifier> {
+    match entry.factory {
+        Factory::Modifier(f) => f.create(config).unwrap(),
+        _ => unreachable!(),
+    }
+}
+
 fn modifier_call(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _entered = rt.enter();
     let config = Config::Null;
 
-    // Baseline: the same modifier, compiled into this binary, through the same adapter.
-    let statically: Arc<dyn ErasedModifier> = match gwplugin::abi::modifier("tenant-header", logic::tenant_header).factory {
-        Factory::Modifier(f) => f.create(&config).unwrap(),
-        _ => unreachable!(),
-    };
     let mut loader = Loader::new(host_record(), TokioHostServices::current()).unwrap();
     loader.load_file(&release_plugin("bench-modifier"), None).unwrap();
-    let loaded = loader.registry().create_modifier("tenant-header", &config).unwrap();
-
     let mut group = c.benchmark_group("modifier_call");
-    group.bench_function("static", |b| {
-        b.iter_batched_ref(request, |req| statically.modify_request(req).unwrap(), BatchSize::SmallInput)
-    });
-    group.bench_function("loaded", |b| {
-        b.iter_batched_ref(request, |req| loaded.modify_request(req).unwrap(), BatchSize::SmallInput)
-    });
+    // Baseline: the same modifier code compiled into this binary, called through the
+    // same adapter; then the copy in the loaded plugin.
+    let static_tenant = static_modifier(gwplugin::abi::modifier("tenant-header", logic::tenant_header), &config);
+    let static_inspect = static_modifier(gwplugin::abi::modifier("inspect", logic::inspect), &config);
+    let loaded_tenant = loader.registry().create_modifier("tenant-header", &config).unwrap();
+    let loaded_inspect = loader.registry().create_modifier("inspect", &config).unwrap();
+    for (name, m) in [
+        ("tenant-header/static", &static_tenant),
+        ("tenant-header/loaded", &loaded_tenant),
+        ("inspect/static", &static_inspect),
+        ("inspect/loaded", &loaded_inspect),
+    ] {
+        group.bench_function(name, |b| b.iter_batched_ref(request, |req| m.modify_request(req).unwrap(), BatchSize::SmallInput));
+    }
     group.finish();
 }
 

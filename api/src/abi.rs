@@ -15,6 +15,8 @@ pub use crate::services::install_host_services;
 
 /// Name of the plugin's exported ABI manifest record (plain data, read from the file).
 pub const MANIFEST_SYMBOL: &str = "GWPLUGIN_ABI_MANIFEST";
+/// Name of the plugin's exported list of `kind name` lines (plain data).
+pub const EXPORTS_SYMBOL: &str = "GWPLUGIN_EXPORTS";
 /// Name of the plugin's `extern "C" fn(*const AllocVTable) -> bool`.
 pub const INSTALL_ALLOCATOR_SYMBOL: &str = "gwplugin_install_allocator";
 /// Name of the plugin's [`RegisterFn`].
@@ -287,4 +289,17 @@ pub fn register_dynamic(
             plugins: entries(),
         })
     })
+}
+
+/// Copies a string into a byte array at compile time (for [`EXPORTS_SYMBOL`]).
+#[doc(hidden)]
+pub const fn str_to_array<const N: usize>(s: &str) -> [u8; N] {
+    let bytes = s.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
 }

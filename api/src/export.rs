@@ -28,6 +28,12 @@ macro_rules! export {
         pub static GWPLUGIN_ABI_MANIFEST: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin")).len()] =
             *include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin"));
 
+        /// The plugins this library registers, as `kind name` lines: plain data, so
+        /// tools list them from the file without running any plugin code.
+        #[unsafe(no_mangle)]
+        pub static GWPLUGIN_EXPORTS: [u8; $crate::export!(@exports $($kind $name),+).len()] =
+            $crate::abi::str_to_array($crate::export!(@exports $($kind $name),+));
+
         // Unit tests of the plugin crate run without a host: they keep the system allocator.
         #[cfg(not(test))]
         #[global_allocator]
@@ -51,6 +57,7 @@ macro_rules! export {
             $crate::abi::register_dynamic(ctx, env!("CARGO_PKG_NAME"), gwplugin_entries)
         }
     };
+    (@exports $($kind:ident $name:literal),+) => { concat!($(stringify!($kind), " ", $name, "\n"),+) };
     (@entry http_server $name:literal $factory:expr) => { $crate::abi::http_server($name, $factory) };
     (@entry http_client $name:literal $factory:expr) => { $crate::abi::http_client($name, $factory) };
     (@entry modifier $name:literal $factory:expr) => { $crate::abi::modifier($name, $factory) };

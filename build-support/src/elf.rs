@@ -130,8 +130,26 @@ fn facts_of<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Result<E
     })
 }
 
-/// Reads a plugin's manifest record from its exported data symbol.
-pub fn plugin_manifest(data: &[u8], symbol: &'static str) -> Result<AbiManifest, ElfError> {
+/// One plugin a library declares in `gwplugin::export!`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExportedPlugin {
+    /// `http-server`, `http-client` or `modifier`.
+    pub kind: String,
+    pub name: String,
+}
+
+/// Reads the plugins a library declares (symbol `GWPLUGIN_EXPORTS`), without loading it.
+pub fn plugin_exports(data: &[u8]) -> Result<Vec<ExportedPlugin>, ElfError> {
+    let bytes = symbol_bytes(data, "GWPLUGIN_EXPORTS")?;
+    let text = String::from_utf8_lossy(bytes);
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(kind, name)| ExportedPlugin { kind: kind.replace('_', "-"), name: name.to_owned() })
+        .collect())
+}
+
+fn symbol_bytes<'a>(data: &'a [u8], symbol: &'static str) -> Result<&'a [u8], ElfError> {
     if !is_elf(data) {
         return Err(ElfError::NotElf);
     }
@@ -140,25 +158,21 @@ pub fn plugin_manifest(data: &[u8], symbol: &'static str) -> Result<AbiManifest,
         .dynamic_symbols()
         .find(|s| s.name() == Ok(symbol))
         .ok_or(ElfError::NoManifest(symbol, crate::HOST_SECTION))?;
-    let section_index = sym
-        .section_index()
-        .ok_or(ElfError::NoManifest(symbol, crate::HOST_SECTION))?;
-    let section = file
-        .section_by_index(section_index)
-        .map_err(|e| ElfError::Malformed(e.to_string()))?;
-    let bytes = section
-        .data()
-        .map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let section_index = sym.section_index().ok_or(ElfError::NoManifest(symbol, crate::HOST_SECTION))?;
+    let section = file.section_by_index(section_index).map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let bytes = section.data().map_err(|e| ElfError::Malformed(e.to_string()))?;
     let start = sym
         .address()
         .checked_sub(section.address())
-        .ok_or_else(|| ElfError::Malformed("symbol outside its section".into()))?
-        as usize;
-    let end = start + sym.size() as usize;
-    let record = bytes
-        .get(start..end)
-        .ok_or_else(|| ElfError::Malformed("manifest symbol past end of section".into()))?;
-    Ok(decode_record(record)?)
+        .ok_or_else(|| ElfError::Malformed("symbol outside its section".into()))? as usize;
+    bytes
+        .get(start..start + sym.size() as usize)
+        .ok_or_else(|| ElfError::Malformed(format!("symbol `{symbol}` past the end of its section")))
+}
+
+/// Reads a plugin's manifest record from its exported data symbol.
+pub fn plugin_manifest(data: &[u8], symbol: &'static str) -> Result<AbiManifest, ElfError> {
+    Ok(decode_record(symbol_bytes(data, symbol)?)?)
 }
 
 /// Reads a host's manifest record from its link section.

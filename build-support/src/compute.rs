@@ -8,8 +8,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{
-    ALLOCATOR_CONTRACT, AbiManifest, BoundaryCrate, CrateIdentity, FORMAT_VERSION, PackageName, Role, RustcInfo,
-    hex,
+    ALLOCATOR_CONTRACT, AbiManifest, BoundaryCrate, CrateIdentity, FORMAT_VERSION, PackageName,
+    Role, RustcInfo, hex,
 };
 
 /// The name of the contract crate; its normal-dependency closure is the boundary.
@@ -31,7 +31,10 @@ pub enum ComputeError {
     #[error("could not parse `rustc -vV` output: missing `{0}`")]
     RustcOutput(&'static str),
     #[error("{path}: {source}", path = .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What to compute a manifest for.
@@ -70,20 +73,35 @@ fn parse_rustc_vv(text: &str) -> Result<RustcInfo, ComputeError> {
             .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_owned()))
             .ok_or(ComputeError::RustcOutput(key))
     };
-    Ok(RustcInfo { release: field("release:")?, commit_hash: field("commit-hash:")? })
+    Ok(RustcInfo {
+        release: field("release:")?,
+        commit_hash: field("commit-hash:")?,
+    })
 }
 
 fn run(cmd: &mut Command) -> Result<String, ComputeError> {
     let command = format!(
         "{} {}",
         cmd.get_program().to_string_lossy(),
-        cmd.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        cmd.get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    let out = cmd.output().map_err(|e| ComputeError::Command { command: command.clone(), message: e.to_string() })?;
+    let out = cmd.output().map_err(|e| ComputeError::Command {
+        command: command.clone(),
+        message: e.to_string(),
+    })?;
     if !out.status.success() {
-        return Err(ComputeError::Command { command, message: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
+        return Err(ComputeError::Command {
+            command,
+            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
     }
-    String::from_utf8(out.stdout).map_err(|e| ComputeError::Command { command, message: e.to_string() })
+    String::from_utf8(out.stdout).map_err(|e| ComputeError::Command {
+        command,
+        message: e.to_string(),
+    })
 }
 
 /// Runs a cargo subcommand offline first (no network from a build script when
@@ -156,17 +174,40 @@ fn package_features(
     let manifest = manifest_path.to_string_lossy();
     let out = cargo_offline_first(
         cargo,
-        &["tree", "--manifest-path", &manifest, "--target", target, "-e", "normal", "--prefix", "none", "-f", "{p}|{f}"],
+        &[
+            "tree",
+            "--manifest-path",
+            &manifest,
+            "--target",
+            target,
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-f",
+            "{p}|{f}",
+        ],
     )?;
     let mut features = BTreeMap::new();
     for line in out.lines() {
-        let Some((package, list)) = line.split_once('|') else { continue };
+        let Some((package, list)) = line.split_once('|') else {
+            continue;
+        };
         let mut words = package.split_whitespace();
-        let (Some(name), Some(version)) = (words.next(), words.next()) else { continue };
+        let (Some(name), Some(version)) = (words.next(), words.next()) else {
+            continue;
+        };
         let list = list.trim_end_matches(" (*)").trim();
-        let mut f: Vec<String> = list.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect();
+        let mut f: Vec<String> = list
+            .split(',')
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect();
         f.sort();
-        features.insert((name.to_owned(), version.trim_start_matches('v').to_owned()), f);
+        features.insert(
+            (name.to_owned(), version.trim_start_matches('v').to_owned()),
+            f,
+        );
     }
     Ok(features)
 }
@@ -181,25 +222,48 @@ pub fn compute_for_manifest_path(req: &ManifestRequest) -> Result<Computed, Comp
     let manifest = req.manifest_path.to_string_lossy();
     let json = cargo_offline_first(
         &cargo,
-        &["metadata", "--format-version", "1", "--manifest-path", &manifest, "--filter-platform", &req.target],
+        &[
+            "metadata",
+            "--format-version",
+            "1",
+            "--manifest-path",
+            &manifest,
+            "--filter-platform",
+            &req.target,
+        ],
     )?;
-    let metadata: Metadata = serde_json::from_str(&json).map_err(|e| ComputeError::Metadata(e.to_string()))?;
+    let metadata: Metadata =
+        serde_json::from_str(&json).map_err(|e| ComputeError::Metadata(e.to_string()))?;
     let features = package_features(&cargo, &req.manifest_path, &req.target)?;
-    let manifest_path = req.manifest_path.canonicalize().unwrap_or_else(|_| req.manifest_path.clone());
+    let manifest_path = req
+        .manifest_path
+        .canonicalize()
+        .unwrap_or_else(|_| req.manifest_path.clone());
     let root = metadata
         .packages
         .iter()
         .find(|p| p.manifest_path == manifest_path)
         .ok_or_else(|| ComputeError::NoPackage(req.manifest_path.display().to_string()))?;
     let rustc = rustc_info(&req.rustc)?;
-    let manifest = compute(&metadata, &features, &root.id, req.role, rustc, &req.target, &req.panic)?;
+    let manifest = compute(
+        &metadata,
+        &features,
+        &root.id,
+        req.role,
+        rustc,
+        &req.target,
+        &req.panic,
+    )?;
 
     let mut inputs = vec![
         req.manifest_path.clone(),
         metadata.workspace_root.join("Cargo.lock"),
         metadata.workspace_root.join("Cargo.toml"),
     ];
-    if let Some(contract) = metadata.packages.iter().find(|p| p.name == CONTRACT_CRATE && p.source.is_none())
+    if let Some(contract) = metadata
+        .packages
+        .iter()
+        .find(|p| p.name == CONTRACT_CRATE && p.source.is_none())
         && let Some(dir) = contract.manifest_path.parent()
     {
         inputs.push(dir.to_owned());
@@ -216,10 +280,19 @@ fn compute(
     target: &str,
     panic: &str,
 ) -> Result<AbiManifest, ComputeError> {
-    let packages: HashMap<&str, &Package> = metadata.packages.iter().map(|p| (p.id.as_str(), p)).collect();
-    let resolve = metadata.resolve.as_ref().ok_or_else(|| ComputeError::Metadata("no resolve".into()))?;
+    let packages: HashMap<&str, &Package> = metadata
+        .packages
+        .iter()
+        .map(|p| (p.id.as_str(), p))
+        .collect();
+    let resolve = metadata
+        .resolve
+        .as_ref()
+        .ok_or_else(|| ComputeError::Metadata("no resolve".into()))?;
     let nodes: HashMap<&str, &Node> = resolve.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
-    let root_pkg = packages.get(root).ok_or_else(|| ComputeError::NoPackage(root.to_owned()))?;
+    let root_pkg = packages
+        .get(root)
+        .ok_or_else(|| ComputeError::NoPackage(root.to_owned()))?;
 
     // The contract crate as `root` links it: reachable through normal dependencies.
     let reachable = normal_closure(&nodes, &packages, root);
@@ -232,18 +305,27 @@ fn compute(
     // The boundary: gwplugin's own normal dependencies. Each is a public dependency —
     // its types appear in the contract — so its version, source and features must match.
     // Their private dependencies (serde_core, itoa, …) don't cross and are not compared.
-    let contract_node = nodes.get(contract.id.as_str()).ok_or_else(|| ComputeError::Metadata("no resolve node for gwplugin".into()))?;
+    let contract_node = nodes
+        .get(contract.id.as_str())
+        .ok_or_else(|| ComputeError::Metadata("no resolve node for gwplugin".into()))?;
     let mut boundary: Vec<BoundaryCrate> = contract_node
         .deps
         .iter()
         .filter(|dep| dep.dep_kinds.iter().any(|k| k.kind.is_none()))
         .filter_map(|dep| packages.get(dep.pkg.as_str()))
-        .filter(|p| !p.targets.iter().any(|t| t.kind.iter().any(|k| k == "proc-macro")))
+        .filter(|p| {
+            !p.targets
+                .iter()
+                .any(|t| t.kind.iter().any(|k| k == "proc-macro"))
+        })
         .map(|p| BoundaryCrate {
             name: p.name.clone(),
             version: p.version.clone(),
             source: source_of(p),
-            features: features.get(&(p.name.clone(), p.version.clone())).cloned().unwrap_or_default(),
+            features: features
+                .get(&(p.name.clone(), p.version.clone()))
+                .cloned()
+                .unwrap_or_default(),
         })
         .collect();
     boundary.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
@@ -251,7 +333,10 @@ fn compute(
     Ok(AbiManifest {
         format: FORMAT_VERSION,
         role,
-        package: PackageName { name: root_pkg.name.clone(), version: root_pkg.version.clone() },
+        package: PackageName {
+            name: root_pkg.name.clone(),
+            version: root_pkg.version.clone(),
+        },
         rustc,
         target: target.to_owned(),
         panic: panic.to_owned(),
@@ -278,8 +363,11 @@ fn normal_closure<'a>(
         let Some(node) = nodes.get(id) else { continue };
         for dep in &node.deps {
             let normal = dep.dep_kinds.iter().any(|k| k.kind.is_none());
-            let proc_macro =
-                packages.get(dep.pkg.as_str()).is_some_and(|p| p.targets.iter().any(|t| t.kind.iter().any(|k| k == "proc-macro")));
+            let proc_macro = packages.get(dep.pkg.as_str()).is_some_and(|p| {
+                p.targets
+                    .iter()
+                    .any(|t| t.kind.iter().any(|k| k == "proc-macro"))
+            });
             if normal && !proc_macro && seen.insert(dep.pkg.as_str()) {
                 queue.push_back(dep.pkg.as_str());
             }

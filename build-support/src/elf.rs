@@ -145,7 +145,10 @@ pub fn plugin_exports(data: &[u8]) -> Result<Vec<ExportedPlugin>, ElfError> {
     Ok(text
         .lines()
         .filter_map(|l| l.split_once(' '))
-        .map(|(kind, name)| ExportedPlugin { kind: kind.replace('_', "-"), name: name.to_owned() })
+        .map(|(kind, name)| ExportedPlugin {
+            kind: kind.replace('_', "-"),
+            name: name.to_owned(),
+        })
         .collect())
 }
 
@@ -158,16 +161,25 @@ fn symbol_bytes<'a>(data: &'a [u8], symbol: &'static str) -> Result<&'a [u8], El
         .dynamic_symbols()
         .find(|s| s.name() == Ok(symbol))
         .ok_or(ElfError::NoManifest(symbol, crate::HOST_SECTION))?;
-    let section_index = sym.section_index().ok_or(ElfError::NoManifest(symbol, crate::HOST_SECTION))?;
-    let section = file.section_by_index(section_index).map_err(|e| ElfError::Malformed(e.to_string()))?;
-    let bytes = section.data().map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let section_index = sym
+        .section_index()
+        .ok_or(ElfError::NoManifest(symbol, crate::HOST_SECTION))?;
+    let section = file
+        .section_by_index(section_index)
+        .map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let bytes = section
+        .data()
+        .map_err(|e| ElfError::Malformed(e.to_string()))?;
     let start = sym
         .address()
         .checked_sub(section.address())
-        .ok_or_else(|| ElfError::Malformed("symbol outside its section".into()))? as usize;
+        .ok_or_else(|| ElfError::Malformed("symbol outside its section".into()))?
+        as usize;
     bytes
         .get(start..start + sym.size() as usize)
-        .ok_or_else(|| ElfError::Malformed(format!("symbol `{symbol}` past the end of its section")))
+        .ok_or_else(|| {
+            ElfError::Malformed(format!("symbol `{symbol}` past the end of its section"))
+        })
 }
 
 /// Reads a plugin's manifest record from its exported data symbol.

@@ -5,10 +5,8 @@
 //! is built with — and embeds it. Call it from `build.rs`:
 //!
 //! ```no_run
-//! // build.rs of a plugin
-//! fn main() {
-//!     gwplugin_build::plugin();
-//! }
+//! // build.rs of a plugin: `fn main() { gwplugin_build::plugin(); }`
+//! gwplugin_build::plugin();
 //! ```
 //!
 //! A host calls [`host()`] instead and embeds the record with
@@ -20,6 +18,7 @@ mod compute;
 #[cfg(feature = "elf")]
 pub mod elf;
 mod manifest;
+pub mod report;
 
 pub use compute::{
     ComputeError, Computed, ManifestRequest, compute_for_manifest_path, hash_path_source,

@@ -1,1 +1,5 @@
-fn main() {}
+//! `cargo gwplugin`: see the library.
+
+fn main() -> std::process::ExitCode {
+    cargo_gwplugin::main()
+}

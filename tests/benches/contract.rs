@@ -22,12 +22,25 @@ fn host_record() -> &'static [u8] {
 }
 
 fn release_plugin(dir: &str) -> PathBuf {
-    let manifest = workspace_root().join("fixtures/plugins").join(dir).join("Cargo.toml");
-    build_plugin(&manifest, &Build { args: vec!["--release".into()], ..Default::default() }).expect("plugin builds")
+    let manifest = workspace_root()
+        .join("fixtures/plugins")
+        .join(dir)
+        .join("Cargo.toml");
+    build_plugin(
+        &manifest,
+        &Build {
+            args: vec!["--release".into()],
+            ..Default::default()
+        },
+    )
+    .expect("plugin builds")
 }
 
 fn debug_plugin(dir: &str) -> PathBuf {
-    let manifest = workspace_root().join("fixtures/plugins").join(dir).join("Cargo.toml");
+    let manifest = workspace_root()
+        .join("fixtures/plugins")
+        .join(dir)
+        .join("Cargo.toml");
     build_plugin(&manifest, &Build::default()).expect("plugin builds")
 }
 
@@ -48,21 +61,39 @@ fn modifier_call(c: &mut Criterion) {
     let config = Config::Null;
 
     let mut loader = Loader::new(host_record(), TokioHostServices::current()).unwrap();
-    loader.load_file(&release_plugin("bench-modifier"), None).unwrap();
+    loader
+        .load_file(&release_plugin("bench-modifier"), None)
+        .unwrap();
     let mut group = c.benchmark_group("modifier_call");
     // Baseline: the same modifier code compiled into this binary, called through the
     // same adapter; then the copy in the loaded plugin.
-    let static_tenant = static_modifier(gwplugin::abi::modifier("tenant-header", logic::tenant_header), &config);
-    let static_inspect = static_modifier(gwplugin::abi::modifier("inspect", logic::inspect), &config);
-    let loaded_tenant = loader.registry().create_modifier("tenant-header", &config).unwrap();
-    let loaded_inspect = loader.registry().create_modifier("inspect", &config).unwrap();
+    let static_tenant = static_modifier(
+        gwplugin::abi::modifier("tenant-header", logic::tenant_header),
+        &config,
+    );
+    let static_inspect =
+        static_modifier(gwplugin::abi::modifier("inspect", logic::inspect), &config);
+    let loaded_tenant = loader
+        .registry()
+        .create_modifier("tenant-header", &config)
+        .unwrap();
+    let loaded_inspect = loader
+        .registry()
+        .create_modifier("inspect", &config)
+        .unwrap();
     for (name, m) in [
         ("tenant-header/static", &static_tenant),
         ("tenant-header/loaded", &loaded_tenant),
         ("inspect/static", &static_inspect),
         ("inspect/loaded", &loaded_inspect),
     ] {
-        group.bench_function(name, |b| b.iter_batched_ref(request, |req| m.modify_request(req).unwrap(), BatchSize::SmallInput));
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                request,
+                |req| m.modify_request(req).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
     }
     group.finish();
 }
@@ -73,12 +104,21 @@ fn verify_load_register(c: &mut Criterion) {
     let services = TokioHostServices::current();
     let mut group = c.benchmark_group("verify_load_register");
     // Every iteration maps a fresh copy (plugins are never unloaded): keep counts small.
-    group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
-    for (label, so) in [("release-bench-modifier", release_plugin("bench-modifier")), ("debug-all-kinds", debug_plugin("all-kinds"))] {
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for (label, so) in [
+        ("release-bench-modifier", release_plugin("bench-modifier")),
+        ("debug-all-kinds", debug_plugin("all-kinds")),
+    ] {
         let size_mb = std::fs::metadata(&so).unwrap().len() as f64 / 1e6;
         let sha = {
             use sha2::Digest;
-            sha2::Sha256::digest(std::fs::read(&so).unwrap()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+            sha2::Sha256::digest(std::fs::read(&so).unwrap())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         };
         group.bench_function(format!("{label}-{size_mb:.1}MB"), |b| {
             b.iter(|| {

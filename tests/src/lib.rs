@@ -77,12 +77,20 @@ pub fn build_plugin(manifest_path: &Path, build: &Build) -> Result<PathBuf, Stri
     // turn on serde_json's `unbounded_depth` in this host, and serde_json is a boundary
     // crate whose features must match the plugins'.
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        let is_cdylib = message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let is_cdylib = message["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
         if message["reason"] == "compiler-artifact" && is_cdylib {
             artifact = message["filenames"]
                 .as_array()
-                .and_then(|f| f.iter().filter_map(|f| f.as_str()).find(|f| f.ends_with(".so")))
+                .and_then(|f| {
+                    f.iter()
+                        .filter_map(|f| f.as_str())
+                        .find(|f| f.ends_with(".so"))
+                })
                 .map(PathBuf::from);
         }
     }

@@ -571,18 +571,42 @@ async fn a_musl_plugin_is_refused_by_a_glibc_host() {
 async fn a_plugin_built_outside_this_workspace_loads() {
     // Its own workspace and lockfile: what this workspace's other members enable must not
     // leak into the host's manifest.
-    let dir = copy_fixture("all-kinds", "variant-standalone", &workspace_root().join("api"));
-    let so = build_plugin(&dir.path().join("Cargo.toml"), &Build { args: vec!["--offline".into()], ..Default::default() }).unwrap();
+    let dir = copy_fixture(
+        "all-kinds",
+        "variant-standalone",
+        &workspace_root().join("api"),
+    );
+    let so = build_plugin(
+        &dir.path().join("Cargo.toml"),
+        &Build {
+            args: vec!["--offline".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut loader = loader();
-    loader.load_file(&so, None).expect("a standalone plugin at the host's versions loads");
+    loader
+        .load_file(&so, None)
+        .expect("a standalone plugin at the host's versions loads");
     assert_eq!(loader.registry().len(), 3);
 }
 
 #[test]
 fn a_library_lists_its_plugins_without_being_loaded() {
-    let exports = gwplugin_build::elf::plugin_exports(&std::fs::read(all_kinds()).unwrap()).unwrap();
-    let lines: Vec<String> = exports.iter().map(|e| format!("{} {}", e.kind, e.name)).collect();
-    assert_eq!(lines, ["http-server stamp-server", "http-client services-client", "modifier stamp-modifier"]);
+    let exports =
+        gwplugin_build::elf::plugin_exports(&std::fs::read(all_kinds()).unwrap()).unwrap();
+    let lines: Vec<String> = exports
+        .iter()
+        .map(|e| format!("{} {}", e.kind, e.name))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "http-server stamp-server",
+            "http-client services-client",
+            "modifier stamp-modifier"
+        ]
+    );
 }
 
 #[test]
@@ -592,11 +616,22 @@ fn no_workspace_member_changes_a_boundary_crate_s_features() {
     // adds a feature to a boundary crate, the binaries built that way would differ from
     // what their manifests say. Keep the two equal.
     let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", "x86_64-unknown-linux-gnu"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+            "x86_64-unknown-linux-gnu",
+        ])
         .current_dir(workspace_root())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let host = gwplugin_build::decode_record(host_record()).unwrap();
     for krate in &host.boundary {
@@ -607,8 +642,18 @@ fn no_workspace_member_changes_a_boundary_crate_s_features() {
             .find(|p| p["name"] == krate.name.as_str() && p["version"] == krate.version.as_str())
             .map(|p| p["id"].clone())
             .unwrap();
-        let node = metadata["resolve"]["nodes"].as_array().unwrap().iter().find(|n| n["id"] == id).unwrap();
-        let mut unified: Vec<String> = node["features"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect();
+        let node = metadata["resolve"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap();
+        let mut unified: Vec<String> = node["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_owned())
+            .collect();
         unified.sort();
         assert_eq!(
             unified, krate.features,

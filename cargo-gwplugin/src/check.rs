@@ -1,0 +1,215 @@
+//! `cargo gwplugin check`: would this plugin load in its host? Computed without building.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use gwplugin_build::report::{Finding, Report};
+use gwplugin_build::{AbiManifest, ManifestRequest, Role};
+
+use crate::error::{Error, io};
+use crate::host::Host;
+use crate::lockfile::Lockfile;
+use crate::plugin::PluginManifest;
+use crate::process::{self, Cargo};
+use crate::{Outcome, status};
+
+/// Output format of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormat {
+    Human,
+    Json,
+}
+
+/// Compare the plugin's would-be ABI manifest with its host's, without building.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The host: a host binary, an ABI manifest JSON file, a host Cargo project (its
+    /// directory or Cargo.toml) or a Cargo.lock [default: `[package.metadata.gwplugin]
+    /// host` of the plugin]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<PathBuf>,
+    /// Path to the plugin's Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Target triple to check for [default: the host's target]
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Output format
+    #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+}
+
+/// Runs `check`.
+pub fn exec(args: &Args) -> Result<Outcome, Error> {
+    let cargo = Cargo::from_env();
+    let plugin = PluginManifest::locate(args.manifest_path.as_deref())?;
+    let (spec, base) = plugin.host_spec(args.host.as_deref())?;
+    let host = Host::resolve(&spec, &base, &cargo)?;
+    let report = check(&cargo, &plugin, &host, args.target.as_deref())?;
+    match args.message_format {
+        MessageFormat::Human => {
+            status(
+                "Checking",
+                &format!(
+                    "`{}` against host {}",
+                    plugin.package_name(),
+                    host.describe()
+                ),
+            );
+            print!("{}", report.render_human());
+        }
+        MessageFormat::Json => println!("{}", report.to_json()),
+    }
+    Ok(if report.compatible {
+        Outcome::Ok
+    } else {
+        Outcome::Incompatible
+    })
+}
+
+/// The plugin's manifest as it would be built now, and its lock.
+pub fn plugin_manifest(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    host: &Host,
+    target: Option<&str>,
+) -> Result<(AbiManifest, Lockfile), Error> {
+    let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
+    let lock_path = ws_manifest.with_file_name("Cargo.lock");
+    let Ok(lock_before) = std::fs::read(&lock_path) else {
+        return Err(Error::NoLock(lock_path));
+    };
+    let rustc = process::rustc_for(plugin.dir());
+    let version = process::rustc_version(&rustc)?;
+    let target = match target {
+        Some(t) => t.to_owned(),
+        None if host.knows_compiler => host.manifest.target.clone(),
+        None => version.host.clone(),
+    };
+    let request = ManifestRequest {
+        manifest_path: plugin.path.clone(),
+        role: Role::Plugin,
+        target,
+        rustc,
+        panic: "unwind".to_owned(),
+        cargo: Some(PathBuf::from(cargo.program())),
+    };
+    let computed = gwplugin_build::compute_for_manifest_path(&request);
+    // Computing resolves with cargo, which rewrites a lock that is out of date: `check`
+    // changes no file, so put it back and say so.
+    let lock_after = std::fs::read(&lock_path).map_err(io(&lock_path))?;
+    if lock_after != lock_before {
+        crate::txn::write_atomic(&lock_path, &lock_before)?;
+        return Err(Error::LockOutdated {
+            lock: lock_path,
+            manifest: plugin.path.clone(),
+        });
+    }
+    let manifest = computed
+        .map_err(|e| match e {
+            gwplugin_build::ComputeError::NoContract(package) => Error::NoContract { package },
+            e => Error::Compute {
+                path: plugin.path.clone(),
+                message: e.to_string(),
+            },
+        })?
+        .manifest;
+    let lock =
+        Lockfile::parse(&String::from_utf8_lossy(&lock_after)).map_err(|message| Error::Parse {
+            path: lock_path.clone(),
+            message,
+        })?;
+    Ok((manifest, lock))
+}
+
+/// The full report for `plugin` against `host`.
+pub fn check(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    host: &Host,
+    target: Option<&str>,
+) -> Result<Report, Error> {
+    let (manifest, lock) = plugin_manifest(cargo, plugin, host, target)?;
+    let host_manifest = host.comparable(&manifest);
+    let mut report = Report::new(&manifest, &host_manifest);
+    for f in &mut report.incompatibilities {
+        f.help = help_for(&f.field, host);
+    }
+    if !crate::edit::has_cdylib(&plugin.doc) {
+        report.incompatibility(Finding {
+            field: "crate-type".into(),
+            have: crate::edit::crate_types(&plugin.doc),
+            want: "cdylib".into(),
+            help: Some(
+                "add `crate-type = [\"cdylib\"]` under `[lib]` in Cargo.toml (or run `cargo gwplugin sync`)"
+                    .into(),
+            ),
+        });
+    }
+    if !host.knows_compiler {
+        report.note(Finding {
+            field: "rustc, target and features".into(),
+            have: manifest.rustc.to_string(),
+            want: crate::host::UNKNOWN.into(),
+            help: Some(format!(
+                "not compared: a {} does not name them",
+                host.kind.describe()
+            )),
+        });
+    }
+    private_notes(&mut report, &manifest, &lock, host);
+    Ok(report)
+}
+
+fn help_for(field: &str, host: &Host) -> Option<String> {
+    let sync = "run `cargo gwplugin sync`";
+    Some(if field.starts_with("rustc") {
+        format!("build with the host's compiler: {sync} to pin it in rust-toolchain.toml")
+    } else if field == "target" {
+        format!("build with `--target {}`", host.manifest.target)
+    } else if field.starts_with("crate ") && field.ends_with(" features") {
+        "enable the host's features of this crate in [dependencies] (features only add up: a \
+         plugin cannot turn off what its other dependencies enable)"
+            .to_owned()
+    } else if field.starts_with("crate ") || field.starts_with("gwplugin") {
+        format!("{sync} to move it to the host's version")
+    } else {
+        return None;
+    })
+}
+
+/// Crates the plugin uses privately at another version than the host's: fine, but worth
+/// knowing.
+fn private_notes(report: &mut Report, manifest: &AbiManifest, lock: &Lockfile, host: &Host) {
+    let Some(host_lock) = &host.lock else {
+        return;
+    };
+    let boundary: BTreeSet<&str> = manifest
+        .boundary
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(host.boundary_names())
+        .collect();
+    let mut seen = BTreeSet::new();
+    for p in &lock.packages {
+        if p.name == manifest.package.name || boundary.contains(p.name.as_str()) {
+            continue;
+        }
+        let versions: Vec<&str> = host_lock
+            .named(&p.name)
+            .map(|l| l.version.as_str())
+            .collect();
+        if versions.is_empty() || versions.contains(&p.version.as_str()) {
+            continue;
+        }
+        if seen.insert((p.name.clone(), p.version.clone())) {
+            report.note(Finding {
+                field: format!("crate {}", p.name),
+                have: p.version.clone(),
+                want: versions.join(", "),
+                help: Some("private to the plugin: it need not match the host".into()),
+            });
+        }
+    }
+    report.notes.sort_by(|a, b| a.field.cmp(&b.field));
+}

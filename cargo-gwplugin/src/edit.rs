@@ -1,0 +1,367 @@
+//! Format-preserving edits of a plugin's `Cargo.toml` and `rust-toolchain.toml`.
+//!
+//! Only the values that must change are replaced; comments, order, spacing, inline
+//! tables, `workspace = true` entries, renames and features stay as they were.
+
+use std::path::Path;
+
+use toml_edit::{DocumentMut, Item, Table, Value};
+
+use crate::host::Want;
+
+/// One rewritten dependency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepChange {
+    /// `dependencies`, `dev-dependencies`, `target.'cfg(unix)'.build-dependencies`, …
+    pub table: String,
+    pub key: String,
+    pub from: String,
+    pub to: String,
+}
+
+const DEP_TABLES: [&str; 5] = [
+    "dependencies",
+    "dev-dependencies",
+    "build-dependencies",
+    "dev_dependencies",
+    "build_dependencies",
+];
+
+/// Rewrites every dependency that `want` (given the package name and the current
+/// version requirement) has an opinion on.
+pub fn align_dependencies(
+    doc: &mut DocumentMut,
+    want: impl Fn(&str, Option<&str>) -> Option<Want>,
+) -> Vec<DepChange> {
+    let mut changes = Vec::new();
+    for name in DEP_TABLES {
+        if let Some(table) = doc.get_mut(name).and_then(Item::as_table_like_mut) {
+            align_table(name, table, &want, &mut changes);
+        }
+    }
+    if let Some(table) = doc
+        .get_mut("workspace")
+        .and_then(|w| w.get_mut("dependencies"))
+        .and_then(Item::as_table_like_mut)
+    {
+        align_table("workspace.dependencies", table, &want, &mut changes);
+    }
+    if let Some(targets) = doc.get_mut("target").and_then(Item::as_table_like_mut) {
+        for (cfg, target) in targets.iter_mut() {
+            let Some(target) = target.as_table_like_mut() else {
+                continue;
+            };
+            for name in DEP_TABLES {
+                if let Some(table) = target.get_mut(name).and_then(Item::as_table_like_mut) {
+                    let label = format!("target.'{}'.{name}", cfg.get());
+                    align_table(&label, table, &want, &mut changes);
+                }
+            }
+        }
+    }
+    changes
+}
+
+fn align_table(
+    label: &str,
+    table: &mut dyn toml_edit::TableLike,
+    want: &impl Fn(&str, Option<&str>) -> Option<Want>,
+    changes: &mut Vec<DepChange>,
+) {
+    for (key, item) in table.iter_mut() {
+        let key = key.get().to_owned();
+        let change = |from: String, to: String| DepChange {
+            table: label.to_owned(),
+            key: key.clone(),
+            from,
+            to,
+        };
+        match item {
+            Item::Value(Value::String(s)) => {
+                let current = s.value().clone();
+                let Some(w) = want(&key, Some(&current)) else {
+                    continue;
+                };
+                let target = requirement(&w, &current);
+                if let Some(path) = &w.path {
+                    // The host takes it from a path: so does the plugin.
+                    let mut inline = toml_edit::InlineTable::new();
+                    inline.insert("path", Value::from(path.display().to_string()));
+                    inline.insert("version", Value::from(target.clone()));
+                    let decor = s.decor().clone();
+                    let mut value = Value::InlineTable(inline);
+                    *value.decor_mut() = decor;
+                    let to = value.to_string().trim().to_owned();
+                    *item = Item::Value(value);
+                    changes.push(change(format!("{current:?}"), to));
+                } else if target != current {
+                    set_str(item.as_value_mut().expect("a value"), &target);
+                    changes.push(change(format!("{current:?}"), format!("{target:?}")));
+                }
+            }
+            Item::Value(Value::InlineTable(t)) => {
+                align_entry(&key, t, want, changes, label);
+            }
+            Item::Table(t) => {
+                align_entry(&key, t, want, changes, label);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn align_entry(
+    key: &str,
+    entry: &mut dyn toml_edit::TableLike,
+    want: &impl Fn(&str, Option<&str>) -> Option<Want>,
+    changes: &mut Vec<DepChange>,
+    label: &str,
+) {
+    if entry.get("workspace").and_then(Item::as_bool) == Some(true) || entry.contains_key("git") {
+        return;
+    }
+    let package = entry
+        .get("package")
+        .and_then(Item::as_str)
+        .unwrap_or(key)
+        .to_owned();
+    let current = entry
+        .get("version")
+        .and_then(Item::as_str)
+        .map(str::to_owned);
+    let Some(w) = want(&package, current.as_deref()) else {
+        return;
+    };
+    let had_path = entry.get("path").and_then(Item::as_str).map(str::to_owned);
+    if had_path.is_some() && w.path.is_none() {
+        // A path dependency of the plugin's own, where the host uses a registry crate:
+        // the plugin's choice; `check` tells whether it matters.
+        return;
+    }
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    if let Some(path) = &w.path {
+        let path = path.display().to_string();
+        let same = had_path
+            .as_deref()
+            .is_some_and(|p| Path::new(p) == Path::new(&path));
+        if !same {
+            from.push(format!("path = {:?}", had_path.as_deref().unwrap_or("")));
+            to.push(format!("path = {path:?}"));
+            match entry.get_mut("path").and_then(Item::as_value_mut) {
+                Some(v) => set_str(v, &path),
+                None => {
+                    entry.insert("path", toml_edit::value(path));
+                }
+            }
+        }
+    }
+    let target = requirement(&w, current.as_deref().unwrap_or(""));
+    // A path dependency without a version stays without one (the path fixes the code).
+    if current.as_deref() != Some(target.as_str()) && (current.is_some() || w.path.is_none()) {
+        from.push(format!("version = {:?}", current.as_deref().unwrap_or("")));
+        to.push(format!("version = {target:?}"));
+        match entry.get_mut("version").and_then(Item::as_value_mut) {
+            Some(v) => set_str(v, &target),
+            None => {
+                entry.insert("version", toml_edit::value(target));
+            }
+        }
+    }
+    if !to.is_empty() {
+        changes.push(DepChange {
+            table: label.to_owned(),
+            key: key.to_owned(),
+            from: from.join(", "),
+            to: to.join(", "),
+        });
+    }
+}
+
+/// The requirement for `want`: `=x.y.z` for a boundary crate; for another crate the
+/// current requirement when the host's version meets it, else `x.y.z`.
+fn requirement(want: &Want, current: &str) -> String {
+    if want.exact {
+        return format!("={}", want.version);
+    }
+    let fits = semver::VersionReq::parse(current)
+        .ok()
+        .zip(semver::Version::parse(&want.version).ok())
+        .is_some_and(|(req, v)| req.matches(&v));
+    if fits {
+        current.to_owned()
+    } else {
+        want.version.clone()
+    }
+}
+
+/// Replaces a string value, keeping the spacing and comments around it.
+fn set_str(value: &mut Value, new: &str) {
+    let decor = value.decor().clone();
+    *value = Value::from(new);
+    *value.decor_mut() = decor;
+}
+
+/// Makes sure `[lib] crate-type` has `cdylib`. Returns true if it changed anything.
+pub fn ensure_cdylib(doc: &mut DocumentMut) -> bool {
+    if !doc.contains_key("lib") {
+        let mut lib = Table::new();
+        lib.insert(
+            "crate-type",
+            toml_edit::value(Value::Array(["cdylib"].into_iter().collect())),
+        );
+        doc.insert("lib", Item::Table(lib));
+        return true;
+    }
+    let Some(lib) = doc.get_mut("lib").and_then(Item::as_table_like_mut) else {
+        return false;
+    };
+    let key = if lib.contains_key("crate_type") {
+        "crate_type"
+    } else {
+        "crate-type"
+    };
+    match lib.get_mut(key).and_then(Item::as_array_mut) {
+        Some(types) => {
+            if types.iter().any(|t| t.as_str() == Some("cdylib")) {
+                false
+            } else {
+                types.push("cdylib");
+                true
+            }
+        }
+        None => {
+            lib.insert(
+                "crate-type",
+                toml_edit::value(Value::Array(["cdylib"].into_iter().collect())),
+            );
+            true
+        }
+    }
+}
+
+/// Whether a manifest's `[lib] crate-type` has `cdylib`.
+pub fn has_cdylib(doc: &DocumentMut) -> bool {
+    doc.get("lib")
+        .and_then(|l| l.get("crate-type").or_else(|| l.get("crate_type")))
+        .and_then(Item::as_array)
+        .is_some_and(|a| a.iter().any(|t| t.as_str() == Some("cdylib")))
+}
+
+/// `[lib] crate-type` as written, or what cargo assumes without it.
+pub fn crate_types(doc: &DocumentMut) -> String {
+    match doc
+        .get("lib")
+        .and_then(|l| l.get("crate-type").or_else(|| l.get("crate_type")))
+        .and_then(Item::as_array)
+    {
+        Some(a) => a
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "lib (no `crate-type`)".to_owned(),
+    }
+}
+
+/// The `rust-toolchain.toml` text that pins `channel`, from the current text if any.
+/// None when the current file already pins it.
+pub fn toolchain_file(current: Option<&str>, channel: &str) -> Result<Option<String>, String> {
+    let Some(current) = current else {
+        return Ok(Some(format!(
+            "# The compiler of the host this plugin is built for (written by `cargo gwplugin sync`).\n\
+             [toolchain]\nchannel = \"{channel}\"\n"
+        )));
+    };
+    let mut doc: DocumentMut = current
+        .parse()
+        .map_err(|e: toml_edit::TomlError| e.to_string())?;
+    if doc
+        .get("toolchain")
+        .and_then(|t| t.get("channel"))
+        .and_then(Item::as_str)
+        == Some(channel)
+    {
+        return Ok(None);
+    }
+    let toolchain = doc
+        .entry("toolchain")
+        .or_insert_with(|| Item::Table(Table::new()))
+        .as_table_like_mut()
+        .ok_or("`toolchain` is not a table")?;
+    match toolchain.get_mut("channel").and_then(Item::as_value_mut) {
+        Some(v) => set_str(v, channel),
+        None => {
+            toolchain.insert("channel", toml_edit::value(channel));
+        }
+    }
+    Ok(Some(doc.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want(name: &str, _current: Option<&str>) -> Option<Want> {
+        match name {
+            "bytes" => Some(Want {
+                version: "1.12.2".into(),
+                exact: true,
+                path: None,
+            }),
+            "serde" => Some(Want {
+                version: "1.0.228".into(),
+                exact: false,
+                path: None,
+            }),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn pins_boundary_and_keeps_fitting_requirements() {
+        let mut doc: DocumentMut =
+            "[dependencies]\nbytes = \"1\"  # boundary\nserde = \"1.0\"\nregex = \"1\"\n"
+                .parse()
+                .unwrap();
+        let changes = align_dependencies(&mut doc, want);
+        assert_eq!(
+            doc.to_string(),
+            "[dependencies]\nbytes = \"=1.12.2\"  # boundary\nserde = \"1.0\"\nregex = \"1\"\n"
+        );
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].from, "\"1\"");
+        assert_eq!(changes[0].to, "\"=1.12.2\"");
+    }
+
+    #[test]
+    fn toolchain_file_is_created_or_edited_in_place() {
+        assert!(
+            toolchain_file(None, "1.95.0")
+                .unwrap()
+                .unwrap()
+                .contains("channel = \"1.95.0\"")
+        );
+        let cur = "[toolchain]\nchannel = \"1.94.0\" # old\ncomponents = [\"clippy\"]\n";
+        assert_eq!(
+            toolchain_file(Some(cur), "1.95.0").unwrap().unwrap(),
+            "[toolchain]\nchannel = \"1.95.0\" # old\ncomponents = [\"clippy\"]\n"
+        );
+        assert_eq!(
+            toolchain_file(Some("[toolchain]\nchannel = \"1.95.0\"\n"), "1.95.0").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn cdylib_is_added_once() {
+        let mut doc: DocumentMut = "[lib]\ncrate-type = [\"rlib\"]\n".parse().unwrap();
+        assert!(!has_cdylib(&doc));
+        assert!(ensure_cdylib(&mut doc));
+        assert!(!ensure_cdylib(&mut doc));
+        assert_eq!(
+            doc.to_string(),
+            "[lib]\ncrate-type = [\"rlib\", \"cdylib\"]\n"
+        );
+    }
+}

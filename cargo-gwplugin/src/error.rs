@@ -1,0 +1,146 @@
+//! The library's typed errors. Each knows what the user should do about it
+//! ([`Error::help`]) and its exit code; `crate::report_error` prints them cargo-style.
+
+use std::path::PathBuf;
+
+use crate::process::ProcessError;
+
+/// Exit code: everything went well (and the plugin is compatible).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the plugin is incompatible with its host, or could not be made compatible.
+pub const EXIT_INCOMPATIBLE: u8 = 1;
+/// Exit code: bad usage or an environment problem (missing files, cargo failed, …).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Everything `cargo gwplugin` can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no host given for `{package}`")]
+    NoHost { package: String },
+    #[error("no host given")]
+    NoHostForNew,
+    #[error("host `{0}` does not exist")]
+    HostMissing(PathBuf),
+    #[error("`{path}` is not a gwplugin host: {reason}")]
+    NotAHost { path: PathBuf, reason: String },
+    #[error("could not read the ABI manifest of host `{path}`: {reason}")]
+    HostManifest { path: PathBuf, reason: String },
+    #[error("host `{path}` has several packages that could be the host: {candidates}")]
+    AmbiguousHost { path: PathBuf, candidates: String },
+    #[error("host `{host}` takes `{krate}` from {what}, which a {kind} does not locate")]
+    HostSourceUnknown {
+        host: PathBuf,
+        krate: String,
+        what: String,
+        kind: &'static str,
+    },
+    #[error("could not find `Cargo.toml` in `{0}` or any parent directory")]
+    NoManifest(PathBuf),
+    #[error("manifest `{0}` does not exist")]
+    ManifestMissing(PathBuf),
+    #[error("could not parse `{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("`{path}`: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("`{0}` does not exist")]
+    NoLock(PathBuf),
+    #[error("`{lock}` is out of date with `{manifest}`")]
+    LockOutdated { lock: PathBuf, manifest: PathBuf },
+    #[error("`{package}` does not depend on `gwplugin`")]
+    NoContract { package: String },
+    #[error("could not compute the ABI manifest of `{path}`: {message}")]
+    Compute { path: PathBuf, message: String },
+    #[error("invalid package name `{name}`: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("destination `{0}` already exists and is not empty")]
+    NotEmpty(PathBuf),
+    #[error("could not align `{krate}` in `{lock}`: it is at {have}, the host has {want}")]
+    Unsyncable {
+        krate: String,
+        have: String,
+        want: String,
+        lock: PathBuf,
+    },
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+impl Error {
+    /// What the user should do next, if there is something to say.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            Error::NoHost { .. } => {
+                "pass `--host HOST` (a host binary, an ABI manifest JSON file, \
+                 a host Cargo project or its `Cargo.lock`), or set it once in Cargo.toml:\n\
+                 [package.metadata.gwplugin]\nhost = \"path/to/host\""
+                    .to_owned()
+            }
+            Error::NoHostForNew => "pass `--host HOST`: a host binary, an ABI manifest JSON file, \
+                 a host Cargo project or its `Cargo.lock`"
+                .to_owned(),
+            Error::HostMissing(_) => "check `--host` or `[package.metadata.gwplugin] host` in \
+                 Cargo.toml (a relative path there is relative to the plugin's directory)"
+                .to_owned(),
+            Error::NotAHost { .. } => {
+                "HOST must be a host binary built with `gwplugin_build::host()`, \
+                 an ABI manifest JSON file (`gwhost plugin-abi > host-abi.json`), a host Cargo \
+                 project (a directory or its Cargo.toml) or its `Cargo.lock`"
+                    .to_owned()
+            }
+            Error::HostManifest { .. } => "rebuild the host, or upgrade cargo-gwplugin \
+                 (`cargo install --path cargo-gwplugin`) if the host is newer"
+                .to_owned(),
+            Error::AmbiguousHost { .. } => {
+                "pass the host package's own Cargo.toml with `--host`".to_owned()
+            }
+            Error::HostSourceUnknown { .. } => {
+                "pass the host's Cargo project (its directory or Cargo.toml) with `--host`"
+                    .to_owned()
+            }
+            Error::NoManifest(_) => {
+                "run this in a plugin crate, or pass `--manifest-path path/to/Cargo.toml`"
+                    .to_owned()
+            }
+            Error::ManifestMissing(_) => "check `--manifest-path`".to_owned(),
+            Error::Parse { .. } => "fix the file and run the command again".to_owned(),
+            Error::Io { .. } => return None,
+            Error::NoLock(_) => {
+                "run `cargo gwplugin sync` to create it with the host's versions".to_owned()
+            }
+            Error::LockOutdated { .. } => {
+                "run `cargo gwplugin sync` to update it with the host's versions".to_owned()
+            }
+            Error::NoContract { .. } => "add the host's `gwplugin` to `[dependencies]` \
+                 (`cargo gwplugin new` shows how a plugin crate looks)"
+                .to_owned(),
+            Error::Compute { .. } => return None,
+            Error::InvalidName { .. } => "a package name is made of ASCII letters, digits, `-` \
+                 and `_`, starts with a letter, and is not a Rust keyword; e.g. `my-plugin`"
+                .to_owned(),
+            Error::NotEmpty(_) => {
+                "choose another name or `--path`, or empty the directory first".to_owned()
+            }
+            Error::Unsyncable { .. } => "another dependency of the plugin holds it back: run \
+                 `cargo tree -i CRATE` to see which, and align or drop it; nothing was changed"
+                .to_owned(),
+            Error::Process(_) => return None,
+        })
+    }
+
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Unsyncable { .. } => EXIT_INCOMPATIBLE,
+            _ => EXIT_USAGE,
+        }
+    }
+}
+
+/// `Error::Io` for a path.
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |e| Error::Io {
+        path,
+        message: e.to_string(),
+    }
+}

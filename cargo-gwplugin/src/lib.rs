@@ -1,0 +1,166 @@
+//! # cargo-gwplugin
+//!
+//! The plugin author's cargo subcommand: `cargo gwplugin new`, `check` and `sync`.
+//! The library holds everything; `main.rs` only calls [`main`]. Errors are typed
+//! ([`Error`]) and printed in one place, cargo-style ([`report_error`]).
+
+pub mod check;
+pub mod edit;
+pub mod error;
+pub mod host;
+pub mod lockfile;
+pub mod new;
+pub mod plugin;
+pub mod process;
+pub mod sync;
+pub mod txn;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::builder::styling::{AnsiColor, Effects, Styles};
+use clap::{Parser, Subcommand};
+
+pub use error::{EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, Error};
+
+/// How a command ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// `check` found incompatibilities.
+    Incompatible,
+}
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  success (for `check`: no incompatibilities found)
+  1  the plugin is incompatible with its host, or `sync` could not make it compatible
+  2  usage or environment error (bad arguments, missing or malformed files, cargo failed)";
+
+/// cargo's help colours.
+fn styles() -> Styles {
+    Styles::styled()
+        .header(AnsiColor::Green.on_default() | Effects::BOLD)
+        .usage(AnsiColor::Green.on_default() | Effects::BOLD)
+        .literal(AnsiColor::Cyan.on_default() | Effects::BOLD)
+        .placeholder(AnsiColor::Cyan.on_default())
+        .error(AnsiColor::Red.on_default() | Effects::BOLD)
+        .valid(AnsiColor::Cyan.on_default() | Effects::BOLD)
+        .invalid(AnsiColor::Yellow.on_default() | Effects::BOLD)
+}
+
+/// `cargo gwplugin …`: cargo runs `cargo-gwplugin gwplugin …`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo", styles = styles())]
+pub enum Cli {
+    /// Scaffold, check and sync gwplugin plugins
+    #[command(name = "gwplugin", version, after_help = EXIT_CODES, subcommand_required = true, arg_required_else_help = true)]
+    Gwplugin(GwpluginCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GwpluginCommand {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a plugin crate of one kind, aligned with its host
+    #[command(after_help = EXIT_CODES)]
+    New(new::Args),
+    /// Check that the plugin would load in its host, without building it
+    #[command(after_help = EXIT_CODES)]
+    Check(check::Args),
+    /// Align the plugin's dependencies, compiler and Cargo.lock with its host
+    #[command(after_help = EXIT_CODES)]
+    Sync(sync::Args),
+}
+
+/// Runs a parsed command.
+pub fn run(command: &Command) -> Result<Outcome, Error> {
+    match command {
+        Command::New(args) => new::exec(args),
+        Command::Check(args) => check::exec(args),
+        Command::Sync(args) => sync::exec(args),
+    }
+}
+
+/// The whole program: parse, run, print errors cargo-style, and pick the exit code.
+pub fn main() -> ExitCode {
+    let Cli::Gwplugin(cli) = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(&cli.command) {
+        Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
+        Ok(Outcome::Incompatible) => ExitCode::from(EXIT_INCOMPATIBLE),
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn paint(text: &str, style: anstyle_like::Style) -> String {
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        format!("{}{text}\x1b[0m", style.0)
+    } else {
+        text.to_owned()
+    }
+}
+
+mod anstyle_like {
+    /// An ANSI escape prefix.
+    #[derive(Clone, Copy)]
+    pub struct Style(pub &'static str);
+    pub const ERROR: Style = Style("\x1b[1;31m");
+    pub const HELP: Style = Style("\x1b[1;36m");
+    pub const STATUS: Style = Style("\x1b[1;32m");
+    pub const WARNING: Style = Style("\x1b[1;33m");
+}
+
+/// Prints an error the way cargo does: `error: …`, the failed command's stderr if any,
+/// then `help: …`.
+pub fn report_error(e: &Error) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}: {e}", paint("error", anstyle_like::ERROR));
+    if let Error::Process(p) = e
+        && !p.stderr.is_empty()
+    {
+        let _ = writeln!(err, "--- stderr\n{}", p.stderr);
+    }
+    if let Some(help) = e.help() {
+        let _ = writeln!(err, "{}: {help}", paint("help", anstyle_like::HELP));
+    }
+}
+
+/// A cargo-style status line on stderr: `    Checking …`.
+pub fn status(verb: &str, message: &str) {
+    let style = if verb == "Warning" {
+        anstyle_like::WARNING
+    } else {
+        anstyle_like::STATUS
+    };
+    let verb = if verb == "Warning" {
+        format!("{}:", paint("warning", style))
+    } else {
+        paint(&format!("{verb:>12}"), style)
+    };
+    eprintln!("{verb} {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,96 @@
+//! The plugin crate a command works on: its `Cargo.toml` and its HOST setting.
+
+use std::path::{Path, PathBuf};
+
+use toml_edit::DocumentMut;
+
+use crate::error::{Error, io};
+
+/// A plugin's manifest, read and parsed.
+#[derive(Debug, Clone)]
+pub struct PluginManifest {
+    /// Absolute path of its `Cargo.toml`.
+    pub path: PathBuf,
+    pub text: String,
+    pub doc: DocumentMut,
+}
+
+impl PluginManifest {
+    /// `--manifest-path`, or the `Cargo.toml` of the current directory or a parent.
+    pub fn locate(manifest_path: Option<&Path>) -> Result<Self, Error> {
+        let cwd = std::env::current_dir().map_err(io("."))?;
+        let path = match manifest_path {
+            Some(p) => {
+                let p = cwd.join(p);
+                if !p.is_file() {
+                    return Err(Error::ManifestMissing(p));
+                }
+                p
+            }
+            None => cwd
+                .ancestors()
+                .map(|d| d.join("Cargo.toml"))
+                .find(|p| p.is_file())
+                .ok_or_else(|| Error::NoManifest(cwd.clone()))?,
+        };
+        let path = path.canonicalize().map_err(io(&path))?;
+        Self::read(path)
+    }
+
+    /// Reads and parses a `Cargo.toml`.
+    pub fn read(path: PathBuf) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let doc: DocumentMut = text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| Error::Parse {
+                path: path.clone(),
+                message: e.to_string().trim_end().to_owned(),
+            })?;
+        if !doc.get("package").is_some_and(|p| p.is_table_like()) {
+            return Err(Error::Parse {
+                path,
+                message: "it has no `[package]` table: it is not a plugin crate".into(),
+            });
+        }
+        Ok(PluginManifest { path, text, doc })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.path.parent().expect("a file has a parent")
+    }
+
+    pub fn package_name(&self) -> String {
+        self.doc
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or("?")
+            .to_owned()
+    }
+
+    /// `[package.metadata.gwplugin] host`.
+    pub fn host_setting(&self) -> Option<String> {
+        self.doc
+            .get("package")?
+            .get("metadata")?
+            .get("gwplugin")?
+            .get("host")?
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// HOST from the command line (relative to the current directory) or from the
+    /// manifest (relative to the plugin's directory), as (spec, base).
+    pub fn host_spec(&self, cli: Option<&Path>) -> Result<(PathBuf, PathBuf), Error> {
+        if let Some(h) = cli {
+            let cwd = std::env::current_dir().map_err(io("."))?;
+            return Ok((h.to_owned(), cwd));
+        }
+        match self.host_setting() {
+            Some(h) => Ok((PathBuf::from(h), self.dir().to_owned())),
+            None => Err(Error::NoHost {
+                package: self.package_name(),
+            }),
+        }
+    }
+}

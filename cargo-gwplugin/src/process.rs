@@ -1,0 +1,261 @@
+//! The one place that runs other programs: cargo (honouring `$CARGO`), rustup and rustc.
+//!
+//! A failed child is reported with its full command line and its stderr.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde::Deserialize;
+
+/// A child process that could not be run or did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("`{command}` {what}")]
+pub struct ProcessError {
+    /// The full command line, as a shell would take it.
+    pub command: String,
+    /// `failed (exit status: 101)` or `could not be started: …`.
+    pub what: String,
+    /// What the child wrote to stderr.
+    pub stderr: String,
+}
+
+/// The parts of `cargo metadata --format-version 1` this crate reads. (Not the
+/// `cargo_metadata` crate: it enables serde_json's `unbounded_depth`, and serde_json is a
+/// boundary crate.)
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    pub packages: Vec<MetaPackage>,
+    pub workspace_members: Vec<String>,
+    pub workspace_root: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetaPackage {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub source: Option<String>,
+    pub manifest_path: PathBuf,
+    pub dependencies: Vec<MetaDependency>,
+    pub targets: Vec<MetaTarget>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetaDependency {
+    pub name: String,
+    /// None for a normal dependency, else `dev` or `build`.
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetaTarget {
+    pub kind: Vec<String>,
+}
+
+/// Runs cargo: `$CARGO` when set (as it is under `cargo gwplugin`), else `cargo` from `PATH`.
+#[derive(Debug, Clone)]
+pub struct Cargo {
+    program: OsString,
+}
+
+impl Default for Cargo {
+    fn default() -> Self {
+        Self::from_env()
+    }
+}
+
+impl Cargo {
+    pub fn from_env() -> Self {
+        Cargo {
+            program: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+        }
+    }
+
+    /// The cargo binary, for APIs that spawn it themselves.
+    pub fn program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// `cargo SUBCOMMAND --manifest-path MANIFEST ARGS…`, run in the manifest's directory.
+    pub fn run(
+        &self,
+        subcommand: &str,
+        manifest: &Path,
+        args: &[&str],
+    ) -> Result<Output, ProcessError> {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg(subcommand).arg("--manifest-path").arg(manifest);
+        cmd.args(args);
+        if let Some(dir) = manifest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            cmd.current_dir(dir);
+        }
+        run(cmd)
+    }
+
+    /// Like [`Cargo::run`], first with `--offline` (everything at hand, no network), then,
+    /// if that fails, once more with network access.
+    pub fn run_offline_first(
+        &self,
+        subcommand: &str,
+        manifest: &Path,
+        args: &[&str],
+    ) -> Result<Output, ProcessError> {
+        let offline: Vec<&str> = [&["--offline"][..], args].concat();
+        match self.run(subcommand, manifest, &offline) {
+            Ok(out) => Ok(out),
+            Err(first) if first.stderr.contains("--locked") => Err(first),
+            Err(_) => self.run(subcommand, manifest, args),
+        }
+    }
+
+    /// `cargo metadata --format-version 1` with `args`, offline first.
+    pub fn metadata(&self, manifest: &Path, args: &[&str]) -> Result<Metadata, ProcessError> {
+        let all: Vec<&str> = [&["--format-version", "1"][..], args].concat();
+        let out = self.run_offline_first("metadata", manifest, &all)?;
+        serde_json::from_slice(&out.stdout).map_err(|e| ProcessError {
+            command: format!(
+                "{} metadata --manifest-path {}",
+                self.program.to_string_lossy(),
+                manifest.display()
+            ),
+            what: format!("printed output that is not cargo metadata: {e}"),
+            stderr: String::new(),
+        })
+    }
+
+    /// The workspace root manifest of the package at `manifest` (`cargo locate-project`).
+    pub fn workspace_manifest(&self, manifest: &Path) -> Result<PathBuf, ProcessError> {
+        let out = self.run(
+            "locate-project",
+            manifest,
+            &["--workspace", "--message-format", "plain"],
+        )?;
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    }
+}
+
+/// The compiler that would build a crate in `dir`: `$RUSTC` if set, else what
+/// `rustup which rustc` answers in `dir` (so `rust-toolchain.toml` counts), else `rustc`.
+pub fn rustc_for(dir: &Path) -> PathBuf {
+    if let Some(rustc) = std::env::var_os("RUSTC").filter(|r| !r.is_empty()) {
+        return PathBuf::from(rustc);
+    }
+    toolchain_rustc(dir)
+}
+
+/// The compiler rustup picks in `dir` (`RUSTC` ignored: it is about the plugin's build,
+/// not the host's), else `rustc`.
+pub fn toolchain_rustc(dir: &Path) -> PathBuf {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["which", "rustc"]).current_dir(dir);
+    match run(cmd) {
+        Ok(out) => {
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if path.is_empty() {
+                PathBuf::from("rustc")
+            } else {
+                PathBuf::from(path)
+            }
+        }
+        Err(_) => PathBuf::from("rustc"),
+    }
+}
+
+/// What `rustc -vV` says.
+#[derive(Debug, Clone)]
+pub struct RustcVersion {
+    pub info: gwplugin_build::RustcInfo,
+    /// `host:`, the triple it builds for by default.
+    pub host: String,
+}
+
+/// Runs `RUSTC -vV`.
+pub fn rustc_version(rustc: &Path) -> Result<RustcVersion, ProcessError> {
+    let mut cmd = Command::new(rustc);
+    cmd.arg("-vV");
+    let line = command_line(&cmd);
+    let out = run(cmd)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_owned()))
+            .ok_or_else(|| ProcessError {
+                command: line.clone(),
+                what: format!("printed no `{key}` line"),
+                stderr: text.to_string(),
+            })
+    };
+    Ok(RustcVersion {
+        info: gwplugin_build::RustcInfo {
+            release: field("release:")?,
+            commit_hash: field("commit-hash:")?,
+        },
+        host: field("host:")?,
+    })
+}
+
+/// Runs `cmd` to completion, capturing its output; any failure names the command line.
+pub fn run(mut cmd: Command) -> Result<Output, ProcessError> {
+    let command = command_line(&cmd);
+    let out = cmd.output().map_err(|e| ProcessError {
+        command: command.clone(),
+        what: format!("could not be started: {e}"),
+        stderr: String::new(),
+    })?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(ProcessError {
+            command,
+            what: format!("failed ({})", out.status),
+            stderr: String::from_utf8_lossy(&out.stderr).trim_end().to_owned(),
+        })
+    }
+}
+
+/// The command line as one could paste it into a shell.
+pub fn command_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_are_shell_quoted() {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["update", "-p", "bytes@1.10.0", "a b", "it's"]);
+        assert_eq!(
+            command_line(&cmd),
+            r"cargo update -p bytes@1.10.0 'a b' 'it'\''s'"
+        );
+    }
+
+    #[test]
+    fn a_failed_child_reports_command_and_stderr() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo oops >&2; exit 3"]);
+        let err = run(cmd).unwrap_err();
+        assert_eq!(err.command, "sh -c 'echo oops >&2; exit 3'");
+        assert_eq!(err.what, "failed (exit status: 3)");
+        assert_eq!(err.stderr, "oops");
+    }
+}

@@ -1,0 +1,282 @@
+//! `cargo gwplugin sync`: bring a plugin to its host's versions.
+
+use std::path::{Path, PathBuf};
+
+use crate::edit;
+use crate::error::{Error, io};
+use crate::host::Host;
+use crate::lockfile::Lockfile;
+use crate::plugin::PluginManifest;
+use crate::process::Cargo;
+use crate::txn::Transaction;
+use crate::{Outcome, status};
+
+/// Align the plugin's dependencies, compiler and Cargo.lock with its host.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The host: a host binary, an ABI manifest JSON file, a host Cargo project (its
+    /// directory or Cargo.toml) or a Cargo.lock [default: `[package.metadata.gwplugin]
+    /// host` of the plugin]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<PathBuf>,
+    /// Path to the plugin's Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Print what would change (a unified diff) and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Runs `sync`.
+pub fn exec(args: &Args) -> Result<Outcome, Error> {
+    let cargo = Cargo::from_env();
+    let plugin = PluginManifest::locate(args.manifest_path.as_deref())?;
+    let (spec, base) = plugin.host_spec(args.host.as_deref())?;
+    let host = Host::resolve(&spec, &base, &cargo)?;
+    sync(&cargo, &plugin, &host, args.dry_run)?;
+    Ok(Outcome::Ok)
+}
+
+/// One crate to move in Cargo.lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockMove {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// Boundary crates of the plugin's lock that are not at the host's version.
+pub fn lock_moves(lock: &Lockfile, host: &Host) -> Vec<LockMove> {
+    let boundary = host.boundary_names();
+    let mut moves: Vec<LockMove> = lock
+        .deps_of("gwplugin")
+        .into_iter()
+        .filter(|p| p.name != "gwplugin" && boundary.contains(p.name.as_str()))
+        .filter_map(|p| {
+            let versions = host.boundary_versions(&p.name);
+            if versions.contains(&p.version.as_str()) {
+                return None;
+            }
+            let to = versions.last()?.to_string();
+            Some(LockMove {
+                name: p.name.clone(),
+                from: p.version.clone(),
+                to,
+            })
+        })
+        .collect();
+    moves.sort_by(|a, b| a.name.cmp(&b.name));
+    moves.dedup();
+    moves
+}
+
+/// Versions of the crates `gwplugin` depends on in a lock.
+fn boundary_versions(lock: &Lockfile) -> Vec<(String, String)> {
+    lock.deps_of("gwplugin")
+        .into_iter()
+        .map(|p| (p.name.clone(), p.version.clone()))
+        .collect()
+}
+
+/// The stable release the host was built with, if it is one `rust-toolchain.toml` can
+/// name (a nightly's release does not say which nightly).
+fn host_channel(host: &Host) -> Option<String> {
+    if !host.knows_compiler {
+        return None;
+    }
+    let release = &host.manifest.rustc.release;
+    let stable = release.split('.').count() == 3
+        && release
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if stable {
+        Some(release.clone())
+    } else {
+        status(
+            "Warning",
+            &format!(
+                "the host's compiler {} is not a stable release: pin its toolchain in \
+                 rust-toolchain.toml yourself",
+                host.manifest.rustc
+            ),
+        );
+        None
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+fn read_lock(path: &Path) -> Result<Option<Lockfile>, Error> {
+    read_optional(path)?
+        .map(|text| {
+            Lockfile::parse(&text).map_err(|message| Error::Parse {
+                path: path.to_owned(),
+                message,
+            })
+        })
+        .transpose()
+}
+
+fn diff(path: &Path, old: &str, new: &str) -> String {
+    let name = path.display().to_string();
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string()
+}
+
+/// Brings `plugin` to `host`'s versions. Any failure leaves every file as it was.
+pub fn sync(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    host: &Host,
+    dry_run: bool,
+) -> Result<(), Error> {
+    let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
+    let ws_dir = ws_manifest.parent().unwrap_or(plugin.dir()).to_owned();
+    let lock_path = ws_dir.join("Cargo.lock");
+    let toolchain_path = ws_dir.join("rust-toolchain.toml");
+
+    // Cargo.toml, in memory.
+    let mut doc = plugin.doc.clone();
+    let changes = edit::align_dependencies(&mut doc, |name, current| host.want(name, current));
+    let cdylib_added = edit::ensure_cdylib(&mut doc);
+    let new_manifest = doc.to_string();
+    let manifest_changed = new_manifest != plugin.text;
+
+    // rust-toolchain.toml, in memory.
+    let old_toolchain = read_optional(&toolchain_path)?;
+    let new_toolchain = match host_channel(host) {
+        Some(channel) => {
+            edit::toolchain_file(old_toolchain.as_deref(), &channel).map_err(|message| {
+                Error::Parse {
+                    path: toolchain_path.clone(),
+                    message,
+                }
+            })?
+        }
+        None => None,
+    };
+
+    let lock = read_lock(&lock_path)?;
+    let old_lock = lock.clone();
+    for c in &changes {
+        status(
+            if dry_run { "Would update" } else { "Updating" },
+            &format!("`{}` in [{}]: {} -> {}", c.key, c.table, c.from, c.to),
+        );
+    }
+    if cdylib_added {
+        status(
+            if dry_run { "Would add" } else { "Adding" },
+            "`cdylib` to [lib] crate-type",
+        );
+    }
+    if let Some(tc) = &new_toolchain {
+        let _ = tc;
+        status(
+            if dry_run { "Would pin" } else { "Pinning" },
+            &format!(
+                "rust toolchain {} in `{}`",
+                host.manifest.rustc.release,
+                toolchain_path.display()
+            ),
+        );
+    }
+
+    if dry_run {
+        if manifest_changed {
+            print!("{}", diff(&plugin.path, &plugin.text, &new_manifest));
+        }
+        if let Some(tc) = &new_toolchain {
+            print!(
+                "{}",
+                diff(&toolchain_path, old_toolchain.as_deref().unwrap_or(""), tc)
+            );
+        }
+        match &lock {
+            Some(lock) => {
+                for m in lock_moves(lock, host) {
+                    status(
+                        "Would lock",
+                        &format!("`{}` {} -> {}", m.name, m.from, m.to),
+                    );
+                }
+            }
+            None => status("Would create", &format!("`{}`", lock_path.display())),
+        }
+        if manifest_changed && lock.is_some() {
+            status(
+                "Would update",
+                &format!("`{}` to match", lock_path.display()),
+            );
+        }
+        return Ok(());
+    }
+
+    let mut tx = Transaction::new();
+    if manifest_changed {
+        tx.write(&plugin.path, new_manifest.as_bytes())?;
+    }
+    if let Some(tc) = &new_toolchain {
+        tx.write(&toolchain_path, tc.as_bytes())?;
+    }
+    tx.guard(&lock_path)?;
+    let mut resolve = manifest_changed;
+    if lock.is_none() {
+        resolve = true;
+        if let Some(text) = &host.lock_text {
+            // Start from the host's lock: every crate the host has keeps its version.
+            tx.write(&lock_path, text.as_bytes())?;
+        }
+    }
+    if resolve {
+        cargo.run_offline_first("update", &plugin.path, &["--workspace"])?;
+    }
+    let lock = read_lock(&lock_path)?.unwrap_or_default();
+    let moves = lock_moves(&lock, host);
+    for m in &moves {
+        let spec = format!("{}@{}", m.name, m.from);
+        cargo.run_offline_first("update", &plugin.path, &["-p", &spec, "--precise", &m.to])?;
+    }
+    let final_lock = read_lock(&lock_path)?.unwrap_or_default();
+    if !moves.is_empty()
+        && let Some(m) = lock_moves(&final_lock, host).into_iter().next()
+    {
+        return Err(Error::Unsyncable {
+            krate: m.name,
+            have: m.from,
+            want: m.to,
+            lock: lock_path,
+        });
+    }
+    if let Some(old) = &old_lock {
+        let before = boundary_versions(old);
+        for (name, version) in boundary_versions(&final_lock) {
+            if let Some(was) = before.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+                && *was != version
+            {
+                status("Locking", &format!("`{name}` {was} -> {version}"));
+            }
+        }
+    }
+    tx.commit();
+    let nothing = !manifest_changed && new_toolchain.is_none() && !resolve && moves.is_empty();
+    status(
+        "Finished",
+        &format!(
+            "`{}` is {}in sync with host {}",
+            plugin.package_name(),
+            if nothing { "already " } else { "" },
+            host.describe()
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! Bad input: each is a clear cargo-style message, exit code 2, and no file changed.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// A plugin crate written by hand (no `new`), with `extra` appended to its Cargo.toml.
+fn plain_plugin(root: &Path, extra: &str) -> std::path::PathBuf {
+    let dir = root.join("p");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"p\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngwplugin = {{ path = \"{}\" }}\n{extra}\n[workspace]\n",
+            repo().join("api").display()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// Runs `args` in `dir`, asserting exit 2 and that nothing under `root` changed.
+fn fails(root: &Path, dir: &Path, args: &[&str]) -> String {
+    let before = snapshot(root);
+    let r = run(gwplugin(dir, args), root);
+    assert_eq!(r.code, 2, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout, "");
+    assert_eq!(snapshot(root), before, "files changed");
+    r.stderr
+}
+
+const HOST_HELP: &str = "help: pass `--host HOST` (a host binary, an ABI manifest JSON file, a host Cargo project or its `Cargo.lock`), or set it once in Cargo.toml:\n[package.metadata.gwplugin]\nhost = \"path/to/host\"\n";
+
+#[test]
+fn no_host() {
+    let root = tempdir();
+    let dir = plain_plugin(root.path(), "");
+    for cmd in ["check", "sync"] {
+        assert_eq!(
+            fails(root.path(), &dir, &[cmd]),
+            format!("error: no host given for `p`\n{HOST_HELP}")
+        );
+    }
+    assert_eq!(
+        fails(
+            root.path(),
+            root.path(),
+            &["new", "x", "--kind", "modifier"]
+        ),
+        "error: no host given\nhelp: pass `--host HOST`: a host binary, an ABI manifest JSON file, a host Cargo project or its `Cargo.lock`\n"
+    );
+}
+
+#[test]
+fn wrong_host_path() {
+    let root = tempdir();
+    let dir = plain_plugin(
+        root.path(),
+        "\n[package.metadata.gwplugin]\nhost = \"../no-such-host\"\n",
+    );
+    let help = "help: check `--host` or `[package.metadata.gwplugin] host` in Cargo.toml (a relative path there is relative to the plugin's directory)\n";
+    assert_eq!(
+        fails(root.path(), &dir, &["check"]),
+        format!("error: host `[ROOT]/p/../no-such-host` does not exist\n{help}")
+    );
+    assert_eq!(
+        fails(root.path(), &dir, &["sync", "--host", "nope.json"]),
+        format!("error: host `[ROOT]/p/nope.json` does not exist\n{help}")
+    );
+    std::fs::write(root.path().join("junk.txt"), "hello").unwrap();
+    let err = fails(root.path(), &dir, &["check", "--host", "../junk.txt"]);
+    assert!(
+        err.starts_with("error: `[ROOT]/junk.txt` is not a gwplugin host: it is neither an ELF binary, a manifest JSON file, a Cargo project nor a Cargo.lock\nhelp: HOST must be"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_cargo_toml() {
+    let root = tempdir();
+    let dir = plain_plugin(root.path(), "");
+    std::fs::write(dir.join("Cargo.toml"), "[package\nname = \"p\"\n").unwrap();
+    for cmd in ["check", "sync"] {
+        let err = fails(
+            root.path(),
+            &dir,
+            &[cmd, "--host", gateway().to_str().unwrap()],
+        );
+        assert!(
+            err.starts_with(
+                "error: could not parse `[ROOT]/p/Cargo.toml`: TOML parse error at line 1, column 9"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("help: fix the file and run the command again\n"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn no_manifest_at_all() {
+    let root = tempdir();
+    assert_eq!(
+        fails(root.path(), root.path(), &["check"]),
+        "error: could not find `Cargo.toml` in `[ROOT]` or any parent directory\nhelp: run this in a plugin crate, or pass `--manifest-path path/to/Cargo.toml`\n"
+    );
+    assert_eq!(
+        fails(
+            root.path(),
+            root.path(),
+            &["sync", "--manifest-path", "x/Cargo.toml"]
+        ),
+        "error: manifest `[ROOT]/x/Cargo.toml` does not exist\nhelp: check `--manifest-path`\n"
+    );
+}
+
+#[test]
+fn no_cargo_lock() {
+    let root = tempdir();
+    let dir = plain_plugin(
+        root.path(),
+        &format!(
+            "\n[package.metadata.gwplugin]\nhost = \"{}\"\n",
+            gateway().display()
+        ),
+    );
+    assert_eq!(
+        fails(root.path(), &dir, &["check"]),
+        "error: `[ROOT]/p/Cargo.lock` does not exist\nhelp: run `cargo gwplugin sync` to create it with the host's versions\n"
+    );
+}
+
+#[test]
+fn host_manifest_of_a_newer_format() {
+    let root = tempdir();
+    let dir = plain_plugin(root.path(), "");
+    std::fs::write(
+        root.path().join("host.json"),
+        r#"{"format": 2, "role": "host"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        fails(root.path(), &dir, &["check", "--host", "../host.json"]),
+        "error: could not read the ABI manifest of host `[ROOT]/host.json`: manifest format 2 is newer than this tool understands (up to 1); upgrade gwplugin\nhelp: rebuild the host, or upgrade cargo-gwplugin (`cargo install --path cargo-gwplugin`) if the host is newer\n"
+    );
+}
+
+#[test]
+fn unknown_kind() {
+    let root = tempdir();
+    let err = fails(
+        root.path(),
+        root.path(),
+        &["new", "x", "--kind", "grpc", "--host", "h"],
+    );
+    assert!(
+        err.starts_with("error: invalid value 'grpc' for '--kind <KIND>'\n  [possible values: http-server, http-client, modifier]\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_package_names() {
+    let root = tempdir();
+    let host = gateway().display().to_string();
+    let help = "help: a package name is made of ASCII letters, digits, `-` and `_`, starts with a letter, and is not a Rust keyword; e.g. `my-plugin`\n";
+    for (name, why) in [
+        ("my.plugin", "invalid character `.`"),
+        ("1plugin", "the name cannot start with a digit"),
+        ("fn", "it is a Rust keyword"),
+    ] {
+        assert_eq!(
+            fails(
+                root.path(),
+                root.path(),
+                &["new", name, "--kind", "modifier", "--host", &host]
+            ),
+            format!("error: invalid package name `{name}`: {why}\n{help}")
+        );
+    }
+}
+
+#[test]
+fn non_empty_directory() {
+    let root = tempdir();
+    std::fs::create_dir(root.path().join("taken")).unwrap();
+    std::fs::write(root.path().join("taken/notes.txt"), "mine").unwrap();
+    assert_eq!(
+        fails(
+            root.path(),
+            root.path(),
+            &[
+                "new",
+                "x",
+                "--kind",
+                "modifier",
+                "--host",
+                gateway().to_str().unwrap(),
+                "--path",
+                "taken"
+            ]
+        ),
+        "error: destination `[ROOT]/taken` already exists and is not empty\nhelp: choose another name or `--path`, or empty the directory first\n"
+    );
+}
+
+#[test]
+fn a_failing_cargo_is_reported_with_its_command_line_and_nothing_changes() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "sync-fails", "modifier");
+    // A dependency to pin: sync must rewrite Cargo.toml and re-resolve the lock.
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "[build-dependencies]",
+        "bytes = \"1\"\n\n[build-dependencies]",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let real = which_cargo();
+    let fake = root.path().join("fake-cargo");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = update ]; then echo 'error: no network today' >&2; exit 101; fi\nexec '{real}' \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    let before = snapshot(root.path());
+    let mut cmd = gwplugin(&dir, &["sync"]);
+    cmd.env("CARGO", &fake);
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.ends_with(
+            "error: `[ROOT]/fake-cargo update --manifest-path [ROOT]/sync-fails/Cargo.toml --workspace` failed (exit status: 101)\n--- stderr\nerror: no network today\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(root.path()), before, "sync left files changed");
+}
+
+fn which_cargo() -> String {
+    let out = std::process::Command::new("rustup")
+        .args(["which", "cargo"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

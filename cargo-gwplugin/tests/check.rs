@@ -1,0 +1,249 @@
+//! `cargo gwplugin check`: exit codes and exact reports for real scaffolded plugins.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// The version of `name` in the repository's lock (the gateway host's).
+fn host_version(name: &str) -> String {
+    let lock = std::fs::read_to_string(repo().join("Cargo.lock")).unwrap();
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    let start = lock.find(&needle).unwrap() + needle.len();
+    lock[start..].split('"').next().unwrap().to_owned()
+}
+
+/// A host manifest computed from the gateway project, as `gwhost` embeds it.
+fn gateway_manifest() -> gwplugin_build::AbiManifest {
+    let rustc = std::process::Command::new("rustup")
+        .args(["which", "rustc"])
+        .current_dir(repo().join("gateway"))
+        .output()
+        .unwrap();
+    let rustc = PathBuf::from(String::from_utf8(rustc.stdout).unwrap().trim());
+    let target = String::from_utf8(
+        std::process::Command::new(&rustc)
+            .args(["--print", "host-tuple"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    gwplugin_build::compute_for_manifest_path(&gwplugin_build::ManifestRequest {
+        manifest_path: gateway(),
+        role: gwplugin_build::Role::Host,
+        target: target.trim().to_owned(),
+        rustc,
+        panic: "unwind".into(),
+        cargo: None,
+    })
+    .unwrap()
+    .manifest
+}
+
+fn check(dir: &Path, root: &Path, args: &[&str]) -> Run {
+    run(gwplugin(dir, &[&["check"][..], args].concat()), root)
+}
+
+#[test]
+fn a_fresh_plugin_is_compatible_and_check_changes_nothing() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "fresh", "modifier");
+    let before = snapshot(&dir);
+    let r = check(&dir, root.path(), &[]);
+    assert_eq!(r.stdout, "no incompatibilities found\n");
+    assert_eq!(
+        r.stderr,
+        "    Checking `fresh` against host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`)\n"
+    );
+    assert_eq!(r.code, 0);
+    assert_eq!(snapshot(&dir), before);
+
+    let r = check(&dir, root.path(), &["--message-format", "json"]);
+    assert_eq!(r.code, 0);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json["compatible"], true);
+    assert_eq!(json["plugin"]["name"], "fresh");
+    assert_eq!(json["host"]["name"], "gwhost");
+    assert_eq!(json["incompatibilities"], serde_json::json!([]));
+}
+
+#[test]
+fn another_compiler_is_an_incompatibility() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "other-rustc", "modifier");
+    let real = std::process::Command::new("rustup")
+        .args(["which", "rustc"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let real = String::from_utf8(real.stdout).unwrap();
+    let wrapper = root.path().join("fake-rustc");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = \"-vV\" ]; then '{}' -vV | sed -e 's/^release: .*/release: 1.95.1/'; else exec '{}' \"$@\"; fi\n",
+            real.trim(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let host = gateway_manifest();
+    let short: String = host.rustc.commit_hash.chars().take(9).collect();
+    let mut cmd = gwplugin(&dir, &["check"]);
+    cmd.env("RUSTC", &wrapper);
+    let r = run(cmd, root.path());
+    assert_eq!(
+        r.stdout,
+        format!(
+            "rustc\n    have: 1.95.1 ({short})\n    want: {} ({short})\n    help: build with the host's compiler: run `cargo gwplugin sync` to pin it in rust-toolchain.toml\n1 incompatibility found\n",
+            host.rustc.release
+        )
+    );
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn a_boundary_crate_at_another_version_is_an_incompatibility() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "old-bytes", "http-server");
+    cargo(
+        &dir,
+        &["update", "--offline", "-p", "bytes", "--precise", "1.10.0"],
+    );
+    let r = check(&dir, root.path(), &[]);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "crate bytes\n    have: 1.10.0\n    want: {}\n    help: run `cargo gwplugin sync` to move it to the host's version\n1 incompatibility found\n",
+            host_version("bytes")
+        )
+    );
+    assert_eq!(r.code, 1);
+    let r = check(&dir, root.path(), &["--message-format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json["incompatibilities"][0]["field"], "crate bytes");
+    assert_eq!(json["incompatibilities"][0]["have"], "1.10.0");
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn a_private_crate_at_another_version_is_a_note() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "private-itoa", "modifier");
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "[build-dependencies]",
+        "itoa = \"=1.0.18\"\n\n[build-dependencies]",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    cargo(&dir, &["update", "--workspace"]);
+    let r = check(&dir, root.path(), &[]);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "note: crate itoa (private to the plugin: it need not match the host)\n    have: 1.0.18\n    want: {}\nno incompatibilities found\n",
+            host_version("itoa")
+        )
+    );
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn a_missing_cdylib_is_reported_with_its_fix() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "no-cdylib", "modifier");
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("crate-type = [\"cdylib\"]\n", "");
+    std::fs::write(&manifest, text).unwrap();
+    let r = check(&dir, root.path(), &[]);
+    assert_eq!(
+        r.stdout,
+        "crate-type\n    have: lib (no `crate-type`)\n    want: cdylib\n    help: add `crate-type = [\"cdylib\"]` under `[lib]` in Cargo.toml (or run `cargo gwplugin sync`)\n1 incompatibility found\n"
+    );
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn hosts_can_be_a_binary_a_manifest_file_or_a_lock() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "many-hosts", "http-client");
+    let manifest = gateway_manifest();
+
+    // A manifest JSON file.
+    let json = root.path().join("host-abi.json");
+    std::fs::write(&json, manifest.to_json_pretty()).unwrap();
+    let r = check(&dir, root.path(), &["--host", json.to_str().unwrap()]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("(ABI manifest file `[ROOT]/host-abi.json`)"),
+        "{}",
+        r.stderr
+    );
+
+    // An ELF binary with the manifest record in its `.gwplugin_abi` section.
+    let record = root.path().join("record.bin");
+    std::fs::write(&record, gwplugin_build::encode_record(&manifest)).unwrap();
+    let binary = root.path().join("host-bin");
+    let status = std::process::Command::new("objcopy")
+        .arg("--add-section")
+        .arg(format!(".gwplugin_abi={}", record.display()))
+        .arg("/bin/true")
+        .arg(&binary)
+        .status()
+        .expect("objcopy (binutils) runs");
+    assert!(status.success());
+    let r = check(&dir, root.path(), &["--host", binary.to_str().unwrap()]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("(host binary `[ROOT]/host-bin`)"),
+        "{}",
+        r.stderr
+    );
+
+    // A binary without the section is not a host.
+    let r = check(&dir, root.path(), &["--host", "/bin/true"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with("error: `/usr/bin/true` is not a gwplugin host: the binary has no `.gwplugin_abi` section\nhelp: ")
+            || r.stderr.starts_with("error: `/bin/true` is not a gwplugin host: the binary has no `.gwplugin_abi` section\nhelp: "),
+        "{}",
+        r.stderr
+    );
+
+    // The host's Cargo.lock: crate versions only.
+    let lock = repo().join("Cargo.lock");
+    let r = check(&dir, root.path(), &["--host", lock.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(
+            "note: rustc, target and features (not compared: a Cargo.lock does not name them)\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.ends_with("no incompatibilities found\n"),
+        "{}",
+        r.stdout
+    );
+}

@@ -1,0 +1,131 @@
+//! Shared by the suites: run `cargo gwplugin`, scaffold plugins, snapshot directories.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cargo-gwplugin/ has a parent")
+        .to_owned()
+}
+
+/// The reference host project.
+pub fn gateway() -> PathBuf {
+    repo().join("gateway/Cargo.toml")
+}
+
+/// The one target directory every build in the tests shares.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"))
+}
+
+/// `cargo-gwplugin gwplugin ARGS…` in `dir`, as cargo runs it.
+pub fn gwplugin(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::cargo_bin("cargo-gwplugin").expect("binary built");
+    cmd.arg("gwplugin")
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("RUSTC")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// What a run printed, with `root` replaced by `[ROOT]`.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(mut cmd: Command, root: &Path) -> Run {
+    let out = cmd.output().expect("runs");
+    let clean = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .replace(&root.display().to_string(), "[ROOT]")
+            .replace(&repo().display().to_string(), "[REPO]")
+    };
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: clean(&out.stdout),
+        stderr: clean(&out.stderr),
+    }
+}
+
+/// A fresh temporary directory (outside the repository).
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("cargo-gwplugin-test-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// Scaffolds a plugin with `new` against the gateway project; returns its directory.
+pub fn scaffold(root: &Path, name: &str, kind: &str) -> PathBuf {
+    let r = run(
+        gwplugin(
+            root,
+            &[
+                "new",
+                name,
+                "--kind",
+                kind,
+                "--host",
+                &gateway().display().to_string(),
+            ],
+        ),
+        root,
+    );
+    assert_eq!(r.code, 0, "new failed:\n{}", r.stderr);
+    root.join(name)
+}
+
+/// Every file under `dir` (but `target/`) with its contents.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_owned(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Runs cargo in `dir` with the shared target dir; panics with stderr on failure.
+pub fn cargo(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "cargo {args:?} in {} failed:\n{stderr}",
+        dir.display()
+    );
+    stderr
+}

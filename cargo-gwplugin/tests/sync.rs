@@ -1,0 +1,193 @@
+//! `cargo gwplugin sync`: fixture manifests (`fixtures/sync/<case>/in`, expected `out`,
+//! expected `stderr`) through `--dry-run`, whose diff must turn `in` into exactly `out`;
+//! then real syncs of scaffolded plugins: Cargo.toml, Cargo.lock and rust-toolchain.toml.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sync")
+}
+
+fn dry_run_case(case: &str) {
+    let root = tempdir();
+    let dir = root.path().join("p");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+    let input = std::fs::read_to_string(fixtures().join(case).join("in/Cargo.toml")).unwrap();
+    let expected = std::fs::read_to_string(fixtures().join(case).join("out/Cargo.toml")).unwrap();
+    std::fs::write(dir.join("Cargo.toml"), &input).unwrap();
+    let before = snapshot(root.path());
+    let host = fixtures().join("host/Cargo.lock");
+    let r = run(
+        gwplugin(
+            &dir,
+            &["sync", "--dry-run", "--host", host.to_str().unwrap()],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(snapshot(root.path()), before, "--dry-run wrote something");
+
+    // The printed diff is exactly the change from `in` to `out`: every other byte kept.
+    let name = format!("{}/Cargo.toml", dir.display());
+    let want_diff = if input == expected {
+        String::new()
+    } else {
+        similar::TextDiff::from_lines(&input, &expected)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{name}"), &format!("b/{name}"))
+            .to_string()
+            .replace(&root.path().display().to_string(), "[ROOT]")
+    };
+    assert_eq!(r.stdout, want_diff, "case {case}");
+    let stderr: String = r
+        .stderr
+        .lines()
+        .map(|l| format!("{}\n", l.trim_start()))
+        .collect();
+    let want_stderr = std::fs::read_to_string(fixtures().join(case).join("stderr")).unwrap();
+    assert_eq!(stderr, want_stderr, "case {case}");
+}
+
+#[test]
+fn realistic_manifest() {
+    dry_run_case("realistic");
+}
+
+#[test]
+fn workspace_inherited_dependencies() {
+    dry_run_case("workspace-inherited");
+}
+
+#[test]
+fn crate_type_gets_cdylib() {
+    dry_run_case("crate-type");
+}
+
+#[test]
+fn already_in_sync_manifest() {
+    dry_run_case("in-sync");
+}
+
+fn lock_version(dir: &Path, name: &str) -> Vec<String> {
+    let lock = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap();
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    lock.match_indices(&needle)
+        .map(|(i, _)| {
+            lock[i + needle.len()..]
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn sync_pins_moves_the_lock_and_pins_the_compiler() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "drifted", "modifier");
+    let host_bytes = lock_version(&repo(), "bytes");
+    // Drift: a direct dependency on a boundary crate, an older bytes in the lock, and no
+    // toolchain file.
+    let manifest = dir.join("Cargo.toml");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    let drifted = original.replace(
+        "[build-dependencies]",
+        "bytes = \"1\" # direct\n\n[build-dependencies]",
+    );
+    std::fs::write(&manifest, &drifted).unwrap();
+    std::fs::remove_file(dir.join("rust-toolchain.toml")).unwrap();
+    cargo(
+        &dir,
+        &["update", "--offline", "-p", "bytes", "--precise", "1.10.0"],
+    );
+    assert_eq!(lock_version(&dir, "bytes"), ["1.10.0"]);
+    let r = run(gwplugin(&dir, &["check"]), root.path());
+    assert_eq!(r.code, 1, "{}", r.stdout);
+
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "    Updating `bytes` in [dependencies]: \"1\" -> \"={v}\"\n     Pinning rust toolchain 1.95.0 in `[ROOT]/drifted/rust-toolchain.toml`\n     Locking `bytes` 1.10.0 -> {v}\n    Finished `drifted` is in sync with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`)\n",
+            v = host_bytes[0]
+        )
+    );
+    // Only the one value changed in Cargo.toml.
+    assert_eq!(
+        std::fs::read_to_string(&manifest).unwrap(),
+        drifted.replace(
+            "bytes = \"1\" # direct",
+            &format!("bytes = \"={}\" # direct", host_bytes[0])
+        )
+    );
+    assert_eq!(lock_version(&dir, "bytes"), host_bytes);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("rust-toolchain.toml")).unwrap(),
+        "# The compiler of the host this plugin is built for (written by `cargo gwplugin sync`).\n[toolchain]\nchannel = \"1.95.0\"\n"
+    );
+    let r = run(gwplugin(&dir, &["check"]), root.path());
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n")
+    );
+
+    // A second sync has nothing to do and touches nothing.
+    let before = snapshot(&dir);
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.stderr,
+        "    Finished `drifted` is already in sync with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`)\n"
+    );
+    assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn dry_run_lists_lock_moves_and_writes_nothing() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "dry", "http-client");
+    cargo(
+        &dir,
+        &["update", "--offline", "-p", "bytes", "--precise", "1.10.0"],
+    );
+    let before = snapshot(&dir);
+    let r = run(gwplugin(&dir, &["sync", "--dry-run"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "  Would lock `bytes` 1.10.0 -> {}\n",
+            lock_version(&repo(), "bytes")[0]
+        )
+    );
+    assert_eq!(snapshot(&dir), before);
+
+    // The real thing: `cargo update --precise` moves it; only Cargo.lock changes.
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "     Locking `bytes` 1.10.0 -> {}\n",
+            lock_version(&repo(), "bytes")[0]
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(lock_version(&dir, "bytes"), lock_version(&repo(), "bytes"));
+    let after = snapshot(&dir);
+    let changed: Vec<_> = after
+        .keys()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| k.display().to_string())
+        .collect();
+    assert_eq!(changed, ["Cargo.lock"]);
+}

@@ -1,0 +1,130 @@
+//! The command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gwplugin::abi::Kind;
+
+use crate::commands::{self, TestPlugin};
+use crate::error::{GwError, render};
+
+/// gwhost: the reference gwplugin gateway (KrakenD-style config, native Rust plugins).
+#[derive(Debug, Parser)]
+#[command(name = "gwhost", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serves the gateway until SIGTERM or SIGINT, then finishes in-flight requests.
+    Run {
+        /// The gateway config (JSON).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validates the config, verifies and loads every plugin and creates every plugin
+    /// instance it names, without serving.
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Prints this host's ABI manifest as JSON (what plugins must be built with).
+    PluginAbi,
+    /// Verifies and loads plugin files, one `[OK]`/`[KO]` line per plugin and kind.
+    TestPlugin {
+        /// Test http-server plugins (default: every kind a file registers).
+        #[arg(long)]
+        server: bool,
+        /// Test http-client plugins.
+        #[arg(long)]
+        client: bool,
+        /// Test req-resp-modifier plugins.
+        #[arg(long)]
+        modifier: bool,
+        /// Also create each plugin with this config (a JSON object).
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+        /// Also send this sample request through each plugin.
+        #[arg(long, value_name = "[METHOD] URL")]
+        request: Option<String>,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn init_logging(command: &Command) {
+    // A server logs what it does; one-shot commands print their result and only warn.
+    let default = match command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Runs the command line; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.command);
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprint!("{}", render(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<(), GwError> {
+    match command {
+        Command::Run { config } => commands::run(&config),
+        Command::Check { config } => {
+            let report = commands::check(&config)?;
+            println!(
+                "`{}` is valid: {} endpoint(s), {} plugin file(s) loaded, {} plugin instance(s) created",
+                config.display(),
+                report.endpoints,
+                report.plugin_files,
+                report.plugin_instances
+            );
+            Ok(())
+        }
+        Command::PluginAbi => {
+            println!("{}", commands::plugin_abi()?);
+            Ok(())
+        }
+        Command::TestPlugin {
+            server,
+            client,
+            modifier,
+            config,
+            request,
+            files,
+        } => {
+            let kinds = [
+                (server, Kind::HttpServer),
+                (client, Kind::HttpClient),
+                (modifier, Kind::Modifier),
+            ]
+            .into_iter()
+            .filter_map(|(on, kind)| on.then_some(kind))
+            .collect();
+            let args = TestPlugin {
+                kinds,
+                config,
+                request,
+                files,
+            };
+            commands::test_plugin(&args, &mut std::io::stdout().lock())
+        }
+    }
+}

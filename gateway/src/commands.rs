@@ -1,0 +1,316 @@
+//! The subcommands: `run`, `check`, `plugin-abi`, `test-plugin`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gwplugin::abi::{ErasedHandler, Kind};
+use gwplugin::{Body, BoxFuture, Request, Response};
+use gwplugin_host::{Loader, PluginRegistry, TokioHostServices};
+use http::{Method, StatusCode, Uri};
+use tokio::runtime::Runtime;
+
+use crate::config::{self, Config};
+use crate::error::GwError;
+use crate::gateway::Gateway;
+use crate::server;
+
+fn runtime() -> Result<Runtime, GwError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(GwError::Runtime)
+}
+
+fn loader() -> Result<Loader, GwError> {
+    Ok(Loader::new(
+        crate::host_manifest_record(),
+        TokioHostServices::current(),
+    )?)
+}
+
+/// Loads the config's plugin folder (call inside the runtime: plugins get its services).
+fn load_plugins(config: &Config) -> Result<(PluginRegistry, usize), GwError> {
+    let mut loader = loader()?;
+    let mut files = 0;
+    if let Some(plugin) = &config.plugin {
+        files = loader.load_folder(plugin)?.loaded.len();
+    }
+    Ok((loader.into_registry(), files))
+}
+
+fn build(config: &Config, registry: &PluginRegistry) -> Result<Gateway, GwError> {
+    Gateway::build(config, registry).map_err(|source| GwError::Build {
+        file: config.file.clone(),
+        source,
+    })
+}
+
+/// `gwhost run -c FILE`: serves until SIGTERM or SIGINT, then drains and returns.
+pub fn run(config_file: &Path) -> Result<(), GwError> {
+    let config = config::load(config_file)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let (registry, files) = load_plugins(&config)?;
+        let gateway = Arc::new(build(&config, &registry)?);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| GwError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().unwrap_or(config.listen);
+        tracing::info!(
+            endpoints = config.endpoints.len(),
+            plugin_files = files,
+            "gwhost listening on http://{addr}"
+        );
+        server::serve(listener, gateway, server::shutdown_signal()).await;
+        tracing::info!("gwhost stopped");
+        // Plugins are never unloaded; the registry simply goes with the process.
+        drop(registry);
+        Ok::<_, GwError>(())
+    })?;
+    // Tasks plugins spawned, idle pooled backend connections: don't wait for them.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    Ok(())
+}
+
+/// What `check` verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    pub endpoints: usize,
+    pub plugin_files: usize,
+    pub plugin_instances: usize,
+}
+
+/// `gwhost check -c FILE`: validates the config, loads every plugin and creates every
+/// instance it names, without serving.
+pub fn check(config_file: &Path) -> Result<CheckReport, GwError> {
+    let config = config::load(config_file)?;
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let (registry, plugin_files) = load_plugins(&config)?;
+        build(&config, &registry)?;
+        let plugin_instances = config.server_plugins.len()
+            + config
+                .endpoints
+                .iter()
+                .map(|e| {
+                    e.modifiers.len()
+                        + e.backend.modifiers.len()
+                        + usize::from(e.backend.client.is_some())
+                })
+                .sum::<usize>();
+        Ok::<_, GwError>(CheckReport {
+            endpoints: config.endpoints.len(),
+            plugin_files,
+            plugin_instances,
+        })
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(report)
+}
+
+/// `gwhost plugin-abi`: this host's ABI manifest as JSON.
+pub fn plugin_abi() -> Result<String, GwError> {
+    Ok(gwplugin_build::decode_record(crate::host_manifest_record())?.to_json_pretty())
+}
+
+/// What `test-plugin` should exercise.
+#[derive(Debug, Clone, Default)]
+pub struct TestPlugin {
+    /// The kinds to test; empty means every kind a file registers.
+    pub kinds: Vec<Kind>,
+    /// Create instances with this config (a JSON object).
+    pub config: Option<String>,
+    /// Send this sample request (`[METHOD] URL`) through each instance.
+    pub request: Option<String>,
+    pub files: Vec<PathBuf>,
+}
+
+/// `gwhost test-plugin`: one `[OK]`/`[KO]` line per file and plugin to `out`, then a
+/// summary. Fails when any check failed.
+pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError> {
+    let config: Option<gwplugin::Config> = match &args.config {
+        None => None,
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v) if v.is_object() => Some(v),
+            Ok(v) => return Err(GwError::PluginConfigArg(format!("found {v}"))),
+            Err(e) => return Err(GwError::PluginConfigArg(e.to_string())),
+        },
+    };
+    let request = args.request.as_deref().map(parse_request).transpose()?;
+    let rt = runtime()?;
+    let (passed, failed) = rt.block_on(async {
+        let mut loader = loader()?;
+        let mut tally = Tally {
+            out,
+            passed: 0,
+            failed: 0,
+        };
+        for file in &args.files {
+            if let Err(e) = loader.load_file(file, None) {
+                tally.line(false, &format!("{}: {e}", file.display()));
+                continue;
+            }
+            let registry = loader.registry();
+            let kinds: &[Kind] = if args.kinds.is_empty() {
+                &[Kind::HttpServer, Kind::HttpClient, Kind::Modifier]
+            } else {
+                &args.kinds
+            };
+            for &kind in kinds {
+                let plugins: Vec<&str> = registry
+                    .iter()
+                    .filter(|p| p.file == *file && p.kind == kind)
+                    .map(|p| p.name.as_str())
+                    .collect();
+                if plugins.is_empty() && !args.kinds.is_empty() {
+                    tally.line(
+                        false,
+                        &format!("{}: registers no {kind} plugin", file.display()),
+                    );
+                }
+                for name in plugins {
+                    let outcome =
+                        exercise(registry, name, kind, config.as_ref(), request.as_ref()).await;
+                    let what = format!("{name} ({kind}) in {}", file.display());
+                    match outcome {
+                        Ok(done) => tally.line(true, &format!("{what}: {done}")),
+                        Err(why) => tally.line(false, &format!("{what}: {why}")),
+                    }
+                }
+            }
+        }
+        Ok::<_, GwError>((tally.passed, tally.failed))
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    let _ = writeln!(out, "test-plugin: {passed} passed, {failed} failed");
+    if failed > 0 {
+        return Err(GwError::TestPluginFailed {
+            failed,
+            total: passed + failed,
+        });
+    }
+    Ok(())
+}
+
+struct Tally<'o> {
+    out: &'o mut dyn Write,
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally<'_> {
+    fn line(&mut self, ok: bool, text: &str) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+        }
+        let _ = writeln!(self.out, "[{}] {text}", if ok { "OK" } else { "KO" });
+    }
+}
+
+struct SampleRequest {
+    method: Method,
+    uri: Uri,
+}
+
+fn parse_request(text: &str) -> Result<SampleRequest, GwError> {
+    let bad = || GwError::RequestArg(text.to_owned());
+    let mut words = text.split_whitespace();
+    let (method, url) = match (words.next(), words.next(), words.next()) {
+        (Some(url), None, None) => (Method::GET, url),
+        (Some(method), Some(url), None) => (
+            Method::from_bytes(method.as_bytes()).map_err(|_| bad())?,
+            url,
+        ),
+        _ => return Err(bad()),
+    };
+    let uri: Uri = url.parse().map_err(|_| bad())?;
+    Ok(SampleRequest { method, uri })
+}
+
+/// The `next` handler an http-server plugin gets under `test-plugin`.
+struct SampleNext;
+
+impl ErasedHandler for SampleNext {
+    fn call(&self, _req: Request) -> BoxFuture<'static, Result<Response, gwplugin::Error>> {
+        Box::pin(async { Ok(Response::new(Body::from("test-plugin: next handler"))) })
+    }
+}
+
+/// Creates and calls one plugin as asked; describes what passed, or why not.
+async fn exercise(
+    registry: &PluginRegistry,
+    name: &str,
+    kind: Kind,
+    config: Option<&gwplugin::Config>,
+    request: Option<&SampleRequest>,
+) -> Result<String, String> {
+    if config.is_none() && request.is_none() {
+        return Ok("registered".to_owned());
+    }
+    let empty = serde_json::Value::Object(Default::default());
+    let config = config.unwrap_or(&empty);
+    let sample = || {
+        request.map(|r| {
+            let mut req = Request::new(Body::empty());
+            *req.method_mut() = r.method.clone();
+            *req.uri_mut() = r.uri.clone();
+            req
+        })
+    };
+    let describe = |resp: &Response| {
+        let status = resp.status();
+        format!(
+            "registered, created, {} {} -> {status}",
+            request.map(|r| r.method.as_str()).unwrap_or(""),
+            request.map(|r| r.uri.to_string()).unwrap_or_default()
+        )
+    };
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    match kind {
+        Kind::HttpServer => {
+            let handler = registry
+                .create_server(name, config, Arc::new(SampleNext))
+                .map_err(|e| err(&e))?;
+            match sample() {
+                None => Ok("registered, created".to_owned()),
+                Some(req) => handler
+                    .call(req)
+                    .await
+                    .map(|r| describe(&r))
+                    .map_err(|e| err(&e)),
+            }
+        }
+        Kind::HttpClient => {
+            let handler = registry.create_client(name, config).map_err(|e| err(&e))?;
+            match sample() {
+                None => Ok("registered, created".to_owned()),
+                Some(req) => handler
+                    .call(req)
+                    .await
+                    .map(|r| describe(&r))
+                    .map_err(|e| err(&e)),
+            }
+        }
+        Kind::Modifier => {
+            let modifier = registry
+                .create_modifier(name, config)
+                .map_err(|e| err(&e))?;
+            match sample() {
+                None => Ok("registered, created".to_owned()),
+                Some(mut req) => {
+                    modifier.modify_request(&mut req).map_err(|e| err(&e))?;
+                    let mut resp = Response::new(Body::from("test-plugin: sample response"));
+                    *resp.status_mut() = StatusCode::OK;
+                    modifier.modify_response(&mut resp).map_err(|e| err(&e))?;
+                    Ok(describe(&resp))
+                }
+            }
+        }
+    }
+}

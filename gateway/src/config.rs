@@ -1,0 +1,739 @@
+//! The gateway config: KrakenD's shape and names, read strictly.
+//!
+//! KrakenD ignores what it does not understand; a typo there silently disables a plugin.
+//! Here every unknown key, wrong type, unknown namespace, duplicate endpoint or bad URL
+//! is an error that names its JSON path (`endpoints[2].backend[0].host[0]`) and says
+//! what was expected. The file is parsed into a `serde_json::Value` first and walked by
+//! hand, because serde's derive errors cannot name the path.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gwplugin::abi::Kind;
+use gwplugin_host::{FailurePolicy, LoaderConfig};
+use http::Method;
+use http::uri::{Authority, Scheme};
+use serde_json::{Map, Value};
+
+use crate::route::{PathPattern, UrlPattern};
+
+/// The config format version this gateway reads (KrakenD's current one).
+pub const VERSION: u64 = 3;
+/// The timeout when none is configured (KrakenD's default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The port when none is configured (KrakenD's default).
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// A validated gateway config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    pub listen: SocketAddr,
+    /// Which plugin files to load; `None` when the config has no `plugin` block.
+    pub plugin: Option<LoaderConfig>,
+    /// Service-level `plugin/http-server` names, in list order (the last is outermost).
+    pub server_plugins: Vec<PluginUse>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One use of a plugin by name, with its config and where the name was written.
+#[derive(Debug, Clone)]
+pub struct PluginUse {
+    pub name: String,
+    /// The object under the plugin's name in the namespace block (`{}` when absent).
+    pub config: Value,
+    /// The JSON path of the name, for errors about it (`...name[1]`).
+    pub at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// JSON path of this endpoint (`endpoints[0]`).
+    pub at: String,
+    pub method: Method,
+    pub pattern: PathPattern,
+    /// Endpoint-level `plugin/req-resp-modifier`, in list order.
+    pub modifiers: Vec<PluginUse>,
+    pub backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub at: String,
+    /// `scheme://authority` of each host, used in turn.
+    pub hosts: Vec<(Scheme, Authority)>,
+    pub url_pattern: UrlPattern,
+    /// The method to call the backend with; `None` keeps the request's.
+    pub method: Option<Method>,
+    pub timeout: Duration,
+    /// Backend-level `plugin/req-resp-modifier`, in list order.
+    pub modifiers: Vec<PluginUse>,
+    /// Backend-level `plugin/http-client`: replaces the call to this backend.
+    pub client: Option<PluginUse>,
+}
+
+/// Why a config can't be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config `{}`: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config `{}` is not valid JSON: {message}", file.display())]
+    Syntax { file: PathBuf, message: String },
+    #[error("{at}: {message}")]
+    Invalid {
+        file: PathBuf,
+        at: String,
+        message: String,
+        help: Option<String>,
+    },
+}
+
+impl ConfigError {
+    /// What the user can do about it.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            ConfigError::Read { .. } => {
+                Some("pass the path of a gateway config with `-c FILE`".to_owned())
+            }
+            ConfigError::Syntax { .. } => {
+                Some("fix the JSON syntax at the line and column shown".to_owned())
+            }
+            ConfigError::Invalid { help, .. } => help.clone(),
+        }
+    }
+
+    /// The config file it is about.
+    pub fn file(&self) -> &Path {
+        match self {
+            ConfigError::Read { file, .. }
+            | ConfigError::Syntax { file, .. }
+            | ConfigError::Invalid { file, .. } => file,
+        }
+    }
+}
+
+/// Reads and validates the config at `file`.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    parse(&text, file)
+}
+
+/// Validates config `text`, read from `file` (relative plugin folders are resolved
+/// against the file's directory).
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: file.to_owned(),
+        message: e.to_string(),
+    })?;
+    Parser { file }.config(&value)
+}
+
+const PATTERN_HELP: &str = "a path starts with `/`; a parameter is a whole endpoint segment like \
+                            `/users/{id}`, and `url_pattern` may use the endpoint's parameters";
+
+/// The JSON type names used in messages.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn join_key(at: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'$');
+    match (at.is_empty(), plain) {
+        (true, true) => key.to_owned(),
+        (true, false) => format!("\"{key}\""),
+        (false, true) => format!("{at}.{key}"),
+        (false, false) => format!("{at}.\"{key}\""),
+    }
+}
+
+fn join_index(at: &str, index: usize) -> String {
+    format!("{at}[{index}]")
+}
+
+fn list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct Parser<'f> {
+    file: &'f Path,
+}
+
+/// An object being read, with the keys it allows.
+struct Obj<'v> {
+    map: &'v Map<String, Value>,
+    at: String,
+}
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+impl Parser<'_> {
+    fn error(&self, at: &str, message: impl Into<String>, help: Option<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            at: if at.is_empty() {
+                "<root>".to_owned()
+            } else {
+                at.to_owned()
+            },
+            message: message.into(),
+            help,
+        }
+    }
+
+    fn expected(&self, at: &str, what: &str, found: &Value) -> ConfigError {
+        self.error(
+            at,
+            format!("expected {what}, found {}", type_name(found)),
+            Some(format!(
+                "write {what} here (`gateway/config.schema.json` describes every key)"
+            )),
+        )
+    }
+
+    fn object<'v>(&self, v: &'v Value, at: &str, allowed: &[&str]) -> Result<Obj<'v>> {
+        let map = v
+            .as_object()
+            .ok_or_else(|| self.expected(at, "an object", v))?;
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(self.error(
+                    &join_key(at, key),
+                    format!("unknown key `{key}`"),
+                    Some(format!("the keys allowed here are {}", list(allowed))),
+                ));
+            }
+        }
+        Ok(Obj {
+            map,
+            at: at.to_owned(),
+        })
+    }
+
+    fn string<'v>(&self, v: &'v Value, at: &str) -> Result<&'v str> {
+        v.as_str().ok_or_else(|| self.expected(at, "a string", v))
+    }
+
+    fn required<'v>(&self, obj: &Obj<'v>, key: &str) -> Result<(&'v Value, String)> {
+        match obj.map.get(key) {
+            Some(v) => Ok((v, join_key(&obj.at, key))),
+            None => Err(self.error(
+                if obj.at.is_empty() { "<root>" } else { &obj.at },
+                format!("missing key `{key}`"),
+                Some(format!("add `{key}` to this object")),
+            )),
+        }
+    }
+
+    fn optional<'v>(&self, obj: &Obj<'v>, key: &str) -> Option<(&'v Value, String)> {
+        obj.map.get(key).map(|v| (v, join_key(&obj.at, key)))
+    }
+
+    fn duration(&self, v: &Value, at: &str) -> Result<Duration> {
+        let text = self.string(v, at)?;
+        parse_duration(text).ok_or_else(|| {
+            self.error(
+                at,
+                format!("expected a duration like `2s` or `500ms`, found `{text}`"),
+                Some("units are `ns`, `us`, `ms`, `s`, `m` and `h`".to_owned()),
+            )
+        })
+    }
+
+    fn config(&self, root: &Value) -> Result<Config> {
+        let obj = self.object(
+            root,
+            "",
+            &[
+                "$schema",
+                "version",
+                "name",
+                "listen_ip",
+                "port",
+                "timeout",
+                "plugin",
+                "extra_config",
+                "endpoints",
+            ],
+        )?;
+        let (version, at) = self.required(&obj, "version")?;
+        if version.as_u64() != Some(VERSION) {
+            return Err(self.error(
+                &at,
+                format!("expected {VERSION}, found {version}"),
+                Some(format!(
+                    "gwhost reads KrakenD's config format version {VERSION}"
+                )),
+            ));
+        }
+        if let Some((name, at)) = self.optional(&obj, "name") {
+            self.string(name, &at)?;
+        }
+        let ip = match self.optional(&obj, "listen_ip") {
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some((v, at)) => {
+                let text = self.string(v, &at)?;
+                text.parse().map_err(|_| {
+                    self.error(
+                        &at,
+                        format!("expected an IP address, found `{text}`"),
+                        Some("use e.g. `0.0.0.0` or `127.0.0.1`".to_owned()),
+                    )
+                })?
+            }
+        };
+        let port = match self.optional(&obj, "port") {
+            None => DEFAULT_PORT,
+            Some((v, at)) => {
+                v.as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| match v {
+                        Value::Number(n) => self.error(
+                            &at,
+                            format!("expected a port number from 0 to 65535, found {n}"),
+                            Some("use 0 to let the system pick a free port".to_owned()),
+                        ),
+                        other => self.expected(&at, "a port number", other),
+                    })?
+            }
+        };
+        let timeout = match self.optional(&obj, "timeout") {
+            None => DEFAULT_TIMEOUT,
+            Some((v, at)) => self.duration(v, &at)?,
+        };
+        let plugin = match self.optional(&obj, "plugin") {
+            None => None,
+            Some((v, at)) => Some(self.plugin_block(v, &at)?),
+        };
+        let mut server_plugins = Vec::new();
+        if let Some((v, at)) = self.optional(&obj, "extra_config") {
+            let extra = self.object(v, &at, &[Kind::HttpServer.namespace()])?;
+            if let Some((block, at)) = self.optional(&extra, Kind::HttpServer.namespace()) {
+                server_plugins = self.plugin_names(block, &at, NameShape::StringOrList)?;
+            }
+        }
+        let mut endpoints = Vec::new();
+        if let Some((v, at)) = self.optional(&obj, "endpoints") {
+            let items = v
+                .as_array()
+                .ok_or_else(|| self.expected(&at, "a list", v))?;
+            for (i, item) in items.iter().enumerate() {
+                endpoints.push(self.endpoint(item, &join_index(&at, i), timeout)?);
+            }
+        }
+        self.check_duplicates(&endpoints)?;
+        Ok(Config {
+            file: self.file.to_owned(),
+            listen: SocketAddr::new(ip, port),
+            plugin,
+            server_plugins,
+            endpoints,
+        })
+    }
+
+    fn plugin_block(&self, v: &Value, at: &str) -> Result<LoaderConfig> {
+        let obj = self.object(v, at, &["folder", "pattern", "sha256", "on_failure"])?;
+        let (folder, folder_at) = self.required(&obj, "folder")?;
+        let folder = Path::new(self.string(folder, &folder_at)?);
+        // Relative to the config file, so a config and its plugins can move together.
+        let folder = match self.file.parent() {
+            Some(dir) if folder.is_relative() => dir.join(folder),
+            _ => folder.to_owned(),
+        };
+        let (pattern, pattern_at) = self.required(&obj, "pattern")?;
+        let pattern = self.string(pattern, &pattern_at)?.to_owned();
+        let mut sha256 = BTreeMap::new();
+        if let Some((v, at)) = self.optional(&obj, "sha256") {
+            let map = v
+                .as_object()
+                .ok_or_else(|| self.expected(&at, "an object of file name to sha256", v))?;
+            for (file, hash) in map {
+                let at = join_key(&at, file);
+                let hash = self.string(hash, &at)?;
+                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(self.error(
+                        &at,
+                        format!("expected a sha256 of 64 hex digits, found `{hash}`"),
+                        Some(format!("compute it with `sha256sum {file}`")),
+                    ));
+                }
+                sha256.insert(file.clone(), hash.to_owned());
+            }
+        }
+        let on_failure = match self.optional(&obj, "on_failure") {
+            None => FailurePolicy::default(),
+            Some((v, at)) => {
+                match self.string(v, &at)? {
+                    "fail" => FailurePolicy::Fail,
+                    "skip" => FailurePolicy::Skip,
+                    other => {
+                        return Err(self.error(
+                        &at,
+                        format!("expected `fail` or `skip`, found `{other}`"),
+                        Some("`fail` stops start-up on a bad plugin file; `skip` logs and goes on".to_owned()),
+                    ));
+                    }
+                }
+            }
+        };
+        Ok(LoaderConfig {
+            folder,
+            pattern,
+            sha256,
+            on_failure,
+        })
+    }
+
+    /// A namespace block: `name` plus per-plugin config under each plugin's name.
+    fn plugin_names(&self, v: &Value, at: &str, shape: NameShape) -> Result<Vec<PluginUse>> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| self.expected(at, "an object", v))?;
+        let name_at = join_key(at, "name");
+        let name = obj.get("name").ok_or_else(|| {
+            self.error(
+                at,
+                "missing key `name`",
+                Some(format!(
+                    "name the plugin(s) to use: `\"name\": {}`",
+                    shape.example()
+                )),
+            )
+        })?;
+        let names: Vec<(&str, String)> = match (name, shape) {
+            (Value::String(s), NameShape::String | NameShape::StringOrList) => {
+                vec![(s.as_str(), name_at.clone())]
+            }
+            (Value::Array(items), NameShape::List | NameShape::StringOrList) => {
+                let mut names = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let item_at = join_index(&name_at, i);
+                    names.push((self.string(item, &item_at)?, item_at));
+                }
+                names
+            }
+            (other, shape) => {
+                return Err(self.error(
+                    &name_at,
+                    format!("expected {}, found {}", shape.expected(), type_name(other)),
+                    Some(match shape {
+                        NameShape::String => format!(
+                            "a backend has one http-client plugin: write `\"name\": {}`",
+                            shape.example()
+                        ),
+                        _ => format!("write `\"name\": {}`", shape.example()),
+                    }),
+                ));
+            }
+        };
+        for (i, (name, name_at)) in names.iter().enumerate() {
+            if names[..i].iter().any(|(n, _)| n == name) {
+                return Err(self.error(
+                    name_at,
+                    format!("plugin `{name}` is listed twice"),
+                    Some("list each plugin once".to_owned()),
+                ));
+            }
+        }
+        for (key, value) in obj {
+            if key == "name" {
+                continue;
+            }
+            let key_at = join_key(at, key);
+            if !names.iter().any(|(n, _)| n == key) {
+                return Err(self.error(
+                    &key_at,
+                    format!("`{key}` is not a plugin named in `name`"),
+                    Some(
+                        "per-plugin config goes under the plugin's name: add it to `name` or \
+                         remove this key"
+                            .to_owned(),
+                    ),
+                ));
+            }
+            if !value.is_object() {
+                return Err(self.expected(&key_at, "an object (the plugin's config)", value));
+            }
+        }
+        Ok(names
+            .into_iter()
+            .map(|(name, at)| PluginUse {
+                name: name.to_owned(),
+                config: obj
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(Map::new())),
+                at,
+            })
+            .collect())
+    }
+
+    fn method(&self, v: &Value, at: &str) -> Result<Method> {
+        const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+        let text = self.string(v, at)?;
+        if !METHODS.contains(&text) {
+            return Err(self.error(
+                at,
+                format!("expected an HTTP method, found `{text}`"),
+                Some(format!("use one of {}", list(&METHODS))),
+            ));
+        }
+        Ok(text.parse().expect("a standard method"))
+    }
+
+    fn endpoint(&self, v: &Value, at: &str, default_timeout: Duration) -> Result<Endpoint> {
+        let obj = self.object(
+            v,
+            at,
+            &["endpoint", "method", "timeout", "extra_config", "backend"],
+        )?;
+        let (path, path_at) = self.required(&obj, "endpoint")?;
+        let path = self.string(path, &path_at)?;
+        let pattern = PathPattern::parse(path)
+            .map_err(|e| self.error(&path_at, e.to_string(), Some(PATTERN_HELP.to_owned())))?;
+        let method = match self.optional(&obj, "method") {
+            None => Method::GET,
+            Some((v, at)) => self.method(v, &at)?,
+        };
+        let timeout = match self.optional(&obj, "timeout") {
+            None => default_timeout,
+            Some((v, at)) => self.duration(v, &at)?,
+        };
+        let mut modifiers = Vec::new();
+        if let Some((v, at)) = self.optional(&obj, "extra_config") {
+            let extra = self.object(v, &at, &[Kind::Modifier.namespace()])?;
+            if let Some((block, at)) = self.optional(&extra, Kind::Modifier.namespace()) {
+                modifiers = self.plugin_names(block, &at, NameShape::List)?;
+            }
+        }
+        let (backends, backends_at) = self.required(&obj, "backend")?;
+        let list = backends
+            .as_array()
+            .ok_or_else(|| self.expected(&backends_at, "a list", backends))?;
+        if list.len() != 1 {
+            return Err(self.error(
+                &backends_at,
+                format!("expected exactly one backend, found {}", list.len()),
+                Some(
+                    "gwhost proxies an endpoint to one backend (KrakenD's `no-op` encoding); \
+                     merging several backends' responses is not supported"
+                        .to_owned(),
+                ),
+            ));
+        }
+        let backend = self.backend(&list[0], &join_index(&backends_at, 0), &pattern, timeout)?;
+        Ok(Endpoint {
+            at: at.to_owned(),
+            method,
+            pattern,
+            modifiers,
+            backend,
+        })
+    }
+
+    fn backend(
+        &self,
+        v: &Value,
+        at: &str,
+        endpoint: &PathPattern,
+        default_timeout: Duration,
+    ) -> Result<Backend> {
+        let obj = self.object(
+            v,
+            at,
+            &["host", "url_pattern", "method", "timeout", "extra_config"],
+        )?;
+        let (hosts_value, hosts_at) = self.required(&obj, "host")?;
+        let items = hosts_value
+            .as_array()
+            .ok_or_else(|| self.expected(&hosts_at, "a list of URLs", hosts_value))?;
+        if items.is_empty() {
+            return Err(self.error(
+                &hosts_at,
+                "expected at least one host, found none",
+                Some("list the backend's URLs, e.g. `[\"http://10.0.0.1:8000\"]`".to_owned()),
+            ));
+        }
+        let mut hosts = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item_at = join_index(&hosts_at, i);
+            let text = self.string(item, &item_at)?;
+            hosts.push(parse_host(text).map_err(|why| {
+                self.error(
+                    &item_at,
+                    format!("expected a URL like `http://10.0.0.1:8000`, found `{text}`: {why}"),
+                    Some(
+                        "write the scheme and the authority only; the path goes in `url_pattern`"
+                            .to_owned(),
+                    ),
+                )
+            })?);
+        }
+        let (url, url_at) = self.required(&obj, "url_pattern")?;
+        let url_pattern = UrlPattern::parse(self.string(url, &url_at)?, endpoint)
+            .map_err(|e| self.error(&url_at, e.to_string(), Some(PATTERN_HELP.to_owned())))?;
+        let method = match self.optional(&obj, "method") {
+            None => None,
+            Some((v, at)) => Some(self.method(v, &at)?),
+        };
+        let timeout = match self.optional(&obj, "timeout") {
+            None => default_timeout,
+            Some((v, at)) => self.duration(v, &at)?,
+        };
+        let mut modifiers = Vec::new();
+        let mut client = None;
+        if let Some((v, at)) = self.optional(&obj, "extra_config") {
+            let extra = self.object(
+                v,
+                &at,
+                &[Kind::Modifier.namespace(), Kind::HttpClient.namespace()],
+            )?;
+            if let Some((block, at)) = self.optional(&extra, Kind::Modifier.namespace()) {
+                modifiers = self.plugin_names(block, &at, NameShape::List)?;
+            }
+            if let Some((block, at)) = self.optional(&extra, Kind::HttpClient.namespace()) {
+                client = self
+                    .plugin_names(block, &at, NameShape::String)?
+                    .into_iter()
+                    .next();
+            }
+        }
+        Ok(Backend {
+            at: at.to_owned(),
+            hosts,
+            url_pattern,
+            method,
+            timeout,
+            modifiers,
+            client,
+        })
+    }
+
+    fn check_duplicates(&self, endpoints: &[Endpoint]) -> Result<()> {
+        let mut seen: BTreeMap<(String, String), &str> = BTreeMap::new();
+        for e in endpoints {
+            let key = (e.method.to_string(), e.pattern.shape());
+            if let Some(first) = seen.insert(key, &e.at) {
+                return Err(self.error(
+                    &e.at,
+                    format!(
+                        "duplicate endpoint `{} {}`: `{first}` already routes it",
+                        e.method,
+                        e.pattern.as_str()
+                    ),
+                    Some("remove one of them, or change its method or path".to_owned()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a namespace block's `name` may be written.
+#[derive(Debug, Clone, Copy)]
+enum NameShape {
+    String,
+    List,
+    StringOrList,
+}
+
+impl NameShape {
+    fn expected(self) -> &'static str {
+        match self {
+            NameShape::String => "a string",
+            NameShape::List => "a list of strings",
+            NameShape::StringOrList => "a string or a list of strings",
+        }
+    }
+
+    fn example(self) -> &'static str {
+        match self {
+            NameShape::String => "\"my-plugin\"",
+            NameShape::List | NameShape::StringOrList => "[\"my-plugin\"]",
+        }
+    }
+}
+
+fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static str> {
+    let uri: http::Uri = text.parse().map_err(|_| "not a URL")?;
+    let scheme = uri.scheme().ok_or("no scheme")?;
+    if *scheme != Scheme::HTTP {
+        return Err("only `http` is supported");
+    }
+    let authority = uri.authority().ok_or("no host")?;
+    if authority.host().is_empty() {
+        return Err("no host");
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err("it has a path");
+    }
+    Ok((scheme.clone(), authority.clone()))
+}
+
+/// Parses `500ms`, `2s`, `1m`, `1h` (one number, one unit, as in KrakenD configs).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "ns" => number / 1e9,
+        "us" | "µs" => number / 1e6,
+        "ms" => number / 1e3,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("3 weeks"), None);
+    }
+
+    #[test]
+    fn hosts() {
+        assert!(parse_host("http://127.0.0.1:8000").is_ok());
+        assert!(parse_host("http://backend").is_ok());
+        assert_eq!(
+            parse_host("https://x").unwrap_err(),
+            "only `http` is supported"
+        );
+        assert_eq!(parse_host("127.0.0.1:80").unwrap_err(), "no scheme");
+        assert_eq!(parse_host("http://x/api").unwrap_err(), "it has a path");
+        assert_eq!(parse_host("not a url").unwrap_err(), "not a URL");
+    }
+}

@@ -1,0 +1,106 @@
+//! The one place where failures become what the user reads, cargo style:
+//!
+//! ```text
+//! error: endpoints[0].backend[0].host[0]: expected a URL like `http://10.0.0.1:8000`, found `x`: no scheme
+//!   --> gateway.json
+//! help: write the scheme and the authority only; the path goes in `url_pattern`
+//! ```
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use gwplugin_host::LoadError;
+
+use crate::config::ConfigError;
+use crate::gateway::BuildError;
+
+/// Everything a gwhost command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum GwError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{source}")]
+    Build {
+        file: std::path::PathBuf,
+        source: BuildError,
+    },
+    #[error("cannot listen on `{addr}`: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("this host's embedded ABI manifest is unreadable: {0}")]
+    Manifest(#[from] gwplugin_build::RecordError),
+    #[error("`--config` is not a JSON object: {0}")]
+    PluginConfigArg(String),
+    #[error("`--request` is not `[METHOD] URL`: `{0}`")]
+    RequestArg(String),
+    #[error("{failed} of {total} plugin checks failed")]
+    TestPluginFailed { failed: usize, total: usize },
+}
+
+impl GwError {
+    /// What to do about it.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            GwError::Config(e) => e.help(),
+            GwError::Load(e) => Some(load_help(e).to_owned()),
+            GwError::Build { source, .. } => Some(source.help()),
+            GwError::Listen { .. } => Some(
+                "free the port or change `listen_ip`/`port` in the config (port 0 picks a free one)"
+                    .to_owned(),
+            ),
+            GwError::Runtime(_) => None,
+            GwError::Manifest(_) => Some("rebuild gwhost: its build script embeds the manifest".to_owned()),
+            GwError::PluginConfigArg(_) => {
+                Some("pass the plugin's config as a JSON object, e.g. `--config '{\"tag\": \"x\"}'`".to_owned())
+            }
+            GwError::RequestArg(_) => {
+                Some("write e.g. `--request 'GET http://127.0.0.1:8000/users/1'` or `--request /health`".to_owned())
+            }
+            GwError::TestPluginFailed { .. } => {
+                Some("see the `[KO]` lines above for each failure".to_owned())
+            }
+        }
+    }
+}
+
+fn load_help(e: &LoadError) -> &'static str {
+    match e {
+        LoadError::Incompatible { .. } => {
+            "rebuild the plugin with this host's compiler and boundary crate versions \
+             (`gwhost plugin-abi` prints them)"
+        }
+        LoadError::Checksum { .. } => {
+            "if the new file is trusted, update its entry in `plugin.sha256`"
+        }
+        LoadError::ChecksumForMissingFile { .. } => {
+            "fix the file name in `plugin.sha256`, or put the file in `plugin.folder`"
+        }
+        LoadError::Folder { .. } => "create the folder, or fix `plugin.folder`",
+        LoadError::DuplicateName { .. } => "remove one of the two files from `plugin.folder`",
+        _ => {
+            "remove the file from `plugin.folder`, narrow `plugin.pattern`, or set \
+             `plugin.on_failure` to `skip`"
+        }
+    }
+}
+
+/// The full message for `err`, ready for stderr.
+pub fn render(err: &GwError) -> String {
+    let mut out = format!("error: {err}\n");
+    match err {
+        GwError::Config(ConfigError::Invalid { file, .. }) | GwError::Build { file, .. } => {
+            let _ = writeln!(out, "  --> {}", file.display());
+        }
+        _ => {}
+    }
+    if let Some(help) = err.help() {
+        let _ = writeln!(out, "help: {help}");
+    }
+    out
+}

@@ -1,0 +1,431 @@
+//! The request pipeline, built once at start-up from a validated config and the loaded
+//! plugins:
+//!
+//! ```text
+//! http-server plugins (last name outermost)
+//!   └─ router: match method + path
+//!        endpoint modifiers, request side (list order)
+//!        backend modifiers, request side (list order)
+//!        backend call: the http-client plugin, or the proxy (with the timeout)
+//!        backend modifiers, response side (list order)
+//!        endpoint modifiers, response side (list order)
+//! ```
+//!
+//! A failing or panicking plugin answers that one request with its status (500 when it
+//! set none) and an ERROR line naming the plugin and the request id; nothing else is
+//! affected. Plugin instances are created here, once; the hot path only clones `Arc`s.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gwplugin::abi::{ErasedHandler, ErasedModifier, Handler, Kind};
+use gwplugin::{Body, BoxFuture, Request, Response};
+use gwplugin_host::{CreateError, LookupError, PluginRegistry};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, StatusCode, Uri, Version};
+use hyper::body::Body as _;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::{Config, PluginUse};
+use crate::route::{RouteTable, UrlPattern};
+
+tokio::task_local! {
+    // The id of the request being handled, for log lines written deep in the pipeline
+    // (also from inside an http-server plugin's `next`) without threading it through
+    // the plugin ABI.
+    static REQUEST_ID: u64;
+}
+
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The id of the request this task is handling (0 outside a request).
+pub fn request_id() -> u64 {
+    REQUEST_ID.try_with(|id| *id).unwrap_or(0)
+}
+
+/// Why the pipeline could not be built from a config.
+#[derive(Debug, thiserror::Error)]
+#[error("{at}: {source}")]
+pub struct BuildError {
+    /// The JSON path of the plugin name that failed.
+    pub at: String,
+    pub source: CreateError,
+}
+
+impl BuildError {
+    pub fn help(&self) -> String {
+        match &self.source {
+            CreateError::Lookup(LookupError::Unknown { .. }) => {
+                "check the name, or put the plugin's file in `plugin.folder` (its file name \
+                 must contain `plugin.pattern`); `gwhost test-plugin FILE` lists what a file \
+                 registers"
+                    .to_owned()
+            }
+            CreateError::Lookup(LookupError::WrongKind { found, .. }) => {
+                format!("use it under `{}`", found.namespace())
+            }
+            CreateError::Plugin(name, _) => {
+                format!("fix the plugin's config, the object under `{name}` in this block")
+            }
+        }
+    }
+}
+
+/// The gateway's request handler.
+pub struct Gateway {
+    router: Arc<Router>,
+    /// The http-server plugins around the router, outermost first; `None` without any.
+    chain: Option<Handler>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("endpoints", &self.router.routes.len())
+            .field("server_plugins", &self.chain.is_some())
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Creates every plugin instance the config names and wires the pipeline.
+    pub fn build(config: &Config, registry: &PluginRegistry) -> Result<Self, BuildError> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let mut table = RouteTable::default();
+        let mut routes = Vec::with_capacity(config.endpoints.len());
+        for (index, endpoint) in config.endpoints.iter().enumerate() {
+            let backend = &endpoint.backend;
+            let client_plugin = match &backend.client {
+                Some(u) => Some(NamedHandler {
+                    name: u.name.as_str().into(),
+                    handler: registry
+                        .create_client(&u.name, &u.config)
+                        .map_err(|source| build_error(u, source))?,
+                }),
+                None => None,
+            };
+            routes.push(Route {
+                modifiers: modifiers(&endpoint.modifiers, registry)?,
+                backend: BackendRoute {
+                    hosts: backend.hosts.clone(),
+                    next_host: AtomicUsize::new(0),
+                    url: backend.url_pattern.clone(),
+                    method: backend.method.clone(),
+                    timeout: backend.timeout,
+                    modifiers: modifiers(&backend.modifiers, registry)?,
+                    client: client_plugin,
+                },
+            });
+            table.insert(endpoint.method.clone(), endpoint.pattern.clone(), index);
+        }
+        let router = Arc::new(Router {
+            table,
+            routes,
+            client,
+        });
+        // KrakenD's rule: each plugin wraps what the previous names built, so the last
+        // name is the outermost and sees the request first.
+        let mut chain: Option<Handler> = None;
+        let mut next: Handler = Arc::new(RouterHandler(router.clone()));
+        for u in &config.server_plugins {
+            let created = registry
+                .create_server(&u.name, &u.config, next)
+                .map_err(|source| build_error(u, source))?;
+            next = Arc::new(ServerLayer {
+                name: u.name.as_str().into(),
+                inner: created,
+            });
+            chain = Some(next.clone());
+        }
+        Ok(Gateway { router, chain })
+    }
+
+    /// Answers one request. Never fails: every failure becomes a status.
+    pub async fn handle(&self, req: Request) -> Response {
+        let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+        REQUEST_ID
+            .scope(id, async {
+                match &self.chain {
+                    None => self.router.handle(req).await,
+                    Some(chain) => match chain.call(req).await {
+                        Ok(resp) => resp,
+                        // Every layer turns its plugin's errors into responses already.
+                        Err(e) => plugin_failure("http-server chain", Kind::HttpServer, &e),
+                    },
+                }
+            })
+            .await
+    }
+}
+
+fn build_error(u: &PluginUse, source: CreateError) -> BuildError {
+    BuildError {
+        at: u.at.clone(),
+        source,
+    }
+}
+
+fn modifiers(uses: &[PluginUse], registry: &PluginRegistry) -> Result<Vec<Modifier>, BuildError> {
+    uses.iter()
+        .map(|u| {
+            Ok(Modifier {
+                name: u.name.as_str().into(),
+                instance: registry
+                    .create_modifier(&u.name, &u.config)
+                    .map_err(|source| build_error(u, source))?,
+            })
+        })
+        .collect()
+}
+
+struct Modifier {
+    name: Box<str>,
+    instance: Arc<dyn ErasedModifier>,
+}
+
+struct NamedHandler {
+    name: Box<str>,
+    handler: Handler,
+}
+
+struct Route {
+    modifiers: Vec<Modifier>,
+    backend: BackendRoute,
+}
+
+struct BackendRoute {
+    hosts: Vec<(Scheme, Authority)>,
+    next_host: AtomicUsize,
+    url: UrlPattern,
+    method: Option<Method>,
+    timeout: Duration,
+    modifiers: Vec<Modifier>,
+    client: Option<NamedHandler>,
+}
+
+impl BackendRoute {
+    /// Round robin over the configured hosts.
+    fn pick_host(&self) -> &(Scheme, Authority) {
+        if self.hosts.len() == 1 {
+            return &self.hosts[0];
+        }
+        let i = self.next_host.fetch_add(1, Ordering::Relaxed);
+        &self.hosts[i % self.hosts.len()]
+    }
+}
+
+struct Router {
+    table: RouteTable,
+    routes: Vec<Route>,
+    client: Client<HttpConnector, Body>,
+}
+
+impl Router {
+    async fn handle(&self, req: Request) -> Response {
+        let Some(index) = self.table.lookup(req.method(), req.uri().path()) else {
+            return status_response(StatusCode::NOT_FOUND);
+        };
+        let route = &self.routes[index];
+        let backend = &route.backend;
+        // Parameters come from the path as routed, before modifiers may rewrite the URI.
+        let mut target = String::new();
+        backend.url.render_into(req.uri().path(), None, &mut target);
+
+        let mut req = req;
+        for m in &route.modifiers {
+            if let Err(e) = m.instance.modify_request(&mut req) {
+                return plugin_failure(&m.name, Kind::Modifier, &e);
+            }
+        }
+        let (mut parts, body) = req.into_parts();
+        if let Some(query) = parts.uri.query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        let (scheme, authority) = backend.pick_host();
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(scheme.clone());
+        uri.authority = Some(authority.clone());
+        uri.path_and_query = match PathAndQuery::try_from(target) {
+            Ok(p) => Some(p),
+            Err(_) => return status_response(StatusCode::BAD_REQUEST),
+        };
+        parts.uri = match Uri::from_parts(uri) {
+            Ok(u) => u,
+            Err(_) => return status_response(StatusCode::BAD_REQUEST),
+        };
+        if let Some(method) = &backend.method {
+            parts.method = method.clone();
+        }
+        parts.version = Version::HTTP_11;
+        strip_hop_by_hop(&mut parts.headers);
+        // The client sets `host` from the backend URI.
+        parts.headers.remove(header::HOST);
+        let mut req = Request::from_parts(parts, body);
+
+        for m in &backend.modifiers {
+            if let Err(e) = m.instance.modify_request(&mut req) {
+                return plugin_failure(&m.name, Kind::Modifier, &e);
+            }
+        }
+        let mut resp = match self.call_backend(backend, req).await {
+            Ok(resp) => resp,
+            Err(failure) => return failure,
+        };
+        for m in backend.modifiers.iter().chain(&route.modifiers) {
+            if let Err(e) = m.instance.modify_response(&mut resp) {
+                return plugin_failure(&m.name, Kind::Modifier, &e);
+            }
+        }
+        resp
+    }
+
+    async fn call_backend(
+        &self,
+        backend: &BackendRoute,
+        req: Request,
+    ) -> Result<Response, Response> {
+        let timed_out = || {
+            tracing::warn!(
+                request_id = request_id(),
+                "backend did not answer within {:?}",
+                backend.timeout
+            );
+            status_response(StatusCode::GATEWAY_TIMEOUT)
+        };
+        if let Some(client) = &backend.client {
+            return match tokio::time::timeout(backend.timeout, client.handler.call(req)).await {
+                Err(_) => Err(timed_out()),
+                Ok(Ok(resp)) => Ok(resp),
+                Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
+            };
+        }
+        let uri = req.uri().clone();
+        match tokio::time::timeout(backend.timeout, self.client.request(req)).await {
+            Err(_) => Err(timed_out()),
+            Ok(Ok(resp)) => {
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Ok(Response::from_parts(parts, incoming_body(body)))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
+                Err(status_response(StatusCode::BAD_GATEWAY))
+            }
+        }
+    }
+}
+
+/// The router as the `next` of the innermost http-server plugin.
+struct RouterHandler(Arc<Router>);
+
+impl ErasedHandler for RouterHandler {
+    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, gwplugin::Error>> {
+        let router = self.0.clone();
+        Box::pin(async move { Ok(router.handle(req).await) })
+    }
+}
+
+/// An http-server plugin instance whose errors become that request's response here,
+/// where its name is known, so outer plugins see a response, not an error.
+struct ServerLayer {
+    name: Arc<str>,
+    inner: Handler,
+}
+
+impl ErasedHandler for ServerLayer {
+    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, gwplugin::Error>> {
+        let name = self.name.clone();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            Ok(match fut.await {
+                Ok(resp) => resp,
+                Err(e) => plugin_failure(&name, Kind::HttpServer, &e),
+            })
+        })
+    }
+}
+
+/// Turns a request or response body from hyper into the contract's body.
+pub fn incoming_body(body: Incoming) -> Body {
+    // Most requests have no body: don't box a stream for nothing.
+    if body.is_end_stream() {
+        Body::empty()
+    } else {
+        Body::from_stream(body)
+    }
+}
+
+/// The answer to a request a plugin failed, logged at ERROR.
+fn plugin_failure(name: &str, kind: Kind, err: &gwplugin::Error) -> Response {
+    let status = err.status().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let id = request_id();
+    tracing::error!(
+        plugin = name,
+        kind = kind.as_str(),
+        request_id = id,
+        status = status.as_u16(),
+        "{}{err}",
+        // A panic's message already says "plugin panicked at FILE:LINE".
+        if err.is_panic() {
+            ""
+        } else {
+            "plugin failed: "
+        }
+    );
+    let mut resp = status_response(status);
+    resp.headers_mut()
+        .insert("x-request-id", HeaderValue::from(id));
+    resp
+}
+
+/// A response made by the gateway itself: the status and its reason as the body.
+pub fn status_response(status: StatusCode) -> Response {
+    let mut resp = Response::new(Body::from(status.canonical_reason().unwrap_or("error")));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never
+/// forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers the peer declared hop-by-hop in `Connection` go too.
+    let declared: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in declared {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}

@@ -1,0 +1,310 @@
+//! Endpoint paths with `{param}` segments, backend `url_pattern`s that reuse them, and
+//! the lookup table that maps a request to its endpoint without allocating.
+
+use std::collections::HashMap;
+
+use http::Method;
+
+/// One segment of an endpoint path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+/// An endpoint path such as `/users/{id}/posts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    source: String,
+    segments: Vec<Segment>,
+}
+
+/// Why a path or URL pattern is malformed (the config layer adds the JSON path).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("expected a path starting with `/`, found `{0}`")]
+    NoLeadingSlash(String),
+    #[error("malformed parameter in `{0}`: a parameter is a whole segment like `{{id}}`")]
+    MalformedParam(String),
+    #[error("parameter `{{{param}}}` appears twice in `{pattern}`")]
+    DuplicateParam { pattern: String, param: String },
+    #[error("`{{{param}}}` is not a parameter of endpoint `{endpoint}`")]
+    UnknownParam { param: String, endpoint: String },
+}
+
+fn is_param_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl PathPattern {
+    pub fn parse(source: &str) -> Result<Self, PatternError> {
+        let rest = source
+            .strip_prefix('/')
+            .ok_or_else(|| PatternError::NoLeadingSlash(source.to_owned()))?;
+        let mut segments = Vec::new();
+        if !rest.is_empty() {
+            for raw in rest.split('/') {
+                let segment =
+                    if let Some(inner) = raw.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+                        if !is_param_name(inner) {
+                            return Err(PatternError::MalformedParam(source.to_owned()));
+                        }
+                        if segments
+                            .iter()
+                            .any(|s| matches!(s, Segment::Param(p) if p == inner))
+                        {
+                            return Err(PatternError::DuplicateParam {
+                                pattern: source.to_owned(),
+                                param: inner.to_owned(),
+                            });
+                        }
+                        Segment::Param(inner.to_owned())
+                    } else if raw.contains(['{', '}']) {
+                        return Err(PatternError::MalformedParam(source.to_owned()));
+                    } else {
+                        Segment::Literal(raw.to_owned())
+                    };
+                segments.push(segment);
+            }
+        }
+        Ok(PathPattern {
+            source: source.to_owned(),
+            segments,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    pub fn has_params(&self) -> bool {
+        self.segments.iter().any(|s| matches!(s, Segment::Param(_)))
+    }
+
+    /// The pattern with parameter names erased: `/users/{id}` and `/users/{name}` are the
+    /// same route.
+    pub fn shape(&self) -> String {
+        let mut out = String::new();
+        for s in &self.segments {
+            out.push('/');
+            match s {
+                Segment::Literal(l) => out.push_str(l),
+                Segment::Param(_) => out.push_str("{}"),
+            }
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+
+    fn param_index(&self, name: &str) -> Option<usize> {
+        self.segments
+            .iter()
+            .position(|s| matches!(s, Segment::Param(p) if p == name))
+    }
+
+    /// Whether `path` matches. No allocation.
+    pub fn matches(&self, path: &str) -> bool {
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        if self.segments.is_empty() {
+            return rest.is_empty();
+        }
+        let mut parts = rest.split('/');
+        for segment in &self.segments {
+            match (segment, parts.next()) {
+                (Segment::Literal(l), Some(p)) if l == p => {}
+                (Segment::Param(_), Some(p)) if !p.is_empty() => {}
+                _ => return false,
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+/// A piece of a backend `url_pattern`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UrlPiece {
+    Literal(String),
+    /// The index of the endpoint path segment holding the value.
+    Param(usize),
+}
+
+/// A backend `url_pattern` such as `/v1/users/{id}.json`, bound to its endpoint's
+/// parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlPattern {
+    pieces: Vec<UrlPiece>,
+    literal_len: usize,
+}
+
+impl UrlPattern {
+    pub fn parse(source: &str, endpoint: &PathPattern) -> Result<Self, PatternError> {
+        if !source.starts_with('/') {
+            return Err(PatternError::NoLeadingSlash(source.to_owned()));
+        }
+        let mut pieces = Vec::new();
+        let mut rest = source;
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..]
+                .find('}')
+                .map(|c| open + c)
+                .ok_or_else(|| PatternError::MalformedParam(source.to_owned()))?;
+            let name = &rest[open + 1..close];
+            if !is_param_name(name) || rest[..open].contains('}') {
+                return Err(PatternError::MalformedParam(source.to_owned()));
+            }
+            if open > 0 {
+                pieces.push(UrlPiece::Literal(rest[..open].to_owned()));
+            }
+            let index = endpoint
+                .param_index(name)
+                .ok_or_else(|| PatternError::UnknownParam {
+                    param: name.to_owned(),
+                    endpoint: endpoint.as_str().to_owned(),
+                })?;
+            pieces.push(UrlPiece::Param(index));
+            rest = &rest[close + 1..];
+        }
+        if rest.contains('}') {
+            return Err(PatternError::MalformedParam(source.to_owned()));
+        }
+        if !rest.is_empty() {
+            pieces.push(UrlPiece::Literal(rest.to_owned()));
+        }
+        let literal_len = pieces
+            .iter()
+            .map(|p| match p {
+                UrlPiece::Literal(l) => l.len(),
+                UrlPiece::Param(_) => 0,
+            })
+            .sum();
+        Ok(UrlPattern {
+            pieces,
+            literal_len,
+        })
+    }
+
+    /// Appends the backend path for a request `path` that matched the endpoint, then
+    /// `?query` if any, to `out`.
+    pub fn render_into(&self, path: &str, query: Option<&str>, out: &mut String) {
+        out.reserve(self.literal_len + path.len() + query.map_or(0, |q| q.len() + 1));
+        for piece in &self.pieces {
+            match piece {
+                UrlPiece::Literal(l) => out.push_str(l),
+                UrlPiece::Param(i) => {
+                    // The endpoint matched, so segment `i` exists.
+                    if let Some(value) = path.trim_start_matches('/').split('/').nth(*i) {
+                        out.push_str(value);
+                    }
+                }
+            }
+        }
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+    }
+}
+
+/// Maps a method and a path to an endpoint index: static paths through a hash map,
+/// parameterised ones in config order after them.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    by_method: Vec<MethodRoutes>,
+}
+
+#[derive(Debug)]
+struct MethodRoutes {
+    method: Method,
+    exact: HashMap<Box<str>, usize>,
+    patterns: Vec<(PathPattern, usize)>,
+}
+
+impl RouteTable {
+    pub fn insert(&mut self, method: Method, pattern: PathPattern, index: usize) {
+        let routes = match self.by_method.iter_mut().position(|r| r.method == method) {
+            Some(i) => &mut self.by_method[i],
+            None => {
+                self.by_method.push(MethodRoutes {
+                    method,
+                    exact: HashMap::new(),
+                    patterns: Vec::new(),
+                });
+                self.by_method.last_mut().expect("just pushed")
+            }
+        };
+        if pattern.has_params() {
+            routes.patterns.push((pattern, index));
+        } else {
+            routes.exact.insert(pattern.as_str().into(), index);
+        }
+    }
+
+    pub fn lookup(&self, method: &Method, path: &str) -> Option<usize> {
+        let routes = self.by_method.iter().find(|r| r.method == *method)?;
+        if let Some(i) = routes.exact.get(path) {
+            return Some(*i);
+        }
+        routes
+            .patterns
+            .iter()
+            .find(|(p, _)| p.matches(path))
+            .map(|(_, i)| *i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_match_whole_segments_and_substitute() {
+        let endpoint = PathPattern::parse("/users/{id}/posts/{post}").unwrap();
+        assert!(endpoint.matches("/users/7/posts/9"));
+        assert!(!endpoint.matches("/users/7/posts"));
+        assert!(!endpoint.matches("/users//posts/9"));
+        assert!(!endpoint.matches("/users/7/posts/9/x"));
+        let url = UrlPattern::parse("/v1/{post}/by/{id}.json", &endpoint).unwrap();
+        let mut out = String::new();
+        url.render_into("/users/7/posts/9", Some("a=1"), &mut out);
+        assert_eq!(out, "/v1/9/by/7.json?a=1");
+        assert_eq!(endpoint.shape(), "/users/{}/posts/{}");
+    }
+
+    #[test]
+    fn malformed_patterns_are_refused() {
+        let endpoint = PathPattern::parse("/users/{id}").unwrap();
+        assert_eq!(
+            UrlPattern::parse("/u/{name}", &endpoint)
+                .unwrap_err()
+                .to_string(),
+            "`{name}` is not a parameter of endpoint `/users/{id}`"
+        );
+        assert!(PathPattern::parse("users").is_err());
+        assert!(PathPattern::parse("/u/{id").is_err());
+        assert!(PathPattern::parse("/u/x{id}").is_err());
+        assert!(PathPattern::parse("/u/{id}/{id}").is_err());
+    }
+
+    #[test]
+    fn static_routes_win_over_params() {
+        let mut table = RouteTable::default();
+        table.insert(Method::GET, PathPattern::parse("/u/{id}").unwrap(), 0);
+        table.insert(Method::GET, PathPattern::parse("/u/me").unwrap(), 1);
+        table.insert(Method::GET, PathPattern::parse("/").unwrap(), 2);
+        assert_eq!(table.lookup(&Method::GET, "/u/me"), Some(1));
+        assert_eq!(table.lookup(&Method::GET, "/u/5"), Some(0));
+        assert_eq!(table.lookup(&Method::GET, "/"), Some(2));
+        assert_eq!(table.lookup(&Method::POST, "/u/5"), None);
+    }
+}

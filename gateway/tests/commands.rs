@@ -1,0 +1,136 @@
+//! `gwhost plugin-abi` and `gwhost test-plugin`.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn plugin_abi_prints_the_manifest_embedded_in_the_binary() {
+    let out = run(&["plugin-abi"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed =
+        gwplugin_build::AbiManifest::from_json(&text(&out.stdout)).expect("manifest JSON");
+    // What the loader and `cargo gwplugin check --host` read: the binary's link section.
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_gwhost")).unwrap();
+    let embedded =
+        gwplugin_build::elf::host_manifest(&binary, gwplugin_build::HOST_SECTION).unwrap();
+    assert_eq!(printed, embedded);
+    assert_eq!(printed.package.name, "gwhost");
+    assert!(printed.boundary.iter().any(|c| c.name == "http"));
+}
+
+#[test]
+fn test_plugin_ok_lines_and_summary() {
+    let so = fixture("all-kinds");
+    let so_s = so.to_str().unwrap();
+    let out = run(&["test-plugin", so_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "[OK] stamp-server (http-server) in {so_s}: registered\n\
+             [OK] services-client (http-client) in {so_s}: registered\n\
+             [OK] stamp-modifier (modifier) in {so_s}: registered\n\
+             test-plugin: 3 passed, 0 failed\n"
+        )
+    );
+
+    // Factories and a sample request through each selected kind.
+    let out = run(&[
+        "test-plugin",
+        "--server",
+        "--modifier",
+        "--config",
+        r#"{"tag": "t", "value": "v"}"#,
+        "--request",
+        "POST /sample",
+        so_s,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "[OK] stamp-server (http-server) in {so_s}: registered, created, POST /sample -> 200 OK\n\
+             [OK] stamp-modifier (modifier) in {so_s}: registered, created, POST /sample -> 200 OK\n\
+             test-plugin: 2 passed, 0 failed\n"
+        )
+    );
+}
+
+#[test]
+fn test_plugin_ko_lines_and_exit_1() {
+    let so = fixture("all-kinds");
+    let so_s = so.to_str().unwrap();
+    let plain = fixture("plain-cdylib");
+    let plain_s = plain.to_str().unwrap();
+    let order = fixture("order");
+    let order_s = order.to_str().unwrap();
+    // services-client rejects an empty config; a file that is no gwplugin plugin; a
+    // plugin that panics on the sample request.
+    let out = run(&[
+        "test-plugin",
+        "--client",
+        "--modifier",
+        "--config",
+        "{}",
+        "--request",
+        "/x",
+        so_s,
+        plain_s,
+        order_s,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "[KO] services-client (http-client) in {so_s}: plugin `services-client` rejected its config: services-client: config needs `backend` (a URL)"
+        )
+    );
+    assert_eq!(
+        lines[1],
+        format!("[OK] stamp-modifier (modifier) in {so_s}: registered, created, GET /x -> 200 OK")
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "[KO] {plain_s}: plugin `{plain_s}`: no gwplugin ABI manifest (symbol `GWPLUGIN_ABI_MANIFEST` missing): not built with `gwplugin::export!` and `gwplugin_build::plugin()`"
+        )
+    );
+    assert!(lines.contains(&format!("[OK] order-client (http-client) in {order_s}: registered, created, GET /x -> 202 Accepted").as_str()), "{stdout}");
+    let panicked = lines
+        .iter()
+        .find(|l| l.starts_with("[KO] always-panics (modifier)"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        panicked.contains("plugin panicked at") && panicked.contains("always-panics panicked"),
+        "{panicked}"
+    );
+    assert_eq!(*lines.last().unwrap(), "test-plugin: 5 passed, 3 failed");
+    assert_eq!(
+        text(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("error: ") || l.starts_with("help: "))
+            .collect::<Vec<_>>(),
+        [
+            "error: 3 of 8 plugin checks failed",
+            "help: see the `[KO]` lines above for each failure"
+        ]
+    );
+
+    // Asking for a kind a file does not register is a failure, as in KrakenD.
+    let dup = fixture("duplicate");
+    let dup_s = dup.to_str().unwrap();
+    let out = run(&["test-plugin", "--server", order_s, dup_s]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "[OK] server-a (http-server) in {order_s}: registered\n\
+             [OK] server-b (http-server) in {order_s}: registered\n\
+             [KO] {dup_s}: registers no http-server plugin\n\
+             test-plugin: 2 passed, 1 failed\n"
+        )
+    );
+}

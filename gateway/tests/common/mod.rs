@@ -1,0 +1,342 @@
+//! Shared by the gwhost suites: the real `gwhost` binary as a child process, real fixture
+//! plugins built with cargo, a real backend and a real HTTP client over loopback.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+
+pub fn gwhost() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gwhost"));
+    cmd.env_remove("RUST_LOG").env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// Runs `gwhost ARGS` to completion.
+pub fn run(args: &[&str]) -> Output {
+    gwhost().args(args).output().expect("run gwhost")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fixture plugin, built once per test binary.
+pub fn fixture(name: &'static str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<BTreeMap<&'static str, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(name)
+        .or_insert_with(|| gwplugin_e2e::build_fixture(name))
+        .clone()
+}
+
+/// A temporary folder with a config and a `plugins/` folder holding `fixtures`.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new(fixtures: &[&'static str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("plugins")).expect("mkdir");
+        for f in fixtures {
+            let so = fixture(f);
+            std::fs::copy(
+                &so,
+                dir.path().join("plugins").join(so.file_name().unwrap()),
+            )
+            .expect("copy plugin");
+        }
+        Site { dir }
+    }
+
+    pub fn write_config(&self, config: &Value) -> PathBuf {
+        let path = self.dir.path().join("gateway.json");
+        std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).expect("write");
+        path
+    }
+}
+
+/// A config listening on a free loopback port, loading `plugins/*.so` next to it.
+pub fn config(server_plugins: Option<Value>, endpoints: Value) -> Value {
+    let mut c = json!({
+        "version": 3,
+        "listen_ip": "127.0.0.1",
+        "port": 0,
+        "plugin": {"folder": "plugins", "pattern": ".so"},
+        "endpoints": endpoints,
+    });
+    if let Some(s) = server_plugins {
+        c["extra_config"] = json!({ "plugin/http-server": s });
+    }
+    c
+}
+
+/// A running `gwhost run` child; killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub logs: Arc<Mutex<String>>,
+    pub site: Site,
+}
+
+impl Gateway {
+    pub fn start(site: Site, config: &Value) -> Self {
+        let path = site.write_config(config);
+        let mut child = gwhost()
+            .env("RUST_LOG", "info")
+            .args(["run", "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn gwhost");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        // Drain stderr for good: a full pipe would block the gateway's logging.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let addr = line[at + "listening on http://".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    let _ = tx.send(addr);
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().expect("listen address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("gwhost did not start:\n{}", logs.lock().unwrap());
+            }
+        };
+        Gateway {
+            child,
+            addr,
+            logs,
+            site,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The first log line containing `needle`, waiting for it a little: the gateway
+    /// may log after it has answered.
+    pub fn log_line(&self, needle: &str) -> Option<String> {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self.logs().lines().find(|l| l.contains(needle)) {
+                return Some(line.to_owned());
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        // SAFETY: plain kill(2) on our own child.
+        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+    }
+
+    /// Waits for exit, up to `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test HTTP client.
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A finished response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+pub async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    req: http::Request<Full<Bytes>>,
+) -> Reply {
+    let resp = client.request(req).await.expect("gateway answers");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    Reply {
+        status,
+        headers,
+        body: text(&body),
+    }
+}
+
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = http::Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(&client(), req.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+/// A loopback backend: echoes the request as JSON; `x-status` picks the status and
+/// `x-delay-ms` delays the answer. Counts requests.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl Backend {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+pub async fn start_backend() -> Backend {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move { Ok::<_, Infallible>(echo(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Backend { addr, hits }
+}
+
+async fn echo(req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let status = header("x-status").unwrap_or(200);
+    let delay = header("x-delay-ms").unwrap_or(0);
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in req.headers() {
+        headers
+            .entry(k.to_string())
+            .or_default()
+            .push(v.to_str().unwrap_or("").to_owned());
+    }
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    let json = json!({
+        "method": method,
+        "uri": uri,
+        "headers": headers,
+        "body_len": body.len(),
+        "body_sha": body.iter().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b))),
+    });
+    hyper::Response::builder()
+        .status(status as u16)
+        .header("content-type", "application/json")
+        .header("connection", "x-backend-hop")
+        .header("x-backend-hop", "must not reach the client")
+        .body(Full::new(Bytes::from(json.to_string())))
+        .unwrap()
+}
+
+/// A loopback address nothing listens on.
+pub fn dead_address() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}

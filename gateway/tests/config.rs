@@ -1,0 +1,318 @@
+//! Config errors as the user sees them (`gwhost check`), and the committed JSON Schema
+//! against the example configs.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Each `tests/fixtures/bad-config/<case>/gateway.json` fails `gwhost check` with exit 1
+/// and every line of its `expected.txt` on stderr.
+#[test]
+fn bad_configs_fail_with_their_message() {
+    let root = repo_path("tests/fixtures/bad-config");
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 15, "{cases:?}");
+    for case in cases {
+        let config = case.join("gateway.json");
+        let expected = std::fs::read_to_string(case.join("expected.txt")).unwrap();
+        let out = run(&["check", "-c", config.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", case.display());
+        for line in expected.lines() {
+            assert!(
+                stderr.contains(line),
+                "{}: expected\n  {line}\nin\n{stderr}",
+                case.display()
+            );
+        }
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(
+            stderr.contains("\nhelp: "),
+            "{}: no help line: {stderr}",
+            case.display()
+        );
+    }
+}
+
+#[test]
+fn a_path_error_points_at_the_file() {
+    let config = repo_path("tests/fixtures/bad-config/client-name-is-a-list/gateway.json");
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: endpoints[2].backend[0].extra_config.\"plugin/http-client\".name: expected a string, found a list\n  --> {}\nhelp: a backend has one http-client plugin: write `\"name\": \"my-plugin\"`\n",
+            config.display()
+        )
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_config_before_listening() {
+    let config = repo_path("tests/fixtures/bad-config/duplicate-endpoint/gateway.json");
+    let out = run(&["run", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("error: endpoints[1]: duplicate endpoint `GET /users/{name}`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn check_loads_plugins_and_creates_instances() {
+    let site = Site::new(&["all-kinds", "order"]);
+    let path = site.write_config(&config(
+        Some(json!({"name": ["server-a", "stamp-server"]})),
+        json!([{
+            "endpoint": "/x",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["mod-a"]}},
+            "backend": [{"host": ["http://127.0.0.1:1"], "url_pattern": "/",
+                "extra_config": {"plugin/http-client": {
+                    "name": "services-client", "services-client": {"backend": "http://127.0.0.1:1"}}}}],
+        }]),
+    ));
+    let out = run(&["check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "`{}` is valid: 1 endpoint(s), 2 plugin file(s) loaded, 4 plugin instance(s) created\n",
+            path.display()
+        )
+    );
+
+    // The factories run: a config the plugin rejects fails the check.
+    let path = site.write_config(&config(
+        None,
+        json!([{
+            "endpoint": "/x",
+            "backend": [{"host": ["http://127.0.0.1:1"], "url_pattern": "/",
+                "extra_config": {"plugin/http-client": {"name": "services-client"}}}],
+        }]),
+    ));
+    let out = run(&["check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: endpoints[0].backend[0].extra_config.\"plugin/http-client\".name: plugin `services-client` rejected its config: services-client: config needs `backend` (a URL)\n  --> {}\nhelp: fix the plugin's config, the object under `services-client` in this block\n",
+            path.display()
+        )
+    );
+
+    // A plugin of the wrong kind for its namespace.
+    let path = site.write_config(&config(Some(json!({"name": "mod-a"})), json!([])));
+    let out = run(&["check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("is a modifier plugin, but `plugin/http-server` needs a http-server plugin")
+            && stderr.contains("help: use it under `plugin/req-resp-modifier`"),
+        "{stderr}"
+    );
+}
+
+// ---- the JSON Schema ----------------------------------------------------------------
+
+/// A validator for the subset of JSON Schema 2020-12 that `config.schema.json` uses. It
+/// refuses any keyword it does not implement, so the schema cannot silently rely on one.
+/// (A full validator crate would enable serde_json features workspace-wide and change
+/// the ABI manifest of every host and plugin here.)
+struct Validator<'s> {
+    root: &'s Value,
+}
+
+const ANNOTATIONS: [&str; 4] = ["$schema", "$id", "title", "description"];
+
+impl<'s> Validator<'s> {
+    fn validate(&self, schema: &'s Value, v: &Value, at: &str, errors: &mut Vec<String>) {
+        let schema = schema.as_object().expect("a schema is an object");
+        for (key, rule) in schema {
+            match key.as_str() {
+                k if ANNOTATIONS.contains(&k) => {}
+                "$defs" => {}
+                "$ref" => {
+                    let name = rule
+                        .as_str()
+                        .and_then(|r| r.strip_prefix("#/$defs/"))
+                        .expect("local $ref");
+                    self.validate(&self.root["$defs"][name], v, at, errors);
+                }
+                "type" => {
+                    let ok = match rule.as_str().expect("one type") {
+                        "object" => v.is_object(),
+                        "array" => v.is_array(),
+                        "string" => v.is_string(),
+                        "integer" => v.is_i64() || v.is_u64(),
+                        "number" => v.is_number(),
+                        "boolean" => v.is_boolean(),
+                        other => panic!("type {other}"),
+                    };
+                    if !ok {
+                        errors.push(format!("{at}: not of type {rule}"));
+                    }
+                }
+                "const" => {
+                    if v != rule {
+                        errors.push(format!("{at}: not {rule}"));
+                    }
+                }
+                "enum" => {
+                    if !rule.as_array().unwrap().contains(v) {
+                        errors.push(format!("{at}: not one of {rule}"));
+                    }
+                }
+                "minimum" | "maximum" => {
+                    if let (Some(n), Some(limit)) = (v.as_f64(), rule.as_f64())
+                        && ((key == "minimum" && n < limit) || (key == "maximum" && n > limit))
+                    {
+                        errors.push(format!("{at}: {key} {limit}"));
+                    }
+                }
+                "minLength" | "maxLength" => {
+                    if let (Some(s), Some(limit)) = (v.as_str(), rule.as_u64()) {
+                        let n = s.chars().count() as u64;
+                        if (key == "minLength" && n < limit) || (key == "maxLength" && n > limit) {
+                            errors.push(format!("{at}: {key} {limit}"));
+                        }
+                    }
+                }
+                "minItems" | "maxItems" => {
+                    if let (Some(a), Some(limit)) = (v.as_array(), rule.as_u64()) {
+                        let n = a.len() as u64;
+                        if (key == "minItems" && n < limit) || (key == "maxItems" && n > limit) {
+                            errors.push(format!("{at}: {key} {limit}"));
+                        }
+                    }
+                }
+                "items" => {
+                    for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+                        self.validate(rule, item, &format!("{at}[{i}]"), errors);
+                    }
+                }
+                "required" => {
+                    if let Some(o) = v.as_object() {
+                        for k in rule.as_array().unwrap() {
+                            if !o.contains_key(k.as_str().unwrap()) {
+                                errors.push(format!("{at}: missing {k}"));
+                            }
+                        }
+                    }
+                }
+                "properties" => {
+                    if let Some(o) = v.as_object() {
+                        for (k, sub) in rule.as_object().unwrap() {
+                            if let Some(x) = o.get(k) {
+                                self.validate(sub, x, &format!("{at}.{k}"), errors);
+                            }
+                        }
+                    }
+                }
+                "additionalProperties" => {
+                    let known = schema.get("properties").and_then(Value::as_object);
+                    for (k, x) in v.as_object().into_iter().flatten() {
+                        if known.is_some_and(|p| p.contains_key(k)) {
+                            continue;
+                        }
+                        match rule {
+                            Value::Bool(false) => errors.push(format!("{at}: unknown key {k}")),
+                            Value::Bool(true) => {}
+                            sub => self.validate(sub, x, &format!("{at}.{k}"), errors),
+                        }
+                    }
+                }
+                "oneOf" => {
+                    let passing = rule
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|sub| {
+                            let mut e = Vec::new();
+                            self.validate(sub, v, at, &mut e);
+                            e.is_empty()
+                        })
+                        .count();
+                    if passing != 1 {
+                        errors.push(format!("{at}: {passing} of oneOf match"));
+                    }
+                }
+                other => panic!("the schema uses `{other}`, which this test validator lacks"),
+            }
+        }
+    }
+}
+
+fn schema_errors(config: &Value) -> Vec<String> {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_path("config.schema.json")).unwrap())
+            .unwrap();
+    let validator = Validator { root: &schema };
+    let mut errors = Vec::new();
+    validator.validate(&schema, config, "$", &mut errors);
+    errors
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_examples_satisfy_the_schema_and_gwhost() {
+    let mut examples: Vec<_> = std::fs::read_dir(repo_path("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 2, "{examples:?}");
+    for example in &examples {
+        assert_eq!(
+            schema_errors(&read_json(example)),
+            Vec::<String>::new(),
+            "{}",
+            example.display()
+        );
+        let text = std::fs::read_to_string(example).unwrap();
+        gwhost::config::parse(&text, example)
+            .unwrap_or_else(|e| panic!("{}: {e}", example.display()));
+    }
+}
+
+#[test]
+fn the_schema_rejects_what_gwhost_rejects_by_shape() {
+    let root = repo_path("tests/fixtures/bad-config");
+    // Errors only gwhost can see: plugin names, duplicates, URL shapes, parameters,
+    // duration syntax, a missing folder on disk.
+    let beyond_schema = [
+        "bad-host-url",
+        "bad-timeout",
+        "duplicate-endpoint",
+        "host-url-with-path",
+        "invalid-json",
+        "missing-plugin-folder",
+        "unknown-plugin",
+        "url-pattern-unknown-param",
+        "config-for-unlisted-plugin",
+    ];
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let case = entry.unwrap().path();
+        let name = case.file_name().unwrap().to_str().unwrap().to_owned();
+        if beyond_schema.contains(&name.as_str()) {
+            continue;
+        }
+        let errors = schema_errors(&read_json(&case.join("gateway.json")));
+        assert!(!errors.is_empty(), "the schema accepts bad config `{name}`");
+        checked += 1;
+    }
+    assert!(checked >= 7, "{checked}");
+}

@@ -1,0 +1,394 @@
+//! The `gwhost` binary end to end: real plugins, a real backend, real HTTP on loopback.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use serde_json::json;
+
+fn endpoint(path: &str, backend: &Backend, url_pattern: &str) -> serde_json::Value {
+    json!({
+        "endpoint": path,
+        "backend": [{"host": [backend.url()], "url_pattern": url_pattern}],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxies_method_headers_query_body_and_status() {
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([
+            {
+                "endpoint": "/users/{id}/posts/{post}",
+                "method": "POST",
+                "backend": [{"host": [backend.url()], "url_pattern": "/v1/{post}/by/{id}"}],
+            },
+            endpoint("/plain", &backend, "/plain"),
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+
+    let body = vec![b'x'; 300_000];
+    let req = http::Request::post(gw.url("/users/7/posts/9?q=1&r=two"))
+        .header("x-custom", "kept")
+        .header("connection", "x-hop")
+        .header("x-hop", "dropped")
+        .header("x-status", "201")
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap();
+    let reply = send(&client(), req).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let seen = reply.json();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["uri"], "/v1/9/by/7?q=1&r=two");
+    assert_eq!(seen["headers"]["x-custom"], json!(["kept"]));
+    assert!(seen["headers"].get("x-hop").is_none(), "{seen}");
+    assert_eq!(seen["headers"]["host"], json!([backend.addr.to_string()]));
+    assert_eq!(seen["body_len"], 300_000);
+    // The backend's hop-by-hop headers stay with its connection too.
+    assert_eq!(reply.header("x-backend-hop"), "");
+    assert_eq!(reply.header("content-type"), "application/json");
+
+    let reply = get(&gw.url("/plain"), &[("x-status", "418")]).await;
+    assert_eq!(reply.status, 418);
+    assert_eq!(get(&gw.url("/nowhere"), &[]).await.status, 404);
+    // The method is part of the route.
+    let post = http::Request::post(gw.url("/plain"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&client(), post).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timeout_is_504_and_unreachable_is_502() {
+    let backend = start_backend().await;
+    let dead = dead_address();
+    let cfg = config(
+        None,
+        json!([
+            {
+                "endpoint": "/slow",
+                "backend": [{"host": [backend.url()], "url_pattern": "/", "timeout": "300ms"}],
+            },
+            {
+                "endpoint": "/dead",
+                "backend": [{"host": [format!("http://{dead}")], "url_pattern": "/"}],
+            },
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    let started = Instant::now();
+    let reply = get(&gw.url("/slow"), &[("x-delay-ms", "3000")]).await;
+    assert_eq!(reply.status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Under the timeout it is answered.
+    assert_eq!(
+        get(&gw.url("/slow"), &[("x-delay-ms", "50")]).await.status,
+        200
+    );
+    assert_eq!(get(&gw.url("/dead"), &[]).await.status, 502);
+    assert!(
+        gw.log_line("backend unreachable").is_some(),
+        "{}",
+        gw.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_kind_alone() {
+    let backend = start_backend().await;
+
+    // A modifier alone, and a client alone.
+    let cfg = config(
+        None,
+        json!([
+            {
+                "endpoint": "/mod",
+                "extra_config": {"plugin/req-resp-modifier": {
+                    "name": ["stamp-modifier"], "stamp-modifier": {"value": "m1"}}},
+                "backend": [{"host": [backend.url()], "url_pattern": "/m"}],
+            },
+            {
+                "endpoint": "/client",
+                "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/c",
+                    "extra_config": {"plugin/http-client": {
+                        "name": "services-client",
+                        "services-client": {"backend": backend.url(), "sleep_ms": 5}}}}],
+            },
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let reply = get(&gw.url("/mod"), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["headers"]["x-modified"], json!(["m1"]));
+    assert_eq!(reply.header("x-response-modified"), "1");
+    assert_eq!(reply.header("x-server-plugin"), "");
+
+    let reply = get(&gw.url("/client?z=1"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // The plugin called the real backend itself (not host :9), with the backend path.
+    assert_eq!(reply.json()["uri"], "/c?z=1");
+    assert_eq!(reply.header("x-slept-ms"), "5");
+    drop(gw);
+
+    // An http-server plugin alone.
+    let cfg = config(
+        Some(json!({"name": "stamp-server", "stamp-server": {"tag": "s1"}})),
+        json!([endpoint("/plain", &backend, "/p")]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let reply = get(&gw.url("/plain"), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-server-plugin"), "s1");
+    assert_eq!(reply.json()["uri"], "/p");
+    // The server plugin wraps the whole router, 404s included.
+    let reply = get(&gw.url("/nowhere"), &[]).await;
+    assert_eq!((reply.status, reply.header("x-server-plugin")), (404, "s1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_kinds_together_follow_krakend_order() {
+    let backend = start_backend().await;
+    let cfg = config(
+        Some(
+            json!({"name": ["server-a", "server-b", "stamp-server"], "stamp-server": {"tag": "outer"}}),
+        ),
+        json!([
+            {
+                "endpoint": "/ordered/{id}",
+                "extra_config": {"plugin/req-resp-modifier": {"name": ["mod-a", "mod-b"]}},
+                "backend": [{"host": [backend.url()], "url_pattern": "/b/{id}",
+                    "extra_config": {"plugin/req-resp-modifier": {"name": ["mod-c", "stamp-modifier"]}}}],
+            },
+            {
+                "endpoint": "/replaced",
+                "extra_config": {"plugin/req-resp-modifier": {"name": ["mod-a"]}},
+                "backend": [{"host": [backend.url()], "url_pattern": "/never",
+                    "extra_config": {
+                        "plugin/req-resp-modifier": {"name": ["mod-b"]},
+                        "plugin/http-client": {"name": "order-client"}}}],
+            },
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds", "order"]), &cfg);
+
+    let reply = get(&gw.url("/ordered/5"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let seen = reply.json();
+    // Request side: the last server name is outermost, then endpoint modifiers, then
+    // backend modifiers, each in list order.
+    assert_eq!(
+        seen["headers"]["x-order"],
+        json!(["server-b,server-a,mod-a,mod-b,mod-c"])
+    );
+    assert_eq!(seen["headers"]["x-modified"], json!(["yes"]));
+    assert_eq!(seen["uri"], "/b/5");
+    // Response side: backend modifiers, endpoint modifiers, then servers inside out.
+    assert_eq!(
+        reply.header("x-order"),
+        "mod-c,mod-a,mod-b,server-a,server-b"
+    );
+    assert_eq!(reply.header("x-server-plugin"), "outer");
+    assert_eq!(reply.header("x-response-modified"), "1");
+
+    // The http-client plugin replaces the backend call: the backend sees nothing.
+    let hits = backend.hits();
+    let reply = get(&gw.url("/replaced?x=1"), &[]).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let expected_uri = format!("{}/never?x=1", backend.url());
+    assert_eq!(
+        reply.body,
+        format!("order-client answered GET {expected_uri} x-order=server-b,server-a,mod-a,mod-b")
+    );
+    assert_eq!(
+        reply.header("x-order"),
+        "order-client,mod-b,mod-a,server-a,server-b"
+    );
+    assert_eq!(backend.hits(), hits);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_faults_stay_with_their_request() {
+    let backend = start_backend().await;
+    let cfg = config(
+        Some(json!({"name": "stamp-server"})),
+        json!([
+            {
+                "endpoint": "/m",
+                "extra_config": {"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}},
+                "backend": [{"host": [backend.url()], "url_pattern": "/"}],
+            },
+            {
+                "endpoint": "/c",
+                "backend": [{"host": [backend.url()], "url_pattern": "/",
+                    "extra_config": {"plugin/http-client": {
+                        "name": "services-client", "services-client": {"backend": backend.url()}}}}],
+            },
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+
+    let cases = [
+        ("/m", ("x-panic", "modifier"), 500, "stamp-modifier"),
+        ("/m", ("x-reject", "429"), 429, "stamp-modifier"),
+        ("/m", ("x-panic", "server"), 500, "stamp-server"),
+        ("/c", ("x-panic", "client"), 500, "services-client"),
+    ];
+    for (path, header, status, plugin) in cases {
+        let reply = get(&gw.url(path), &[header]).await;
+        assert_eq!(reply.status, status, "{path} {header:?}: {}", reply.body);
+        let id = reply.header("x-request-id").to_owned();
+        assert!(!id.is_empty(), "{path} {header:?}");
+        let line = gw
+            .log_line(&format!("request_id={id} "))
+            .unwrap_or_else(|| panic!("no log line for request {id}:\n{}", gw.logs()));
+        assert!(line.contains("ERROR"), "{line}");
+        assert!(line.contains(&format!("plugin=\"{plugin}\"")), "{line}");
+        // The gateway keeps serving.
+        assert_eq!(get(&gw.url(path), &[]).await.status, 200);
+    }
+    // A panic's log line says where the plugin panicked.
+    assert!(
+        gw.log_line("plugin panicked at ").is_some(),
+        "{}",
+        gw.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn panic_storm_all_500_process_up_rss_flat() {
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{
+            "endpoint": "/boom",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["always-panics"]}},
+            "backend": [{"host": [backend.url()], "url_pattern": "/"}],
+        }]),
+    );
+    let mut gw = Gateway::start(Site::new(&["order"]), &cfg);
+    let url: http::Uri = gw.url("/boom").parse().unwrap();
+    let storm = |n: usize| {
+        let url = url.clone();
+        async move {
+            let client = client();
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut workers = Vec::new();
+            for _ in 0..64 {
+                let (client, url, next) = (client.clone(), url.clone(), next.clone());
+                workers.push(tokio::spawn(async move {
+                    let mut not_500 = 0;
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                        let req = http::Request::get(url.clone())
+                            .body(Full::new(Bytes::new()))
+                            .unwrap();
+                        if send(&client, req).await.status != 500 {
+                            not_500 += 1;
+                        }
+                    }
+                    not_500
+                }));
+            }
+            let mut not_500 = 0;
+            for w in workers {
+                not_500 += w.await.unwrap();
+            }
+            not_500
+        }
+    };
+    // Warm up: pools, thread-local buffers and the log writer reach their steady size.
+    assert_eq!(storm(2_000).await, 0);
+    let before = gw.rss_kib();
+    assert_eq!(
+        storm(10_000).await,
+        0,
+        "every request of the storm is a 500"
+    );
+    let after = gw.rss_kib();
+    eprintln!("panic storm: RSS {before} KiB before, {after} KiB after 10,000 panics");
+    assert!(
+        (after as f64) < before as f64 * 1.10,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    assert_eq!(backend.hits(), 0);
+    assert!(gw.log_line("always-panics panicked").is_some());
+    // Still running (not exited, not a zombie), and still answering.
+    assert_eq!(gw.child.try_wait().unwrap(), None, "gwhost exited");
+    assert!(
+        !std::fs::read_to_string(format!("/proc/{}/stat", gw.pid()))
+            .unwrap()
+            .contains(") Z "),
+        "gwhost is a zombie"
+    );
+    let reply = get(&gw.url("/boom"), &[]).await;
+    assert_eq!(reply.status, 500);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{
+            "endpoint": "/slow",
+            "backend": [{"host": [backend.url()], "url_pattern": "/", "timeout": "10s"}],
+        }]),
+    );
+    let mut gw = Gateway::start(Site::new(&[]), &cfg);
+    let url = gw.url("/slow");
+    let in_flight = tokio::spawn(async move { get(&url, &[("x-delay-ms", "1500")]).await });
+    // Let the request reach the backend before the signal.
+    let start = Instant::now();
+    while backend.hits() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "request never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.terminate();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // No new connections once the signal is handled.
+    assert!(
+        tokio::net::TcpStream::connect(gw.addr).await.is_err(),
+        "still accepting after SIGTERM"
+    );
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["uri"], "/");
+    let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
+    assert!(gw.log_line("gwhost stopped").is_some(), "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn benchmark_plugins_pass_requests_through() {
+    // The plugins `scripts/bench-gateway.sh` measures: the client forwards with the
+    // host's HTTP client, so the backend does answer.
+    let backend = start_backend().await;
+    let cfg = config(
+        Some(json!({"name": ["pass-server"]})),
+        json!([{
+            "endpoint": "/bench",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["pass-modifier"]}},
+            "backend": [{"host": [backend.url()], "url_pattern": "/b",
+                "extra_config": {"plugin/http-client": {"name": "pass-client"}}}],
+        }]),
+    );
+    let gw = Gateway::start(Site::new(&["passthrough"]), &cfg);
+    let reply = get(&gw.url("/bench?n=1"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("x-pass-server"), "1");
+    let seen = reply.json();
+    assert_eq!(seen["uri"], "/b?n=1");
+    assert_eq!(seen["headers"]["x-pass-modifier"], json!(["1"]));
+    assert_eq!(backend.hits(), 1);
+}

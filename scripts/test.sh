@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs everything CI runs — rustfmt, clippy, the tests — after installing what the
-# tests need on a fresh Debian machine: the musl target and musl-gcc (for the musl
-# plugin builds). All plugin builds made by the tests share one CARGO_TARGET_DIR.
+# tests need on a fresh Debian machine: the musl and aarch64 Rust targets, musl-gcc, the
+# aarch64 cross linker and qemu-user (the tests build and run real musl and aarch64
+# gateways and plugins). All plugin builds made by the tests share one CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,13 +10,15 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "==> rustup target add x86_64-unknown-linux-musl"
-rustup target add x86_64-unknown-linux-musl
+echo "==> rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-gnu"
+rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-gnu
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "==> cargo fmt --check"

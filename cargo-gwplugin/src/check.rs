@@ -129,13 +129,41 @@ pub fn check(
     host: &Host,
     target: Option<&str>,
 ) -> Result<Report, Error> {
+    check_with_manifest(cargo, plugin, host, target).map(|(report, _)| report)
+}
+
+/// [`check`], also returning the plugin's would-be manifest (computed once).
+pub fn check_with_manifest(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    host: &Host,
+    target: Option<&str>,
+) -> Result<(Report, AbiManifest), Error> {
     let (manifest, lock) = plugin_manifest(cargo, plugin, host, target)?;
-    let host_manifest = host.comparable(&manifest);
-    let mut report = Report::new(&manifest, &host_manifest);
+    let report = report(host, &manifest, Some(&lock), Some(plugin));
+    Ok((report, manifest))
+}
+
+/// The report for a plugin's ABI `manifest` against `host`, however the manifest was
+/// obtained (computed from the project by [`plugin_manifest`], read from a built `.so`,
+/// or taken from a `Cargo.lock`): the shared comparison with what to do about each
+/// incompatibility, plus what the plugin's `lock` (private crates at other versions) and
+/// its `Cargo.toml` (a missing `cdylib`) tell. `cargo gwplugin check` and a host's
+/// `check-plugin` both print this.
+pub fn report(
+    host: &Host,
+    manifest: &AbiManifest,
+    lock: Option<&Lockfile>,
+    plugin: Option<&PluginManifest>,
+) -> Report {
+    let host_manifest = host.comparable(manifest);
+    let mut report = Report::new(manifest, &host_manifest);
     for f in &mut report.incompatibilities {
         f.help = help_for(&f.field, host);
     }
-    if !crate::edit::has_cdylib(&plugin.doc) {
+    if let Some(plugin) = plugin
+        && !crate::edit::has_cdylib(&plugin.doc)
+    {
         report.incompatibility(Finding {
             field: "crate-type".into(),
             have: crate::edit::crate_types(&plugin.doc),
@@ -157,11 +185,13 @@ pub fn check(
             )),
         });
     }
-    private_notes(&mut report, &manifest, &lock, host);
-    Ok(report)
+    if let Some(lock) = lock {
+        private_notes(&mut report, manifest, lock, host);
+    }
+    report
 }
 
-fn help_for(field: &str, host: &Host) -> Option<String> {
+pub(crate) fn help_for(field: &str, host: &Host) -> Option<String> {
     let sync = "run `cargo gwplugin sync`";
     Some(if field.starts_with("rustc") {
         format!("build with the host's compiler: {sync} to pin it in rust-toolchain.toml")

@@ -61,6 +61,47 @@ pub enum Error {
         want: String,
         lock: PathBuf,
     },
+    #[error("target `{0}` is not supported")]
+    UnsupportedTarget(String),
+    #[error("the Rust standard library for `{target}` is not installed in toolchain `{toolchain}`")]
+    MissingRustTarget { target: String, toolchain: String },
+    #[error("linker `{linker}` for `{target}` is not installed")]
+    MissingLinker {
+        linker: String,
+        package: String,
+        target: String,
+    },
+    #[error("`{command}` failed ({status})")]
+    BuildFailed {
+        command: String,
+        status: String,
+        code: u8,
+    },
+    #[error("`{command}` produced no cdylib for `{package}`")]
+    NoArtifact { command: String, package: String },
+    #[error("`{}` is not a genuine {target} plugin: {reason}", path.display())]
+    BadArtifact {
+        path: PathBuf,
+        target: String,
+        reason: String,
+    },
+    #[error("`{package}` is incompatible with host {host}: {count} incompatibilities found")]
+    Incompatible {
+        package: String,
+        host: String,
+        count: usize,
+    },
+    #[error("cannot register `{plugin}` in `{}`: {message}", config.display())]
+    RegisterConflict {
+        plugin: String,
+        config: PathBuf,
+        message: String,
+        help: String,
+    },
+    #[error("no gwhost to run `test-plugin` with")]
+    NoGwhost,
+    #[error("`{command}` crashed: {status}")]
+    ChildCrashed { command: String, status: String },
     #[error(transparent)]
     Process(#[from] ProcessError),
 }
@@ -123,6 +164,28 @@ impl Error {
             Error::Unsyncable { .. } => "another dependency of the plugin holds it back: run \
                  `cargo tree -i CRATE` to see which, and align or drop it; nothing was changed"
                 .to_owned(),
+            Error::UnsupportedTarget(_) => format!("pass one of: {}", crate::target::SUPPORTED.join(", ")),
+            Error::MissingRustTarget { target, toolchain } => {
+                format!("run `rustup target add {target} --toolchain {toolchain}`")
+            }
+            Error::MissingLinker { package, .. } => format!("run `apt-get install -y {package}`"),
+            Error::BuildFailed { .. } => "fix the errors cargo printed above".to_owned(),
+            Error::NoArtifact { .. } => {
+                "the package needs `[lib] crate-type = [\"cdylib\"]` (`cargo gwplugin sync` adds it)".to_owned()
+            }
+            Error::BadArtifact { .. } => "nothing was copied or registered; this is a bug in the target \
+                 setup: please report it with the output of `cargo gwplugin build -v`"
+                .to_owned(),
+            Error::Incompatible { .. } => "fix the incompatibilities above (most are fixed by \
+                 `cargo gwplugin sync`), or pass `--no-check` to build anyway"
+                .to_owned(),
+            Error::RegisterConflict { help, .. } => help.clone(),
+            Error::NoGwhost => "pass `--gwhost PATH`, put `gwhost` on PATH, or set the plugin's \
+                 host to a gwhost binary"
+                .to_owned(),
+            Error::ChildCrashed { .. } => "the plugin crashed gwhost's test process; \
+                 cargo gwplugin itself is fine: run the command above to reproduce"
+                .to_owned(),
             Error::Process(_) => return None,
         })
     }
@@ -130,7 +193,10 @@ impl Error {
     /// The exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Unsyncable { .. } => EXIT_INCOMPATIBLE,
+            Error::Unsyncable { .. } | Error::Incompatible { .. } | Error::ChildCrashed { .. } => {
+                EXIT_INCOMPATIBLE
+            }
+            Error::BuildFailed { code, .. } => *code,
             _ => EXIT_USAGE,
         }
     }

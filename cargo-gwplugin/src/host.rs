@@ -136,6 +136,13 @@ impl Host {
         })
     }
 
+    /// A host known by its ABI manifest alone, e.g. a host binary judging plugins against
+    /// the manifest it embeds (`gwhost check-plugin`). `path` and `kind` say where the
+    /// manifest comes from; set [`Host::lock`] too when the host's `Cargo.lock` is known.
+    pub fn from_manifest(path: PathBuf, kind: HostKind, manifest: AbiManifest) -> Host {
+        from_manifest(path, kind, manifest)
+    }
+
     /// One line naming the host, e.g. `gwhost 0.1.0 (host Cargo project `…/Cargo.toml`)`.
     pub fn describe(&self) -> String {
         format!(

@@ -4,15 +4,20 @@
 //! The library holds everything; `main.rs` only calls [`main`]. Errors are typed
 //! ([`Error`]) and printed in one place, cargo-style ([`report_error`]).
 
+pub mod build;
 pub mod check;
 pub mod edit;
 pub mod error;
 pub mod host;
+pub mod host_build;
 pub mod lockfile;
 pub mod new;
 pub mod plugin;
 pub mod process;
+pub mod register;
 pub mod sync;
+pub mod target;
+pub mod test_cmd;
 pub mod txn;
 
 use std::io::{IsTerminal, Write};
@@ -75,6 +80,15 @@ pub enum Command {
     /// Align the plugin's dependencies, compiler and Cargo.lock with its host
     #[command(after_help = EXIT_CODES)]
     Sync(sync::Args),
+    /// Build the plugin for a target, verify it, and write the config that registers it
+    #[command(after_help = EXIT_CODES)]
+    Build(build::Args),
+    /// Build a host (such as gwhost) for a target the way plugins for it are built
+    #[command(after_help = EXIT_CODES)]
+    HostBuild(host_build::Args),
+    /// Load and exercise built plugins with `gwhost test-plugin`, in a child process
+    #[command(after_help = EXIT_CODES)]
+    Test(test_cmd::Args),
 }
 
 /// Runs a parsed command.
@@ -83,6 +97,9 @@ pub fn run(command: &Command) -> Result<Outcome, Error> {
         Command::New(args) => new::exec(args),
         Command::Check(args) => check::exec(args),
         Command::Sync(args) => sync::exec(args),
+        Command::Build(args) => build::exec(args),
+        Command::HostBuild(args) => host_build::exec(args),
+        Command::Test(args) => test_cmd::exec(args),
     }
 }
 

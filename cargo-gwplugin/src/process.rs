@@ -28,6 +28,7 @@ pub struct Metadata {
     pub packages: Vec<MetaPackage>,
     pub workspace_members: Vec<String>,
     pub workspace_root: PathBuf,
+    pub target_directory: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +194,26 @@ pub fn rustc_version(rustc: &Path) -> Result<RustcVersion, ProcessError> {
         },
         host: field("host:")?,
     })
+}
+
+/// Runs `cmd` with its stderr passed through to ours (cargo's progress and diagnostics
+/// reach the user as they happen) and its stdout captured. On failure: the command line,
+/// its status and its exit code, to forward.
+pub fn run_passing_stderr(mut cmd: Command) -> Result<Vec<u8>, (String, std::process::ExitStatus)> {
+    let command = command_line(&cmd);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    match cmd.output() {
+        Ok(out) if out.status.success() => Ok(out.stdout),
+        Ok(out) => Err((command, out.status)),
+        Err(e) => {
+            eprintln!("error: could not start `{command}`: {e}");
+            Err((
+                command,
+                std::os::unix::process::ExitStatusExt::from_raw(127 << 8),
+            ))
+        }
+    }
 }
 
 /// Runs `cmd` to completion, capturing its output; any failure names the command line.

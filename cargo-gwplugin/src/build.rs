@@ -1,0 +1,451 @@
+//! `cargo gwplugin build`: check, build a genuine cdylib for the target, verify it, copy
+//! it where a gateway loads it from, and write the config that registers it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gwplugin_build::elf::{self, ExportedPlugin};
+use gwplugin_build::report::{Finding, Report};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::check;
+use crate::error::{Error, io};
+use crate::host::Host;
+use crate::plugin::PluginManifest;
+use crate::process::{self, Cargo};
+use crate::register::{self, Json};
+use crate::target::{self, Target};
+use crate::{Outcome, status};
+
+/// Build the plugin for a target, verify the artifact and write its registration snippet
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Target triple [default: the host's target]; one of x86_64-unknown-linux-gnu,
+    /// x86_64-unknown-linux-musl, aarch64-unknown-linux-gnu
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Build with the release profile
+    #[arg(long, short = 'r', conflicts_with = "profile")]
+    pub release: bool,
+    /// Build with the given profile
+    #[arg(long, value_name = "PROFILE-NAME")]
+    pub profile: Option<String>,
+    /// The host (as for `check`) [default: `[package.metadata.gwplugin] host`]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<PathBuf>,
+    /// Path to the plugin's Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Where to put the plugin and its snippet [default: <target-dir>/gwplugin/<TRIPLE>]
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Also add the plugin to this gwhost config (atomically; other keys and their order kept)
+    #[arg(long, value_name = "CONFIG")]
+    pub register: Option<PathBuf>,
+    /// With `--register`: the endpoint(s) that get the plugin's modifiers and http-client
+    /// [default: the config's only endpoint]
+    #[arg(long, value_name = "PATH", requires = "register")]
+    pub endpoint: Vec<String>,
+    /// Build even if `check` finds incompatibilities
+    #[arg(long)]
+    pub no_check: bool,
+    /// Space or comma separated list of features to activate (passed to cargo)
+    #[arg(long, short = 'F', value_name = "FEATURES")]
+    pub features: Option<String>,
+    /// Require Cargo.lock to be up to date (passed to cargo)
+    #[arg(long)]
+    pub locked: bool,
+    /// Run without accessing the network (passed to cargo)
+    #[arg(long)]
+    pub offline: bool,
+    /// Use verbose output (passed to cargo)
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Do not print cargo log messages (passed to cargo)
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// More arguments for `cargo build`
+    #[arg(last = true, value_name = "CARGO-ARGS")]
+    pub cargo_args: Vec<String>,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub plugin: PathBuf,
+    pub snippet: PathBuf,
+    pub sha256: String,
+    pub exports: Vec<ExportedPlugin>,
+}
+
+/// Runs `build`.
+pub fn exec(args: &Args) -> Result<Outcome, Error> {
+    build(args).map(|_| Outcome::Ok)
+}
+
+/// Does the work of `build` and says what it produced.
+pub fn build(args: &Args) -> Result<Built, Error> {
+    let cargo = Cargo::from_env();
+    let plugin = PluginManifest::locate(args.manifest_path.as_deref())?;
+    let host = match plugin.host_spec(args.host.as_deref()) {
+        // Without a check, the host is only needed to pick the default target.
+        Ok(_) if args.no_check && args.target.is_some() => None,
+        Ok((spec, base)) => Some(Host::resolve(&spec, &base, &cargo)?),
+        Err(e) if args.no_check => {
+            status("Warning", &format!("{e}: building without a check"));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let rustc = process::rustc_for(plugin.dir());
+    let triple = match (&args.target, &host) {
+        (Some(t), _) => t.clone(),
+        (None, Some(h)) if h.knows_compiler => h.manifest.target.clone(),
+        (None, _) => process::rustc_version(&rustc)?.host,
+    };
+    let target = Target::parse(&triple)?;
+
+    // Before building: the compiler and the target, which decide whether a build can
+    // be of any use (cheap: `rustc -vV`). After building, the artifact's own manifest —
+    // written by the build script from the real resolve — is judged in full.
+    if let Some(host) = host.as_ref().filter(|h| h.knows_compiler && !args.no_check) {
+        let version = process::rustc_version(&rustc)?;
+        let mut early = Report::new(&host.manifest, &host.manifest);
+        early.plugin.name = plugin.package_name();
+        if version.info != host.manifest.rustc {
+            early.incompatibility(Finding {
+                field: "rustc".into(),
+                have: version.info.to_string(),
+                want: host.manifest.rustc.to_string(),
+                help: Some("build with the host's compiler: run `cargo gwplugin sync` to pin it in rust-toolchain.toml".into()),
+            });
+        }
+        if triple != host.manifest.target {
+            early.incompatibility(Finding {
+                field: "target".into(),
+                have: triple.clone(),
+                want: host.manifest.target.clone(),
+                help: Some(format!(
+                    "build with `--target {}`, or use a host built for {triple} (`cargo gwplugin host-build --target {triple}`)",
+                    host.manifest.target
+                )),
+            });
+        }
+        if !early.compatible {
+            print!("{}", early.render_human());
+            return Err(Error::Incompatible {
+                package: plugin.package_name(),
+                host: host.describe(),
+                count: early.incompatibilities.len(),
+            });
+        }
+    }
+
+    let metadata = cargo.metadata(&plugin.path, &["--no-deps"])?;
+    let env = target::prepare(target, &rustc, &metadata.target_directory.join("gwplugin"))?;
+    let artifact = cargo_build(&cargo, &plugin, args, target, &env)?;
+
+    // Verify before anything is copied or registered.
+    let bytes = std::fs::read(&artifact).map_err(io(&artifact))?;
+    let bad = |reason: String| Error::BadArtifact {
+        path: artifact.clone(),
+        target: triple.clone(),
+        reason,
+    };
+    let facts = target::verify_artifact(target, &bytes).map_err(bad)?;
+    let built_manifest = elf::plugin_manifest(&bytes, gwplugin_build::PLUGIN_SYMBOL)
+        .map_err(|e| bad(e.to_string()))?;
+    if built_manifest.target != triple {
+        return Err(bad(format!(
+            "its ABI manifest says target `{}`",
+            built_manifest.target
+        )));
+    }
+    if let Some(host) = &host {
+        let mut report = Report::new(&built_manifest, &host.comparable(&built_manifest));
+        for f in &mut report.incompatibilities {
+            f.help = check::help_for(&f.field, host);
+        }
+        if !args.no_check && !report.compatible {
+            print!("{}", report.render_human());
+            return Err(Error::Incompatible {
+                package: plugin.package_name(),
+                host: host.describe(),
+                count: report.incompatibilities.len(),
+            });
+        }
+        status(
+            "Checked",
+            &format!(
+                "the artifact's ABI manifest against host {}: {}",
+                host.describe(),
+                report.summary()
+            ),
+        );
+    }
+    let exports = elf::plugin_exports(&bytes).map_err(|e| bad(e.to_string()))?;
+    status(
+        "Verified",
+        &format!(
+            "{} cdylib for {} (NEEDED {}), {} plugin(s): {}",
+            facts.machine,
+            triple,
+            facts.needed.join(", "),
+            exports.len(),
+            exports
+                .iter()
+                .map(|e| format!("{} `{}`", e.kind, e.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+
+    let out_dir = match &args.out_dir {
+        Some(d) => std::env::current_dir().map_err(io("."))?.join(d),
+        None => metadata.target_directory.join("gwplugin").join(&triple),
+    };
+    std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
+    let out_dir = out_dir.canonicalize().map_err(io(&out_dir))?;
+    let name = plugin.package_name();
+    let file_name = format!("{name}.so");
+    let dest = out_dir.join(&file_name);
+    crate::txn::write_atomic(&dest, &bytes)?;
+    let sha256: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    let snippet = snippet(
+        &out_dir,
+        &file_name,
+        &sha256,
+        &exports,
+        &default_configs(&plugin),
+    );
+    let snippet_path = out_dir.join(format!("{name}.gwplugin.json"));
+    let text = serde_json::to_string_pretty(&snippet).expect("JSON") + "\n";
+    crate::txn::write_atomic(&snippet_path, text.as_bytes())?;
+    status("Finished", &format!("`{}`", dest.display()));
+    status(
+        "Wrote",
+        &format!("registration snippet `{}`", snippet_path.display()),
+    );
+
+    if let Some(config) = &args.register {
+        let changes = register::register(config, &snippet, &name, &args.endpoint)?;
+        status(
+            "Registered",
+            &format!(
+                "`{name}` in `{}`: {}",
+                config.display(),
+                if changes.is_empty() {
+                    "already up to date".to_owned()
+                } else {
+                    changes.join(", ")
+                }
+            ),
+        );
+    }
+    Ok(Built {
+        plugin: dest,
+        snippet: snippet_path,
+        sha256,
+        exports,
+    })
+}
+
+fn cargo_build(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    args: &Args,
+    target: Target,
+    env: &target::TargetEnv,
+) -> Result<PathBuf, Error> {
+    let mut cmd = Command::new(cargo.program());
+    cmd.arg("build").arg("--manifest-path").arg(&plugin.path);
+    cmd.args([
+        "--lib",
+        "--target",
+        target.triple(),
+        "--message-format",
+        "json-render-diagnostics",
+    ]);
+    if args.release {
+        cmd.arg("--release");
+    }
+    if let Some(p) = &args.profile {
+        cmd.args(["--profile", p]);
+    }
+    if let Some(f) = &args.features {
+        cmd.args(["--features", f]);
+    }
+    for (flag, on) in [
+        ("--locked", args.locked),
+        ("--offline", args.offline),
+        ("--verbose", args.verbose),
+        ("--quiet", args.quiet),
+    ] {
+        if on {
+            cmd.arg(flag);
+        }
+    }
+    cmd.args(&args.cargo_args);
+    cmd.current_dir(plugin.dir());
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    if args.verbose {
+        for (k, v) in &env.vars {
+            status("Using", &format!("{k}={v}"));
+        }
+    }
+    let command = process::command_line(&cmd);
+    let stdout =
+        process::run_passing_stderr(cmd).map_err(|(command, status)| Error::BuildFailed {
+            command,
+            code: status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(101),
+            status: status.to_string(),
+        })?;
+    let package = plugin.package_name();
+    let mut artifact = None;
+    for line in String::from_utf8_lossy(&stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let is_cdylib = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+        if msg["reason"] == "compiler-artifact" && is_cdylib {
+            artifact = msg["filenames"]
+                .as_array()
+                .and_then(|f| {
+                    f.iter()
+                        .filter_map(Value::as_str)
+                        .find(|f| f.ends_with(".so"))
+                })
+                .map(PathBuf::from);
+        }
+    }
+    artifact.ok_or(Error::NoArtifact { command, package })
+}
+
+/// `[package.metadata.gwplugin.config.NAME]` tables: each plugin's default config, as JSON.
+fn default_configs(plugin: &PluginManifest) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    let table = plugin
+        .doc
+        .get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("gwplugin"))
+        .and_then(|g| g.get("config"))
+        .and_then(|c| c.as_table_like());
+    if let Some(table) = table {
+        for (name, item) in table.iter() {
+            out.insert(name.to_owned(), toml_to_json(item));
+        }
+    }
+    out
+}
+
+fn toml_to_json(item: &toml_edit::Item) -> Value {
+    use toml_edit::Item;
+    match item {
+        Item::None => Value::Null,
+        Item::Value(v) => toml_value_to_json(v),
+        Item::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.to_owned(), toml_to_json(v)))
+                .collect(),
+        ),
+        Item::ArrayOfTables(a) => Value::Array(
+            a.iter()
+                .map(|t| toml_to_json(&Item::Table(t.clone())))
+                .collect(),
+        ),
+    }
+}
+
+fn toml_value_to_json(v: &toml_edit::Value) -> Value {
+    use toml_edit::Value as T;
+    match v {
+        T::String(s) => json!(s.value()),
+        T::Integer(i) => json!(i.value()),
+        T::Float(f) => json!(f.value()),
+        T::Boolean(b) => json!(b.value()),
+        T::Datetime(d) => json!(d.value().to_string()),
+        T::Array(a) => Value::Array(a.iter().map(toml_value_to_json).collect()),
+        T::InlineTable(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.to_owned(), toml_value_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// The registration snippet: the `plugin` block, and the namespace blocks for each kind
+/// with the plugin's names and default configs, ready to paste into a gwhost config.
+pub fn snippet(
+    out_dir: &Path,
+    file_name: &str,
+    sha256: &str,
+    exports: &[ExportedPlugin],
+    configs: &serde_json::Map<String, Value>,
+) -> Json {
+    let object = |pairs: Vec<(&str, Json)>| {
+        Json::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    };
+    let string = |s: &str| Json::String(s.to_owned());
+    let mut top = vec![(
+        "plugin",
+        object(vec![
+            ("folder", string(&out_dir.display().to_string())),
+            ("pattern", string(".so")),
+            ("sha256", object(vec![(file_name, string(sha256))])),
+        ]),
+    )];
+    let block = |kind: &str, list: bool| -> Option<Json> {
+        let names: Vec<&str> = exports
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.name.as_str())
+            .collect();
+        let first = *names.first()?;
+        let name = if list {
+            Json::Array(names.iter().map(|n| string(n)).collect())
+        } else {
+            string(first)
+        };
+        let mut pairs = vec![("name", name)];
+        let chosen = if list { names.clone() } else { vec![first] };
+        for n in chosen {
+            pairs.push((
+                n,
+                configs
+                    .get(n)
+                    .map(Json::from)
+                    .unwrap_or_else(|| object(vec![])),
+            ));
+        }
+        Some(object(pairs))
+    };
+    if let Some(b) = block("http-server", true) {
+        top.push(("extra_config", object(vec![("plugin/http-server", b)])));
+    }
+    if let Some(b) = block("modifier", true) {
+        top.push((
+            "endpoint_extra_config",
+            object(vec![("plugin/req-resp-modifier", b)]),
+        ));
+    }
+    if let Some(b) = block("http-client", false) {
+        top.push((
+            "backend_extra_config",
+            object(vec![("plugin/http-client", b)]),
+        ));
+    }
+    object(top)
+}

@@ -1,0 +1,362 @@
+//! `--register CONFIG`: merges a registration snippet into a gwhost config, keeping every
+//! other key, and the order of keys, as they were. The file is replaced atomically; a
+//! conflict changes nothing.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, io};
+
+/// JSON that keeps the order of object keys. (serde_json's `preserve_order` would do, but
+/// serde_json is a boundary crate: its features must not change in this workspace.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Json>),
+    Object(IndexMap<String, Json>),
+}
+
+impl From<&Value> for Json {
+    fn from(v: &Value) -> Self {
+        match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => Json::Number(n.clone()),
+            Value::String(s) => Json::String(s.clone()),
+            Value::Array(a) => Json::Array(a.iter().map(Json::from).collect()),
+            Value::Object(o) => {
+                Json::Object(o.iter().map(|(k, v)| (k.clone(), Json::from(v))).collect())
+            }
+        }
+    }
+}
+
+impl Json {
+    fn as_object_mut(&mut self) -> Option<&mut IndexMap<String, Json>> {
+        match self {
+            Json::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+    /// `self[key]` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(o) => o.get(key),
+            _ => None,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+struct Merge<'a> {
+    config: &'a Path,
+    plugin: &'a str,
+    changes: Vec<String>,
+}
+
+impl Merge<'_> {
+    fn conflict(&self, message: impl Into<String>, help: impl Into<String>) -> Error {
+        Error::RegisterConflict {
+            plugin: self.plugin.to_owned(),
+            config: self.config.to_owned(),
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    /// `obj[key]` as an object, created (and noted) when missing.
+    fn object<'o>(
+        &mut self,
+        obj: &'o mut IndexMap<String, Json>,
+        key: &str,
+        at: &str,
+    ) -> Result<&'o mut IndexMap<String, Json>, Error> {
+        if !obj.contains_key(key) {
+            self.changes.push(format!("added `{at}`"));
+            obj.insert(key.to_owned(), Json::Object(IndexMap::new()));
+        }
+        let conflict = self.conflict(
+            format!("`{at}` is not an object"),
+            format!("fix `{at}` in the config"),
+        );
+        obj.get_mut(key)
+            .and_then(Json::as_object_mut)
+            .ok_or(conflict)
+    }
+
+    /// Adds `names` to a namespace block (`name` a list) with their default configs.
+    fn add_names(
+        &mut self,
+        block: &mut IndexMap<String, Json>,
+        snippet: &Json,
+        at: &str,
+    ) -> Result<(), Error> {
+        let names: Vec<String> = match snippet.get("name") {
+            Some(Json::String(s)) => vec![s.clone()],
+            Some(Json::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => vec![],
+        };
+        let list = block
+            .entry("name".to_owned())
+            .or_insert_with(|| Json::Array(vec![]));
+        if let Json::String(one) = list {
+            *list = Json::Array(vec![Json::String(one.clone())]);
+        }
+        let Json::Array(list) = list else {
+            return Err(self.conflict(
+                format!("`{at}.name` is not a list"),
+                format!("fix `{at}.name` in the config"),
+            ));
+        };
+        for name in &names {
+            if !list.iter().any(|n| n.as_str() == Some(name)) {
+                list.push(Json::String(name.clone()));
+                self.changes.push(format!("added `{name}` to `{at}.name`"));
+            }
+        }
+        for name in &names {
+            if !block.contains_key(name) {
+                block.insert(
+                    name.clone(),
+                    snippet.get(name).cloned().unwrap_or(Json::Null),
+                );
+                self.changes
+                    .push(format!("added the default config of `{name}`"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Merges `snippet` (what `build` wrote) into the gwhost config at `config`. Returns
+/// what changed.
+pub fn register(
+    config: &Path,
+    snippet: &Json,
+    plugin: &str,
+    endpoints: &[String],
+) -> Result<Vec<String>, Error> {
+    let text = std::fs::read_to_string(config).map_err(io(config))?;
+    let mut root: Json = serde_json::from_str(&text).map_err(|e| Error::Parse {
+        path: config.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut m = Merge {
+        config,
+        plugin,
+        changes: Vec::new(),
+    };
+    let root_obj = root.as_object_mut().ok_or_else(|| {
+        m.conflict(
+            "the config is not a JSON object",
+            "pass a gwhost config file",
+        )
+    })?;
+
+    // The `plugin` block: the folder must be where the plugin is.
+    let plugin_block = snippet.get("plugin");
+    let folder = plugin_block
+        .and_then(|p| p.get("folder"))
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let (file, hash) = match plugin_block.and_then(|p| p.get("sha256")) {
+        Some(Json::Object(o)) => o
+            .iter()
+            .next()
+            .map(|(f, h)| (f.clone(), h.as_str().unwrap_or_default().to_owned()))
+            .unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let config_dir = config.parent().map(Path::to_owned).unwrap_or_default();
+    let block = m.object(root_obj, "plugin", "plugin")?;
+    match block.get("folder").and_then(Json::as_str) {
+        None => {
+            block.insert("folder".into(), Json::String(folder.clone()));
+            block.insert("pattern".into(), Json::String(".so".into()));
+            m.changes.push(format!("set `plugin.folder` to `{folder}`"));
+        }
+        Some(existing) => {
+            let resolved = config_dir.join(existing);
+            let same = resolved.canonicalize().ok() == PathBuf::from(&folder).canonicalize().ok();
+            if !same {
+                return Err(m.conflict(
+                    format!("its `plugin.folder` is `{existing}`, but the plugin was built into `{folder}`"),
+                    format!("build into the config's folder with `--out-dir {}`, or change `plugin.folder`", resolved.display()),
+                ));
+            }
+        }
+    }
+    if let Some(pattern) = block.get("pattern").and_then(Json::as_str)
+        && !file.contains(pattern)
+    {
+        return Err(m.conflict(
+            format!("`{file}` does not match its `plugin.pattern` `{pattern}`"),
+            "change `plugin.pattern` to a part of the plugin's file name, e.g. `.so`".to_owned(),
+        ));
+    }
+    let sums = m.object(block, "sha256", "plugin.sha256")?;
+    if sums.get(&file).and_then(Json::as_str) != Some(hash.as_str()) {
+        sums.insert(file.clone(), Json::String(hash));
+        m.changes.push(format!("set the sha256 of `{file}`"));
+    }
+
+    if let Some(server) = snippet
+        .get("extra_config")
+        .and_then(|e| e.get("plugin/http-server"))
+    {
+        let extra = m.object(root_obj, "extra_config", "extra_config")?;
+        let ns = m.object(
+            extra,
+            "plugin/http-server",
+            "extra_config.\"plugin/http-server\"",
+        )?;
+        m.add_names(ns, server, "extra_config.\"plugin/http-server\"")?;
+    }
+
+    let modifier = snippet
+        .get("endpoint_extra_config")
+        .and_then(|e| e.get("plugin/req-resp-modifier"));
+    let client = snippet
+        .get("backend_extra_config")
+        .and_then(|e| e.get("plugin/http-client"));
+    if modifier.is_some() || client.is_some() {
+        let list = match root_obj.get_mut("endpoints") {
+            Some(Json::Array(list)) => list,
+            _ => {
+                return Err(m.conflict(
+                    "it has no `endpoints` list",
+                    "add an endpoint for the plugin to the config first",
+                ));
+            }
+        };
+        let paths: Vec<String> = list
+            .iter()
+            .filter_map(|e| {
+                if let Json::Object(o) = e {
+                    o.get("endpoint").and_then(Json::as_str).map(str::to_owned)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let chosen: Vec<usize> = if endpoints.is_empty() {
+            if paths.len() != 1 {
+                return Err(m.conflict(
+                    format!(
+                        "it has {} endpoints, and the plugin must go into some of them",
+                        paths.len()
+                    ),
+                    format!(
+                        "say which with `--endpoint PATH` (one of: {})",
+                        paths
+                            .iter()
+                            .map(|p| format!("`{p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            vec![0]
+        } else {
+            let mut idx = Vec::new();
+            for wanted in endpoints {
+                let Some(i) = paths.iter().position(|p| p == wanted) else {
+                    return Err(m.conflict(
+                        format!("it has no endpoint `{wanted}`"),
+                        format!(
+                            "pass one of: {}",
+                            paths
+                                .iter()
+                                .map(|p| format!("`{p}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                };
+                idx.push(i);
+            }
+            idx
+        };
+        for i in chosen {
+            let at = format!("endpoints[{i}]");
+            let endpoint = list[i]
+                .as_object_mut()
+                .ok_or_else(|| m.conflict(format!("`{at}` is not an object"), "fix the config"))?;
+            if let Some(modifier) = modifier {
+                let extra = m.object(endpoint, "extra_config", &format!("{at}.extra_config"))?;
+                let ns_at = format!("{at}.extra_config.\"plugin/req-resp-modifier\"");
+                let ns = m.object(extra, "plugin/req-resp-modifier", &ns_at)?;
+                m.add_names(ns, modifier, &ns_at)?;
+            }
+            if let Some(client) = client {
+                let name = client
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let backend = match endpoint.get_mut("backend") {
+                    Some(Json::Array(b)) if !b.is_empty() => &mut b[0],
+                    _ => {
+                        return Err(m.conflict(
+                            format!("`{at}` has no backend"),
+                            "add a backend to the endpoint first",
+                        ));
+                    }
+                };
+                let backend = backend.as_object_mut().ok_or_else(|| {
+                    m.conflict(
+                        format!("`{at}.backend[0]` is not an object"),
+                        "fix the config",
+                    )
+                })?;
+                let b_at = format!("{at}.backend[0]");
+                let extra = m.object(backend, "extra_config", &format!("{b_at}.extra_config"))?;
+                let ns_at = format!("{b_at}.extra_config.\"plugin/http-client\"");
+                let ns = m.object(extra, "plugin/http-client", &ns_at)?;
+                match ns.get("name").and_then(Json::as_str) {
+                    Some(existing) if existing != name => {
+                        return Err(m.conflict(
+                            format!("`{ns_at}.name` is already `{existing}`: a backend has one http-client plugin"),
+                            format!("remove `{existing}` from that backend first, or register into another endpoint with `--endpoint`"),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        ns.insert("name".into(), Json::String(name.clone()));
+                        m.changes.push(format!("set `{ns_at}.name` to `{name}`"));
+                    }
+                }
+                if !ns.contains_key(&name) {
+                    ns.insert(
+                        name.clone(),
+                        client.get(&name).cloned().unwrap_or(Json::Null),
+                    );
+                    m.changes
+                        .push(format!("added the default config of `{name}`"));
+                }
+            }
+        }
+    }
+
+    if !m.changes.is_empty() {
+        let out = serde_json::to_string_pretty(&root).expect("JSON") + "\n";
+        crate::txn::write_atomic(config, out.as_bytes())?;
+    }
+    Ok(m.changes)
+}

@@ -1,0 +1,109 @@
+//! `cargo gwplugin test`: runs `gwhost test-plugin` on built plugins in a child process,
+//! so that a plugin that crashes takes down that child, never this tool.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+use gwplugin_build::elf;
+
+use crate::error::{Error, io};
+use crate::host::{Host, HostKind};
+use crate::plugin::PluginManifest;
+use crate::process::{self, Cargo};
+use crate::{Outcome, status};
+
+/// Load and exercise built plugins in gwhost (`gwhost test-plugin`), in a child process
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Plugin files [default: the one `cargo gwplugin build` made for the host's target]
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The gwhost binary [default: the plugin's host when it is a binary, else `gwhost` on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub gwhost: Option<PathBuf>,
+    /// Path to the plugin's Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Create each plugin with this config (JSON) [default: the plugin's default config]
+    #[arg(long, value_name = "JSON")]
+    pub config: Option<String>,
+    /// Also send this sample request through each plugin (`[METHOD] URL`)
+    #[arg(long, value_name = "REQUEST")]
+    pub request: Option<String>,
+}
+
+/// Runs `test`.
+pub fn exec(args: &Args) -> Result<Outcome, Error> {
+    let cargo = Cargo::from_env();
+    let plugin = PluginManifest::locate(args.manifest_path.as_deref()).ok();
+    let host = plugin
+        .as_ref()
+        .and_then(|p| p.host_spec(None).ok())
+        .and_then(|(spec, base)| Host::resolve(&spec, &base, &cargo).ok());
+    let gwhost = match (&args.gwhost, &host) {
+        (Some(g), _) => std::env::current_dir().map_err(io("."))?.join(g),
+        (None, Some(h)) if h.kind == HostKind::Binary => h.path.clone(),
+        _ => crate::target::which("gwhost").ok_or(Error::NoGwhost)?,
+    };
+    let files = if args.files.is_empty() {
+        let plugin = plugin
+            .as_ref()
+            .ok_or_else(|| Error::NoManifest(std::env::current_dir().unwrap_or_default()))?;
+        let metadata = cargo.metadata(&plugin.path, &["--no-deps"])?;
+        let triple = match &host {
+            Some(h) if h.knows_compiler => h.manifest.target.clone(),
+            _ => process::rustc_version(&process::rustc_for(plugin.dir()))?.host,
+        };
+        vec![
+            metadata
+                .target_directory
+                .join("gwplugin")
+                .join(triple)
+                .join(format!("{}.so", plugin.package_name())),
+        ]
+    } else {
+        args.files.clone()
+    };
+
+    // A gwhost for another machine runs under qemu's user-mode emulation.
+    let gwhost_bytes = std::fs::read(&gwhost).map_err(io(&gwhost))?;
+    let machine = elf::facts(&gwhost_bytes)
+        .map(|f| f.machine)
+        .unwrap_or_default();
+    let mut cmd = if machine == "aarch64" && std::env::consts::ARCH != "aarch64" {
+        let mut c = Command::new("qemu-aarch64");
+        c.args(["-L", "/usr/aarch64-linux-gnu"]).arg(&gwhost);
+        c
+    } else {
+        Command::new(&gwhost)
+    };
+    cmd.arg("test-plugin");
+    if let Some(config) = &args.config {
+        cmd.args(["--config", config]);
+    }
+    if let Some(request) = &args.request {
+        cmd.args(["--request", request]);
+    }
+    cmd.args(&files);
+    let line = process::command_line(&cmd);
+    status("Running", &format!("`{line}`"));
+    let status = cmd.status().map_err(|e| {
+        Error::Process(process::ProcessError {
+            command: line.clone(),
+            what: format!("could not be started: {e}"),
+            stderr: String::new(),
+        })
+    })?;
+    if let Some(signal) = status.signal() {
+        return Err(Error::ChildCrashed {
+            command: line,
+            status: format!("killed by signal {signal}"),
+        });
+    }
+    Ok(if status.success() {
+        Outcome::Ok
+    } else {
+        Outcome::Incompatible
+    })
+}

@@ -1,0 +1,343 @@
+//! `cargo gwplugin build` and `host-build` end to end: a plugin scaffolded by `new`, built
+//! for musl and for aarch64, registered in a config, loaded by a gwhost built for the
+//! same target and run on loopback (under the musl loader, under qemu-aarch64), with a
+//! request that shows the plugin's effect. And the refusals: a glibc host given a musl
+//! plugin, a missing linker or Rust target.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{gateway, gwplugin, run, scaffold, tempdir};
+use serde_json::{Value, json};
+
+const MUSL: &str = "x86_64-unknown-linux-musl";
+const AARCH64: &str = "aarch64-unknown-linux-gnu";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `host-build` for `target`; the verified host binary.
+fn host_for(target: &str, root: &Path) -> PathBuf {
+    let out = gwplugin(
+        root,
+        &[
+            "host-build",
+            "--target",
+            target,
+            "--manifest-path",
+            &gateway().display().to_string(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "host-build failed:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("Verified host `gwhost` for {target}")),
+        "{stderr}"
+    );
+    PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+}
+
+fn write_config(path: &Path, port: u16, backend: &str) {
+    let config = json!({
+        "version": 3,
+        "port": port,
+        "endpoints": [{
+            "endpoint": "/users/{id}",
+            "method": "GET",
+            "backend": [{"host": [backend], "url_pattern": "/api/users/{id}"}]
+        }]
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+}
+
+struct Gateway(Child);
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(mut cmd: Command, port: u16) -> Gateway {
+    let mut child = Gateway(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gwhost starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            let mut err = String::new();
+            child
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("gwhost exited ({status}):\n{err}");
+        }
+        assert!(Instant::now() < deadline, "gwhost did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
+/// GET over a plain socket: status line, lower-cased headers, body.
+fn get(port: u16, path: &str) -> (String, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let (status, headers) = head.split_once("\r\n").unwrap();
+    (status.to_owned(), headers.to_lowercase(), body.to_owned())
+}
+
+/// Scaffold, build for `target` against `host`, register, run, request.
+fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let backend = rt.block_on(gwplugin_e2e::start_backend());
+    let root = tempdir();
+    let plugin = scaffold(root.path(), "tenant", "modifier");
+    let config = root.path().join("gateway.json");
+    let port = free_port();
+    write_config(&config, port, &backend.url());
+
+    let r = run(
+        gwplugin(
+            &plugin,
+            &[
+                "build",
+                "--target",
+                target,
+                "--host",
+                &host.display().to_string(),
+                "--register",
+                &config.display().to_string(),
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 0, "build failed:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            &format!("Registered `tenant` in `{}`", config.display())
+                .replace(&root.path().display().to_string(), "[ROOT]")
+        ),
+        "{}",
+        r.stderr
+    );
+    let registered: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(
+        registered["endpoints"][0]["extra_config"]["plugin/req-resp-modifier"]["name"],
+        json!(["tenant"])
+    );
+    assert_eq!(
+        registered["endpoints"][0]["extra_config"]["plugin/req-resp-modifier"]["tenant"],
+        json!({"header": "x-tenant", "value": "acme"})
+    );
+    let folder = PathBuf::from(registered["plugin"]["folder"].as_str().unwrap());
+    assert!(
+        folder.ends_with(format!("gwplugin/{target}")),
+        "{}",
+        folder.display()
+    );
+    let so = folder.join("tenant.so");
+    let facts = gwplugin_build::elf::facts(&std::fs::read(&so).unwrap()).unwrap();
+    assert_eq!(facts.machine, target.split('-').next().unwrap());
+
+    let mut cmd = Command::new(launcher.first().copied().unwrap_or(host.to_str().unwrap()));
+    if !launcher.is_empty() {
+        cmd.args(&launcher[1..]).arg(host);
+    }
+    cmd.args(["run", "-c"]).arg(&config);
+    let _gw = start(cmd, port);
+    let (status, headers, body) = get(port, "/users/7");
+    assert!(status.ends_with("200 OK"), "{status}\n{headers}\n{body}");
+    assert!(headers.contains("x-modified-by: tenant"), "{headers}");
+    let echoed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["uri"], "/api/users/7");
+    assert_eq!(
+        echoed["headers"]["x-tenant"], "acme",
+        "the backend saw the request the plugin changed"
+    );
+}
+
+#[test]
+fn musl_plugin_in_a_musl_gwhost_under_the_musl_loader() {
+    let root = tempdir();
+    let host = host_for(MUSL, root.path());
+    let facts = gwplugin_build::elf::facts(&std::fs::read(&host).unwrap()).unwrap();
+    assert_eq!(
+        facts.interpreter.as_deref(),
+        Some("/lib/ld-musl-x86_64.so.1")
+    );
+    assert_eq!(
+        facts.needed,
+        ["libc.so"],
+        "a genuine musl binary: no glibc, no libgcc_s"
+    );
+    end_to_end(MUSL, &host, &["/lib/ld-musl-x86_64.so.1"]);
+
+    // And the same musl plugin, given to a glibc gwhost, is refused before dlopen.
+    let glibc_host = common::repo().join("target/debug/gwhost");
+    common::cargo(&common::repo(), &["build", "-p", "gwhost"]);
+    let so = common::target_dir()
+        .join("gwplugin")
+        .join(MUSL)
+        .join("tenant.so");
+    let r = run(
+        gwplugin(
+            root.path(),
+            &[
+                "test",
+                "--gwhost",
+                &glibc_host.display().to_string(),
+                &so.display().to_string(),
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("links musl (NEEDED libc.so), this host uses glibc"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn aarch64_plugin_in_an_aarch64_gwhost_under_qemu() {
+    let root = tempdir();
+    let host = host_for(AARCH64, root.path());
+    end_to_end(
+        AARCH64,
+        &host,
+        &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
+    );
+}
+
+#[test]
+fn a_missing_linker_or_rust_target_is_one_clear_message() {
+    let root = tempdir();
+    let plugin = scaffold(root.path(), "lonely", "modifier");
+    let out_dir = root.path().join("out");
+    let rustc = String::from_utf8(
+        Command::new("rustup")
+            .args(["which", "rustc"])
+            .current_dir(&plugin)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+
+    // No musl-gcc on PATH.
+    let mut cmd = gwplugin(
+        &plugin,
+        &[
+            "build",
+            "--no-check",
+            "--target",
+            MUSL,
+            "--out-dir",
+            &out_dir.display().to_string(),
+        ],
+    );
+    cmd.env("PATH", root.path().join("empty-bin"))
+        .env("RUSTC", rustc.trim());
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.ends_with(&format!(
+            "error: linker `musl-gcc` for `{MUSL}` is not installed\nhelp: run `apt-get install -y musl-tools`\n"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!out_dir.exists(), "nothing presented as done");
+
+    // A toolchain without the target's standard library.
+    let fake_sysroot = root.path().join("sysroot");
+    std::fs::create_dir_all(&fake_sysroot).unwrap();
+    let wrapper = root.path().join("rustc-without-targets");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nif [ \"$1\" = --print ] && [ \"$2\" = sysroot ]; then echo '{}'; else exec '{}' \"$@\"; fi\n", fake_sysroot.display(), rustc.trim()),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let mut cmd = gwplugin(
+        &plugin,
+        &[
+            "build",
+            "--no-check",
+            "--target",
+            AARCH64,
+            "--out-dir",
+            &out_dir.display().to_string(),
+        ],
+    );
+    cmd.env("RUSTC", &wrapper);
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.ends_with(&format!(
+            "error: the Rust standard library for `{AARCH64}` is not installed in toolchain `sysroot`\nhelp: run `rustup target add {AARCH64} --toolchain sysroot`\n"
+        )),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(
+        gwplugin(
+            &plugin,
+            &[
+                "build",
+                "--no-check",
+                "--target",
+                "riscv64gc-unknown-linux-gnu",
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.ends_with(
+            "error: target `riscv64gc-unknown-linux-gnu` is not supported\nhelp: pass one of: x86_64-unknown-linux-gnu, x86_64-unknown-linux-musl, aarch64-unknown-linux-gnu\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!out_dir.exists());
+}

@@ -1,0 +1,96 @@
+//! `--register`: merging a registration snippet into a gwhost config. One folder per
+//! case under `tests/fixtures/register/`: `in.json` (the config), `exports` (`kind name`
+//! lines and `--endpoint PATH` lines), and either `out.json` (the config afterwards) or
+//! `error.txt` (the message and help; the config must then be unchanged).
+//! `[FOLDER]` stands for the folder the plugin was built into.
+//! Set `GWPLUGIN_BLESS=1` to write the expected files from what the code does.
+
+use std::path::Path;
+
+use cargo_gwplugin::build::snippet;
+use cargo_gwplugin::register::register;
+use gwplugin_build::elf::ExportedPlugin;
+use serde_json::json;
+
+fn case(dir: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    let folder = folder.canonicalize().unwrap();
+    let subst = |s: &str| s.replace("[FOLDER]", &folder.display().to_string());
+    let unsubst = |s: &str| s.replace(&folder.display().to_string(), "[FOLDER]");
+
+    let config = tmp.path().join("gateway.json");
+    let original = subst(&std::fs::read_to_string(dir.join("in.json")).unwrap());
+    std::fs::write(&config, &original).unwrap();
+    let mut exports = Vec::new();
+    let mut endpoints = Vec::new();
+    for line in std::fs::read_to_string(dir.join("exports"))
+        .unwrap()
+        .lines()
+    {
+        match line.split_once(' ').unwrap() {
+            ("--endpoint", path) => endpoints.push(path.to_owned()),
+            (kind, name) => exports.push(ExportedPlugin {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+            }),
+        }
+    }
+    let defaults = json!({
+        "tenant": {"header": "x-tenant", "value": "acme"},
+        "mock": {"backend": "http://127.0.0.1:9"},
+        "tenant-server": {"keys": ["k"]}
+    });
+    let snip = snippet(
+        &folder,
+        "tenant.so",
+        &"ab".repeat(32),
+        &exports,
+        defaults.as_object().unwrap(),
+    );
+    let bless = std::env::var_os("GWPLUGIN_BLESS").is_some();
+    match register(&config, &snip, "tenant", &endpoints) {
+        Ok(_) => {
+            let got = unsubst(&std::fs::read_to_string(&config).unwrap());
+            if bless {
+                std::fs::write(dir.join("out.json"), &got).unwrap();
+            }
+            let want = std::fs::read_to_string(dir.join("out.json"))
+                .unwrap_or_else(|_| panic!("{}: no out.json", dir.display()));
+            assert_eq!(got, want, "{}", dir.display());
+        }
+        Err(e) => {
+            let got = format!(
+                "{}\nhelp: {}\n",
+                unsubst(&e.to_string()).replace(&tmp.path().display().to_string(), "[TMP]"),
+                e.help().unwrap_or_default()
+            );
+            if bless {
+                std::fs::write(dir.join("error.txt"), &got).unwrap();
+            }
+            let want = std::fs::read_to_string(dir.join("error.txt"))
+                .unwrap_or_else(|_| panic!("{}: failed unexpectedly: {got}", dir.display()));
+            assert_eq!(got, want, "{}", dir.display());
+            assert_eq!(
+                std::fs::read_to_string(&config).unwrap(),
+                original,
+                "a failed register changes nothing"
+            );
+        }
+    }
+}
+
+#[test]
+fn register_cases() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/register");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 6);
+    for dir in dirs {
+        case(&dir);
+    }
+}

@@ -34,7 +34,10 @@ pub struct Args {
 
 /// Runs `host-build`.
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
-    build_host(args).map(|_| Outcome::Ok)
+    let host = build_host(args)?;
+    // The path alone on stdout, for scripts: `HOST=$(cargo gwplugin host-build …)`.
+    println!("{}", host.display());
+    Ok(Outcome::Ok)
 }
 
 /// Builds the host and returns its verified binary.
@@ -127,6 +130,5 @@ pub fn build_host(args: &Args) -> Result<PathBuf, Error> {
         package: "a host binary (one embedding `gwplugin_host::host_manifest!()`)".into(),
     })?;
     status("Finished", &format!("`{}`", host.display()));
-    println!("{}", host.display());
     Ok(host)
 }

@@ -14,6 +14,7 @@ pub mod lockfile;
 pub mod new;
 pub mod plugin;
 pub mod process;
+pub mod quickstart;
 pub mod register;
 pub mod sync;
 pub mod target;
@@ -89,6 +90,9 @@ pub enum Command {
     /// Load and exercise built plugins with `gwhost test-plugin`, in a child process
     #[command(after_help = EXIT_CODES)]
     Test(test_cmd::Args),
+    /// Scaffold, build, register and run a plugin in gwhost, and show what it changes
+    #[command(after_help = EXIT_CODES)]
+    Quickstart(quickstart::Args),
 }
 
 /// Runs a parsed command.
@@ -100,6 +104,7 @@ pub fn run(command: &Command) -> Result<Outcome, Error> {
         Command::Build(args) => build::exec(args),
         Command::HostBuild(args) => host_build::exec(args),
         Command::Test(args) => test_cmd::exec(args),
+        Command::Quickstart(args) => quickstart::exec(args),
     }
 }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gwplugin::abi::Kind;
 
+use crate::check_plugin;
 use crate::commands::{self, TestPlugin};
 use crate::error::{GwError, render};
 
@@ -54,7 +55,18 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Judges a plugin project, its Cargo.lock, or a built plugin file against this
+    /// host's ABI manifest, without building or loading it, as `cargo gwplugin check`
+    /// does.
+    #[command(after_help = CHECK_PLUGIN_EXIT)]
+    CheckPlugin(check_plugin::Args),
 }
+
+const CHECK_PLUGIN_EXIT: &str = "\
+Exit status:
+  0  no incompatibilities found
+  1  the plugin is incompatible with this host
+  2  usage or environment error (bad arguments, missing or malformed files, cargo failed)";
 
 fn init_logging(command: &Command) {
     // A server logs what it does; one-shot commands print their result and only warn.
@@ -77,16 +89,34 @@ pub fn main() -> ExitCode {
     init_logging(&cli.command);
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Done::Incompatible) => ExitCode::FAILURE,
+        Err(Done::Failed(e)) => {
             eprint!("{}", render(&e));
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn execute(command: Command) -> Result<(), GwError> {
+/// How a command ended when not with success.
+enum Done {
+    /// `check-plugin` found incompatibilities (already printed).
+    Incompatible,
+    Failed(GwError),
+}
+
+impl From<GwError> for Done {
+    fn from(e: GwError) -> Self {
+        Done::Failed(e)
+    }
+}
+
+fn execute(command: Command) -> Result<(), Done> {
     match command {
-        Command::Run { config } => commands::run(&config),
+        Command::CheckPlugin(args) => match check_plugin::exec(&args)? {
+            true => Ok(()),
+            false => Err(Done::Incompatible),
+        },
+        Command::Run { config } => Ok(commands::run(&config)?),
         Command::Check { config } => {
             let report = commands::check(&config)?;
             println!(
@@ -124,7 +154,7 @@ fn execute(command: Command) -> Result<(), GwError> {
                 request,
                 files,
             };
-            commands::test_plugin(&args, &mut std::io::stdout().lock())
+            Ok(commands::test_plugin(&args, &mut std::io::stdout().lock())?)
         }
     }
 }

@@ -41,6 +41,18 @@ pub enum GwError {
     RequestArg(String),
     #[error("{failed} of {total} plugin checks failed")]
     TestPluginFailed { failed: usize, total: usize },
+    /// `check-plugin`: what `cargo gwplugin check` fails with (missing or malformed
+    /// files, cargo or rustc failing), with its own help.
+    #[error(transparent)]
+    Plugin(#[from] cargo_gwplugin::Error),
+    /// `check-plugin FILE`: the file is no plugin the loader could judge.
+    #[error(transparent)]
+    PluginFile(LoadError),
+    #[error("`{}` is not a plugin's Cargo.lock: {reason}", path.display())]
+    NotAPluginLock {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 impl GwError {
@@ -65,6 +77,25 @@ impl GwError {
             GwError::TestPluginFailed { .. } => {
                 Some("see the `[KO]` lines above for each failure".to_owned())
             }
+            GwError::Plugin(e) => e.help(),
+            GwError::PluginFile(_) => Some(
+                "pass a plugin built as a `cdylib` with `gwplugin::export!` and \
+                 `gwplugin_build::plugin()`"
+                    .to_owned(),
+            ),
+            GwError::NotAPluginLock { .. } => Some(
+                "pass the `Cargo.lock` of a plugin crate that depends on `gwplugin`".to_owned(),
+            ),
+        }
+    }
+
+    /// The exit code: 1 for a failed command; for `check-plugin`, whose 1 means
+    /// "incompatible", 2 for a usage or environment error, as `cargo gwplugin check`.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            GwError::Plugin(e) => e.exit_code(),
+            GwError::PluginFile(_) | GwError::NotAPluginLock { .. } => cargo_gwplugin::EXIT_USAGE,
+            _ => 1,
         }
     }
 }
@@ -96,6 +127,9 @@ pub fn render(err: &GwError) -> String {
     match err {
         GwError::Config(ConfigError::Invalid { file, .. }) | GwError::Build { file, .. } => {
             let _ = writeln!(out, "  --> {}", file.display());
+        }
+        GwError::Plugin(cargo_gwplugin::Error::Process(p)) if !p.stderr.is_empty() => {
+            let _ = writeln!(out, "--- stderr\n{}", p.stderr);
         }
         _ => {}
     }

@@ -15,9 +15,11 @@
 //! set none) and an ERROR line naming the plugin and the request id; nothing else is
 //! affected. Plugin instances are created here, once; the hot path only clones `Arc`s.
 
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use gwplugin::abi::{ErasedHandler, ErasedModifier, Handler, Kind};
 use gwplugin::{Body, BoxFuture, Request, Response};
@@ -26,10 +28,11 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Body as _;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::client::conn::http1 as client_h1;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::config::{Config, PluginUse};
 use crate::route::{RouteTable, UrlPattern};
@@ -114,7 +117,11 @@ impl Gateway {
             routes.push(Route {
                 modifiers: modifiers(&endpoint.modifiers, registry)?,
                 backend: BackendRoute {
-                    hosts: backend.hosts.clone(),
+                    hosts: backend
+                        .hosts
+                        .iter()
+                        .map(|(scheme, authority)| Arc::new(Upstream::new(scheme, authority)))
+                        .collect(),
                     next_host: AtomicUsize::new(0),
                     url: backend.url_pattern.clone(),
                     method: backend.method.clone(),
@@ -201,7 +208,7 @@ struct Route {
 }
 
 struct BackendRoute {
-    hosts: Vec<(Scheme, Authority)>,
+    hosts: Vec<Arc<Upstream>>,
     next_host: AtomicUsize,
     url: UrlPattern,
     method: Option<Method>,
@@ -212,7 +219,7 @@ struct BackendRoute {
 
 impl BackendRoute {
     /// Round robin over the configured hosts.
-    fn pick_host(&self) -> &(Scheme, Authority) {
+    fn pick_host(&self) -> &Arc<Upstream> {
         if self.hosts.len() == 1 {
             return &self.hosts[0];
         }
@@ -224,6 +231,8 @@ impl BackendRoute {
 struct Router {
     table: RouteTable,
     routes: Vec<Route>,
+    /// Only for requests a backend modifier pointed at another host than the route's:
+    /// the route's own hosts are called through their [`Upstream`] pools.
     client: Client<HttpConnector, Body>,
 }
 
@@ -249,10 +258,10 @@ impl Router {
             target.push('?');
             target.push_str(query);
         }
-        let (scheme, authority) = backend.pick_host();
+        let upstream = backend.pick_host();
         let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(scheme.clone());
-        uri.authority = Some(authority.clone());
+        uri.scheme = Some(upstream.scheme.clone());
+        uri.authority = Some(upstream.authority.clone());
         uri.path_and_query = match PathAndQuery::try_from(target) {
             Ok(p) => Some(p),
             Err(_) => return status_response(StatusCode::BAD_REQUEST),
@@ -275,7 +284,7 @@ impl Router {
                 return plugin_failure(&m.name, Kind::Modifier, &e);
             }
         }
-        let mut resp = match self.call_backend(backend, req).await {
+        let mut resp = match self.call_backend(backend, upstream, req).await {
             Ok(resp) => resp,
             Err(failure) => return failure,
         };
@@ -290,6 +299,7 @@ impl Router {
     async fn call_backend(
         &self,
         backend: &BackendRoute,
+        upstream: &Arc<Upstream>,
         req: Request,
     ) -> Result<Response, Response> {
         let timed_out = || {
@@ -307,19 +317,232 @@ impl Router {
                 Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
             };
         }
-        let uri = req.uri().clone();
-        match tokio::time::timeout(backend.timeout, self.client.request(req)).await {
+        // A backend modifier may have pointed the request elsewhere: then the generic
+        // client (its own pool) takes it, as before.
+        if !upstream.is_target_of(req.uri()) {
+            let uri = req.uri().clone();
+            return match tokio::time::timeout(backend.timeout, self.client.request(req)).await {
+                Err(_) => Err(timed_out()),
+                Ok(Ok(resp)) => {
+                    let (mut parts, body) = resp.into_parts();
+                    strip_hop_by_hop(&mut parts.headers);
+                    Ok(Response::from_parts(parts, incoming_body(body)))
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
+                    Err(status_response(StatusCode::BAD_GATEWAY))
+                }
+            };
+        }
+        match tokio::time::timeout(backend.timeout, upstream.send(req)).await {
             Err(_) => Err(timed_out()),
-            Ok(Ok(resp)) => {
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Ok(Response::from_parts(parts, incoming_body(body)))
-            }
+            Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
-                tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
+                tracing::warn!(
+                    request_id = request_id(),
+                    backend = %format_args!("{}://{}", upstream.scheme, upstream.authority),
+                    "backend unreachable: {e}"
+                );
                 Err(status_response(StatusCode::BAD_GATEWAY))
             }
         }
+    }
+}
+
+/// How long an idle keep-alive connection to a backend is kept (hyper-util's default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle keep-alive connections kept per backend host; more are closed.
+const MAX_IDLE: usize = 512;
+
+/// One backend host and its pool of idle keep-alive HTTP/1.1 connections.
+///
+/// Leaner than hyper-util's generic pool on the hot path: the host is known when the
+/// pipeline is built, so there is no per-request key cloning, hashing or `Host` header
+/// formatting, and a connection goes back to the pool when its response body ends
+/// instead of through a spawned task.
+struct Upstream {
+    scheme: Scheme,
+    authority: Authority,
+    /// `host:port` to connect to.
+    connect_to: String,
+    /// The `Host` header: the authority without the scheme's default port.
+    host: HeaderValue,
+    /// Newest last.
+    idle: Mutex<Vec<IdleConn>>,
+}
+
+struct IdleConn {
+    sender: client_h1::SendRequest<Body>,
+    since: Instant,
+}
+
+impl Upstream {
+    fn new(scheme: &Scheme, authority: &Authority) -> Self {
+        let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
+        let port = authority.port_u16().unwrap_or(default_port);
+        let host = if port == default_port {
+            authority.host()
+        } else {
+            authority.as_str()
+        };
+        Upstream {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            connect_to: format!("{}:{port}", authority.host()),
+            host: HeaderValue::from_str(host).expect("an authority is a valid header value"),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether `uri` still names this host (a modifier may have changed it).
+    fn is_target_of(&self, uri: &Uri) -> bool {
+        uri.scheme() == Some(&self.scheme) && uri.authority() == Some(&self.authority)
+    }
+
+    /// A pooled connection that can take a request now.
+    fn checkout(&self) -> Option<client_h1::SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(conn) = idle.pop() {
+            if conn.sender.is_ready() && conn.since.elapsed() < IDLE_TIMEOUT {
+                return Some(conn.sender);
+            }
+            // Closed, expired, or (rarely) still finishing its last exchange: dropping
+            // the sender closes the connection once it is idle.
+        }
+        None
+    }
+
+    fn checkin(&self, sender: client_h1::SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(IdleConn {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self) -> Result<client_h1::SendRequest<Body>, BackendError> {
+        let stream = tokio::net::TcpStream::connect(self.connect_to.as_str())
+            .await
+            .map_err(BackendError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = client_h1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(BackendError::Http)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("backend connection ended: {e}");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Sends `req` (absolute URI naming this host) on a pooled or new connection.
+    async fn send(self: &Arc<Self>, req: Request) -> Result<Response, BackendError> {
+        let (mut parts, body) = req.into_parts();
+        // Origin form on the wire; the pool already knows the host.
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.scheme = None;
+        uri.authority = None;
+        parts.uri = Uri::from_parts(uri).unwrap_or_else(|_| Uri::from_static("/"));
+        if !parts.headers.contains_key(header::HOST) {
+            parts.headers.insert(header::HOST, self.host.clone());
+        }
+        let mut req = Request::from_parts(parts, body);
+        let resp = loop {
+            let (mut sender, reused) = match self.checkout() {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => break (resp, sender),
+                Err(mut e) => match e.take_message() {
+                    // Never written: a pooled connection the backend had just closed.
+                    // Retry on a new one, like hyper-util's client does.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(BackendError::Http(e.into_error())),
+                },
+            }
+        };
+        let (resp, sender) = resp;
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let body = if body.is_end_stream() {
+            self.checkin(sender);
+            Body::empty()
+        } else {
+            Body::from_stream(PooledBody {
+                inner: body,
+                conn: Some((self.clone(), sender)),
+            })
+        };
+        Ok(Response::from_parts(parts, body))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BackendError {
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("{0}")]
+    Http(hyper::Error),
+}
+
+/// A backend response body that returns its connection to the pool once read to the
+/// end (dropped early, the connection is closed instead).
+struct PooledBody {
+    inner: Incoming,
+    conn: Option<(Arc<Upstream>, client_h1::SendRequest<Body>)>,
+}
+
+impl PooledBody {
+    fn release_if_done(&mut self) {
+        if self.inner.is_end_stream()
+            && let Some((upstream, sender)) = self.conn.take()
+        {
+            upstream.checkin(sender);
+        }
+    }
+}
+
+impl hyper::body::Body for PooledBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => self.release_if_done(),
+            Poll::Ready(None) => {
+                if let Some((upstream, sender)) = self.conn.take() {
+                    upstream.checkin(sender);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.conn = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        self.release_if_done();
     }
 }
 
@@ -411,6 +634,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Usually there is none but `connection`: one pass over the names instead of a
+    // hashed removal per hop-by-hop name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     // Headers the peer declared hop-by-hop in `Connection` go too.
     let declared: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -428,4 +656,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     headers.remove(header::UPGRADE);
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::UPGRADE || HOP_BY_HOP.iter().any(|h| h == name)
 }

@@ -9,9 +9,11 @@
 //! * [`gateway`] turns a validated config plus loaded plugins into the request pipeline:
 //!   http-server plugins around the router, modifiers around each backend call.
 //! * [`server`] accepts connections and shuts down gracefully.
-//! * [`commands`] implements `run`, `check`, `plugin-abi` and `test-plugin`.
+//! * [`commands`] implements `run`, `check`, `plugin-abi` and `test-plugin`;
+//!   [`check_plugin`] implements `check-plugin` with `cargo gwplugin check`'s code.
 //! * [`error`] is the one place that turns failures into what the user reads.
 
+pub mod check_plugin;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -25,4 +27,10 @@ pub use error::GwError;
 /// This binary's ABI manifest record, embedded at build time by `build.rs`.
 pub fn host_manifest_record() -> &'static [u8] {
     gwplugin_host::host_manifest!()
+}
+
+/// The `Cargo.lock` this binary was built from (empty when it had none), embedded by
+/// `build.rs`: `check-plugin` notes a plugin's private crates at other versions with it.
+pub fn host_lock() -> &'static str {
+    include_str!(concat!(env!("OUT_DIR"), "/host-Cargo.lock"))
 }

@@ -8,12 +8,19 @@ use std::sync::Arc;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::gateway::{Gateway, incoming_body};
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then drains.
+///
+/// Connections are served by [`worker_count`] threads, each with its own single-threaded
+/// tokio runtime: the accept loop (here, on the caller's runtime) hands each accepted
+/// connection to the next worker in turn. A request then runs start to finish on one
+/// thread, with that thread's backend connections: no work-stealing, no cross-thread
+/// wake-ups on the hot path (on a multi-threaded runtime those cost more than hyper
+/// itself).
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
@@ -21,6 +28,18 @@ pub async fn serve(
 ) {
     // Connections watch this; its receiver count is the number still open.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = Vec::new();
+    let mut exited = Vec::new();
+    for index in 0..worker_count() {
+        match Worker::start(index, gateway.clone(), stop_rx.clone()) {
+            Ok((worker, done)) => {
+                workers.push(worker);
+                exited.push(done);
+            }
+            Err(e) => tracing::error!("cannot start worker thread {index}: {e}"),
+        }
+    }
+    let mut next = 0usize;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -36,44 +55,125 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let gateway = gateway.clone();
-                async move {
-                    let req = req.map(incoming_body);
-                    Ok::<_, Infallible>(gateway.handle(req).await)
-                }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!("connection ended: {e}");
-                    }
-                }
-                _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
-                    conn.as_mut().graceful_shutdown();
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection ended while draining: {e}");
-                    }
-                }
+        if workers.is_empty() {
+            // No worker thread could be started: serve here.
+            tokio::spawn(serve_connection(stream, gateway.clone(), stop_rx.clone()));
+            continue;
+        }
+        // Round robin. The stream leaves this runtime's reactor for the worker's.
+        match stream.into_std() {
+            Ok(stream) => {
+                let _ = workers[next % workers.len()].streams.send(stream);
+                next = next.wrapping_add(1);
             }
-            drop(stop);
-        });
+            Err(e) => tracing::warn!("cannot hand a connection to a worker: {e}"),
+        }
     }
     drop(listener);
+    // Workers finish their connections, then their threads end.
+    drop(workers);
     drop(stop_rx);
     tracing::info!(
-        connections = stop_tx.receiver_count(),
+        connections = stop_tx.receiver_count().saturating_sub(exited.len()),
         "stopped accepting; finishing in-flight requests"
     );
     let _ = stop_tx.send(true);
     stop_tx.closed().await;
+    for done in exited {
+        let _ = done.await;
+    }
+}
+
+/// How many worker threads serve connections: `TOKIO_WORKER_THREADS` if set (as for
+/// tokio's own multi-threaded runtime), else one per available core.
+pub fn worker_count() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A worker thread: a current-thread runtime serving the connections it is handed.
+struct Worker {
+    streams: mpsc::UnboundedSender<std::net::TcpStream>,
+}
+
+impl Worker {
+    /// The worker, and a receiver that completes once its thread has finished.
+    fn start(
+        index: usize,
+        gateway: Arc<Gateway>,
+        stop: watch::Receiver<bool>,
+    ) -> std::io::Result<(Worker, oneshot::Receiver<()>)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (streams, mut incoming) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("gwhost-worker-{index}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    // This worker's own connection count, like `stop` for all of them.
+                    let (open_tx, open_rx) = watch::channel(());
+                    while let Some(stream) = incoming.recv().await {
+                        let stream = match TcpStream::from_std(stream) {
+                            Ok(stream) => stream,
+                            Err(e) => {
+                                tracing::warn!("cannot register a connection: {e}");
+                                continue;
+                            }
+                        };
+                        let open = open_rx.clone();
+                        let conn = serve_connection(stream, gateway.clone(), stop.clone());
+                        tokio::spawn(async move {
+                            conn.await;
+                            drop(open);
+                        });
+                    }
+                    drop((open_rx, stop, gateway));
+                    open_tx.closed().await;
+                });
+                // Backend connections and other leftovers go with the runtime.
+                runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+                let _ = done_tx.send(());
+            })?;
+        Ok((Worker { streams }, done_rx))
+    }
+}
+
+/// Serves one connection until it ends, or until `stop` turns true and it drains.
+async fn serve_connection(
+    stream: TcpStream,
+    gateway: Arc<Gateway>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let gateway = gateway.clone();
+        async move {
+            let req = req.map(incoming_body);
+            Ok::<_, Infallible>(gateway.handle(req).await)
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("connection ended: {e}");
+            }
+        }
+        _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
+            conn.as_mut().graceful_shutdown();
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended while draining: {e}");
+            }
+        }
+    }
+    drop(stop);
 }
 
 /// Completes on SIGTERM or SIGINT.

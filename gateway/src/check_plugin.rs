@@ -1,0 +1,460 @@
+//! `gwhost check-plugin`: the operator's side of the compatibility check, as
+//! `krakend check-plugin` is KrakenD's. It judges a plugin project, its `Cargo.lock` or a
+//! built `.so` against the manifest this binary embeds — with the very code `cargo
+//! gwplugin check` runs ([`cargo_gwplugin::check`]): one comparison, two front ends.
+
+use std::path::{Path, PathBuf};
+
+use cargo_gwplugin::check::{self, MessageFormat};
+use cargo_gwplugin::host::{Host, HostKind, UNKNOWN};
+use cargo_gwplugin::lockfile::Lockfile;
+use cargo_gwplugin::plugin::PluginManifest;
+use cargo_gwplugin::process::{self, Cargo};
+use gwplugin_build::report::{Finding, Report};
+use gwplugin_build::{AbiManifest, PackageName, Role, RustcInfo};
+use gwplugin_host::LoadError;
+
+use crate::error::GwError;
+
+/// What `check-plugin` judges and how it answers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Judge only the plugin's Cargo.lock: crate versions, not features
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["manifest_path", "file"])]
+    pub lock: Option<PathBuf>,
+    /// The plugin's Cargo.toml, resolved with cargo [default: the Cargo.toml of the
+    /// current directory or a parent]
+    #[arg(long, value_name = "PATH", conflicts_with = "file")]
+    pub manifest_path: Option<PathBuf>,
+    /// The rustc release the plugin will be built with [default: the compiler that would
+    /// build it: $RUSTC, else its rust-toolchain.toml, else the active toolchain]
+    #[arg(long, value_name = "VERSION", conflicts_with = "file")]
+    pub rustc: Option<String>,
+    /// Target triple the plugin will be built for [default: this host's]
+    #[arg(long, value_name = "TRIPLE", conflicts_with = "file")]
+    pub target: Option<String>,
+    /// Output format
+    #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    /// Also print the commands that would make the plugin compatible
+    #[arg(long)]
+    pub fix: bool,
+    /// A built plugin: its manifest is read from the file, which is not loaded
+    #[arg(value_name = "FILE.so")]
+    pub file: Option<PathBuf>,
+}
+
+/// Where the compiler a plugin is judged with comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiler {
+    /// `--rustc VERSION`.
+    Given,
+    /// `$RUSTC`, a compiler binary.
+    Env(PathBuf),
+    /// What rustup picks in the plugin's directory (its rust-toolchain.toml, else the
+    /// active toolchain).
+    Toolchain(PathBuf),
+    /// Recorded in a built plugin file.
+    Recorded,
+}
+
+impl Compiler {
+    /// The compiler that would build a crate in `dir`: [`process::rustc_for`], whose
+    /// answer `cargo gwplugin check` computes with.
+    fn for_dir(dir: &Path) -> Compiler {
+        Compiler::found(process::rustc_for(dir))
+    }
+
+    /// Where [`process::rustc_for`]'s answer `rustc` comes from.
+    fn found(rustc: PathBuf) -> Compiler {
+        match std::env::var_os("RUSTC").filter(|r| !r.is_empty()) {
+            Some(_) => Compiler::Env(rustc),
+            None => Compiler::Toolchain(rustc),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Compiler::Given => "given with `--rustc`".to_owned(),
+            Compiler::Env(path) => format!("from $RUSTC (`{}`)", path.display()),
+            Compiler::Toolchain(path) => {
+                format!("that would build the plugin (`{}`)", path.display())
+            }
+            Compiler::Recorded => "recorded in the plugin file".to_owned(),
+        }
+    }
+}
+
+/// What was judged and the verdict.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The plugin's package name.
+    pub plugin: String,
+    pub host: Host,
+    /// The compiler the plugin was judged with, and where it comes from.
+    pub rustc: RustcInfo,
+    pub compiler: Compiler,
+    pub report: Report,
+    /// The plugin's Cargo.toml, when known.
+    pub project: Option<PathBuf>,
+}
+
+/// This binary as a host: the manifest it embeds, and the `Cargo.lock` it was built from
+/// (so that private crates at other versions are noted, as against the host project).
+pub fn this_host() -> Result<Host, GwError> {
+    let manifest = gwplugin_build::decode_record(crate::host_manifest_record())?;
+    let path = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .unwrap_or_else(|_| PathBuf::from("gwhost"));
+    let mut host = Host::from_manifest(path, HostKind::Binary, manifest);
+    let lock = crate::host_lock();
+    if let Ok(parsed) = Lockfile::parse(lock)
+        && !parsed.packages.is_empty()
+    {
+        host.lock = Some(parsed);
+        host.lock_text = Some(lock.to_owned());
+    }
+    Ok(host)
+}
+
+/// Judges what `args` name against `host`.
+pub fn check_plugin(args: &Args, host: Host) -> Result<Checked, GwError> {
+    if let Some(file) = &args.file {
+        return check_file(file, host);
+    }
+    if let Some(lock) = &args.lock {
+        return check_lock(args, lock, host);
+    }
+    let cargo = Cargo::from_env();
+    let plugin = PluginManifest::locate(args.manifest_path.as_deref())?;
+    let (mut manifest, lock) =
+        check::plugin_manifest(&cargo, &plugin, &host, args.target.as_deref())?;
+    let compiler = match &args.rustc {
+        Some(release) => {
+            manifest.rustc = given_rustc(release, &host);
+            Compiler::Given
+        }
+        None => Compiler::for_dir(plugin.dir()),
+    };
+    let report = check::report(&host, &manifest, Some(&lock), Some(&plugin));
+    Ok(Checked {
+        plugin: plugin.package_name(),
+        rustc: manifest.rustc,
+        compiler,
+        report,
+        project: Some(plugin.path.clone()),
+        host,
+    })
+}
+
+/// `--rustc VERSION`: a stable release names exactly one compiler, so at the host's
+/// release it is the host's commit; anything else is not known by its commit.
+fn given_rustc(release: &str, host: &Host) -> RustcInfo {
+    let release = release.trim();
+    let stable = is_stable(release);
+    let commit_hash = if stable && release == host.manifest.rustc.release {
+        host.manifest.rustc.commit_hash.clone()
+    } else {
+        "unknown".to_owned()
+    };
+    RustcInfo {
+        release: release.to_owned(),
+        commit_hash,
+    }
+}
+
+/// `1.95.0`, as opposed to `1.97.0-nightly` (which does not say which nightly).
+fn is_stable(release: &str) -> bool {
+    release.split('.').count() == 3
+        && release
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A built `.so`: the loader's own pre-`dlopen` checks of the file, then the manifest it
+/// carries compared like any other.
+fn check_file(file: &Path, host: Host) -> Result<Checked, GwError> {
+    let bytes = std::fs::read(file).map_err(|e| cargo_gwplugin::Error::Io {
+        path: file.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut file_findings = Vec::new();
+    match gwplugin_host::verify_against(&host.manifest, file, &bytes) {
+        Ok(_) | Err(LoadError::Incompatible { .. }) => {}
+        Err(LoadError::WrongMachine { found, want, .. }) => file_findings.push(Finding {
+            field: "machine".into(),
+            have: found,
+            want,
+            help: Some(format!("build with `--target {}`", host.manifest.target)),
+        }),
+        Err(LoadError::WrongLibc {
+            found,
+            needed,
+            want,
+            ..
+        }) => file_findings.push(Finding {
+            field: "libc".into(),
+            have: format!("{found} (NEEDED {needed})"),
+            want,
+            help: Some(format!(
+                "build for this host's target `{}`",
+                host.manifest.target
+            )),
+        }),
+        Err(e) => return Err(GwError::PluginFile(e)),
+    }
+    let manifest = gwplugin_build::elf::plugin_manifest(&bytes, gwplugin_build::PLUGIN_SYMBOL)
+        .map_err(|e| {
+            GwError::PluginFile(LoadError::BadManifest {
+                path: file.to_owned(),
+                message: e.to_string(),
+            })
+        })?;
+    let mut report = check::report(&host, &manifest, None, None);
+    for f in file_findings {
+        report.incompatibility(f);
+    }
+    Ok(Checked {
+        plugin: manifest.package.name.clone(),
+        rustc: manifest.rustc.clone(),
+        compiler: Compiler::Recorded,
+        report,
+        project: None,
+        host,
+    })
+}
+
+/// A plugin's `Cargo.lock` alone: its boundary crates' versions, judged with the
+/// compiler that would build it; features are not known.
+fn check_lock(args: &Args, lock_path: &Path, host: Host) -> Result<Checked, GwError> {
+    let cwd = std::env::current_dir().map_err(|e| cargo_gwplugin::Error::Io {
+        path: ".".into(),
+        message: e.to_string(),
+    })?;
+    let lock_path = cwd.join(lock_path);
+    let not_a_plugin_lock = |reason: String| GwError::NotAPluginLock {
+        path: lock_path.clone(),
+        reason,
+    };
+    if !lock_path.to_string_lossy().ends_with(".lock") {
+        return Err(not_a_plugin_lock("its name does not end in `.lock`".into()));
+    }
+    let text = std::fs::read_to_string(&lock_path).map_err(|e| cargo_gwplugin::Error::Io {
+        path: lock_path.clone(),
+        message: e.to_string(),
+    })?;
+    let lock = Lockfile::parse(&text).map_err(|message| cargo_gwplugin::Error::Parse {
+        path: lock_path.clone(),
+        message,
+    })?;
+    let contracts = lock.named("gwplugin").count();
+    if contracts != 1 {
+        return Err(not_a_plugin_lock(format!(
+            "it locks {contracts} versions of `gwplugin`, not one"
+        )));
+    }
+    // The lock as a manifest (what `cargo gwplugin check` does with a lock host), with
+    // what a lock cannot tell taken from this host, so that only versions are compared.
+    let locked = Host::resolve(&lock_path, &cwd, &Cargo::from_env())?;
+    let mut manifest: AbiManifest = locked.comparable(&host.manifest);
+    manifest.role = Role::Plugin;
+    manifest.package = root_package(&lock).unwrap_or(manifest.package);
+    let dir = lock_path.parent().unwrap_or(&cwd);
+    let compiler = match &args.rustc {
+        Some(release) => {
+            manifest.rustc = given_rustc(release, &host);
+            Compiler::Given
+        }
+        None => {
+            let rustc = process::rustc_for(dir);
+            manifest.rustc = process::rustc_version(&rustc)
+                .map_err(cargo_gwplugin::Error::from)?
+                .info;
+            Compiler::found(rustc)
+        }
+    };
+    if let Some(target) = &args.target {
+        manifest.target = target.clone();
+    }
+    let mut report = check::report(&host, &manifest, Some(&lock), None);
+    report.note(Finding {
+        field: "crate features".into(),
+        have: UNKNOWN.into(),
+        want: "this host's".into(),
+        help: Some(
+            "not compared: a Cargo.lock does not name them; `--manifest-path` resolves them".into(),
+        ),
+    });
+    report.notes.sort_by(|a, b| a.field.cmp(&b.field));
+    let project = dir.join("Cargo.toml");
+    Ok(Checked {
+        plugin: manifest.package.name.clone(),
+        rustc: manifest.rustc,
+        compiler,
+        report,
+        project: project.is_file().then_some(project),
+        host,
+    })
+}
+
+/// The package of a lock that depends on `gwplugin` and that nothing depends on: the
+/// plugin itself.
+fn root_package(lock: &Lockfile) -> Option<PackageName> {
+    let depended: std::collections::BTreeSet<&str> = lock
+        .packages
+        .iter()
+        .flat_map(|p| p.dependencies.iter())
+        .filter_map(|d| d.split(' ').next())
+        .collect();
+    let mut roots = lock.packages.iter().filter(|p| {
+        p.source.is_none()
+            && !depended.contains(p.name.as_str())
+            && p.dependencies
+                .iter()
+                .any(|d| d.split(' ').next() == Some("gwplugin"))
+    });
+    match (roots.next(), roots.next()) {
+        (Some(p), None) => Some(PackageName {
+            name: p.name.clone(),
+            version: p.version.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// What `--fix` prints: the commands that would resolve the incompatibilities.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Fix {
+    /// Run these, in this order.
+    pub commands: Vec<String>,
+    /// Where: None for the current directory, else a description of the plugin project
+    /// to run them in (a built file does not say where its sources are).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_in: Option<String>,
+    /// Incompatibilities these commands do not resolve (their `help` says what to do).
+    pub not_fixed: Vec<String>,
+}
+
+/// Whether `cargo gwplugin sync` resolves an incompatibility: it pins the host's
+/// compiler in rust-toolchain.toml (a stable one: a nightly's release does not say which
+/// nightly), and moves `gwplugin` and boundary crates to the host's versions, and adds a
+/// missing `cdylib`.
+fn sync_fixes(field: &str, host_release: &str) -> bool {
+    match field.strip_prefix("crate ") {
+        // `crate NAME` is its version; `crate NAME source` / `… features` are not synced.
+        Some(rest) => !rest.contains(' '),
+        None if field.starts_with("rustc") => is_stable(host_release),
+        None => field == "gwplugin" || field == "crate-type",
+    }
+}
+
+/// The commands that would make `checked` compatible with its host.
+pub fn fix(checked: &Checked) -> Fix {
+    let mut fix = Fix::default();
+    let report = &checked.report;
+    if report.compatible {
+        return fix;
+    }
+    let fields: Vec<&str> = report
+        .incompatibilities
+        .iter()
+        .map(|f| f.field.as_str())
+        .collect();
+    let host_release = &checked.host.manifest.rustc.release;
+    let compiler_differs = fields.iter().any(|f| f.starts_with("rustc"));
+    if fields.iter().any(|f| sync_fixes(f, host_release)) {
+        let mut cmd = std::process::Command::new("cargo");
+        cmd.args(["gwplugin", "sync"]);
+        if let Some(project) = &checked.project {
+            cmd.arg("--manifest-path").arg(project);
+        } else {
+            fix.run_in = Some(format!("the project of `{}`", checked.plugin));
+        }
+        cmd.arg("--host").arg(&checked.host.path);
+        fix.commands.push(process::command_line(&cmd));
+    }
+    if compiler_differs && is_stable(host_release) {
+        fix.commands
+            .push(format!("rustup toolchain install {host_release}"));
+    }
+    if compiler_differs && matches!(checked.compiler, Compiler::Env(_)) {
+        fix.commands.push("unset RUSTC".to_owned());
+    }
+    fix.not_fixed = fields
+        .iter()
+        .filter(|f| !sync_fixes(f, host_release))
+        .map(|f| f.to_string())
+        .collect();
+    fix
+}
+
+impl Fix {
+    /// For people: the commands, indented, after a line saying where to run them.
+    pub fn render_human(&self) -> String {
+        let mut out = String::new();
+        if !self.commands.is_empty() {
+            match &self.run_in {
+                None => out.push_str("to fix, run:\n"),
+                Some(place) => out.push_str(&format!("to fix, run in {place}, then rebuild it:\n")),
+            }
+            for c in &self.commands {
+                out.push_str(&format!("    {c}\n"));
+            }
+        }
+        if !self.not_fixed.is_empty() {
+            out.push_str(&format!(
+                "not fixed by a command: {} (see `help` above)\n",
+                self.not_fixed.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+/// Runs `check-plugin` and prints its answer; true when the plugin is compatible.
+pub fn exec(args: &Args) -> Result<bool, GwError> {
+    let host = this_host()?;
+    let checked = check_plugin(args, host)?;
+    let fix = args.fix.then(|| fix(&checked));
+    match args.message_format {
+        MessageFormat::Human => {
+            cargo_gwplugin::status(
+                "Checking",
+                &format!(
+                    "`{}` against host {}",
+                    checked.plugin,
+                    checked.host.describe()
+                ),
+            );
+            cargo_gwplugin::status(
+                "Using",
+                &format!("rustc {} {}", checked.rustc, checked.compiler.describe()),
+            );
+            print!("{}", checked.report.render_human());
+            if let Some(fix) = &fix {
+                print!("{}", fix.render_human());
+            }
+        }
+        MessageFormat::Json => match &fix {
+            None => println!("{}", checked.report.to_json()),
+            Some(fix) => {
+                /// The shared report's JSON, then `fix`.
+                #[derive(serde::Serialize)]
+                struct WithFix<'a> {
+                    #[serde(flatten)]
+                    report: &'a Report,
+                    fix: &'a Fix,
+                }
+                let json = WithFix {
+                    report: &checked.report,
+                    fix,
+                };
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).expect("report serialises")
+                );
+            }
+        },
+    }
+    Ok(checked.report.compatible)
+}

@@ -1,10 +1,8 @@
 //! Computing a manifest from cargo's resolve and the compiler.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{
@@ -115,62 +113,65 @@ fn cargo_offline_first(cargo: &Path, args: &[&str]) -> Result<String, ComputeErr
     }
 }
 
-// The parts of `cargo metadata --format-version 1` this crate reads. (Not the
-// `cargo_metadata` crate: it enables serde_json's `unbounded_depth`, and serde_json is a
-// boundary crate — every host would then differ from every plugin in its features.)
-#[derive(Debug, Deserialize)]
-struct Metadata {
-    packages: Vec<Package>,
-    resolve: Option<Resolve>,
-    workspace_root: PathBuf,
-}
-
-#[derive(Debug, Deserialize)]
-struct Package {
-    id: String,
+/// One line of `cargo tree --prefix depth -f '{p}|{f}'`: a package as cargo builds the
+/// root alone (features unified only with what the root itself pulls in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TreeNode {
+    depth: usize,
     name: String,
     version: String,
+    /// `None` for crates.io; else what cargo shows in parentheses (a path, a git URL, …).
     source: Option<String>,
-    manifest_path: PathBuf,
-    targets: Vec<Target>,
+    proc_macro: bool,
+    features: Vec<String>,
+    /// A repeat whose dependencies cargo does not show again (`(*)`).
+    repeat: bool,
 }
 
-#[derive(Debug, Deserialize)]
-struct Target {
-    kind: Vec<String>,
+fn parse_tree_line(line: &str) -> Option<TreeNode> {
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    let depth: usize = line[..digits].parse().ok()?;
+    let (package, features) = line[digits..].rsplit_once('|')?;
+    let repeat = features.ends_with(" (*)");
+    let features = features.trim_end_matches(" (*)").trim();
+    let mut words = package.splitn(3, ' ');
+    let name = words.next()?.to_owned();
+    let version = words.next()?.strip_prefix('v')?.to_owned();
+    let mut source = None;
+    let mut proc_macro = false;
+    // The rest: zero or more `(...)` groups, e.g. `(/path)`, `(proc-macro)`.
+    for group in words.next().unwrap_or("").split(") (") {
+        match group.trim_start_matches('(').trim_end_matches(')') {
+            "" => {}
+            "proc-macro" => proc_macro = true,
+            other => source = Some(other.to_owned()),
+        }
+    }
+    let mut features: Vec<String> = features
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    features.sort();
+    Some(TreeNode {
+        depth,
+        name,
+        version,
+        source,
+        proc_macro,
+        features,
+        repeat,
+    })
 }
 
-#[derive(Debug, Deserialize)]
-struct Resolve {
-    nodes: Vec<Node>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Node {
-    id: String,
-    deps: Vec<NodeDep>,
-}
-
-#[derive(Debug, Deserialize)]
-struct NodeDep {
-    pkg: String,
-    dep_kinds: Vec<DepKindInfo>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DepKindInfo {
-    /// `null` for a normal dependency, else `dev` or `build`.
-    kind: Option<String>,
-}
-
-/// Features of each package as cargo builds `manifest_path` alone (`cargo tree -e
-/// normal`: no dev-dependencies, no other workspace members), keyed by name and version.
-/// `cargo metadata` can't give this: it unifies features across the whole workspace.
-fn package_features(
+/// The resolve of the package at `manifest_path`, as cargo would build it alone: no
+/// dev-dependencies, no other workspace members (whose features `cargo metadata` would
+/// unify in). One `cargo tree` run: the check's whole cost.
+fn resolve(
     cargo: &Path,
     manifest_path: &Path,
     target: &str,
-) -> Result<BTreeMap<(String, String), Vec<String>>, ComputeError> {
+) -> Result<Vec<TreeNode>, ComputeError> {
     let manifest = manifest_path.to_string_lossy();
     let out = cargo_offline_first(
         cargo,
@@ -183,33 +184,18 @@ fn package_features(
             "-e",
             "normal",
             "--prefix",
-            "none",
+            "depth",
             "-f",
             "{p}|{f}",
         ],
     )?;
-    let mut features = BTreeMap::new();
-    for line in out.lines() {
-        let Some((package, list)) = line.split_once('|') else {
-            continue;
-        };
-        let mut words = package.split_whitespace();
-        let (Some(name), Some(version)) = (words.next(), words.next()) else {
-            continue;
-        };
-        let list = list.trim_end_matches(" (*)").trim();
-        let mut f: Vec<String> = list
-            .split(',')
-            .filter(|f| !f.is_empty())
-            .map(str::to_owned)
-            .collect();
-        f.sort();
-        features.insert(
-            (name.to_owned(), version.trim_start_matches('v').to_owned()),
-            f,
-        );
+    let nodes: Vec<TreeNode> = out.lines().filter_map(parse_tree_line).collect();
+    if nodes.first().is_none_or(|n| n.depth != 0) {
+        return Err(ComputeError::Metadata(format!(
+            "`cargo tree` printed no package for `{manifest}`"
+        )));
     }
-    Ok(features)
+    Ok(nodes)
 }
 
 /// Resolves the package with cargo and computes its manifest.
@@ -219,123 +205,69 @@ pub fn compute_for_manifest_path(req: &ManifestRequest) -> Result<Computed, Comp
         .clone()
         .or_else(|| std::env::var_os("CARGO").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("cargo"));
-    let manifest = req.manifest_path.to_string_lossy();
-    let json = cargo_offline_first(
-        &cargo,
-        &[
-            "metadata",
-            "--format-version",
-            "1",
-            "--manifest-path",
-            &manifest,
-            "--filter-platform",
-            &req.target,
-        ],
-    )?;
-    let metadata: Metadata =
-        serde_json::from_str(&json).map_err(|e| ComputeError::Metadata(e.to_string()))?;
-    let features = package_features(&cargo, &req.manifest_path, &req.target)?;
-    let manifest_path = req
-        .manifest_path
-        .canonicalize()
-        .unwrap_or_else(|_| req.manifest_path.clone());
-    let root = metadata
-        .packages
-        .iter()
-        .find(|p| p.manifest_path == manifest_path)
-        .ok_or_else(|| ComputeError::NoPackage(req.manifest_path.display().to_string()))?;
+    let nodes = resolve(&cargo, &req.manifest_path, &req.target)?;
     let rustc = rustc_info(&req.rustc)?;
-    let manifest = compute(
-        &metadata,
-        &features,
-        &root.id,
-        req.role,
-        rustc,
-        &req.target,
-        &req.panic,
-    )?;
+    let manifest = compute(&nodes, req.role, rustc, &req.target, &req.panic)?;
 
-    let mut inputs = vec![
-        req.manifest_path.clone(),
-        metadata.workspace_root.join("Cargo.lock"),
-        metadata.workspace_root.join("Cargo.toml"),
-    ];
-    if let Some(contract) = metadata
-        .packages
-        .iter()
-        .find(|p| p.name == CONTRACT_CRATE && p.source.is_none())
-        && let Some(dir) = contract.manifest_path.parent()
+    let mut inputs = vec![req.manifest_path.clone()];
+    // The lock and manifest of the workspace the package is in (the nearest above it).
+    if let Some(root) = req
+        .manifest_path
+        .ancestors()
+        .skip(1)
+        .find(|d| d.join("Cargo.lock").is_file())
     {
-        inputs.push(dir.to_owned());
+        inputs.push(root.join("Cargo.lock"));
+        inputs.push(root.join("Cargo.toml"));
+    }
+    if let Some(dir) = nodes
+        .iter()
+        .find(|n| n.name == CONTRACT_CRATE)
+        .and_then(|n| n.source.as_deref())
+        .filter(|s| s.starts_with('/'))
+    {
+        inputs.push(PathBuf::from(dir));
     }
     Ok(Computed { manifest, inputs })
 }
 
 fn compute(
-    metadata: &Metadata,
-    features: &BTreeMap<(String, String), Vec<String>>,
-    root: &str,
+    nodes: &[TreeNode],
     role: Role,
     rustc: RustcInfo,
     target: &str,
     panic: &str,
 ) -> Result<AbiManifest, ComputeError> {
-    let packages: HashMap<&str, &Package> = metadata
-        .packages
+    let root = &nodes[0];
+    // The contract crate's first, fully shown occurrence, and its direct dependencies.
+    let at = nodes
         .iter()
-        .map(|p| (p.id.as_str(), p))
-        .collect();
-    let resolve = metadata
-        .resolve
-        .as_ref()
-        .ok_or_else(|| ComputeError::Metadata("no resolve".into()))?;
-    let nodes: HashMap<&str, &Node> = resolve.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
-    let root_pkg = packages
-        .get(root)
-        .ok_or_else(|| ComputeError::NoPackage(root.to_owned()))?;
-
-    // The contract crate as `root` links it: reachable through normal dependencies.
-    let reachable = normal_closure(&nodes, &packages, root);
-    let contract = reachable
-        .iter()
-        .filter_map(|id| packages.get(id))
-        .find(|p| p.name == CONTRACT_CRATE)
-        .ok_or_else(|| ComputeError::NoContract(root_pkg.name.clone()))?;
-
+        .position(|n| n.name == CONTRACT_CRATE && !n.repeat)
+        .ok_or_else(|| ComputeError::NoContract(root.name.clone()))?;
+    let contract = &nodes[at];
     // The boundary: gwplugin's own normal dependencies. Each is a public dependency —
     // its types appear in the contract — so its version, source and features must match.
     // Their private dependencies (serde_core, itoa, …) don't cross and are not compared.
-    let contract_node = nodes
-        .get(contract.id.as_str())
-        .ok_or_else(|| ComputeError::Metadata("no resolve node for gwplugin".into()))?;
-    let mut boundary: Vec<BoundaryCrate> = contract_node
-        .deps
+    let mut boundary: Vec<BoundaryCrate> = nodes[at + 1..]
         .iter()
-        .filter(|dep| dep.dep_kinds.iter().any(|k| k.kind.is_none()))
-        .filter_map(|dep| packages.get(dep.pkg.as_str()))
-        .filter(|p| {
-            !p.targets
-                .iter()
-                .any(|t| t.kind.iter().any(|k| k == "proc-macro"))
-        })
-        .map(|p| BoundaryCrate {
-            name: p.name.clone(),
-            version: p.version.clone(),
-            source: source_of(p),
-            features: features
-                .get(&(p.name.clone(), p.version.clone()))
-                .cloned()
-                .unwrap_or_default(),
+        .take_while(|n| n.depth > contract.depth)
+        .filter(|n| n.depth == contract.depth + 1 && !n.proc_macro)
+        .map(|n| BoundaryCrate {
+            name: n.name.clone(),
+            version: n.version.clone(),
+            source: source_of(n),
+            features: n.features.clone(),
         })
         .collect();
     boundary.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    boundary.dedup();
 
     Ok(AbiManifest {
         format: FORMAT_VERSION,
         role,
         package: PackageName {
-            name: root_pkg.name.clone(),
-            version: root_pkg.version.clone(),
+            name: root.name.clone(),
+            version: root.version.clone(),
         },
         rustc,
         target: target.to_owned(),
@@ -350,45 +282,20 @@ fn compute(
     })
 }
 
-/// Packages reachable from `from` through normal (non-build, non-dev) dependencies,
-/// leaving out proc-macro crates (their types never reach a binary).
-fn normal_closure<'a>(
-    nodes: &HashMap<&'a str, &'a Node>,
-    packages: &HashMap<&'a str, &'a Package>,
-    from: &'a str,
-) -> BTreeSet<&'a str> {
-    let mut seen = BTreeSet::from([from]);
-    let mut queue = VecDeque::from([from]);
-    while let Some(id) = queue.pop_front() {
-        let Some(node) = nodes.get(id) else { continue };
-        for dep in &node.deps {
-            let normal = dep.dep_kinds.iter().any(|k| k.kind.is_none());
-            let proc_macro = packages.get(dep.pkg.as_str()).is_some_and(|p| {
-                p.targets
-                    .iter()
-                    .any(|t| t.kind.iter().any(|k| k == "proc-macro"))
-            });
-            if normal && !proc_macro && seen.insert(dep.pkg.as_str()) {
-                queue.push_back(dep.pkg.as_str());
-            }
+/// A crate's source identity, as `Cargo.lock` writes it for registries and git, and for
+/// a path package a hash of its files (so the same code agrees wherever it is checked
+/// out).
+fn source_of(node: &TreeNode) -> String {
+    match node.source.as_deref() {
+        None => "registry+https://github.com/rust-lang/crates.io-index".to_owned(),
+        Some(path) if path.starts_with('/') => {
+            format!("path+sha256:{}", hash_path_source(Path::new(path)))
         }
-    }
-    seen
-}
-
-/// A crate's source identity: the registry or git source as cargo reports it, or for a
-/// path package a hash of its files (so the same code agrees wherever it is checked out).
-fn source_of(package: &Package) -> String {
-    match &package.source {
-        Some(source) => source.clone(),
-        None => {
-            let dir = package
-                .manifest_path
-                .parent()
-                .map(Path::to_owned)
-                .unwrap_or_default();
-            format!("path+sha256:{}", hash_path_source(&dir))
-        }
+        Some(other) if other.starts_with("registry `") => format!(
+            "registry+{}",
+            other.trim_start_matches("registry `").trim_end_matches('`')
+        ),
+        Some(git) => format!("git+{git}"),
     }
 }
 
@@ -447,6 +354,36 @@ mod tests {
             parse_rustc_vv("rustc 1.0"),
             Err(ComputeError::RustcOutput("release:"))
         ));
+    }
+
+    #[test]
+    fn reads_cargo_tree_lines() {
+        let n = parse_tree_line("0big-plugin v0.1.0 (/tmp/big)|default").unwrap();
+        assert_eq!(
+            (
+                n.depth,
+                n.name.as_str(),
+                n.version.as_str(),
+                n.source.as_deref()
+            ),
+            (0, "big-plugin", "0.1.0", Some("/tmp/big"))
+        );
+        let n = parse_tree_line("3serde_json v1.0.154|default,std (*)").unwrap();
+        assert_eq!(
+            (n.depth, n.source, n.features, n.repeat),
+            (3, None, vec!["default".to_owned(), "std".to_owned()], true)
+        );
+        let n = parse_tree_line("2serde_derive v1.0.228 (proc-macro)|default").unwrap();
+        assert!(n.proc_macro && n.source.is_none());
+        let n = parse_tree_line(
+            "1http v1.5.0 (https://github.com/hyperium/http?branch=master#0123abcd)|",
+        )
+        .unwrap();
+        assert_eq!(
+            source_of(&n),
+            "git+https://github.com/hyperium/http?branch=master#0123abcd"
+        );
+        assert!(n.features.is_empty());
     }
 
     #[test]

@@ -37,11 +37,56 @@ pub enum Outcome {
     Incompatible,
 }
 
-const EXIT_CODES: &str = "\
-Exit status:
+/// The exit codes, as every command's help ends.
+macro_rules! exit_codes {
+    () => {
+        "Exit status:
   0  success (for `check`: no incompatibilities found)
   1  the plugin is incompatible with its host, or `sync` could not make it compatible
-  2  usage or environment error (bad arguments, missing or malformed files, cargo failed)";
+  2  usage or environment error (bad arguments, missing or malformed files, cargo failed)"
+    };
+}
+
+const MAIN_HELP: &str = concat!(
+    "Examples:\n  cargo gwplugin quickstart                              # the whole path, in one command\n  cargo gwplugin new my-plugin --kind modifier --host ../gateway\n  cargo gwplugin check                                   # would it load in its host?\n  cargo gwplugin build --release --register gateway.json",
+    "\n\n",
+    exit_codes!()
+);
+const NEW_HELP: &str = concat!(
+    "Examples:\n  cargo gwplugin new my-plugin --kind modifier --host ../gateway\n  cargo gwplugin new auth --kind http-server --host /usr/local/bin/gwhost --path plugins/auth",
+    "\n\n",
+    exit_codes!()
+);
+const CHECK_HELP: &str = concat!(
+    "Examples:\n  cargo gwplugin check\n  cargo gwplugin check --host /usr/local/bin/gwhost --message-format json",
+    "\n\n",
+    exit_codes!()
+);
+const SYNC_HELP: &str = concat!(
+    "Examples:\n  cargo gwplugin sync --dry-run\n  cargo gwplugin sync --host ../gateway",
+    "\n\n",
+    exit_codes!()
+);
+const BUILD_HELP: &str = concat!(
+    "Examples:\n  cargo gwplugin build --release\n  cargo gwplugin build --target x86_64-unknown-linux-musl --host ./gwhost-musl --register gateway.json",
+    "\n\n",
+    exit_codes!()
+);
+const HOST_BUILD_HELP: &str = concat!(
+    "Examples:\n  cargo gwplugin host-build --target x86_64-unknown-linux-musl --manifest-path gateway/Cargo.toml --release",
+    "\n\n",
+    exit_codes!()
+);
+const TEST_HELP: &str = concat!(
+    "Examples:\n  cargo gwplugin test\n  cargo gwplugin test --gwhost ./gwhost --request 'GET http://localhost/users/1' target/gwplugin/x86_64-unknown-linux-gnu/my-plugin.so",
+    "\n\n",
+    exit_codes!()
+);
+const QUICKSTART_HELP: &str = concat!(
+    "Examples:\n  cargo run -p cargo-gwplugin -- gwplugin quickstart\n  cargo gwplugin quickstart --dir /tmp/first-plugin",
+    "\n\n",
+    exit_codes!()
+);
 
 /// cargo's help colours.
 fn styles() -> Styles {
@@ -60,7 +105,7 @@ fn styles() -> Styles {
 #[command(name = "cargo", bin_name = "cargo", styles = styles())]
 pub enum Cli {
     /// Scaffold, check and sync gwplugin plugins
-    #[command(name = "gwplugin", version, after_help = EXIT_CODES, subcommand_required = true, arg_required_else_help = true)]
+    #[command(name = "gwplugin", version, after_help = MAIN_HELP, subcommand_required = true, arg_required_else_help = true)]
     Gwplugin(GwpluginCommand),
 }
 
@@ -73,25 +118,25 @@ pub struct GwpluginCommand {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a plugin crate of one kind, aligned with its host
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = NEW_HELP)]
     New(new::Args),
     /// Check that the plugin would load in its host, without building it
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = CHECK_HELP)]
     Check(check::Args),
     /// Align the plugin's dependencies, compiler and Cargo.lock with its host
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SYNC_HELP)]
     Sync(sync::Args),
     /// Build the plugin for a target, verify it, and write the config that registers it
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = BUILD_HELP)]
     Build(build::Args),
     /// Build a host (such as gwhost) for a target the way plugins for it are built
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = HOST_BUILD_HELP)]
     HostBuild(host_build::Args),
     /// Load and exercise built plugins with `gwhost test-plugin`, in a child process
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = TEST_HELP)]
     Test(test_cmd::Args),
     /// Scaffold, build, register and run a plugin in gwhost, and show what it changes
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = QUICKSTART_HELP)]
     Quickstart(quickstart::Args),
 }
 

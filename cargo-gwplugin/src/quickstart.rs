@@ -17,7 +17,8 @@ use crate::{Outcome, build, host_build, new, status, sync};
 /// Scaffold, build, register and run a plugin in gwhost, and show what it changes
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Where to put the plugin, gwhost's config and logs (must not exist, or be empty)
+    /// Where to put the plugin, gwhost's config and logs (must not exist, be empty, or be
+    /// an earlier quickstart's, which is replaced)
     #[arg(long, value_name = "DIR", default_value = "gwplugin-quickstart")]
     pub dir: PathBuf,
     /// The host project [default: this repository's `gateway/Cargo.toml`]
@@ -26,6 +27,8 @@ pub struct Args {
 }
 
 const STEPS: usize = 7;
+/// Marks a folder as quickstart's own.
+const MARKER: &str = ".gwplugin-quickstart";
 
 fn step(n: usize, what: &str) {
     status(&format!("[{n}/{STEPS}]"), what);
@@ -36,9 +39,19 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let started = Instant::now();
     let cwd = std::env::current_dir().map_err(io("."))?;
     let dir = cwd.join(&args.dir);
+    // A folder an earlier quickstart made is made anew; anything else is left alone.
+    if dir.join(MARKER).is_file() {
+        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+    }
     if dir.exists() && std::fs::read_dir(&dir).map_err(io(&dir))?.next().is_some() {
         return Err(Error::NotEmpty(dir));
     }
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by `cargo gwplugin quickstart`, which replaces this folder when run again\n",
+    )
+    .map_err(io(&dir))?;
     let host_project = match &args.host {
         Some(h) => cwd.join(h),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway/Cargo.toml"),

@@ -103,8 +103,12 @@ impl GwError {
 fn load_help(e: &LoadError) -> &'static str {
     match e {
         LoadError::Incompatible { .. } => {
-            "rebuild the plugin with this host's compiler and boundary crate versions \
-             (`gwhost plugin-abi` prints them)"
+            "rebuild the plugin for this host: in its crate, `gwhost check-plugin --fix` prints \
+             the commands (`cargo gwplugin sync`, then `cargo gwplugin build --host <this gwhost>`)"
+        }
+        LoadError::WrongMachine { .. } | LoadError::WrongLibc { .. } => {
+            "build the plugin for this host's target: `cargo gwplugin build --host <this gwhost>` \
+             (or run a gwhost built for the plugin's target: `cargo gwplugin host-build --target …`)"
         }
         LoadError::Checksum { .. } => {
             "if the new file is trusted, update its entry in `plugin.sha256`"

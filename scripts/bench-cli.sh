@@ -51,3 +51,20 @@ hyperfine -N -i --warmup 3 --min-runs 20 --export-markdown /tmp/bench-cli.md "$@
   -n 'cargo gwplugin sync, in sync (host binary)' "$CGP gwplugin sync --host $HOST" \
   -n 'cargo gwplugin check (host project)' "$CGP gwplugin check --host $REPO/gateway"
 echo "packages in the plugin's lock: $PACKAGES"
+
+# `cargo gwplugin build` on an up-to-date plugin against `cargo build` of the same
+# (same target, so the same artifacts): the overhead of the host check, the artifact
+# verification, the copy and the registration snippet.
+cd "$WORK"
+"$CGP" gwplugin new small-plugin --kind modifier --host "$REPO/gateway" >/dev/null 2>&1
+cd small-plugin
+TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
+"$CGP" gwplugin build --host "$HOST" --target "$TRIPLE" >/dev/null 2>&1
+# Both through cargo, as users run them (`cargo gwplugin` is cargo running cargo-gwplugin).
+export PATH="$(dirname "$CGP"):$PATH"
+for profile in "" "--release"; do
+  "$CGP" gwplugin build $profile --host "$HOST" --target "$TRIPLE" >/dev/null 2>&1
+  hyperfine -N --warmup 3 --min-runs 20 --export-markdown "/tmp/bench-build${profile}.md" "$@" \
+    -n "cargo build $profile (up to date)" "cargo build $profile --lib --target $TRIPLE" \
+    -n "cargo gwplugin build $profile (up to date)" "cargo gwplugin build $profile --host $HOST --target $TRIPLE"
+done

@@ -102,7 +102,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     let triple = match (&args.target, &host) {
         (Some(t), _) => t.clone(),
         (None, Some(h)) if h.knows_compiler => h.manifest.target.clone(),
-        (None, _) => process::rustc_version(&rustc)?.host,
+        (None, _) => native_triple(&rustc)?,
     };
     let target = Target::parse(&triple)?;
 
@@ -142,8 +142,14 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         }
     }
 
-    let metadata = cargo.metadata(&plugin.path, &["--no-deps"])?;
-    let env = target::prepare(target, &rustc, &metadata.target_directory.join("gwplugin"))?;
+    // Helper files for cross targets live in the target dir; a native build needs none,
+    // and skips the extra `cargo metadata`.
+    let env = if target::needs_setup(target) {
+        let metadata = cargo.metadata(&plugin.path, &["--no-deps"])?;
+        target::prepare(target, &rustc, &metadata.target_directory.join("gwplugin"))?
+    } else {
+        target::TargetEnv::default()
+    };
     let artifact = cargo_build(&cargo, &plugin, args, target, &env)?;
 
     // Verify before anything is copied or registered.
@@ -203,7 +209,12 @@ pub fn build(args: &Args) -> Result<Built, Error> {
 
     let out_dir = match &args.out_dir {
         Some(d) => std::env::current_dir().map_err(io("."))?.join(d),
-        None => metadata.target_directory.join("gwplugin").join(&triple),
+        // <target-dir>/<triple>/<profile>/lib<name>.so → <target-dir>/gwplugin/<triple>
+        None => artifact
+            .ancestors()
+            .nth(3)
+            .map(|target_dir| target_dir.join("gwplugin").join(&triple))
+            .ok_or_else(|| bad(format!("unexpected artifact path `{}`", artifact.display())))?,
     };
     std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
     let out_dir = out_dir.canonicalize().map_err(io(&out_dir))?;
@@ -448,4 +459,8 @@ pub fn snippet(
         ));
     }
     object(top)
+}
+
+fn native_triple(rustc: &Path) -> Result<String, Error> {
+    Ok(process::rustc_version(rustc)?.host)
 }

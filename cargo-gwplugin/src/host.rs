@@ -116,7 +116,11 @@ impl Host {
         if file_name.ends_with(".lock") {
             return from_lock(&path);
         }
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let file = std::fs::File::open(&path).map_err(io(&path))?;
+        // A host binary is megabytes of which the manifest section is a few hundred
+        // bytes: map it rather than read it.
+        // SAFETY: read-only mapping; a binary changed under us at worst fails to parse.
+        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io(&path))?;
         if bytes.starts_with(b"\x7fELF") {
             return from_binary(path, &bytes);
         }

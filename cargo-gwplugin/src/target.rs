@@ -63,6 +63,12 @@ impl Target {
     }
 }
 
+/// Whether building for `target` on this machine needs anything beyond plain cargo: a
+/// cross linker, the musl setup. (A native glibc build does not.)
+pub fn needs_setup(target: Target) -> bool {
+    !(target == Target::X86_64Gnu && std::env::consts::ARCH == "x86_64")
+}
+
 /// Environment for cargo that builds for a target.
 #[derive(Debug, Clone, Default)]
 pub struct TargetEnv {

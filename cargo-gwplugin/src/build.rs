@@ -312,35 +312,21 @@ fn cargo_build(
         }
     }
     let command = process::command_line(&cmd);
-    let stdout =
-        process::run_passing_stderr(cmd).map_err(|(command, status)| Error::BuildFailed {
-            command,
-            code: status
-                .code()
-                .and_then(|c| u8::try_from(c).ok())
-                .unwrap_or(101),
-            status: status.to_string(),
-        })?;
     let package = plugin.package_name();
-    let mut artifact = None;
-    for line in String::from_utf8_lossy(&stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let is_cdylib = msg["target"]["kind"]
-            .as_array()
-            .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
-        if msg["reason"] == "compiler-artifact" && is_cdylib {
-            artifact = msg["filenames"]
+    let artifact = crate::target::cargo_build(cmd)?
+        .into_iter()
+        .rev()
+        .find_map(|msg| {
+            let is_cdylib = msg["target"]["kind"]
                 .as_array()
-                .and_then(|f| {
-                    f.iter()
-                        .filter_map(Value::as_str)
-                        .find(|f| f.ends_with(".so"))
-                })
-                .map(PathBuf::from);
-        }
-    }
+                .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+            let so = msg["filenames"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|f| f.ends_with(".so"));
+            is_cdylib.then(|| so.map(PathBuf::from)).flatten()
+        });
     artifact.ok_or(Error::NoArtifact { command, package })
 }
 

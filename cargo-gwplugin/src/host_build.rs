@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use gwplugin_build::elf;
-use serde_json::Value;
 
 use crate::error::{Error, io};
 use crate::process::{self, Cargo};
@@ -74,26 +73,10 @@ pub fn build_host(args: &Args) -> Result<PathBuf, Error> {
         cmd.env(k, v);
     }
     let command = process::command_line(&cmd);
-    let stdout =
-        process::run_passing_stderr(cmd).map_err(|(command, status)| Error::BuildFailed {
-            command,
-            code: status
-                .code()
-                .and_then(|c| u8::try_from(c).ok())
-                .unwrap_or(101),
-            status: status.to_string(),
-        })?;
-    let mut binaries = Vec::new();
-    for line in String::from_utf8_lossy(&stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        if msg["reason"] == "compiler-artifact"
-            && let Some(exe) = msg["executable"].as_str()
-        {
-            binaries.push(PathBuf::from(exe));
-        }
-    }
+    let binaries: Vec<PathBuf> = crate::target::cargo_build(cmd)?
+        .iter()
+        .filter_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .collect();
     let mut host = None;
     for exe in binaries {
         let bytes = std::fs::read(&exe).map_err(io(&exe))?;

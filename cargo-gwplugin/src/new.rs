@@ -221,7 +221,7 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     result?;
     let shown = dir.strip_prefix(&cwd).unwrap_or(&dir).display().to_string();
     println!(
-        "Next:\n    cd {shown}\n    cargo test\n    cargo gwplugin check\n    cargo build --release"
+        "Next:\n    cd {shown}\n    cargo test\n    cargo gwplugin check\n    cargo gwplugin build --release"
     );
     Ok(Outcome::Ok)
 }

@@ -197,3 +197,24 @@ pub fn verify_artifact(target: Target, bytes: &[u8]) -> Result<ElfFacts, String>
     }
     Ok(facts)
 }
+
+/// Runs `cmd`, a `cargo build … --message-format json-render-diagnostics`: cargo's
+/// progress and diagnostics reach the user as they happen; returns cargo's
+/// `compiler-artifact` messages. A failed build carries cargo's exit code, to forward.
+pub fn cargo_build(cmd: Command) -> Result<Vec<serde_json::Value>, Error> {
+    let stdout = crate::process::run_passing_stderr(cmd).map_err(|(command, status)| {
+        Error::BuildFailed {
+            command,
+            code: status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(101),
+            status: status.to_string(),
+        }
+    })?;
+    Ok(String::from_utf8_lossy(&stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact")
+        .collect())
+}

@@ -57,7 +57,7 @@ fn generate_and_build(root: &Path, name: &str, kind: &str) -> PathBuf {
     assert_eq!(
         r.stdout,
         format!(
-            "Next:\n    cd {name}\n    cargo test\n    cargo gwplugin check\n    cargo build --release\n"
+            "Next:\n    cd {name}\n    cargo test\n    cargo gwplugin check\n    cargo gwplugin build --release\n"
         )
     );
     assert!(

@@ -13,7 +13,7 @@ use crate::error::{GwError, render};
 
 /// gwhost: the reference gwplugin gateway (KrakenD-style config, native Rust plugins).
 #[derive(Debug, Parser)]
-#[command(name = "gwhost", version, about)]
+#[command(name = "gwhost", version, about, after_help = MAIN_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -22,6 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serves the gateway until SIGTERM or SIGINT, then finishes in-flight requests.
+    #[command(after_help = "Example:\n  gwhost run -c gateway.json")]
     Run {
         /// The gateway config (JSON).
         #[arg(short, long, value_name = "FILE")]
@@ -29,13 +30,20 @@ pub enum Command {
     },
     /// Validates the config, verifies and loads every plugin and creates every plugin
     /// instance it names, without serving.
+    #[command(after_help = "Example:\n  gwhost check -c gateway.json && systemctl restart gwhost")]
     Check {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
     /// Prints this host's ABI manifest as JSON (what plugins must be built with).
+    #[command(
+        after_help = "Example:\n  gwhost plugin-abi > host-abi.json   # then: cargo gwplugin check --host host-abi.json"
+    )]
     PluginAbi,
     /// Verifies and loads plugin files, one `[OK]`/`[KO]` line per plugin and kind.
+    #[command(
+        after_help = "Examples:\n  gwhost test-plugin plugins/*.so\n  gwhost test-plugin --modifier --config '{\"value\": \"acme\"}' --request 'GET http://localhost/users/1' plugins/tenant.so"
+    )]
     TestPlugin {
         /// Test http-server plugins (default: every kind a file registers).
         #[arg(long)]
@@ -62,7 +70,17 @@ pub enum Command {
     CheckPlugin(check_plugin::Args),
 }
 
+const MAIN_HELP: &str = "\
+Examples:
+  gwhost run -c gateway.json
+  gwhost check-plugin --manifest-path ../my-plugin/Cargo.toml --fix";
+
 const CHECK_PLUGIN_EXIT: &str = "\
+Examples:
+  gwhost check-plugin                       # the plugin crate in this directory
+  gwhost check-plugin target/gwplugin/x86_64-unknown-linux-gnu/my-plugin.so
+  gwhost check-plugin --lock ../my-plugin/Cargo.lock --message-format json
+
 Exit status:
   0  no incompatibilities found
   1  the plugin is incompatible with this host

@@ -205,7 +205,7 @@ fn musl_plugin_in_a_musl_gwhost_under_the_musl_loader() {
     end_to_end(MUSL, &host, &["/lib/ld-musl-x86_64.so.1"]);
 
     // And the same musl plugin, given to a glibc gwhost, is refused before dlopen.
-    let glibc_host = common::repo().join("target/debug/gwhost");
+    let glibc_host = common::target_dir().join("debug/gwhost");
     common::cargo(&common::repo(), &["build", "-p", "gwhost"]);
     let so = common::target_dir()
         .join("gwplugin")

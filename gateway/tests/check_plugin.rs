@@ -256,7 +256,8 @@ fn gwhost_says_which_compiler_and_prints_the_fix_that_works() {
     let root = root.path();
     let host = host_manifest();
     let short: String = host.rustc.commit_hash.chars().take(9).collect();
-    let gwhost_bin = "[REPO]/target/debug/gwhost";
+    // As the outputs show it, wherever the target dir is.
+    let gwhost_bin = &env!("CARGO_BIN_EXE_gwhost").replace(&repo().display().to_string(), "[REPO]");
 
     // A boundary crate at another version: the exact report, the fix, and the fix works.
     let dir = scaffold(root, "old-bytes", "http-server");
@@ -387,8 +388,10 @@ fn a_built_file_is_judged_from_its_manifest_and_bad_input_exits_2() {
         (0, "no incompatibilities found\n")
     );
     assert!(
-        r.stderr
-            .starts_with("    Checking `fixture-all-kinds` against host `gwhost` 0.1.0 (host binary `[REPO]/target/debug/gwhost`)\n"),
+        r.stderr.starts_with(&format!(
+            "    Checking `fixture-all-kinds` against host `gwhost` 0.1.0 (host binary `{}`)\n",
+            env!("CARGO_BIN_EXE_gwhost").replace(&repo().display().to_string(), "[REPO]")
+        )),
         "{}",
         r.stderr
     );

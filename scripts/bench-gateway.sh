@@ -3,25 +3,28 @@
 #   1. gwhost without plugins             -> backend
 #   2. gwhost with one plugin of each kind -> backend (fixtures/plugins/passthrough)
 #   3. nginx proxy_pass                   -> backend
-# The backend is an nginx server block returning a fixed body. Each run is wrk for
-# DURATION (default 10s) after a 2s warm-up. Prints a Markdown table; with
-# --write-benchmarks it replaces the `## gwhost` section of BENCHMARKS.md.
+# The backend is its own nginx instance returning a fixed body; both proxies use it with
+# keep-alive upstream connections. For a fair comparison the proxies get the same number
+# of workers: nginx `worker_processes W`, gwhost `TOKIO_WORKER_THREADS=W` (its
+# connection-serving threads), for each W in WORKERS (default: 1 and one per core).
+# Each run is wrk for DURATION (default 10s) after a 2s warm-up. Prints a Markdown
+# table; with --write-benchmarks it replaces the `## gwhost` section of BENCHMARKS.md.
 #
 # Usage: scripts/bench-gateway.sh [--write-benchmarks]
-# Env:   DURATION=10s THREADS=2 CONNECTIONS=64
+# Env:   DURATION=10s THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)" BACKEND_WORKERS=$(nproc)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
+WORKERS="${WORKERS:-$(printf '%s\n' 1 "$(nproc)" | sort -un | tr '\n' ' ' | sed 's/ $//')}"
+BACKEND_WORKERS="${BACKEND_WORKERS:-$(nproc)}"
 WRITE=0
 [[ "${1:-}" == "--write-benchmarks" ]] && WRITE=1
 
 BACKEND_PORT=18081
-NGINX_PORT=18082
-PLAIN_PORT=18083
-PLUGINS_PORT=18084
+# For the i-th worker count: nginx on 18082+10i, gwhost on 18083+10i and 18084+10i.
 
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v curl >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
@@ -38,43 +41,61 @@ WORK="$(mktemp -d /tmp/gwhost-bench.XXXXXX)"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    [[ -f "$WORK/nginx.pid" ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    for pidfile in "$WORK"/*.pid; do
+        [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# nginx: the backend (fixed body) and the reference proxy, one worker per core.
-mkdir -p "$WORK/plugins" "$WORK/nginx"
-cat >"$WORK/nginx.conf" <<EOF
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log warn;
+# nginx: the backend (fixed body) and, separately, the reference proxy: separate
+# instances, so that the proxy, like gwhost, reaches the backend through another
+# process's workers.
+mkdir -p "$WORK/plugins" "$WORK/nginx" "$WORK/backend"
+nginx_conf() { # dir, pidfile, workers, server blocks
+    cat <<EOF
+worker_processes $3;
+pid $2;
+error_log $1/error.log warn;
 daemon on;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $WORK/nginx;
-    proxy_temp_path $WORK/nginx;
-    fastcgi_temp_path $WORK/nginx;
-    uwsgi_temp_path $WORK/nginx;
-    scgi_temp_path $WORK/nginx;
+    client_body_temp_path $1;
+    proxy_temp_path $1;
+    fastcgi_temp_path $1;
+    uwsgi_temp_path $1;
+    scgi_temp_path $1;
     keepalive_requests 1000000;
-    upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
+$4
+}
+EOF
+}
+nginx_conf "$WORK/backend" "$WORK/backend.pid" "$BACKEND_WORKERS" "
     server {
         listen 127.0.0.1:$BACKEND_PORT;
-        location / { default_type application/json; return 200 '{"hello":"world"}'; }
-    }
+        location / { default_type application/json; return 200 '{\"hello\":\"world\"}'; }
+    }" >"$WORK/backend.conf"
+nginx -c "$WORK/backend.conf"
+PORTS=($BACKEND_PORT)
+i=0
+for w in $WORKERS; do
+    port=$((18082 + 10 * i))
+    mkdir -p "$WORK/nginx-$w"
+    nginx_conf "$WORK/nginx-$w" "$WORK/nginx-$w.pid" "$w" "
+    upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
     server {
-        listen 127.0.0.1:$NGINX_PORT;
+        listen 127.0.0.1:$port;
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection \"\";
         }
-    }
-}
-EOF
-nginx -c "$WORK/nginx.conf"
+    }" >"$WORK/nginx-$w.conf"
+    nginx -c "$WORK/nginx-$w.conf"
+    PORTS+=($port)
+    i=$((i + 1))
+done
 
 cp "$PLUGIN" "$WORK/plugins/"
 gw_config() { # port, with-plugins
@@ -91,19 +112,25 @@ gw_config() { # port, with-plugins
    "backend": [{"host": ["http://127.0.0.1:$BACKEND_PORT"], "url_pattern": "/hello"$backend}]}]}
 EOF
 }
-gw_config $PLAIN_PORT 0 >"$WORK/plain.json"
-gw_config $PLUGINS_PORT 1 >"$WORK/plugins.json"
-RUST_LOG=warn "$GWHOST" run -c "$WORK/plain.json" & PIDS+=($!)
-RUST_LOG=warn "$GWHOST" run -c "$WORK/plugins.json" & PIDS+=($!)
+i=0
+for w in $WORKERS; do
+    plain=$((18083 + 10 * i)) plugins=$((18084 + 10 * i))
+    gw_config $plain 0 >"$WORK/plain-$w.json"
+    gw_config $plugins 1 >"$WORK/plugins-$w.json"
+    TOKIO_WORKER_THREADS=$w RUST_LOG=warn "$GWHOST" run -c "$WORK/plain-$w.json" & PIDS+=($!)
+    TOKIO_WORKER_THREADS=$w RUST_LOG=warn "$GWHOST" run -c "$WORK/plugins-$w.json" & PIDS+=($!)
+    PORTS+=($plain $plugins)
+    i=$((i + 1))
+done
 
-for port in $BACKEND_PORT $NGINX_PORT $PLAIN_PORT $PLUGINS_PORT; do
+for port in "${PORTS[@]}"; do
     for _ in $(seq 100); do
         curl -fsS "http://127.0.0.1:$port/hello" >/dev/null 2>&1 && break
         sleep 0.1
     done
     curl -fsS "http://127.0.0.1:$port/hello" >/dev/null
 done
-curl -fsS -D - "http://127.0.0.1:$PLUGINS_PORT/hello" -o /dev/null | grep -qi '^x-pass-server: 1' \
+curl -fsS -D - "http://127.0.0.1:18084/hello" -o /dev/null | grep -qi '^x-pass-server: 1' \
     || { echo "the plugins are not active" >&2; exit 1; }
 
 # wrk: requests/s and p99 (normalised to ms).
@@ -117,30 +144,42 @@ measure() { # name, port
     if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
     echo "$rps $p99"
 }
-read -r PLAIN_RPS PLAIN_P99 < <(measure plain $PLAIN_PORT)
-read -r PLUGINS_RPS PLUGINS_P99 < <(measure plugins $PLUGINS_PORT)
-read -r NGINX_RPS NGINX_P99 < <(measure nginx $NGINX_PORT)
-
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
-COMMAND="DURATION=$DURATION THREADS=$THREADS CONNECTIONS=$CONNECTIONS scripts/bench-gateway.sh"
+ROWS="" SUMMARY=""
+i=0
+for w in $WORKERS; do
+    read -r PLAIN_RPS PLAIN_P99 < <(measure "plain-$w" $((18083 + 10 * i)))
+    read -r PLUGINS_RPS PLUGINS_P99 < <(measure "plugins-$w" $((18084 + 10 * i)))
+    read -r NGINX_RPS NGINX_P99 < <(measure "nginx-$w" $((18082 + 10 * i)))
+    ROWS+="| $w | gwhost, no plugins | $PLAIN_RPS | $PLAIN_P99 ms |
+| $w | gwhost, 3 plugins (server + modifier + client) | $PLUGINS_RPS | $PLUGINS_P99 ms |
+| $w | nginx proxy_pass | $NGINX_RPS | $NGINX_P99 ms |
+"
+    SUMMARY+="- $w worker(s): gwhost with 3 plugins / without: $(ratio "$PLUGINS_RPS" "$PLAIN_RPS") of the throughput (target >= 95%); gwhost without plugins / nginx: $(ratio "$PLAIN_RPS" "$NGINX_RPS") (target >= 100%), p99 $PLAIN_P99 ms vs $NGINX_P99 ms (target: no worse).
+"
+    i=$((i + 1))
+done
+
+COMMAND="DURATION=$DURATION THREADS=$THREADS CONNECTIONS=$CONNECTIONS WORKERS=\"$WORKERS\" BACKEND_WORKERS=$BACKEND_WORKERS scripts/bench-gateway.sh"
 REPORT="$(cat <<EOF
 ## gwhost
 
 \`$COMMAND\` — $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),
 $(rustc -V), $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk -t$THREADS -c$CONNECTIONS -d$DURATION on loopback, after a 2s warm-up each.
-One backend: an nginx server block returning a fixed 17-byte JSON body. gwhost is a release
-build; "3 plugins" is \`fixtures/plugins/passthrough\`: an http-server plugin, a request
-modifier and an http-client plugin that forwards with the host's client. wrk, nginx and both
-gwhost processes share the same cores, so absolute numbers are low; the ratios are the point.
+One backend: its own nginx instance ($BACKEND_WORKERS workers) returning a fixed 17-byte JSON
+body, used by both proxies over keep-alive connections (nginx: \`keepalive 128\`, HTTP/1.1;
+gwhost: its per-thread pools). Same worker count W for both proxies: nginx
+\`worker_processes W\`, gwhost \`TOKIO_WORKER_THREADS=W\` (W current-thread runtimes; the
+default is one per core). gwhost is a release build; "3 plugins" is
+\`fixtures/plugins/passthrough\`: an http-server plugin, a request modifier and an
+http-client plugin that forwards with the host's client. wrk, the backend and the proxy
+under test share the same cores, so absolute numbers are low; the ratios are the point.
 
-| proxy | requests/s | p99 latency |
-|---|---:|---:|
-| gwhost, no plugins | $PLAIN_RPS | $PLAIN_P99 ms |
-| gwhost, 3 plugins (server + modifier + client) | $PLUGINS_RPS | $PLUGINS_P99 ms |
-| nginx proxy_pass | $NGINX_RPS | $NGINX_P99 ms |
+| W | proxy | requests/s | p99 latency |
+|---:|---|---:|---:|
+$(printf '%s' "$ROWS")
 
-- gwhost with 3 plugins / without: $(ratio "$PLUGINS_RPS" "$PLAIN_RPS") of the throughput (target >= 95%).
-- gwhost without plugins / nginx: $(ratio "$PLAIN_RPS" "$NGINX_RPS") of the throughput (target >= 100%), p99 $PLAIN_P99 ms vs $NGINX_P99 ms (target: no worse).
+$(printf '%s' "$SUMMARY")
 EOF
 )"
 echo "$REPORT"

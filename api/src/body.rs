@@ -50,9 +50,7 @@ impl Body {
         B::Error: Into<BoxError>,
     {
         Body {
-            inner: Inner::Stream(Box::pin(GuardedBody {
-                inner: Box::pin(body),
-            })),
+            inner: Inner::Stream(Box::pin(GuardedBody { inner: body })),
         }
     }
 
@@ -164,8 +162,9 @@ impl http_body::Body for Body {
     }
 }
 
+/// `inner` is structurally pinned (stored inline: one allocation per stream).
 struct GuardedBody<B> {
-    inner: Pin<Box<B>>,
+    inner: B,
 }
 
 impl<B> http_body::Body for GuardedBody<B>
@@ -177,11 +176,13 @@ where
     type Error = BoxError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let inner = &mut self.inner;
-        let polled = guard::guard(|| Ok(inner.as_mut().poll_frame(cx)));
+        // SAFETY: `inner` is never moved out of a pinned `GuardedBody` (no `Unpin`
+        // impl, no `Drop` impl that moves it).
+        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.inner) };
+        let polled = guard::guard(|| Ok(inner.poll_frame(cx)));
         match polled {
             Ok(Poll::Ready(Some(Err(e)))) => Poll::Ready(Some(Err(e.into()))),
             Ok(Poll::Ready(Some(Ok(frame)))) => Poll::Ready(Some(Ok(frame))),

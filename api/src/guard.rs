@@ -9,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::{BoxFuture, Error};
+use crate::Error;
 
 thread_local! {
     // Where the last panic on this thread happened, recorded by the plugin's panic hook.
@@ -49,50 +49,74 @@ pub(crate) fn drop_guarded<T>(value: T) {
 }
 
 /// A future whose every poll, and its drop, is guarded.
-pub(crate) struct GuardedFuture<T: 'static> {
-    inner: Option<BoxFuture<'static, Result<T, Error>>>,
+///
+/// The future is stored inline (callers box the whole `GuardedFuture` once), pinned in
+/// place and dropped in place, under a guard, as soon as it completes.
+pub(crate) struct GuardedFuture<F> {
+    inner: ManuallyDrop<F>,
+    /// Whether `inner` was dropped (or its drop was attempted and panicked).
+    dropped: bool,
 }
 
-impl<T: 'static> GuardedFuture<T> {
-    pub(crate) fn new(fut: impl Future<Output = Result<T, Error>> + Send + 'static) -> Self {
-        // Boxing happens in plugin code too, so it is covered by the caller's guard.
+impl<F> GuardedFuture<F> {
+    pub(crate) fn new(fut: F) -> Self {
         GuardedFuture {
-            inner: Some(Box::pin(fut)),
+            inner: ManuallyDrop::new(fut),
+            dropped: false,
+        }
+    }
+
+    /// Drops the future in place, once, swallowing a panic from its destructor.
+    fn drop_inner(self: Pin<&mut Self>) {
+        // SAFETY: `inner` is dropped in place and never touched again (`dropped`), so
+        // it is neither moved nor used after its drop.
+        let this = unsafe { self.get_unchecked_mut() };
+        if !this.dropped {
+            this.dropped = true;
+            let inner = &mut this.inner;
+            let _ = guard(move || {
+                // SAFETY: see above; `dropped` was set first, so a panicking destructor
+                // is not run twice.
+                unsafe { ManuallyDrop::drop(inner) };
+                Ok(())
+            });
         }
     }
 }
 
-impl<T: 'static> Future for GuardedFuture<T> {
+impl<T, F> Future for GuardedFuture<F>
+where
+    F: Future<Output = Result<T, Error>>,
+{
     type Output = Result<T, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(fut) = self.inner.as_mut() else {
+        if self.dropped {
             return Poll::Ready(Err(Error::new("plugin future polled after completion")));
-        };
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        }
+        // SAFETY: `inner` is structurally pinned: it is never moved, only dropped in
+        // place by `drop_inner`.
+        let fut = unsafe { self.as_mut().map_unchecked_mut(|s| &mut *s.inner) };
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(out)) => {
-                if let Some(done) = self.inner.take() {
-                    drop_guarded(done);
-                }
+                self.drop_inner();
                 Poll::Ready(out)
             }
             Err(payload) => {
                 let err = Error::from_panic(payload, take_location());
-                if let Some(broken) = self.inner.take() {
-                    drop_guarded(broken);
-                }
+                self.drop_inner();
                 Poll::Ready(Err(err))
             }
         }
     }
 }
 
-impl<T: 'static> Drop for GuardedFuture<T> {
+impl<F> Drop for GuardedFuture<F> {
     fn drop(&mut self) {
-        if let Some(fut) = self.inner.take() {
-            drop_guarded(fut);
-        }
+        // SAFETY: `self` is being dropped, so it is not moved again: pinning it here
+        // (it may have been pinned before) is sound.
+        unsafe { Pin::new_unchecked(self) }.drop_inner();
     }
 }
 

@@ -55,10 +55,15 @@ fn host_for(target: &str, root: &Path) -> PathBuf {
     )
 }
 
-fn write_config(path: &Path, port: u16, backend: &str) {
+fn write_config(path: &Path, port: u16, backend: &str, target: &str) {
+    // The default output folder is shared by every plugin built in this target dir: load
+    // just this test's plugin from it.
+    let folder = common::target_dir().join("gwplugin").join(target);
+    std::fs::create_dir_all(&folder).unwrap();
     let config = json!({
         "version": 3,
         "port": port,
+        "plugin": {"folder": folder.canonicalize().unwrap(), "pattern": "tenant.so"},
         "endpoints": [{
             "endpoint": "/users/{id}",
             "method": "GET",
@@ -125,7 +130,7 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
     let plugin = scaffold(root.path(), "tenant", "modifier");
     let config = root.path().join("gateway.json");
     let port = free_port();
-    write_config(&config, port, &backend.url());
+    write_config(&config, port, &backend.url(), target);
 
     let r = run(
         gwplugin(

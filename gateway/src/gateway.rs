@@ -15,9 +15,10 @@
 //! set none) and an ERROR line naming the plugin and the request id; nothing else is
 //! affected. Plugin instances are created here, once; the hot path only clones `Arc`s.
 
+use std::cell::RefCell;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,24 @@ tokio::task_local! {
 }
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A new request id: unique in the process, taken from a per-thread block so that
+/// worker threads don't contend on one counter for every request.
+fn next_request_id() -> u64 {
+    const BLOCK: u64 = 1024;
+    thread_local! {
+        static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
+    IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if next == end {
+            next = NEXT_REQUEST_ID.fetch_add(BLOCK, Ordering::Relaxed);
+            end = next + BLOCK;
+        }
+        ids.set((next + 1, end));
+        next
+    })
+}
 
 /// The id of the request this task is handling (0 outside a request).
 pub fn request_id() -> u64 {
@@ -82,8 +101,9 @@ impl BuildError {
 /// The gateway's request handler.
 pub struct Gateway {
     router: Arc<Router>,
-    /// The http-server plugins around the router, outermost first; `None` without any.
-    chain: Option<Handler>,
+    /// The outermost http-server plugin (wrapping the others and the router) and its
+    /// name; `None` without any.
+    chain: Option<(Handler, Box<str>)>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -120,7 +140,7 @@ impl Gateway {
                     hosts: backend
                         .hosts
                         .iter()
-                        .map(|(scheme, authority)| Arc::new(Upstream::new(scheme, authority)))
+                        .map(|(scheme, authority)| Upstream::new(scheme, authority))
                         .collect(),
                     next_host: AtomicUsize::new(0),
                     url: backend.url_pattern.clone(),
@@ -138,33 +158,39 @@ impl Gateway {
             client,
         });
         // KrakenD's rule: each plugin wraps what the previous names built, so the last
-        // name is the outermost and sees the request first.
-        let mut chain: Option<Handler> = None;
+        // name is the outermost and sees the request first. Inner plugins are wrapped
+        // in a `ServerLayer` (their errors become responses there); the outermost is
+        // called directly and `handle` does that, saving a boxed future per request.
+        let mut chain: Option<(Handler, Box<str>)> = None;
         let mut next: Handler = Arc::new(RouterHandler(router.clone()));
-        for u in &config.server_plugins {
+        for (i, u) in config.server_plugins.iter().enumerate() {
             let created = registry
-                .create_server(&u.name, &u.config, next)
+                .create_server(&u.name, &u.config, next.clone())
                 .map_err(|source| build_error(u, source))?;
-            next = Arc::new(ServerLayer {
-                name: u.name.as_str().into(),
-                inner: created,
-            });
-            chain = Some(next.clone());
+            if i + 1 == config.server_plugins.len() {
+                chain = Some((created, u.name.as_str().into()));
+            } else {
+                next = Arc::new(ServerLayer {
+                    name: u.name.as_str().into(),
+                    inner: created,
+                });
+            }
         }
+        drop(next);
         Ok(Gateway { router, chain })
     }
 
     /// Answers one request. Never fails: every failure becomes a status.
     pub async fn handle(&self, req: Request) -> Response {
-        let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+        let id = next_request_id();
         REQUEST_ID
             .scope(id, async {
                 match &self.chain {
                     None => self.router.handle(req).await,
-                    Some(chain) => match chain.call(req).await {
+                    Some((chain, name)) => match chain.call(req).await {
                         Ok(resp) => resp,
-                        // Every layer turns its plugin's errors into responses already.
-                        Err(e) => plugin_failure("http-server chain", Kind::HttpServer, &e),
+                        // Inner layers turn their plugin's errors into responses already.
+                        Err(e) => plugin_failure(name, Kind::HttpServer, &e),
                     },
                 }
             })
@@ -208,7 +234,7 @@ struct Route {
 }
 
 struct BackendRoute {
-    hosts: Vec<Arc<Upstream>>,
+    hosts: Vec<Upstream>,
     next_host: AtomicUsize,
     url: UrlPattern,
     method: Option<Method>,
@@ -219,7 +245,7 @@ struct BackendRoute {
 
 impl BackendRoute {
     /// Round robin over the configured hosts.
-    fn pick_host(&self) -> &Arc<Upstream> {
+    fn pick_host(&self) -> &Upstream {
         if self.hosts.len() == 1 {
             return &self.hosts[0];
         }
@@ -299,7 +325,7 @@ impl Router {
     async fn call_backend(
         &self,
         backend: &BackendRoute,
-        upstream: &Arc<Upstream>,
+        upstream: &Upstream,
         req: Request,
     ) -> Result<Response, Response> {
         let timed_out = || {
@@ -313,7 +339,11 @@ impl Router {
         if let Some(client) = &backend.client {
             return match tokio::time::timeout(backend.timeout, client.handler.call(req)).await {
                 Err(_) => Err(timed_out()),
-                Ok(Ok(resp)) => Ok(resp),
+                Ok(Ok(mut resp)) => {
+                    // As for the proxy's own responses: never forward hop-by-hop headers.
+                    strip_hop_by_hop(resp.headers_mut());
+                    Ok(resp)
+                }
                 Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
             };
         }
@@ -351,29 +381,38 @@ impl Router {
 
 /// How long an idle keep-alive connection to a backend is kept (hyper-util's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle keep-alive connections kept per backend host; more are closed.
+/// Idle keep-alive connections kept per backend host and thread; more are closed.
 const MAX_IDLE: usize = 512;
 
-/// One backend host and its pool of idle keep-alive HTTP/1.1 connections.
+/// One backend host, with a pool of idle keep-alive HTTP/1.1 connections per thread.
 ///
 /// Leaner than hyper-util's generic pool on the hot path: the host is known when the
 /// pipeline is built, so there is no per-request key cloning, hashing or `Host` header
-/// formatting, and a connection goes back to the pool when its response body ends
-/// instead of through a spawned task.
+/// formatting, no lock shared between threads, and a connection goes back to the pool
+/// when its response body ends instead of through a spawned task. The pools are per
+/// thread because a connection's task runs on the thread that opened it: using it from
+/// another thread would wake that thread twice per request.
 struct Upstream {
+    /// Index of this host's pool in [`IDLE`].
+    id: usize,
     scheme: Scheme,
     authority: Authority,
     /// `host:port` to connect to.
     connect_to: String,
     /// The `Host` header: the authority without the scheme's default port.
     host: HeaderValue,
-    /// Newest last.
-    idle: Mutex<Vec<IdleConn>>,
 }
 
 struct IdleConn {
     sender: client_h1::SendRequest<Body>,
     since: Instant,
+}
+
+static NEXT_UPSTREAM_ID: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's idle backend connections, by [`Upstream::id`], newest last.
+    static IDLE: RefCell<Vec<Vec<IdleConn>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Upstream {
@@ -385,12 +424,16 @@ impl Upstream {
         } else {
             authority.as_str()
         };
+        // A static authority makes the clone for each request's URI a plain copy, not
+        // a reference count shared by every worker thread (one string per configured
+        // host, for the life of the process).
+        let authority_static: &'static str = Box::leak(authority.as_str().into());
         Upstream {
+            id: NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed),
             scheme: scheme.clone(),
-            authority: authority.clone(),
+            authority: Authority::from_static(authority_static),
             connect_to: format!("{}:{port}", authority.host()),
             host: HeaderValue::from_str(host).expect("an authority is a valid header value"),
-            idle: Mutex::new(Vec::new()),
         }
     }
 
@@ -401,28 +444,39 @@ impl Upstream {
 
     /// A pooled connection that can take a request now.
     fn checkout(&self) -> Option<client_h1::SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(conn) = idle.pop() {
-            if conn.sender.is_ready() && conn.since.elapsed() < IDLE_TIMEOUT {
-                return Some(conn.sender);
+        IDLE.with_borrow_mut(|pools| {
+            let idle = pools.get_mut(self.id)?;
+            while let Some(conn) = idle.pop() {
+                if conn.sender.is_ready() && conn.since.elapsed() < IDLE_TIMEOUT {
+                    return Some(conn.sender);
+                }
+                // Closed, expired, or (rarely) still finishing its last exchange:
+                // dropping the sender closes the connection once it is idle.
             }
-            // Closed, expired, or (rarely) still finishing its last exchange: dropping
-            // the sender closes the connection once it is idle.
-        }
-        None
+            None
+        })
     }
 
-    fn checkin(&self, sender: client_h1::SendRequest<Body>) {
+    fn checkin(id: usize, sender: client_h1::SendRequest<Body>) {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(IdleConn {
-                sender,
-                since: Instant::now(),
-            });
-        }
+        // During thread teardown the pool is gone: the connection just closes.
+        let _ = IDLE.try_with(|pools| {
+            let Ok(mut pools) = pools.try_borrow_mut() else {
+                return;
+            };
+            if pools.len() <= id {
+                pools.resize_with(id + 1, Vec::new);
+            }
+            let idle = &mut pools[id];
+            if idle.len() < MAX_IDLE {
+                idle.push(IdleConn {
+                    sender,
+                    since: Instant::now(),
+                });
+            }
+        });
     }
 
     async fn connect(&self) -> Result<client_h1::SendRequest<Body>, BackendError> {
@@ -442,7 +496,7 @@ impl Upstream {
     }
 
     /// Sends `req` (absolute URI naming this host) on a pooled or new connection.
-    async fn send(self: &Arc<Self>, req: Request) -> Result<Response, BackendError> {
+    async fn send(&self, req: Request) -> Result<Response, BackendError> {
         let (mut parts, body) = req.into_parts();
         // Origin form on the wire; the pool already knows the host.
         let mut uri = std::mem::take(&mut parts.uri).into_parts();
@@ -472,12 +526,12 @@ impl Upstream {
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         let body = if body.is_end_stream() {
-            self.checkin(sender);
+            Upstream::checkin(self.id, sender);
             Body::empty()
         } else {
             Body::from_stream(PooledBody {
                 inner: body,
-                conn: Some((self.clone(), sender)),
+                conn: Some((self.id, sender)),
             })
         };
         Ok(Response::from_parts(parts, body))
@@ -496,15 +550,15 @@ enum BackendError {
 /// end (dropped early, the connection is closed instead).
 struct PooledBody {
     inner: Incoming,
-    conn: Option<(Arc<Upstream>, client_h1::SendRequest<Body>)>,
+    conn: Option<(usize, client_h1::SendRequest<Body>)>,
 }
 
 impl PooledBody {
     fn release_if_done(&mut self) {
         if self.inner.is_end_stream()
-            && let Some((upstream, sender)) = self.conn.take()
+            && let Some((id, sender)) = self.conn.take()
         {
-            upstream.checkin(sender);
+            Upstream::checkin(id, sender);
         }
     }
 }
@@ -521,8 +575,8 @@ impl hyper::body::Body for PooledBody {
         match &polled {
             Poll::Ready(Some(Ok(_))) => self.release_if_done(),
             Poll::Ready(None) => {
-                if let Some((upstream, sender)) = self.conn.take() {
-                    upstream.checkin(sender);
+                if let Some((id, sender)) = self.conn.take() {
+                    Upstream::checkin(id, sender);
                 }
             }
             Poll::Ready(Some(Err(_))) => self.conn = None,
@@ -622,7 +676,7 @@ pub fn status_response(status: StatusCode) -> Response {
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never
 /// forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -634,30 +688,64 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Usually there is none but `connection`: one pass over the names instead of a
-    // hashed removal per hop-by-hop name.
-    if !headers.keys().any(is_hop_by_hop) {
+    // One pass over the names, then a removal per name present (usually only
+    // `connection`), instead of a hashed removal per hop-by-hop name.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    // Headers the peer declared hop-by-hop in `Connection` go too.
-    let declared: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in declared {
+    if present & 1 != 0 {
+        // Headers the peer declared hop-by-hop in `Connection` go too.
+        let mut declared: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            let Ok(value) = value.to_str() else { continue };
+            for token in value.split(',') {
+                let token = token.trim();
+                if token.is_empty()
+                    || token.eq_ignore_ascii_case("keep-alive")
+                    || token.eq_ignore_ascii_case("close")
+                {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    declared.push(name);
+                }
+            }
+        }
+        for name in declared {
+            headers.remove(name);
+        }
+    }
+    while present != 0 {
+        let i = present.trailing_zeros() as usize;
+        present &= present - 1;
+        let name = if i < HOP_BY_HOP.len() {
+            &HOP_BY_HOP[i]
+        } else {
+            &header::UPGRADE
+        };
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(header::UPGRADE);
 }
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::UPGRADE || HOP_BY_HOP.iter().any(|h| h == name)
+/// The index of `name` in [`HOP_BY_HOP`], `upgrade` last.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    // A string match (length first) rather than up to 9 `HeaderName` comparisons.
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => 8,
+        _ => return None,
+    })
 }

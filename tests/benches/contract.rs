@@ -1,11 +1,10 @@
-//! Criterion benchmarks of the contract and the loader (see BENCHMARKS.md):
-//!
-//! * one modifier call through a loaded plugin vs the same code statically linked;
-//! * verify + load + register of a plugin file.
+//! Criterion benchmark of the contract (see BENCHMARKS.md): one modifier call through a
+//! loaded plugin vs the same code statically linked. (Loading is measured per process,
+//! as at a real start-up, by `scripts/bench-load.sh`: in one process, every further
+//! `dlopen` searches all the libraries loaded before it.)
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use gwplugin::abi::{ErasedModifier, Factory};
@@ -34,14 +33,6 @@ fn release_plugin(dir: &str) -> PathBuf {
         },
     )
     .expect("plugin builds")
-}
-
-fn debug_plugin(dir: &str) -> PathBuf {
-    let manifest = workspace_root()
-        .join("fixtures/plugins")
-        .join(dir)
-        .join("Cargo.toml");
-    build_plugin(&manifest, &Build::default()).expect("plugin builds")
 }
 
 fn request() -> gwplugin::Request {
@@ -98,45 +89,5 @@ fn modifier_call(c: &mut Criterion) {
     group.finish();
 }
 
-fn verify_load_register(c: &mut Criterion) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let _entered = rt.enter();
-    let services = TokioHostServices::current();
-    let mut group = c.benchmark_group("verify_load_register");
-    // Every iteration maps a fresh copy (plugins are never unloaded): keep counts small.
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(2));
-    for (label, so) in [
-        ("release-bench-modifier", release_plugin("bench-modifier")),
-        ("debug-all-kinds", debug_plugin("all-kinds")),
-    ] {
-        let size_mb = std::fs::metadata(&so).unwrap().len() as f64 / 1e6;
-        let sha = {
-            use sha2::Digest;
-            sha2::Sha256::digest(std::fs::read(&so).unwrap())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
-        group.bench_function(format!("{label}-{size_mb:.1}MB"), |b| {
-            b.iter(|| {
-                let mut loader = Loader::new(host_record(), services.clone()).unwrap();
-                loader.load_file(&so, None).unwrap();
-                loader.into_registry()
-            })
-        });
-        group.bench_function(format!("{label}-{size_mb:.1}MB-sha256"), |b| {
-            b.iter(|| {
-                let mut loader = Loader::new(host_record(), services.clone()).unwrap();
-                loader.load_file(&so, Some(&sha)).unwrap();
-                loader.into_registry()
-            })
-        });
-    }
-    group.finish();
-}
-
-criterion_group!(benches, modifier_call, verify_load_register);
+criterion_group!(benches, modifier_call);
 criterion_main!(benches);

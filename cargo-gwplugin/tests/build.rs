@@ -246,6 +246,32 @@ fn aarch64_plugin_in_an_aarch64_gwhost_under_qemu() {
         &host,
         &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
     );
+
+    // The aarch64 plugin, given to this machine's x86_64 gwhost: refused before dlopen.
+    common::cargo(&common::repo(), &["build", "-p", "gwhost"]);
+    let x86_host = common::target_dir().join("debug/gwhost");
+    let so = common::target_dir()
+        .join("gwplugin")
+        .join(AARCH64)
+        .join("tenant.so");
+    let r = run(
+        gwplugin(
+            root.path(),
+            &[
+                "test",
+                "--gwhost",
+                &x86_host.display().to_string(),
+                &so.display().to_string(),
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("built for aarch64, this host is x86_64"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

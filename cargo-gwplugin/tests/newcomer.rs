@@ -277,3 +277,58 @@ fn every_help_shows_examples_and_exit_codes() {
         assert!(r.stdout.contains("Exit status:"), "{sub:?}");
     }
 }
+
+#[test]
+fn the_readme_plugin_path_runs() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let block = blocks(&readme, "sh")
+        .into_iter()
+        .find(|b| b.contains("cargo gwplugin new"))
+        .expect("the README's plugin path");
+    // Run from the repository root, as the README says; what it creates is removed after.
+    let root = tempdir();
+    let bin = bin_dir(root.path());
+    let work = repo();
+    let made = [work.join("my-plugin"), work.join("my-gateway.json")];
+    for path in &made {
+        assert!(
+            !path.exists(),
+            "`{}` exists already: move it away to run this test",
+            path.display()
+        );
+    }
+    struct Cleanup<'a>(&'a [PathBuf]);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            for p in self.0 {
+                let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
+            }
+        }
+    }
+    let _cleanup = Cleanup(&made);
+    // `cargo install` is taken as done: the binaries are on PATH already.
+    let script = format!(
+        "set -euo pipefail\ncargo() {{ if [ \"$1\" = install ]; then echo \"(installed)\"; else command cargo \"$@\"; fi; }}\n{block}"
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&work)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("RUSTC")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the README's plugin path failed:\n{stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let config = std::fs::read_to_string(work.join("my-gateway.json")).unwrap();
+    assert!(config.contains("\"my-plugin\""), "registered: {config}");
+}

@@ -1,6 +1,6 @@
 //! The command line.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -147,7 +147,13 @@ fn execute(command: Command) -> Result<(), Done> {
             Ok(())
         }
         Command::PluginAbi => {
-            println!("{}", commands::plugin_abi()?);
+            let json = commands::plugin_abi()?;
+            // `gwhost plugin-abi | head` must not panic when the reader goes away.
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{json}") {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.map_err(GwError::Stdout)?,
+            }
             Ok(())
         }
         Command::TestPlugin {

@@ -33,6 +33,8 @@ pub enum GwError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot write to standard output: {0}")]
+    Stdout(std::io::Error),
     #[error("this host's embedded ABI manifest is unreadable: {0}")]
     Manifest(#[from] gwplugin_build::RecordError),
     #[error("`--config` is not a JSON object: {0}")]
@@ -66,7 +68,7 @@ impl GwError {
                 "free the port or change `listen_ip`/`port` in the config (port 0 picks a free one)"
                     .to_owned(),
             ),
-            GwError::Runtime(_) => None,
+            GwError::Runtime(_) | GwError::Stdout(_) => None,
             GwError::Manifest(_) => Some("rebuild gwhost: its build script embeds the manifest".to_owned()),
             GwError::PluginConfigArg(_) => {
                 Some("pass the plugin's config as a JSON object, e.g. `--config '{\"tag\": \"x\"}'`".to_owned())

@@ -15,25 +15,22 @@
 //! set none) and an ERROR line naming the plugin and the request id; nothing else is
 //! affected. Plugin instances are created here, once; the hot path only clones `Arc`s.
 
-use std::cell::RefCell;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gwplugin::abi::{ErasedHandler, ErasedModifier, Handler, Kind};
 use gwplugin::{Body, BoxFuture, Request, Response};
+use gwplugin_host::upstream::Upstream;
 use gwplugin_host::{CreateError, LookupError, PluginRegistry};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Body as _;
-use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::client::conn::http1 as client_h1;
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 use crate::config::{Config, PluginUse};
 use crate::route::{RouteTable, UrlPattern};
@@ -140,7 +137,7 @@ impl Gateway {
                     hosts: backend
                         .hosts
                         .iter()
-                        .map(|(scheme, authority)| Upstream::new(scheme, authority))
+                        .map(|(scheme, authority)| Upstream::configured(scheme, authority))
                         .collect(),
                     next_host: AtomicUsize::new(0),
                     url: backend.url_pattern.clone(),
@@ -286,8 +283,8 @@ impl Router {
         }
         let upstream = backend.pick_host();
         let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(upstream.scheme.clone());
-        uri.authority = Some(upstream.authority.clone());
+        uri.scheme = Some(upstream.scheme().clone());
+        uri.authority = Some(upstream.authority().clone());
         uri.path_and_query = match PathAndQuery::try_from(target) {
             Ok(p) => Some(p),
             Err(_) => return status_response(StatusCode::BAD_REQUEST),
@@ -366,237 +363,20 @@ impl Router {
         }
         match tokio::time::timeout(backend.timeout, upstream.send(req)).await {
             Err(_) => Err(timed_out()),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => {
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Ok(Response::from_parts(parts, body))
+            }
             Ok(Err(e)) => {
                 tracing::warn!(
                     request_id = request_id(),
-                    backend = %format_args!("{}://{}", upstream.scheme, upstream.authority),
+                    backend = %format_args!("{}://{}", upstream.scheme(), upstream.authority()),
                     "backend unreachable: {e}"
                 );
                 Err(status_response(StatusCode::BAD_GATEWAY))
             }
         }
-    }
-}
-
-/// How long an idle keep-alive connection to a backend is kept (hyper-util's default).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle keep-alive connections kept per backend host and thread; more are closed.
-const MAX_IDLE: usize = 512;
-
-/// One backend host, with a pool of idle keep-alive HTTP/1.1 connections per thread.
-///
-/// Leaner than hyper-util's generic pool on the hot path: the host is known when the
-/// pipeline is built, so there is no per-request key cloning, hashing or `Host` header
-/// formatting, no lock shared between threads, and a connection goes back to the pool
-/// when its response body ends instead of through a spawned task. The pools are per
-/// thread because a connection's task runs on the thread that opened it: using it from
-/// another thread would wake that thread twice per request.
-struct Upstream {
-    /// Index of this host's pool in [`IDLE`].
-    id: usize,
-    scheme: Scheme,
-    authority: Authority,
-    /// `host:port` to connect to.
-    connect_to: String,
-    /// The `Host` header: the authority without the scheme's default port.
-    host: HeaderValue,
-}
-
-struct IdleConn {
-    sender: client_h1::SendRequest<Body>,
-    since: Instant,
-}
-
-static NEXT_UPSTREAM_ID: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// This thread's idle backend connections, by [`Upstream::id`], newest last.
-    static IDLE: RefCell<Vec<Vec<IdleConn>>> = const { RefCell::new(Vec::new()) };
-}
-
-impl Upstream {
-    fn new(scheme: &Scheme, authority: &Authority) -> Self {
-        let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
-        let port = authority.port_u16().unwrap_or(default_port);
-        let host = if port == default_port {
-            authority.host()
-        } else {
-            authority.as_str()
-        };
-        // A static authority makes the clone for each request's URI a plain copy, not
-        // a reference count shared by every worker thread (one string per configured
-        // host, for the life of the process).
-        let authority_static: &'static str = Box::leak(authority.as_str().into());
-        Upstream {
-            id: NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed),
-            scheme: scheme.clone(),
-            authority: Authority::from_static(authority_static),
-            connect_to: format!("{}:{port}", authority.host()),
-            host: HeaderValue::from_str(host).expect("an authority is a valid header value"),
-        }
-    }
-
-    /// Whether `uri` still names this host (a modifier may have changed it).
-    fn is_target_of(&self, uri: &Uri) -> bool {
-        uri.scheme() == Some(&self.scheme) && uri.authority() == Some(&self.authority)
-    }
-
-    /// A pooled connection that can take a request now.
-    fn checkout(&self) -> Option<client_h1::SendRequest<Body>> {
-        IDLE.with_borrow_mut(|pools| {
-            let idle = pools.get_mut(self.id)?;
-            while let Some(conn) = idle.pop() {
-                if conn.sender.is_ready() && conn.since.elapsed() < IDLE_TIMEOUT {
-                    return Some(conn.sender);
-                }
-                // Closed, expired, or (rarely) still finishing its last exchange:
-                // dropping the sender closes the connection once it is idle.
-            }
-            None
-        })
-    }
-
-    fn checkin(id: usize, sender: client_h1::SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
-        // During thread teardown the pool is gone: the connection just closes.
-        let _ = IDLE.try_with(|pools| {
-            let Ok(mut pools) = pools.try_borrow_mut() else {
-                return;
-            };
-            if pools.len() <= id {
-                pools.resize_with(id + 1, Vec::new);
-            }
-            let idle = &mut pools[id];
-            if idle.len() < MAX_IDLE {
-                idle.push(IdleConn {
-                    sender,
-                    since: Instant::now(),
-                });
-            }
-        });
-    }
-
-    async fn connect(&self) -> Result<client_h1::SendRequest<Body>, BackendError> {
-        let stream = tokio::net::TcpStream::connect(self.connect_to.as_str())
-            .await
-            .map_err(BackendError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = client_h1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(BackendError::Http)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("backend connection ended: {e}");
-            }
-        });
-        Ok(sender)
-    }
-
-    /// Sends `req` (absolute URI naming this host) on a pooled or new connection.
-    async fn send(&self, req: Request) -> Result<Response, BackendError> {
-        let (mut parts, body) = req.into_parts();
-        // Origin form on the wire; the pool already knows the host.
-        let mut uri = std::mem::take(&mut parts.uri).into_parts();
-        uri.scheme = None;
-        uri.authority = None;
-        parts.uri = Uri::from_parts(uri).unwrap_or_else(|_| Uri::from_static("/"));
-        if !parts.headers.contains_key(header::HOST) {
-            parts.headers.insert(header::HOST, self.host.clone());
-        }
-        let mut req = Request::from_parts(parts, body);
-        let resp = loop {
-            let (mut sender, reused) = match self.checkout() {
-                Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
-            };
-            match sender.try_send_request(req).await {
-                Ok(resp) => break (resp, sender),
-                Err(mut e) => match e.take_message() {
-                    // Never written: a pooled connection the backend had just closed.
-                    // Retry on a new one, like hyper-util's client does.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(BackendError::Http(e.into_error())),
-                },
-            }
-        };
-        let (resp, sender) = resp;
-        let (mut parts, body) = resp.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        let body = if body.is_end_stream() {
-            Upstream::checkin(self.id, sender);
-            Body::empty()
-        } else {
-            Body::from_stream(PooledBody {
-                inner: body,
-                conn: Some((self.id, sender)),
-            })
-        };
-        Ok(Response::from_parts(parts, body))
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum BackendError {
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
-    #[error("{0}")]
-    Http(hyper::Error),
-}
-
-/// A backend response body that returns its connection to the pool once read to the
-/// end (dropped early, the connection is closed instead).
-struct PooledBody {
-    inner: Incoming,
-    conn: Option<(usize, client_h1::SendRequest<Body>)>,
-}
-
-impl PooledBody {
-    fn release_if_done(&mut self) {
-        if self.inner.is_end_stream()
-            && let Some((id, sender)) = self.conn.take()
-        {
-            Upstream::checkin(id, sender);
-        }
-    }
-}
-
-impl hyper::body::Body for PooledBody {
-    type Data = bytes::Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(_))) => self.release_if_done(),
-            Poll::Ready(None) => {
-                if let Some((id, sender)) = self.conn.take() {
-                    Upstream::checkin(id, sender);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => self.conn = None,
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        self.release_if_done();
     }
 }
 

@@ -19,6 +19,7 @@
 mod error;
 mod loader;
 mod services;
+pub mod upstream;
 
 pub use error::{LoadError, LookupError};
 pub use gwplugin_build::{AbiManifest, Difference};

@@ -1,0 +1,288 @@
+//! Keep-alive HTTP/1.1 connections to backends, pooled per thread: the client a gateway
+//! uses for its backends (`gwhost` holds one [`Upstream`] per configured host) and the
+//! one plugins reach through the host services ([`send`]).
+//!
+//! Leaner than hyper-util's generic pool on the hot path: no per-request key hashing, no
+//! lock shared between threads, no `Host` header formatting, and a connection goes back
+//! to the pool when its response body ends rather than through a spawned task. Pools are
+//! per thread because a connection's task runs on the thread that opened it: used from
+//! another thread it would wake that thread twice per request.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use gwplugin::{Body, Request, Response};
+use http::Uri;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, Scheme};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+
+/// How long an idle keep-alive connection is kept (hyper-util's default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle connections kept per backend host and thread; more are closed.
+const MAX_IDLE: usize = 512;
+/// Hosts [`send`] remembers per thread; past this the oldest is forgotten.
+const MAX_AD_HOC: usize = 128;
+
+type Sender = http1::SendRequest<Body>;
+
+/// Why a backend call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("{0}")]
+    Http(hyper::Error),
+    #[error("{0}")]
+    Uri(&'static str),
+}
+
+/// One backend host (scheme and authority) and its per-thread connection pools.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Index of this host's pool in each thread's [`IDLE`].
+    id: usize,
+    scheme: Scheme,
+    authority: Authority,
+    /// `host:port` to connect to.
+    connect_to: String,
+    /// The `Host` header: the authority without the scheme's default port.
+    host: HeaderValue,
+}
+
+struct IdleConn {
+    sender: Sender,
+    since: Instant,
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's idle connections, by [`Upstream::id`], newest last.
+    static IDLE: RefCell<Vec<Vec<IdleConn>>> = const { RefCell::new(Vec::new()) };
+    /// The hosts [`send`] was asked for on this thread, oldest first.
+    static AD_HOC: RefCell<Vec<Arc<Upstream>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Upstream {
+    /// An upstream for a host configured for the life of the process: its authority is
+    /// leaked into a `&'static str`, so that copying it into each request's URI is a plain
+    /// copy rather than a reference count that every worker thread contends on.
+    pub fn configured(scheme: &Scheme, authority: &Authority) -> Self {
+        let authority = Authority::from_static(Box::leak(authority.as_str().into()));
+        Upstream::new(scheme, &authority)
+    }
+
+    pub fn new(scheme: &Scheme, authority: &Authority) -> Self {
+        let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
+        let port = authority.port_u16().unwrap_or(default_port);
+        let host = if port == default_port {
+            authority.host()
+        } else {
+            authority.as_str()
+        };
+        Upstream {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            connect_to: format!("{}:{port}", authority.host()),
+            host: HeaderValue::from_str(host).expect("an authority is a valid header value"),
+        }
+    }
+
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// Whether `uri` names this host.
+    pub fn is_target_of(&self, uri: &Uri) -> bool {
+        uri.scheme() == Some(&self.scheme) && uri.authority() == Some(&self.authority)
+    }
+
+    /// A pooled connection that can take a request now.
+    fn checkout(&self) -> Option<Sender> {
+        IDLE.with_borrow_mut(|pools| {
+            let idle = pools.get_mut(self.id)?;
+            while let Some(conn) = idle.pop() {
+                if conn.sender.is_ready() && conn.since.elapsed() < IDLE_TIMEOUT {
+                    return Some(conn.sender);
+                }
+                // Closed, expired, or still finishing its last exchange: dropping the
+                // sender closes the connection once it is idle.
+            }
+            None
+        })
+    }
+
+    fn checkin(id: usize, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        // During thread teardown the pool is gone: the connection just closes.
+        let _ = IDLE.try_with(|pools| {
+            let Ok(mut pools) = pools.try_borrow_mut() else {
+                return;
+            };
+            if pools.len() <= id {
+                pools.resize_with(id + 1, Vec::new);
+            }
+            let idle = &mut pools[id];
+            if idle.len() < MAX_IDLE {
+                idle.push(IdleConn {
+                    sender,
+                    since: Instant::now(),
+                });
+            }
+        });
+    }
+
+    async fn connect(&self) -> Result<Sender, BackendError> {
+        let stream = tokio::net::TcpStream::connect(self.connect_to.as_str())
+            .await
+            .map_err(BackendError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(BackendError::Http)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("backend connection ended: {e}");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Sends `req` (whose URI names this host) on a pooled or new connection: origin
+    /// form on the wire, `host` set unless the request has one. The response's headers
+    /// are the backend's, hop-by-hop ones included: what to forward is the caller's call.
+    pub async fn send(&self, req: Request) -> Result<Response, BackendError> {
+        let (mut parts, body) = req.into_parts();
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.scheme = None;
+        uri.authority = None;
+        parts.uri = Uri::from_parts(uri).unwrap_or_else(|_| Uri::from_static("/"));
+        if !parts.headers.contains_key(header::HOST) {
+            parts.headers.insert(header::HOST, self.host.clone());
+        }
+        let mut req = Request::from_parts(parts, body);
+        let (resp, sender) = loop {
+            let (mut sender, reused) = match self.checkout() {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => break (resp, sender),
+                Err(mut e) => match e.take_message() {
+                    // Never written: a pooled connection the backend had just closed.
+                    // Retry on a new one, as hyper-util's client does.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(BackendError::Http(e.into_error())),
+                },
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let body = if body.is_end_stream() {
+            Upstream::checkin(self.id, sender);
+            Body::empty()
+        } else {
+            Body::from_stream(PooledBody {
+                inner: body,
+                conn: Some((self.id, sender)),
+            })
+        };
+        Ok(Response::from_parts(parts, body))
+    }
+}
+
+/// Sends a request with an absolute `http://` URI, on this thread's pool for its host.
+pub async fn send(req: Request) -> Result<Response, BackendError> {
+    let upstream = match (req.uri().scheme(), req.uri().authority()) {
+        (Some(s), Some(a)) if *s == Scheme::HTTP => ad_hoc(s, a),
+        (Some(_), Some(_)) => return Err(BackendError::Uri("invalid URL, scheme is not http")),
+        _ => return Err(BackendError::Uri("client requires absolute-form URIs")),
+    };
+    upstream.send(req).await
+}
+
+/// This thread's [`Upstream`] for a host, made on first use.
+fn ad_hoc(scheme: &Scheme, authority: &Authority) -> Arc<Upstream> {
+    AD_HOC.with_borrow_mut(|hosts| {
+        // Exact spelling: a differently cased authority just gets its own pool.
+        if let Some(u) = hosts
+            .iter()
+            .find(|u| u.authority.as_str() == authority.as_str() && u.scheme == *scheme)
+        {
+            return u.clone();
+        }
+        if hosts.len() >= MAX_AD_HOC {
+            hosts.remove(0);
+        }
+        let upstream = Arc::new(Upstream::new(scheme, authority));
+        hosts.push(upstream.clone());
+        upstream
+    })
+}
+
+/// A response body that returns its connection to the pool once read to the end
+/// (dropped early, the connection is closed instead).
+struct PooledBody {
+    inner: Incoming,
+    conn: Option<(usize, Sender)>,
+}
+
+impl PooledBody {
+    fn release_if_done(&mut self) {
+        if self.inner.is_end_stream()
+            && let Some((id, sender)) = self.conn.take()
+        {
+            Upstream::checkin(id, sender);
+        }
+    }
+}
+
+impl hyper::body::Body for PooledBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => self.release_if_done(),
+            Poll::Ready(None) => {
+                if let Some((id, sender)) = self.conn.take() {
+                    Upstream::checkin(id, sender);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.conn = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        self.release_if_done();
+    }
+}

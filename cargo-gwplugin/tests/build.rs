@@ -210,30 +210,10 @@ fn musl_plugin_in_a_musl_gwhost_under_the_musl_loader() {
     end_to_end(MUSL, &host, &["/lib/ld-musl-x86_64.so.1"]);
 
     // And the same musl plugin, given to a glibc gwhost, is refused before dlopen.
-    let glibc_host = common::target_dir().join("debug/gwhost");
-    common::cargo(&common::repo(), &["build", "-p", "gwhost"]);
-    let so = common::target_dir()
-        .join("gwplugin")
-        .join(MUSL)
-        .join("tenant.so");
-    let r = run(
-        gwplugin(
-            root.path(),
-            &[
-                "test",
-                "--gwhost",
-                &glibc_host.display().to_string(),
-                &so.display().to_string(),
-            ],
-        ),
+    refused_by_this_machines_gwhost(
         root.path(),
-    );
-    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout
-            .contains("links musl (NEEDED libc.so), this host uses glibc"),
-        "{}",
-        r.stdout
+        MUSL,
+        "links musl (NEEDED libc.so), this host uses glibc",
     );
 }
 
@@ -248,30 +228,36 @@ fn aarch64_plugin_in_an_aarch64_gwhost_under_qemu() {
     );
 
     // The aarch64 plugin, given to this machine's x86_64 gwhost: refused before dlopen.
+    refused_by_this_machines_gwhost(
+        root.path(),
+        AARCH64,
+        "built for aarch64, this host is x86_64",
+    );
+}
+
+/// `cargo gwplugin test` with this machine's (x86_64 glibc) gwhost on the `tenant`
+/// plugin built for `target`: a `[KO]` line with `why`, exit 1.
+fn refused_by_this_machines_gwhost(root: &Path, target: &str, why: &str) {
     common::cargo(&common::repo(), &["build", "-p", "gwhost"]);
-    let x86_host = common::target_dir().join("debug/gwhost");
+    let gwhost = common::target_dir().join("debug/gwhost");
     let so = common::target_dir()
         .join("gwplugin")
-        .join(AARCH64)
+        .join(target)
         .join("tenant.so");
     let r = run(
         gwplugin(
-            root.path(),
+            root,
             &[
                 "test",
                 "--gwhost",
-                &x86_host.display().to_string(),
+                &gwhost.display().to_string(),
                 &so.display().to_string(),
             ],
         ),
-        root.path(),
+        root,
     );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains("built for aarch64, this host is x86_64"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(why), "{}", r.stdout);
 }
 
 #[test]

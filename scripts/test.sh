@@ -19,6 +19,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "==> rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-gnu"
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-gnu
+# A plugin built by another compiler must be refused: the tests build one with nightly.
+if ! rustup run nightly rustc -V >/dev/null 2>&1; then
+    echo "==> rustup toolchain install nightly --profile minimal"
+    rustup toolchain install nightly --profile minimal
+fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "==> cargo fmt --check"

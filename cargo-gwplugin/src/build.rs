@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gwplugin_build::elf::{self, ExportedPlugin};
-use gwplugin_build::report::{Finding, Report};
+use gwplugin_build::{AbiManifest, PackageName};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -110,28 +110,18 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     // be of any use (cheap: `rustc -vV`). After building, the artifact's own manifest —
     // written by the build script from the real resolve — is judged in full.
     if let Some(host) = host.as_ref().filter(|h| h.knows_compiler && !args.no_check) {
-        let version = process::rustc_version(&rustc)?;
-        let mut early = Report::new(&host.manifest, &host.manifest);
-        early.plugin.name = plugin.package_name();
-        if version.info != host.manifest.rustc {
-            early.incompatibility(Finding {
-                field: "rustc".into(),
-                have: version.info.to_string(),
-                want: host.manifest.rustc.to_string(),
-                help: Some("build with the host's compiler: run `cargo gwplugin sync` to pin it in rust-toolchain.toml".into()),
-            });
-        }
-        if triple != host.manifest.target {
-            early.incompatibility(Finding {
-                field: "target".into(),
-                have: triple.clone(),
-                want: host.manifest.target.clone(),
-                help: Some(format!(
-                    "build with `--target {}`, or use a host built for {triple} (`cargo gwplugin host-build --target {triple}`)",
-                    host.manifest.target
-                )),
-            });
-        }
+        // The host's manifest with what is known before building: judged by the same
+        // comparison as everything else.
+        let predicted = AbiManifest {
+            package: PackageName {
+                name: plugin.package_name(),
+                version: String::new(),
+            },
+            rustc: process::rustc_version(&rustc)?.info,
+            target: triple.clone(),
+            ..host.manifest.clone()
+        };
+        let early = check::report(host, &predicted, None, None);
         if !early.compatible {
             print!("{}", early.render_human());
             return Err(Error::Incompatible {
@@ -169,10 +159,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         )));
     }
     if let Some(host) = &host {
-        let mut report = Report::new(&built_manifest, &host.comparable(&built_manifest));
-        for f in &mut report.incompatibilities {
-            f.help = check::help_for(&f.field, host);
-        }
+        let report = check::report(host, &built_manifest, None, None);
         if !args.no_check && !report.compatible {
             print!("{}", report.render_human());
             return Err(Error::Incompatible {

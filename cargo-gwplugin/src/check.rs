@@ -129,19 +129,8 @@ pub fn check(
     host: &Host,
     target: Option<&str>,
 ) -> Result<Report, Error> {
-    check_with_manifest(cargo, plugin, host, target).map(|(report, _)| report)
-}
-
-/// [`check`], also returning the plugin's would-be manifest (computed once).
-pub fn check_with_manifest(
-    cargo: &Cargo,
-    plugin: &PluginManifest,
-    host: &Host,
-    target: Option<&str>,
-) -> Result<(Report, AbiManifest), Error> {
     let (manifest, lock) = plugin_manifest(cargo, plugin, host, target)?;
-    let report = report(host, &manifest, Some(&lock), Some(plugin));
-    Ok((report, manifest))
+    Ok(report(host, &manifest, Some(&lock), Some(plugin)))
 }
 
 /// The report for a plugin's ABI `manifest` against `host`, however the manifest was
@@ -191,12 +180,16 @@ pub fn report(
     report
 }
 
-pub(crate) fn help_for(field: &str, host: &Host) -> Option<String> {
+fn help_for(field: &str, host: &Host) -> Option<String> {
     let sync = "run `cargo gwplugin sync`";
     Some(if field.starts_with("rustc") {
         format!("build with the host's compiler: {sync} to pin it in rust-toolchain.toml")
     } else if field == "target" {
-        format!("build with `--target {}`", host.manifest.target)
+        format!(
+            "build with `--target {}`, or use a host built for the plugin's target \
+             (`cargo gwplugin host-build --target TRIPLE`)",
+            host.manifest.target
+        )
     } else if field.starts_with("crate ") && field.ends_with(" features") {
         "enable the host's features of this crate in [dependencies] (features only add up: a \
          plugin cannot turn off what its other dependencies enable)"

@@ -37,10 +37,16 @@ pub struct Args {
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
     let plugin = PluginManifest::locate(args.manifest_path.as_deref()).ok();
-    let host = plugin
-        .as_ref()
-        .and_then(|p| p.host_spec(None).ok())
-        .and_then(|(spec, base)| Host::resolve(&spec, &base, &cargo).ok());
+    // The host tells the default gwhost and the default file's target; with both given
+    // it is not needed (and resolving a host project costs a resolve).
+    let host = if args.gwhost.is_some() && !args.files.is_empty() {
+        None
+    } else {
+        plugin
+            .as_ref()
+            .and_then(|p| p.host_spec(None).ok())
+            .and_then(|(spec, base)| Host::resolve(&spec, &base, &cargo).ok())
+    };
     let gwhost = match (&args.gwhost, &host) {
         (Some(g), _) => std::env::current_dir().map_err(io("."))?.join(g),
         (None, Some(h)) if h.kind == HostKind::Binary => h.path.clone(),

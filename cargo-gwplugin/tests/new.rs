@@ -39,20 +39,7 @@ fn host_record() -> &'static [u8] {
 
 /// Scaffolds NAME of KIND; checks, tests, lints and builds it; returns the `.so`.
 fn generate_and_build(root: &Path, name: &str, kind: &str) -> PathBuf {
-    let r = run(
-        gwplugin(
-            root,
-            &[
-                "new",
-                name,
-                "--kind",
-                kind,
-                "--host",
-                &gateway().display().to_string(),
-            ],
-        ),
-        root,
-    );
+    let r = new_plugin(root, name, kind);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         r.stdout,

@@ -272,45 +272,32 @@ async fn exercise(
         )
     };
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    match kind {
-        Kind::HttpServer => {
-            let handler = registry
-                .create_server(name, config, Arc::new(SampleNext))
-                .map_err(|e| err(&e))?;
-            match sample() {
-                None => Ok("registered, created".to_owned()),
-                Some(req) => handler
-                    .call(req)
-                    .await
-                    .map(|r| describe(&r))
-                    .map_err(|e| err(&e)),
-            }
-        }
-        Kind::HttpClient => {
-            let handler = registry.create_client(name, config).map_err(|e| err(&e))?;
-            match sample() {
-                None => Ok("registered, created".to_owned()),
-                Some(req) => handler
-                    .call(req)
-                    .await
-                    .map(|r| describe(&r))
-                    .map_err(|e| err(&e)),
-            }
-        }
+    // http-server and http-client instances are both handlers: created differently,
+    // exercised alike.
+    let handler = match kind {
+        Kind::HttpServer => registry.create_server(name, config, Arc::new(SampleNext)),
+        Kind::HttpClient => registry.create_client(name, config),
         Kind::Modifier => {
             let modifier = registry
                 .create_modifier(name, config)
                 .map_err(|e| err(&e))?;
-            match sample() {
-                None => Ok("registered, created".to_owned()),
-                Some(mut req) => {
-                    modifier.modify_request(&mut req).map_err(|e| err(&e))?;
-                    let mut resp = Response::new(Body::from("test-plugin: sample response"));
-                    *resp.status_mut() = StatusCode::OK;
-                    modifier.modify_response(&mut resp).map_err(|e| err(&e))?;
-                    Ok(describe(&resp))
-                }
-            }
+            let Some(mut req) = sample() else {
+                return Ok("registered, created".to_owned());
+            };
+            modifier.modify_request(&mut req).map_err(|e| err(&e))?;
+            let mut resp = Response::new(Body::from("test-plugin: sample response"));
+            *resp.status_mut() = StatusCode::OK;
+            modifier.modify_response(&mut resp).map_err(|e| err(&e))?;
+            return Ok(describe(&resp));
         }
+    }
+    .map_err(|e| err(&e))?;
+    match sample() {
+        None => Ok("registered, created".to_owned()),
+        Some(req) => handler
+            .call(req)
+            .await
+            .map(|r| describe(&r))
+            .map_err(|e| err(&e)),
     }
 }

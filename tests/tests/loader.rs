@@ -551,8 +551,20 @@ async fn another_boundary_crate_version_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_musl_plugin_is_refused_by_a_glibc_host() {
-    let target = "x86_64-unknown-linux-musl";
-    let so = gwplugin_e2e::build_real_musl_fixture().unwrap_or_else(|e| panic!("{e}"));
+    // A genuine musl cdylib, built with the target setup `cargo gwplugin build` uses
+    // (musl-gcc, -crt-static, the toolchain's libunwind as libgcc_s): see DESIGN.md.
+    let dir = copy_fixture("all-kinds", "variant-musl", &workspace_root().join("api"));
+    let musl = cargo_gwplugin::target::Target::X86_64Musl;
+    let rustc = cargo_gwplugin::process::rustc_for(dir.path());
+    let env =
+        cargo_gwplugin::target::prepare(musl, &rustc, &gwplugin_e2e::target_dir().join("gwplugin"))
+            .unwrap_or_else(|e| panic!("{e}\nhelp: {}", e.help().unwrap_or_default()));
+    let build = Build {
+        args: vec!["--target".into(), musl.triple().into()],
+        env: env.vars.into_iter().collect(),
+        toolchain: None,
+    };
+    let so = build_plugin(&dir.path().join("Cargo.toml"), &build).unwrap();
     let facts = gwplugin_build::elf::facts(&std::fs::read(&so).unwrap()).unwrap();
     assert_eq!(facts.needed, ["libc.so"], "a genuine musl artifact");
     let err = refusal(&so, None);
@@ -563,7 +575,6 @@ async fn a_musl_plugin_is_refused_by_a_glibc_host() {
             so.display()
         )
     );
-    let _ = target;
 }
 
 #[tokio::test(flavor = "multi_thread")]

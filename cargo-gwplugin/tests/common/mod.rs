@@ -67,22 +67,18 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
+/// `cargo gwplugin new NAME --kind KIND --host <the gateway project>` in `root`.
+pub fn new_plugin(root: &Path, name: &str, kind: &str) -> Run {
+    let host = gateway().display().to_string();
+    run(
+        gwplugin(root, &["new", name, "--kind", kind, "--host", &host]),
+        root,
+    )
+}
+
 /// Scaffolds a plugin with `new` against the gateway project; returns its directory.
 pub fn scaffold(root: &Path, name: &str, kind: &str) -> PathBuf {
-    let r = run(
-        gwplugin(
-            root,
-            &[
-                "new",
-                name,
-                "--kind",
-                kind,
-                "--host",
-                &gateway().display().to_string(),
-            ],
-        ),
-        root,
-    );
+    let r = new_plugin(root, name, kind);
     assert_eq!(r.code, 0, "new failed:\n{}", r.stderr);
     root.join(name)
 }

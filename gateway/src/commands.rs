@@ -52,7 +52,8 @@ pub fn run(config_file: &Path) -> Result<(), GwError> {
     let rt = runtime()?;
     rt.block_on(async {
         let (registry, files) = load_plugins(&config)?;
-        let gateway = Arc::new(build(&config, &registry)?);
+        // Like the plugins it runs, the gateway stays until the process exits.
+        let gateway: &'static Gateway = Box::leak(Box::new(build(&config, &registry)?));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| GwError::Listen {

@@ -34,6 +34,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::config::{Config, PluginUse};
 use crate::route::{RouteTable, UrlPattern};
+use crate::timer;
 
 tokio::task_local! {
     // The id of the request being handled, for log lines written deep in the pipeline
@@ -260,7 +261,7 @@ struct Router {
 }
 
 impl Router {
-    async fn handle(&self, req: Request) -> Response {
+    async fn handle(&self, mut req: Request) -> Response {
         let Some(index) = self.table.lookup(req.method(), req.uri().path()) else {
             return status_response(StatusCode::NOT_FOUND);
         };
@@ -270,37 +271,48 @@ impl Router {
         let mut target = String::new();
         backend.url.render_into(req.uri().path(), None, &mut target);
 
-        let mut req = req;
         for m in &route.modifiers {
             if let Err(e) = m.instance.modify_request(&mut req) {
                 return plugin_failure(&m.name, Kind::Modifier, &e);
             }
         }
-        let (mut parts, body) = req.into_parts();
-        if let Some(query) = parts.uri.query() {
+        if let Some(query) = req.uri().query() {
             target.push('?');
             target.push_str(query);
         }
         let upstream = backend.pick_host();
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(upstream.scheme().clone());
-        uri.authority = Some(upstream.authority().clone());
-        uri.path_and_query = match PathAndQuery::try_from(target) {
-            Ok(p) => Some(p),
-            Err(_) => return status_response(StatusCode::BAD_REQUEST),
+        let Ok(path_and_query) = PathAndQuery::try_from(target) else {
+            return status_response(StatusCode::BAD_REQUEST);
         };
-        parts.uri = match Uri::from_parts(uri) {
-            Ok(u) => u,
-            Err(_) => return status_response(StatusCode::BAD_REQUEST),
+        // The request is changed in place: a `Request` is a few hundred bytes to move.
+        // Backend modifiers and an http-client plugin see the backend's absolute URI;
+        // without them the proxy's own client takes the origin form as it is.
+        let direct = backend.modifiers.is_empty() && backend.client.is_none();
+        *req.uri_mut() = if direct {
+            Uri::from(path_and_query)
+        } else {
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(upstream.scheme().clone());
+            uri.authority = Some(upstream.authority().clone());
+            uri.path_and_query = Some(path_and_query);
+            match Uri::from_parts(uri) {
+                Ok(u) => u,
+                Err(_) => return status_response(StatusCode::BAD_REQUEST),
+            }
         };
         if let Some(method) = &backend.method {
-            parts.method = method.clone();
+            *req.method_mut() = method.clone();
         }
-        parts.version = Version::HTTP_11;
-        strip_hop_by_hop(&mut parts.headers);
-        // The client sets `host` from the backend URI.
-        parts.headers.remove(header::HOST);
-        let mut req = Request::from_parts(parts, body);
+        *req.version_mut() = Version::HTTP_11;
+        strip_hop_by_hop(req.headers_mut());
+        // The backend's host, not the gateway's. With backend modifiers or an http-client
+        // plugin, whoever finally sends the request sets it from the URI they leave.
+        if direct {
+            req.headers_mut()
+                .insert(header::HOST, upstream.host_header().clone());
+        } else {
+            req.headers_mut().remove(header::HOST);
+        }
 
         for m in &backend.modifiers {
             if let Err(e) = m.instance.modify_request(&mut req) {
@@ -334,7 +346,7 @@ impl Router {
             status_response(StatusCode::GATEWAY_TIMEOUT)
         };
         if let Some(client) = &backend.client {
-            return match tokio::time::timeout(backend.timeout, client.handler.call(req)).await {
+            return match timer::timeout(backend.timeout, client.handler.call(req)).await {
                 Err(_) => Err(timed_out()),
                 Ok(Ok(mut resp)) => {
                     // As for the proxy's own responses: never forward hop-by-hop headers.
@@ -346,9 +358,9 @@ impl Router {
         }
         // A backend modifier may have pointed the request elsewhere: then the generic
         // client (its own pool) takes it, as before.
-        if !upstream.is_target_of(req.uri()) {
+        if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
             let uri = req.uri().clone();
-            return match tokio::time::timeout(backend.timeout, self.client.request(req)).await {
+            return match timer::timeout(backend.timeout, self.client.request(req)).await {
                 Err(_) => Err(timed_out()),
                 Ok(Ok(resp)) => {
                     let (mut parts, body) = resp.into_parts();
@@ -361,12 +373,11 @@ impl Router {
                 }
             };
         }
-        match tokio::time::timeout(backend.timeout, upstream.send(req)).await {
+        match timer::timeout(backend.timeout, upstream.send(req)).await {
             Err(_) => Err(timed_out()),
-            Ok(Ok(resp)) => {
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Ok(Response::from_parts(parts, body))
+            Ok(Ok(mut resp)) => {
+                strip_hop_by_hop(resp.headers_mut());
+                Ok(resp)
             }
             Ok(Err(e)) => {
                 tracing::warn!(
@@ -468,38 +479,22 @@ static HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names, then a removal per name present (usually only
-    // `connection`), instead of a hashed removal per hop-by-hop name.
+    // One pass over the headers, then a removal per name present (usually only
+    // `connection`), instead of a hashed lookup per hop-by-hop name.
     let mut present = 0u16;
-    for name in headers.keys() {
-        if let Some(i) = hop_by_hop_index(name) {
-            present |= 1 << i;
+    // Headers the peer declared hop-by-hop in `Connection` go too.
+    let mut declared: Vec<HeaderName> = Vec::new();
+    for (name, value) in headers.iter() {
+        let Some(i) = hop_by_hop_index(name) else {
+            continue;
+        };
+        present |= 1 << i;
+        if i == 0 {
+            declared_in_connection(value, &mut declared);
         }
     }
-    if present == 0 {
-        return;
-    }
-    if present & 1 != 0 {
-        // Headers the peer declared hop-by-hop in `Connection` go too.
-        let mut declared: Vec<HeaderName> = Vec::new();
-        for value in headers.get_all(header::CONNECTION) {
-            let Ok(value) = value.to_str() else { continue };
-            for token in value.split(',') {
-                let token = token.trim();
-                if token.is_empty()
-                    || token.eq_ignore_ascii_case("keep-alive")
-                    || token.eq_ignore_ascii_case("close")
-                {
-                    continue;
-                }
-                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                    declared.push(name);
-                }
-            }
-        }
-        for name in declared {
-            headers.remove(name);
-        }
+    for name in declared {
+        headers.remove(name);
     }
     while present != 0 {
         let i = present.trailing_zeros() as usize;
@@ -510,6 +505,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             &header::UPGRADE
         };
         headers.remove(name);
+    }
+}
+
+/// The header names a `Connection` value lists, other than `keep-alive` and `close`.
+fn declared_in_connection(value: &HeaderValue, declared: &mut Vec<HeaderName>) {
+    let value = value.as_bytes();
+    // The usual values, without splitting.
+    if value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close") {
+        return;
+    }
+    for token in value.split(|b| *b == b',') {
+        let token = token.trim_ascii();
+        if token.is_empty()
+            || token.eq_ignore_ascii_case(b"keep-alive")
+            || token.eq_ignore_ascii_case(b"close")
+        {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token) {
+            declared.push(name);
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //!   path and what was expected).
 //! * [`gateway`] turns a validated config plus loaded plugins into the request pipeline:
 //!   http-server plugins around the router, modifiers around each backend call.
-//! * [`server`] accepts connections and shuts down gracefully.
+//! * [`server`] accepts connections and shuts down gracefully; [`timer`] is the cheap
+//!   per-thread timer behind its per-request timeouts.
 //! * [`commands`] implements `run`, `check`, `plugin-abi` and `test-plugin`;
 //!   [`check_plugin`] implements `check-plugin` with `cargo gwplugin check`'s code.
 //! * [`error`] is the one place that turns failures into what the user reads.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod gateway;
 pub mod route;
 pub mod server;
+pub mod timer;
 
 pub use error::GwError;
 

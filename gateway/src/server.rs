@@ -3,15 +3,15 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::gateway::{Gateway, incoming_body};
+use crate::timer::WheelTimer;
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then drains.
 ///
@@ -21,9 +21,12 @@ use crate::gateway::{Gateway, incoming_body};
 /// thread, with that thread's backend connections: no work-stealing, no cross-thread
 /// wake-ups on the hot path (on a multi-threaded runtime those cost more than hyper
 /// itself).
+///
+/// The gateway is `'static` (it lives as long as the process, as its plugins do): each
+/// request then uses it without touching a reference count that every worker shares.
 pub async fn serve(
     listener: TcpListener,
-    gateway: Arc<Gateway>,
+    gateway: &'static Gateway,
     shutdown: impl Future<Output = ()>,
 ) {
     // Connections watch this; its receiver count is the number still open.
@@ -31,7 +34,7 @@ pub async fn serve(
     let mut workers = Vec::new();
     let mut exited = Vec::new();
     for index in 0..worker_count() {
-        match Worker::start(index, gateway.clone(), stop_rx.clone()) {
+        match Worker::start(index, gateway, stop_rx.clone()) {
             Ok((worker, done)) => {
                 workers.push(worker);
                 exited.push(done);
@@ -57,7 +60,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         if workers.is_empty() {
             // No worker thread could be started: serve here.
-            tokio::spawn(serve_connection(stream, gateway.clone(), stop_rx.clone()));
+            tokio::spawn(serve_connection(stream, gateway, stop_rx.clone()));
             continue;
         }
         // Round robin. The stream leaves this runtime's reactor for the worker's.
@@ -103,7 +106,7 @@ impl Worker {
     /// The worker, and a receiver that completes once its thread has finished.
     fn start(
         index: usize,
-        gateway: Arc<Gateway>,
+        gateway: &'static Gateway,
         stop: watch::Receiver<bool>,
     ) -> std::io::Result<(Worker, oneshot::Receiver<()>)> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -126,13 +129,13 @@ impl Worker {
                             }
                         };
                         let open = open_rx.clone();
-                        let conn = serve_connection(stream, gateway.clone(), stop.clone());
+                        let conn = serve_connection(stream, gateway, stop.clone());
                         tokio::spawn(async move {
                             conn.await;
                             drop(open);
                         });
                     }
-                    drop((open_rx, stop, gateway));
+                    drop((open_rx, stop));
                     open_tx.closed().await;
                 });
                 // Backend connections and other leftovers go with the runtime.
@@ -146,18 +149,16 @@ impl Worker {
 /// Serves one connection until it ends, or until `stop` turns true and it drains.
 async fn serve_connection(
     stream: TcpStream,
-    gateway: Arc<Gateway>,
+    gateway: &'static Gateway,
     mut stop: watch::Receiver<bool>,
 ) {
-    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let gateway = gateway.clone();
-        async move {
-            let req = req.map(incoming_body);
-            Ok::<_, Infallible>(gateway.handle(req).await)
-        }
-    });
+    let service = service_fn(
+        move |req: hyper::Request<hyper::body::Incoming>| async move {
+            Ok::<_, Infallible>(gateway.handle(req.map(incoming_body)).await)
+        },
+    );
     let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
+        .timer(WheelTimer)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {

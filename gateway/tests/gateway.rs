@@ -64,6 +64,27 @@ async fn proxies_method_headers_query_body_and_status() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_large_response_streams_through_then_its_connection_is_reused() {
+    let backend = start_backend().await;
+    let cfg = config(None, json!([endpoint("/big", &backend, "/big")]));
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    for len in [1_000_000usize, 17, 0, 300_000] {
+        let reply = get(&gw.url("/big"), &[("x-reply-bytes", &len.to_string())]).await;
+        assert_eq!(reply.status, 200);
+        let bytes = reply.body.as_bytes();
+        assert_eq!(bytes.len(), len);
+        let wrong = (0..len).find(|&i| bytes[i] != slow_chunks_byte(i));
+        assert_eq!(wrong, None, "the body differs from what the backend sent");
+    }
+    // The pooled backend connections still answer, one request after another.
+    for _ in 0..20 {
+        let reply = get(&gw.url("/big"), &[]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.json()["uri"], "/big");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn timeout_is_504_and_unreachable_is_502() {
     let backend = start_backend().await;
     let dead = dead_address();

@@ -76,7 +76,11 @@ impl Upstream {
     /// copy rather than a reference count that every worker thread contends on.
     pub fn configured(scheme: &Scheme, authority: &Authority) -> Self {
         let authority = Authority::from_static(Box::leak(authority.as_str().into()));
-        Upstream::new(scheme, &authority)
+        let mut upstream = Upstream::new(scheme, &authority);
+        // Likewise the `Host` header: a shared `HeaderValue` is an atomic count per clone.
+        let host: &'static str = Box::leak(upstream.host.to_str().unwrap_or("").into());
+        upstream.host = HeaderValue::from_static(host);
+        upstream
     }
 
     pub fn new(scheme: &Scheme, authority: &Authority) -> Self {
@@ -102,6 +106,11 @@ impl Upstream {
 
     pub fn authority(&self) -> &Authority {
         &self.authority
+    }
+
+    /// The `Host` header for this host.
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host
     }
 
     /// Whether `uri` names this host.
@@ -162,19 +171,21 @@ impl Upstream {
         Ok(sender)
     }
 
-    /// Sends `req` (whose URI names this host) on a pooled or new connection: origin
-    /// form on the wire, `host` set unless the request has one. The response's headers
-    /// are the backend's, hop-by-hop ones included: what to forward is the caller's call.
-    pub async fn send(&self, req: Request) -> Result<Response, BackendError> {
-        let (mut parts, body) = req.into_parts();
-        let mut uri = std::mem::take(&mut parts.uri).into_parts();
-        uri.scheme = None;
-        uri.authority = None;
-        parts.uri = Uri::from_parts(uri).unwrap_or_else(|_| Uri::from_static("/"));
-        if !parts.headers.contains_key(header::HOST) {
-            parts.headers.insert(header::HOST, self.host.clone());
+    /// Sends `req` on a pooled or new connection. Its URI names this host, or is already
+    /// in origin form (`/path?query`); origin form goes on the wire, and `host` is set
+    /// unless the request has one. The response's headers are the backend's, hop-by-hop
+    /// ones included: what to forward is the caller's call.
+    pub async fn send(&self, mut req: Request) -> Result<Response, BackendError> {
+        if req.uri().authority().is_some() {
+            let origin_form = match req.uri().path_and_query() {
+                Some(p) => Uri::from(p.clone()),
+                None => Uri::from_static("/"),
+            };
+            *req.uri_mut() = origin_form;
         }
-        let mut req = Request::from_parts(parts, body);
+        if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
+            host.insert(self.host.clone());
+        }
         let (resp, sender) = loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(sender) => (sender, true),
@@ -190,15 +201,32 @@ impl Upstream {
                 },
             }
         };
-        let (parts, body) = resp.into_parts();
-        let body = if body.is_end_stream() {
-            Upstream::checkin(self.id, sender);
-            Body::empty()
+        let (parts, mut body) = resp.into_parts();
+        // A small body has usually arrived with the head: take it now, and the
+        // connection goes back to the pool before the response is even returned.
+        let first = if body.is_end_stream() {
+            None
         } else {
-            Body::from_stream(PooledBody {
+            match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+                Poll::Ready(Some(Ok(frame))) => Some(frame),
+                Poll::Ready(Some(Err(e))) => return Err(BackendError::Http(e)),
+                Poll::Ready(None) | Poll::Pending => None,
+            }
+        };
+        let body = match first {
+            None if body.is_end_stream() => {
+                Upstream::checkin(self.id, sender);
+                Body::empty()
+            }
+            Some(frame) if frame.is_data() && body.is_end_stream() => {
+                Upstream::checkin(self.id, sender);
+                Body::from(frame.into_data().unwrap_or_default())
+            }
+            first => Body::from_stream(PooledBody {
+                first,
                 inner: body,
                 conn: Some((self.id, sender)),
-            })
+            }),
         };
         Ok(Response::from_parts(parts, body))
     }
@@ -236,6 +264,8 @@ fn ad_hoc(scheme: &Scheme, authority: &Authority) -> Arc<Upstream> {
 /// A response body that returns its connection to the pool once read to the end
 /// (dropped early, the connection is closed instead).
 struct PooledBody {
+    /// A frame already taken from `inner`, to be yielded first.
+    first: Option<Frame<bytes::Bytes>>,
     inner: Incoming,
     conn: Option<(usize, Sender)>,
 }
@@ -258,6 +288,10 @@ impl hyper::body::Body for PooledBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
+        if let Some(frame) = self.first.take() {
+            self.release_if_done();
+            return Poll::Ready(Some(Ok(frame)));
+        }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(_))) => self.release_if_done(),
@@ -273,11 +307,22 @@ impl hyper::body::Body for PooledBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.first.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let first = self
+            .first
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |d| d.len() as u64);
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + first);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + first);
+        }
+        hint
     }
 }
 

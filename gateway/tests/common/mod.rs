@@ -255,7 +255,8 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
 }
 
 /// A loopback backend: echoes the request as JSON; `x-status` picks the status and
-/// `x-delay-ms` delays the answer. Counts requests.
+/// `x-delay-ms` delays the answer; `x-reply-bytes: N` answers N bytes instead, streamed
+/// in chunks with pauses between them. Counts requests.
 pub struct Backend {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
@@ -295,7 +296,9 @@ pub async fn start_backend() -> Backend {
     Backend { addr, hits }
 }
 
-async fn echo(req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn echo(
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<http_body_util::combinators::BoxBody<Bytes, Infallible>> {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -304,6 +307,16 @@ async fn echo(req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
     };
     let status = header("x-status").unwrap_or(200);
     let delay = header("x-delay-ms").unwrap_or(0);
+    if let Some(len) = header("x-reply-bytes") {
+        return hyper::Response::new(
+            SlowChunks {
+                total: len as usize,
+                left: len as usize,
+                pause: None,
+            }
+            .boxed(),
+        );
+    }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in req.headers() {
         headers
@@ -327,8 +340,47 @@ async fn echo(req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         .header("content-type", "application/json")
         .header("connection", "x-backend-hop")
         .header("x-backend-hop", "must not reach the client")
-        .body(Full::new(Bytes::from(json.to_string())))
+        .body(Full::new(Bytes::from(json.to_string())).boxed())
         .unwrap()
+}
+
+/// `left` bytes of printable ASCII (a period of 89, prime, so a misplaced chunk shows),
+/// in 64 KiB chunks 2 ms apart.
+struct SlowChunks {
+    total: usize,
+    left: usize,
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// The byte at offset `i` of a [`SlowChunks`] body.
+pub fn slow_chunks_byte(i: usize) -> u8 {
+    b' ' + (i % 89) as u8
+}
+
+impl hyper::body::Body for SlowChunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        use std::task::Poll;
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        if let Some(pause) = &mut self.pause
+            && pause.as_mut().poll(cx).is_pending()
+        {
+            return Poll::Pending;
+        }
+        self.pause = Some(Box::pin(tokio::time::sleep(Duration::from_millis(2))));
+        let len = self.left.min(64 * 1024);
+        let sent = self.total - self.left;
+        let chunk: Vec<u8> = (sent..sent + len).map(slow_chunks_byte).collect();
+        self.left -= len;
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(chunk)))))
+    }
 }
 
 /// A loopback address nothing listens on.

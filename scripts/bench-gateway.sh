@@ -7,15 +7,21 @@
 # keep-alive upstream connections. For a fair comparison the proxies get the same number
 # of workers: nginx `worker_processes W`, gwhost `TOKIO_WORKER_THREADS=W` (its
 # connection-serving threads), for each W in WORKERS (default: 1 and one per core).
-# Each run is wrk for DURATION (default 10s) after a 2s warm-up. Prints a Markdown
-# table; with --write-benchmarks it replaces the `## gwhost` section of BENCHMARKS.md.
+# Each run is wrk for DURATION (default 10s) after a 2s warm-up; every configuration is
+# run REPEAT times (default 3), the rounds interleaved, and the median is reported. Like
+# nginx's daemons, each gwhost runs in its own session (`setsid`): with the kernel's
+# autogroup scheduling a process sharing wrk's session shares wrk's CPU share too.
+# Prints a Markdown table; with --write-benchmarks it replaces the `## gwhost` section of
+# BENCHMARKS.md.
 #
 # Usage: scripts/bench-gateway.sh [--write-benchmarks]
-# Env:   DURATION=10s THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)" BACKEND_WORKERS=$(nproc)
+# Env:   DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
+#        BACKEND_WORKERS=$(nproc)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DURATION="${DURATION:-10s}"
+REPEAT="${REPEAT:-3}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 WORKERS="${WORKERS:-$(printf '%s\n' 1 "$(nproc)" | sort -un | tr '\n' ' ' | sed 's/ $//')}"
@@ -117,8 +123,8 @@ for w in $WORKERS; do
     plain=$((18083 + 10 * i)) plugins=$((18084 + 10 * i))
     gw_config $plain 0 >"$WORK/plain-$w.json"
     gw_config $plugins 1 >"$WORK/plugins-$w.json"
-    TOKIO_WORKER_THREADS=$w RUST_LOG=warn "$GWHOST" run -c "$WORK/plain-$w.json" & PIDS+=($!)
-    TOKIO_WORKER_THREADS=$w RUST_LOG=warn "$GWHOST" run -c "$WORK/plugins-$w.json" & PIDS+=($!)
+    TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$GWHOST" run -c "$WORK/plain-$w.json" & PIDS+=($!)
+    TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$GWHOST" run -c "$WORK/plugins-$w.json" & PIDS+=($!)
     PORTS+=($plain $plugins)
     i=$((i + 1))
 done
@@ -139,6 +145,7 @@ measure() { # name, port
     local out rps p99
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$2/hello")"
     echo "$out" >"$WORK/$1.wrk"
+    [[ -n "${BENCH_LOG:-}" ]] && awk -v n="$1" '/^Requests\/sec:/ {print n, $2}' <<<"$out" >>"$BENCH_LOG"
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}' <<<"$out")"
     if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
@@ -147,25 +154,39 @@ measure() { # name, port
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
 ROWS="" SUMMARY=""
 i=0
+# REPEAT interleaved rounds, so that a slow minute of this shared machine does not land on
+# one configuration only; then the median of each.
+for _ in $(seq "$REPEAT"); do
+    i=0
+    for w in $WORKERS; do
+        measure "plain-$w" $((18083 + 10 * i)) >>"$WORK/plain-$w.runs"
+        measure "plugins-$w" $((18084 + 10 * i)) >>"$WORK/plugins-$w.runs"
+        measure "nginx-$w" $((18082 + 10 * i)) >>"$WORK/nginx-$w.runs"
+        i=$((i + 1))
+    done
+done
+median() { # runs file, column -> median of that column
+    sort -g -k"$2" "$1" | awk -v c="$2" '{v[NR]=$c} END {m=int((NR+1)/2); if (NR%2) print v[m]; else printf "%.2f\n", (v[m]+v[m+1])/2}'
+}
 for w in $WORKERS; do
-    read -r PLAIN_RPS PLAIN_P99 < <(measure "plain-$w" $((18083 + 10 * i)))
-    read -r PLUGINS_RPS PLUGINS_P99 < <(measure "plugins-$w" $((18084 + 10 * i)))
-    read -r NGINX_RPS NGINX_P99 < <(measure "nginx-$w" $((18082 + 10 * i)))
+    PLAIN_RPS="$(median "$WORK/plain-$w.runs" 1)" PLAIN_P99="$(median "$WORK/plain-$w.runs" 2)"
+    PLUGINS_RPS="$(median "$WORK/plugins-$w.runs" 1)" PLUGINS_P99="$(median "$WORK/plugins-$w.runs" 2)"
+    NGINX_RPS="$(median "$WORK/nginx-$w.runs" 1)" NGINX_P99="$(median "$WORK/nginx-$w.runs" 2)"
     ROWS+="| $w | gwhost, no plugins | $PLAIN_RPS | $PLAIN_P99 ms |
 | $w | gwhost, 3 plugins (server + modifier + client) | $PLUGINS_RPS | $PLUGINS_P99 ms |
 | $w | nginx proxy_pass | $NGINX_RPS | $NGINX_P99 ms |
 "
     SUMMARY+="- $w worker(s): gwhost with 3 plugins / without: $(ratio "$PLUGINS_RPS" "$PLAIN_RPS") of the throughput (target >= 95%); gwhost without plugins / nginx: $(ratio "$PLAIN_RPS" "$NGINX_RPS") (target >= 100%), p99 $PLAIN_P99 ms vs $NGINX_P99 ms (target: no worse).
 "
-    i=$((i + 1))
 done
 
-COMMAND="DURATION=$DURATION THREADS=$THREADS CONNECTIONS=$CONNECTIONS WORKERS=\"$WORKERS\" BACKEND_WORKERS=$BACKEND_WORKERS scripts/bench-gateway.sh"
+COMMAND="DURATION=$DURATION REPEAT=$REPEAT THREADS=$THREADS CONNECTIONS=$CONNECTIONS WORKERS=\"$WORKERS\" BACKEND_WORKERS=$BACKEND_WORKERS scripts/bench-gateway.sh"
 REPORT="$(cat <<EOF
 ## gwhost
 
 \`$COMMAND\` — $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),
-$(rustc -V), $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk -t$THREADS -c$CONNECTIONS -d$DURATION on loopback, after a 2s warm-up each.
+$(rustc -V), $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk -t$THREADS -c$CONNECTIONS -d$DURATION on loopback, after a 2s warm-up each;
+medians of $REPEAT interleaved rounds.
 One backend: its own nginx instance ($BACKEND_WORKERS workers) returning a fixed 17-byte JSON
 body, used by both proxies over keep-alive connections (nginx: \`keepalive 128\`, HTTP/1.1;
 gwhost: its per-thread pools). Same worker count W for both proxies: nginx

@@ -78,8 +78,7 @@ impl HostServices for TokioHostServices {
 
 /// The HTTP client lent to plugins: the host's per-thread keep-alive pools.
 async fn send(request: Request) -> Result<Response, Error> {
-    let uri = request.uri().clone();
     crate::upstream::send(request)
         .await
-        .map_err(|e| Error::with_status(StatusCode::BAD_GATEWAY, format!("backend `{uri}`: {e}")))
+        .map_err(|e| Error::with_status(StatusCode::BAD_GATEWAY, e.to_string()))
 }

@@ -177,11 +177,9 @@ impl Upstream {
     /// ones included: what to forward is the caller's call.
     pub async fn send(&self, mut req: Request) -> Result<Response, BackendError> {
         if req.uri().authority().is_some() {
-            let origin_form = match req.uri().path_and_query() {
-                Some(p) => Uri::from(p.clone()),
-                None => Uri::from_static("/"),
-            };
-            *req.uri_mut() = origin_form;
+            // Moved out, not cloned: a clone of a path built at run time allocates.
+            let uri = std::mem::take(req.uri_mut()).into_parts();
+            *req.uri_mut() = uri.path_and_query.map_or_else(|| Uri::from_static("/"), Uri::from);
         }
         if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
             host.insert(self.host.clone());

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Two gwhost builds side by side, on the same backend, in one run: for a before/after
+# claim about gwhost's own speed.
+#
+#   scripts/bench-ab.sh A B
+#
+# A and B are git revisions of this repository (built in a temporary worktree, one after
+# the other, with one shared target dir) or paths to gwhost binaries already built. Both
+# serve the same config (no plugins) in their own sessions (see bench-gateway.sh on
+# autogroup), at each worker count in WORKERS; REPEAT interleaved rounds of wrk; prints
+# the median requests/s and the median CPU time per request (user + system, from
+# /proc/PID/stat) for each, and B/A.
+#
+# Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DURATION="${DURATION:-10s}"
+REPEAT="${REPEAT:-3}"
+THREADS="${THREADS:-2}"
+CONNECTIONS="${CONNECTIONS:-64}"
+WORKERS="${WORKERS:-$(printf '%s\n' 1 "$(nproc)" | sort -un | tr '\n' ' ' | sed 's/ $//')}"
+[[ $# == 2 ]] || { echo "usage: scripts/bench-ab.sh A B (git revisions or gwhost binaries)" >&2; exit 2; }
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v curl >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq wrk nginx-light curl >/dev/null
+fi
+
+WORK="$(mktemp -d /tmp/gwhost-ab.XXXXXX)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [[ -f "$WORK/backend.pid" ]] && kill "$(cat "$WORK/backend.pid")" 2>/dev/null || true
+    git -C "$ROOT" worktree remove --force "$WORK/src" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+binary() { # revision or path, name -> path of a gwhost binary
+    if [[ -f "$1" ]]; then
+        cp "$1" "$WORK/gwhost-$2"
+    else
+        git -C "$ROOT" worktree add --detach -q "$WORK/src" "$1"
+        CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" cargo build -q --release \
+            --manifest-path "$WORK/src/Cargo.toml" -p gwhost
+        cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/gwhost" "$WORK/gwhost-$2"
+        git -C "$ROOT" worktree remove --force "$WORK/src"
+    fi
+    echo "$WORK/gwhost-$2"
+}
+A_BIN="$(binary "$1" a)"
+B_BIN="$(binary "$2" b)"
+
+BACKEND_PORT=18181
+cat >"$WORK/backend.conf" <<EOF
+worker_processes $(nproc);
+pid $WORK/backend.pid;
+error_log $WORK/error.log warn;
+daemon on;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
+    uwsgi_temp_path $WORK; scgi_temp_path $WORK;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / { default_type application/json; return 200 '{"hello":"world"}'; }
+    }
+}
+EOF
+nginx -c "$WORK/backend.conf"
+
+declare -A PORT PID
+i=0
+for w in $WORKERS; do
+    for v in a b; do
+        port=$((18182 + i)) && i=$((i + 1))
+        cat >"$WORK/$v-$w.json" <<EOF
+{"version": 3, "listen_ip": "127.0.0.1", "port": $port,
+ "endpoints": [{"endpoint": "/hello",
+   "backend": [{"host": ["http://127.0.0.1:$BACKEND_PORT"], "url_pattern": "/hello"}]}]}
+EOF
+        bin="$A_BIN" && [[ $v == b ]] && bin="$B_BIN"
+        TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$bin" run -c "$WORK/$v-$w.json" &
+        PIDS+=($!) PORT[$v-$w]=$port PID[$v-$w]=$!
+    done
+done
+for key in "${!PORT[@]}"; do
+    for _ in $(seq 100); do
+        curl -fsS "http://127.0.0.1:${PORT[$key]}/hello" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:${PORT[$key]}/hello" >/dev/null
+done
+
+cpu_ticks() { # pid -> utime + stime of all its threads, in clock ticks
+    cat /proc/"$1"/task/*/stat | awk '{sum += $14 + $15} END {print sum}'
+}
+measure() { # key -> "requests/s  cpu-us-per-request"
+    local url="http://127.0.0.1:${PORT[$1]}/hello" before after out
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
+    before="$(cpu_ticks "${PID[$1]}")"
+    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$url")"
+    after="$(cpu_ticks "${PID[$1]}")"
+    if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; exit 1; fi
+    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+        '/requests in/ {n = $1} /^Requests\/sec:/ {rps = $2}
+         END {printf "%s %.2f\n", rps, ticks / hz / n * 1e6}' <<<"$out"
+}
+for _ in $(seq "$REPEAT"); do
+    for w in $WORKERS; do
+        for v in a b; do measure "$v-$w" >>"$WORK/$v-$w.runs"; done
+    done
+done
+median() { # file, column
+    sort -g -k"$2" "$1" | awk -v c="$2" '{v[NR] = $c}
+        END {m = int((NR + 1) / 2); if (NR % 2) print v[m]; else printf "%.2f\n", (v[m] + v[m + 1]) / 2}'
+}
+echo "A = $1, B = $2; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
+echo
+echo "| W | build | requests/s | CPU µs per request |"
+echo "|---:|---|---:|---:|"
+for w in $WORKERS; do
+    for v in a b; do
+        echo "| $w | ${v^^} | $(median "$WORK/$v-$w.runs" 1) | $(median "$WORK/$v-$w.runs" 2) |"
+    done
+done
+echo
+for w in $WORKERS; do
+    awk -v w="$w" -v ra="$(median "$WORK/a-$w.runs" 1)" -v rb="$(median "$WORK/b-$w.runs" 1)" \
+        -v ca="$(median "$WORK/a-$w.runs" 2)" -v cb="$(median "$WORK/b-$w.runs" 2)" \
+        'BEGIN {printf "- W=%s: B/A throughput %.3f, CPU per request %.3f\n", w, rb / ra, cb / ca}'
+done

@@ -8,8 +8,8 @@
 # the other, with one shared target dir) or paths to gwhost binaries already built. Both
 # serve the same config (no plugins) in their own sessions (see bench-gateway.sh on
 # autogroup), at each worker count in WORKERS; REPEAT interleaved rounds of wrk; prints
-# the median requests/s and the median CPU time per request (user + system, from
-# /proc/PID/stat) for each, and B/A.
+# the median requests/s and the median CPU time per request (user + system, and each,
+# from /proc/PID/stat) for each, and B/A.
 #
 # Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
 set -euo pipefail
@@ -96,19 +96,21 @@ for key in "${!PORT[@]}"; do
     curl -fsS "http://127.0.0.1:${PORT[$key]}/hello" >/dev/null
 done
 
-cpu_ticks() { # pid -> utime + stime of all its threads, in clock ticks
-    cat /proc/"$1"/task/*/stat | awk '{sum += $14 + $15} END {print sum}'
+cpu_ticks() { # pid -> "utime stime" of all its threads, in clock ticks
+    cat /proc/"$1"/task/*/stat | awk '{u += $14; s += $15} END {print u, s}'
 }
-measure() { # key -> "requests/s  cpu-us-per-request"
+measure() { # key -> "requests/s  cpu-us-per-request  user-us  system-us"
     local url="http://127.0.0.1:${PORT[$1]}/hello" before after out
     wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
     before="$(cpu_ticks "${PID[$1]}")"
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$url")"
     after="$(cpu_ticks "${PID[$1]}")"
     if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; exit 1; fi
-    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+    awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" \
         '/requests in/ {n = $1} /^Requests\/sec:/ {rps = $2}
-         END {printf "%s %.2f\n", rps, ticks / hz / n * 1e6}' <<<"$out"
+         END {split(before, b, " "); split(after, a, " "); k = 1e6 / hz / n
+              printf "%s %.2f %.2f %.2f\n", rps, (a[1] + a[2] - b[1] - b[2]) * k,
+                     (a[1] - b[1]) * k, (a[2] - b[2]) * k}' <<<"$out"
 }
 for _ in $(seq "$REPEAT"); do
     for w in $WORKERS; do
@@ -121,11 +123,12 @@ median() { # file, column
 }
 echo "A = $1, B = $2; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
 echo
-echo "| W | build | requests/s | CPU µs per request |"
-echo "|---:|---|---:|---:|"
+echo "| W | build | requests/s | CPU µs per request | user | system |"
+echo "|---:|---|---:|---:|---:|---:|"
 for w in $WORKERS; do
     for v in a b; do
-        echo "| $w | ${v^^} | $(median "$WORK/$v-$w.runs" 1) | $(median "$WORK/$v-$w.runs" 2) |"
+        f="$WORK/$v-$w.runs"
+        echo "| $w | ${v^^} | $(median "$f" 1) | $(median "$f" 2) | $(median "$f" 3) | $(median "$f" 4) |"
     done
 done
 echo

@@ -99,6 +99,8 @@ for w in $WORKERS; do
         }
     }" >"$WORK/nginx-$w.conf"
     nginx -c "$WORK/nginx-$w.conf"
+    for _ in $(seq 50); do [[ -s "$WORK/nginx-$w.pid" ]] && break; sleep 0.1; done
+    pgrep -P "$(cat "$WORK/nginx-$w.pid")" | tr '\n' ' ' >"$WORK/nginx-$w.pids"
     PORTS+=($port)
     i=$((i + 1))
 done
@@ -124,7 +126,9 @@ for w in $WORKERS; do
     gw_config $plain 0 >"$WORK/plain-$w.json"
     gw_config $plugins 1 >"$WORK/plugins-$w.json"
     TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$GWHOST" run -c "$WORK/plain-$w.json" & PIDS+=($!)
+    echo $! >"$WORK/plain-$w.pids"
     TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$GWHOST" run -c "$WORK/plugins-$w.json" & PIDS+=($!)
+    echo $! >"$WORK/plugins-$w.pids"
     PORTS+=($plain $plugins)
     i=$((i + 1))
 done
@@ -139,17 +143,29 @@ done
 curl -fsS -D - "http://127.0.0.1:18084/hello" -o /dev/null | grep -qi '^x-pass-server: 1' \
     || { echo "the plugins are not active" >&2; exit 1; }
 
-# wrk: requests/s and p99 (normalised to ms).
-measure() { # name, port
+# wrk: requests/s, p99 (normalised to ms), and the proxy's CPU time per request, user and
+# system (/proc/PID/stat of its processes and threads, around the run).
+cpu_ticks() { # pids... -> "utime stime", in clock ticks
+    local pid
+    for pid in "$@"; do cat /proc/"$pid"/task/*/stat; done | awk '{u += $14; s += $15} END {print u, s}'
+}
+measure() { # name, port (the proxy's pids are in $WORK/name.pids)
     wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://127.0.0.1:$2/hello" >/dev/null
-    local out rps p99
+    local out rps p99 pids before after cpu
+    read -ra pids <"$WORK/$1.pids"
+    before="$(cpu_ticks "${pids[@]}")"
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$2/hello")"
+    after="$(cpu_ticks "${pids[@]}")"
     echo "$out" >"$WORK/$1.wrk"
     [[ -n "${BENCH_LOG:-}" ]] && awk -v n="$1" '/^Requests\/sec:/ {print n, $2}' <<<"$out" >>"$BENCH_LOG"
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}' <<<"$out")"
+    cpu="$(awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" \
+        '/requests in/ {n = $1}
+         END {split(before, b, " "); split(after, a, " "); k = 1e6 / hz / n
+              printf "%.2f %.2f", (a[1] - b[1]) * k, (a[2] - b[2]) * k}' <<<"$out")"
     if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
-    echo "$rps $p99"
+    echo "$rps $p99 $cpu"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
 ROWS="" SUMMARY=""
@@ -172,9 +188,10 @@ for w in $WORKERS; do
     PLAIN_RPS="$(median "$WORK/plain-$w.runs" 1)" PLAIN_P99="$(median "$WORK/plain-$w.runs" 2)"
     PLUGINS_RPS="$(median "$WORK/plugins-$w.runs" 1)" PLUGINS_P99="$(median "$WORK/plugins-$w.runs" 2)"
     NGINX_RPS="$(median "$WORK/nginx-$w.runs" 1)" NGINX_P99="$(median "$WORK/nginx-$w.runs" 2)"
-    ROWS+="| $w | gwhost, no plugins | $PLAIN_RPS | $PLAIN_P99 ms |
-| $w | gwhost, 3 plugins (server + modifier + client) | $PLUGINS_RPS | $PLUGINS_P99 ms |
-| $w | nginx proxy_pass | $NGINX_RPS | $NGINX_P99 ms |
+    cpu() { echo "$(median "$1" 3) + $(median "$1" 4)"; }
+    ROWS+="| $w | gwhost, no plugins | $PLAIN_RPS | $PLAIN_P99 ms | $(cpu "$WORK/plain-$w.runs") |
+| $w | gwhost, 3 plugins (server + modifier + client) | $PLUGINS_RPS | $PLUGINS_P99 ms | $(cpu "$WORK/plugins-$w.runs") |
+| $w | nginx proxy_pass | $NGINX_RPS | $NGINX_P99 ms | $(cpu "$WORK/nginx-$w.runs") |
 "
     SUMMARY+="- $w worker(s): gwhost with 3 plugins / without: $(ratio "$PLUGINS_RPS" "$PLAIN_RPS") of the throughput (target >= 95%); gwhost without plugins / nginx: $(ratio "$PLAIN_RPS" "$NGINX_RPS") (target >= 100%), p99 $PLAIN_P99 ms vs $NGINX_P99 ms (target: no worse).
 "
@@ -193,11 +210,14 @@ gwhost: its per-thread pools). Same worker count W for both proxies: nginx
 \`worker_processes W\`, gwhost \`TOKIO_WORKER_THREADS=W\` (W current-thread runtimes; the
 default is one per core). gwhost is a release build; "3 plugins" is
 \`fixtures/plugins/passthrough\`: an http-server plugin, a request modifier and an
-http-client plugin that forwards with the host's client. wrk, the backend and the proxy
-under test share the same cores, so absolute numbers are low; the ratios are the point.
+http-client plugin that forwards with the host's client. Each proxy runs in its own
+session (nginx daemonizes; gwhost is started with \`setsid\`): with the kernel's autogroup
+scheduling, a process in wrk's session would share one CPU share with wrk. wrk, the
+backend and the proxy under test share the same cores, so absolute numbers are low; the
+ratios are the point.
 
-| W | proxy | requests/s | p99 latency |
-|---:|---|---:|---:|
+| W | proxy | requests/s | p99 latency | proxy CPU µs per request (user + system) |
+|---:|---|---:|---:|---:|
 $(printf '%s' "$ROWS")
 
 $(printf '%s' "$SUMMARY")
@@ -208,15 +228,20 @@ echo "$REPORT"
 if [[ $WRITE == 1 ]]; then
     FILE="$ROOT/BENCHMARKS.md"
     [[ -f "$FILE" ]] || printf '# Benchmarks\n' >"$FILE"
-    # Replace only this script's section: from `## gwhost` to the next `## ` heading.
+    # Replace only this script's output: from `## gwhost` to the end marker (the notes
+    # written by hand after it stay), or to the next `## ` heading if there is no marker.
     REPORT="$REPORT" python3 - "$FILE" <<'EOF'
 import os, re, sys
 path = sys.argv[1]
 text = open(path).read()
-section = os.environ["REPORT"].rstrip() + "\n"
-pattern = re.compile(r"^## gwhost\n.*?(?=^## |\Z)", re.S | re.M)
+marker = "<!-- end of scripts/bench-gateway.sh output -->"
+section = os.environ["REPORT"].rstrip() + "\n\n" + marker + "\n"
+pattern = re.compile(r"^## gwhost\n.*?" + re.escape(marker) + r"\n", re.S | re.M)
+if not pattern.search(text):
+    pattern = re.compile(r"^## gwhost\n.*?(?=^## |\Z)", re.S | re.M)
+    section += "\n"
 if pattern.search(text):
-    text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
+    text = pattern.sub(lambda _: section, text, count=1).rstrip() + "\n"
 else:
     text = text.rstrip() + "\n\n" + section
 open(path, "w").write(text)

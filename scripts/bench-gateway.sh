@@ -100,7 +100,7 @@ for w in $WORKERS; do
     }" >"$WORK/nginx-$w.conf"
     nginx -c "$WORK/nginx-$w.conf"
     for _ in $(seq 50); do [[ -s "$WORK/nginx-$w.pid" ]] && break; sleep 0.1; done
-    pgrep -P "$(cat "$WORK/nginx-$w.pid")" | tr '\n' ' ' >"$WORK/nginx-$w.pids"
+    echo $(pgrep -P "$(cat "$WORK/nginx-$w.pid")") >"$WORK/nginx-$w.pids"
     PORTS+=($port)
     i=$((i + 1))
 done

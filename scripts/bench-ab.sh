@@ -15,18 +15,11 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DURATION="${DURATION:-10s}"
-REPEAT="${REPEAT:-3}"
-THREADS="${THREADS:-2}"
-CONNECTIONS="${CONNECTIONS:-64}"
-WORKERS="${WORKERS:-$(printf '%s\n' 1 "$(nproc)" | sort -un | tr '\n' ' ' | sed 's/ $//')}"
+# shellcheck source=scripts/bench-common.sh
+source "$ROOT/scripts/bench-common.sh"
 [[ $# == 2 ]] || { echo "usage: scripts/bench-ab.sh A B (git revisions or gwhost binaries)" >&2; exit 2; }
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v curl >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq wrk nginx-light curl >/dev/null
-fi
+install_bench_tools
 
 WORK="$(mktemp -d /tmp/gwhost-ab.XXXXXX)"
 PIDS=()
@@ -88,17 +81,8 @@ EOF
         PIDS+=($!) PORT[$v-$w]=$port PID[$v-$w]=$!
     done
 done
-for key in "${!PORT[@]}"; do
-    for _ in $(seq 100); do
-        curl -fsS "http://127.0.0.1:${PORT[$key]}/hello" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    curl -fsS "http://127.0.0.1:${PORT[$key]}/hello" >/dev/null
-done
+wait_for_ports "${PORT[@]}"
 
-cpu_ticks() { # pid -> "utime stime" of all its threads, in clock ticks
-    cat /proc/"$1"/task/*/stat | awk '{u += $14; s += $15} END {print u, s}'
-}
 measure() { # key -> "requests/s  cpu-us-per-request  user-us  system-us"
     local url="http://127.0.0.1:${PORT[$1]}/hello" before after out
     wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
@@ -106,21 +90,16 @@ measure() { # key -> "requests/s  cpu-us-per-request  user-us  system-us"
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$url")"
     after="$(cpu_ticks "${PID[$1]}")"
     if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; exit 1; fi
-    awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" \
-        '/requests in/ {n = $1} /^Requests\/sec:/ {rps = $2}
-         END {split(before, b, " "); split(after, a, " "); k = 1e6 / hz / n
-              printf "%s %.2f %.2f %.2f\n", rps, (a[1] + a[2] - b[1] - b[2]) * k,
-                     (a[1] - b[1]) * k, (a[2] - b[2]) * k}' <<<"$out"
+    local rps cpu
+    rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+    cpu="$(cpu_per_request "$before" "$after" "$out")"
+    awk -v rps="$rps" -v cpu="$cpu" 'BEGIN {split(cpu, c, " "); printf "%s %.2f %s %s\n", rps, c[1] + c[2], c[1], c[2]}'
 }
 for _ in $(seq "$REPEAT"); do
     for w in $WORKERS; do
         for v in a b; do measure "$v-$w" >>"$WORK/$v-$w.runs"; done
     done
 done
-median() { # file, column
-    sort -g -k"$2" "$1" | awk -v c="$2" '{v[NR] = $c}
-        END {m = int((NR + 1) / 2); if (NR % 2) print v[m]; else printf "%.2f\n", (v[m] + v[m + 1]) / 2}'
-}
 echo "A = $1, B = $2; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
 echo
 echo "| W | build | requests/s | CPU µs per request | user | system |"

@@ -20,11 +20,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DURATION="${DURATION:-10s}"
-REPEAT="${REPEAT:-3}"
-THREADS="${THREADS:-2}"
-CONNECTIONS="${CONNECTIONS:-64}"
-WORKERS="${WORKERS:-$(printf '%s\n' 1 "$(nproc)" | sort -un | tr '\n' ' ' | sed 's/ $//')}"
+# shellcheck source=scripts/bench-common.sh
+source "$ROOT/scripts/bench-common.sh"
 BACKEND_WORKERS="${BACKEND_WORKERS:-$(nproc)}"
 WRITE=0
 [[ "${1:-}" == "--write-benchmarks" ]] && WRITE=1
@@ -32,11 +29,7 @@ WRITE=0
 BACKEND_PORT=18081
 # For the i-th worker count: nginx on 18082+10i, gwhost on 18083+10i and 18084+10i.
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v curl >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq wrk nginx-light curl >/dev/null
-fi
+install_bench_tools
 
 cd "$ROOT"
 cargo build --release -p gwhost -p fixture-passthrough
@@ -133,22 +126,12 @@ for w in $WORKERS; do
     i=$((i + 1))
 done
 
-for port in "${PORTS[@]}"; do
-    for _ in $(seq 100); do
-        curl -fsS "http://127.0.0.1:$port/hello" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    curl -fsS "http://127.0.0.1:$port/hello" >/dev/null
-done
+wait_for_ports "${PORTS[@]}"
 curl -fsS -D - "http://127.0.0.1:18084/hello" -o /dev/null | grep -qi '^x-pass-server: 1' \
     || { echo "the plugins are not active" >&2; exit 1; }
 
 # wrk: requests/s, p99 (normalised to ms), and the proxy's CPU time per request, user and
 # system (/proc/PID/stat of its processes and threads, around the run).
-cpu_ticks() { # pids... -> "utime stime", in clock ticks
-    local pid
-    for pid in "$@"; do cat /proc/"$pid"/task/*/stat; done | awk '{u += $14; s += $15} END {print u, s}'
-}
 measure() { # name, port (the proxy's pids are in $WORK/name.pids)
     wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://127.0.0.1:$2/hello" >/dev/null
     local out rps p99 pids before after cpu
@@ -160,10 +143,7 @@ measure() { # name, port (the proxy's pids are in $WORK/name.pids)
     [[ -n "${BENCH_LOG:-}" ]] && awk -v n="$1" '/^Requests\/sec:/ {print n, $2}' <<<"$out" >>"$BENCH_LOG"
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}' <<<"$out")"
-    cpu="$(awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" \
-        '/requests in/ {n = $1}
-         END {split(before, b, " "); split(after, a, " "); k = 1e6 / hz / n
-              printf "%.2f %.2f", (a[1] - b[1]) * k, (a[2] - b[2]) * k}' <<<"$out")"
+    cpu="$(cpu_per_request "$before" "$after" "$out")"
     if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
     echo "$rps $p99 $cpu"
 }
@@ -181,9 +161,6 @@ for _ in $(seq "$REPEAT"); do
         i=$((i + 1))
     done
 done
-median() { # runs file, column -> median of that column
-    sort -g -k"$2" "$1" | awk -v c="$2" '{v[NR]=$c} END {m=int((NR+1)/2); if (NR%2) print v[m]; else printf "%.2f\n", (v[m]+v[m+1])/2}'
-}
 for w in $WORKERS; do
     PLAIN_RPS="$(median "$WORK/plain-$w.runs" 1)" PLAIN_P99="$(median "$WORK/plain-$w.runs" 2)"
     PLUGINS_RPS="$(median "$WORK/plugins-$w.runs" 1)" PLUGINS_P99="$(median "$WORK/plugins-$w.runs" 2)"

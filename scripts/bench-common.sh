@@ -1,0 +1,49 @@
+# Shared by scripts/bench-gateway.sh and scripts/bench-ab.sh (sourced, not run): their
+# common settings, the tools they install, and how they measure and sum up a proxy.
+
+DURATION="${DURATION:-10s}"
+REPEAT="${REPEAT:-3}"
+THREADS="${THREADS:-2}"
+CONNECTIONS="${CONNECTIONS:-64}"
+WORKERS="${WORKERS:-$(printf '%s\n' 1 "$(nproc)" | sort -un | tr '\n' ' ' | sed 's/ $//')}"
+
+# wrk, nginx and curl, from Debian's packages, if missing.
+install_bench_tools() {
+    if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v curl >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq wrk nginx-light curl >/dev/null
+    fi
+}
+
+# pids... -> "utime stime" of all their threads, in clock ticks.
+cpu_ticks() {
+    local pid
+    for pid in "$@"; do cat /proc/"$pid"/task/*/stat; done | awk '{u += $14; s += $15} END {print u, s}'
+}
+
+# "utime stime" before, after, wrk's output -> "user-us system-us" per request.
+cpu_per_request() {
+    awk -v before="$1" -v after="$2" -v hz="$(getconf CLK_TCK)" \
+        '/requests in/ {n = $1}
+         END {split(before, b, " "); split(after, a, " "); k = 1e6 / hz / n
+              printf "%.2f %.2f", (a[1] - b[1]) * k, (a[2] - b[2]) * k}' <<<"$3"
+}
+
+# runs file, column -> the median of that column.
+median() {
+    sort -g -k"$2" "$1" | awk -v c="$2" '{v[NR] = $c}
+        END {m = int((NR + 1) / 2); if (NR % 2) print v[m]; else printf "%.2f\n", (v[m] + v[m + 1]) / 2}'
+}
+
+# Waits up to 10 s for each loopback port to answer GET /hello; fails if one does not.
+wait_for_ports() {
+    local port
+    for port in "$@"; do
+        for _ in $(seq 100); do
+            curl -fsS "http://127.0.0.1:$port/hello" >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        curl -fsS "http://127.0.0.1:$port/hello" >/dev/null
+    done
+}

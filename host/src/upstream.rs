@@ -179,7 +179,9 @@ impl Upstream {
         if req.uri().authority().is_some() {
             // Moved out, not cloned: a clone of a path built at run time allocates.
             let uri = std::mem::take(req.uri_mut()).into_parts();
-            *req.uri_mut() = uri.path_and_query.map_or_else(|| Uri::from_static("/"), Uri::from);
+            *req.uri_mut() = uri
+                .path_and_query
+                .map_or_else(|| Uri::from_static("/"), Uri::from);
         }
         if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
             host.insert(self.host.clone());

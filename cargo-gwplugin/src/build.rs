@@ -2,7 +2,6 @@
 //! it where a gateway loads it from, and write the config that registers it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use gwplugin_build::elf::{self, ExportedPlugin};
 use gwplugin_build::{AbiManifest, PackageName};
@@ -12,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::check;
 use crate::error::{Error, io};
 use crate::host::Host;
-use crate::plugin::PluginManifest;
+use crate::plugin::{PluginHostArgs, PluginManifest};
 use crate::process::{self, Cargo};
 use crate::register::{self, Json};
 use crate::target::{self, Target};
@@ -31,12 +30,8 @@ pub struct Args {
     /// Build with the given profile
     #[arg(long, value_name = "PROFILE-NAME")]
     pub profile: Option<String>,
-    /// The host (as for `check`) [default: `[package.metadata.gwplugin] host`]
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<PathBuf>,
-    /// Path to the plugin's Cargo.toml
-    #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub plugin: PluginHostArgs,
     /// Where to put the plugin and its snippet [default: <target-dir>/gwplugin/<TRIPLE>]
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
@@ -87,8 +82,8 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
 /// Does the work of `build` and says what it produced.
 pub fn build(args: &Args) -> Result<Built, Error> {
     let cargo = Cargo::from_env();
-    let plugin = PluginManifest::locate(args.manifest_path.as_deref())?;
-    let host = match plugin.host_spec(args.host.as_deref()) {
+    let plugin = args.plugin.plugin()?;
+    let host = match args.plugin.host_spec(&plugin) {
         // Without a check, the host is only needed to pick the default target.
         Ok(_) if args.no_check && args.target.is_some() => None,
         Ok((spec, base)) => Some(Host::resolve(&spec, &base, &cargo)?),
@@ -260,15 +255,7 @@ fn cargo_build(
     target: Target,
     env: &target::TargetEnv,
 ) -> Result<PathBuf, Error> {
-    let mut cmd = Command::new(cargo.program());
-    cmd.arg("build").arg("--manifest-path").arg(&plugin.path);
-    cmd.args([
-        "--lib",
-        "--target",
-        target.triple(),
-        "--message-format",
-        "json-render-diagnostics",
-    ]);
+    let mut cmd = target::build_command(cargo, &plugin.path, plugin.dir(), "--lib", target, env);
     if args.release {
         cmd.arg("--release");
     }
@@ -289,10 +276,6 @@ fn cargo_build(
         }
     }
     cmd.args(&args.cargo_args);
-    cmd.current_dir(plugin.dir());
-    for (k, v) in &env.vars {
-        cmd.env(k, v);
-    }
     if args.verbose {
         for (k, v) in &env.vars {
             status("Using", &format!("{k}={v}"));

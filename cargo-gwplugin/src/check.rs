@@ -9,7 +9,7 @@ use gwplugin_build::{AbiManifest, ManifestRequest, Role};
 use crate::error::{Error, io};
 use crate::host::Host;
 use crate::lockfile::Lockfile;
-use crate::plugin::PluginManifest;
+use crate::plugin::{PluginHostArgs, PluginManifest};
 use crate::process::{self, Cargo};
 use crate::{Outcome, status};
 
@@ -23,14 +23,8 @@ pub enum MessageFormat {
 /// Compare the plugin's would-be ABI manifest with its host's, without building.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// The host: a host binary, an ABI manifest JSON file, a host Cargo project (its
-    /// directory or Cargo.toml) or a Cargo.lock [default: `[package.metadata.gwplugin]
-    /// host` of the plugin]
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<PathBuf>,
-    /// Path to the plugin's Cargo.toml
-    #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub plugin: PluginHostArgs,
     /// Target triple to check for [default: the host's target]
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<String>,
@@ -42,9 +36,7 @@ pub struct Args {
 /// Runs `check`.
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
-    let plugin = PluginManifest::locate(args.manifest_path.as_deref())?;
-    let (spec, base) = plugin.host_spec(args.host.as_deref())?;
-    let host = Host::resolve(&spec, &base, &cargo)?;
+    let (plugin, host) = args.plugin.resolve(&cargo)?;
     let report = check(&cargo, &plugin, &host, args.target.as_deref())?;
     match args.message_format {
         MessageFormat::Human => {

@@ -4,7 +4,6 @@
 //! hosts for aarch64 plugins.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use gwplugin_build::elf;
 
@@ -53,24 +52,12 @@ pub fn build_host(args: &Args) -> Result<PathBuf, Error> {
     let metadata = cargo.metadata(&manifest, &["--no-deps"])?;
     let env = target::prepare(target, &rustc, &metadata.target_directory.join("gwplugin"))?;
 
-    let mut cmd = Command::new(cargo.program());
-    cmd.arg("build").arg("--manifest-path").arg(&manifest);
-    cmd.args([
-        "--bins",
-        "--target",
-        target.triple(),
-        "--message-format",
-        "json-render-diagnostics",
-    ]);
+    let mut cmd = target::build_command(&cargo, &manifest, &dir, "--bins", target, &env);
     if args.release {
         cmd.arg("--release");
     }
     if args.offline {
         cmd.arg("--offline");
-    }
-    cmd.current_dir(&dir);
-    for (k, v) in &env.vars {
-        cmd.env(k, v);
     }
     let command = process::command_line(&cmd);
     let binaries: Vec<PathBuf> = crate::target::cargo_build(cmd)?

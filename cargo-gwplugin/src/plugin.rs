@@ -5,6 +5,43 @@ use std::path::{Path, PathBuf};
 use toml_edit::DocumentMut;
 
 use crate::error::{Error, io};
+use crate::host::Host;
+use crate::process::Cargo;
+
+/// `--host` and `--manifest-path`: the plugin a command works on and the host it targets
+/// (`check`, `sync` and `build` take both).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PluginHostArgs {
+    /// The host: a host binary, an ABI manifest JSON file, a host Cargo project (its
+    /// directory or Cargo.toml) or a Cargo.lock [default: `[package.metadata.gwplugin]
+    /// host` of the plugin]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<PathBuf>,
+    /// Path to the plugin's Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+}
+
+impl PluginHostArgs {
+    /// The plugin's manifest.
+    pub fn plugin(&self) -> Result<PluginManifest, Error> {
+        PluginManifest::locate(self.manifest_path.as_deref())
+    }
+
+    /// Where the plugin's host is (`--host`, else its manifest's setting), and the
+    /// directory a relative one is taken from.
+    pub fn host_spec(&self, plugin: &PluginManifest) -> Result<(PathBuf, PathBuf), Error> {
+        plugin.host_spec(self.host.as_deref())
+    }
+
+    /// The plugin, and its host resolved.
+    pub fn resolve(&self, cargo: &Cargo) -> Result<(PluginManifest, Host), Error> {
+        let plugin = self.plugin()?;
+        let (spec, base) = self.host_spec(&plugin)?;
+        let host = Host::resolve(&spec, &base, cargo)?;
+        Ok((plugin, host))
+    }
+}
 
 /// A plugin's manifest, read and parsed.
 #[derive(Debug, Clone)]

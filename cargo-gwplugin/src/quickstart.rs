@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, io};
+use crate::plugin::PluginHostArgs;
 use crate::{Outcome, build, host_build, new, status, sync};
 
 /// Scaffold, build, register and run a plugin in gwhost, and show what it changes
@@ -73,8 +74,10 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
 
     step(2, "syncing it to gwhost with `cargo gwplugin sync`");
     sync::exec(&sync::Args {
-        host: None,
-        manifest_path: Some(manifest.clone()),
+        plugin: PluginHostArgs {
+            host: None,
+            manifest_path: Some(manifest.clone()),
+        },
         dry_run: false,
     })?;
 
@@ -111,8 +114,10 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         target: Some(triple),
         release: false,
         profile: None,
-        host: Some(gwhost.clone()),
-        manifest_path: Some(manifest),
+        plugin: PluginHostArgs {
+            host: Some(gwhost.clone()),
+            manifest_path: Some(manifest),
+        },
         out_dir: Some(dir.join("plugins")),
         register: Some(config.clone()),
         endpoint: vec![],

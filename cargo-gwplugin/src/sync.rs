@@ -1,12 +1,12 @@
 //! `cargo gwplugin sync`: bring a plugin to its host's versions.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::edit;
 use crate::error::{Error, io};
 use crate::host::Host;
 use crate::lockfile::Lockfile;
-use crate::plugin::PluginManifest;
+use crate::plugin::{PluginHostArgs, PluginManifest};
 use crate::process::Cargo;
 use crate::txn::Transaction;
 use crate::{Outcome, status};
@@ -14,14 +14,8 @@ use crate::{Outcome, status};
 /// Align the plugin's dependencies, compiler and Cargo.lock with its host.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// The host: a host binary, an ABI manifest JSON file, a host Cargo project (its
-    /// directory or Cargo.toml) or a Cargo.lock [default: `[package.metadata.gwplugin]
-    /// host` of the plugin]
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<PathBuf>,
-    /// Path to the plugin's Cargo.toml
-    #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub plugin: PluginHostArgs,
     /// Print what would change (a unified diff) and write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -30,9 +24,7 @@ pub struct Args {
 /// Runs `sync`.
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
-    let plugin = PluginManifest::locate(args.manifest_path.as_deref())?;
-    let (spec, base) = plugin.host_spec(args.host.as_deref())?;
-    let host = Host::resolve(&spec, &base, &cargo)?;
+    let (plugin, host) = args.plugin.resolve(&cargo)?;
     sync(&cargo, &plugin, &host, args.dry_run)?;
     Ok(Outcome::Ok)
 }

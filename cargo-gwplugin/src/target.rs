@@ -198,6 +198,34 @@ pub fn verify_artifact(target: Target, bytes: &[u8]) -> Result<ElfFacts, String>
     Ok(facts)
 }
 
+/// `cargo build --manifest-path MANIFEST SELECTION --target T --message-format
+/// json-render-diagnostics`, run in `dir` with `env`: the start of every build this tool
+/// makes for a target (`build` selects `--lib`, `host-build` `--bins`); the caller adds
+/// its own flags, then hands it to [`cargo_build`].
+pub fn build_command(
+    cargo: &crate::process::Cargo,
+    manifest: &Path,
+    dir: &Path,
+    selection: &str,
+    target: Target,
+    env: &TargetEnv,
+) -> Command {
+    let mut cmd = Command::new(cargo.program());
+    cmd.arg("build").arg("--manifest-path").arg(manifest);
+    cmd.args([
+        selection,
+        "--target",
+        target.triple(),
+        "--message-format",
+        "json-render-diagnostics",
+    ]);
+    cmd.current_dir(dir);
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// Runs `cmd`, a `cargo build … --message-format json-render-diagnostics`: cargo's
 /// progress and diagnostics reach the user as they happen; returns cargo's
 /// `compiler-artifact` messages. A failed build carries cargo's exit code, to forward.

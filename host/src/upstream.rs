@@ -233,35 +233,13 @@ impl Upstream {
 }
 
 /// Sends a request with an absolute `http://` URI, on this thread's pool for its host.
-/// A failure names the URI (not copied unless there is one: the request's is gone by then).
-pub async fn send(req: Request) -> Result<Response, SendError> {
-    let failed = |uri: &Uri, source| SendError {
-        uri: uri.to_string(),
-        source,
-    };
+pub async fn send(req: Request) -> Result<Response, BackendError> {
     let upstream = match (req.uri().scheme(), req.uri().authority()) {
         (Some(s), Some(a)) if *s == Scheme::HTTP => ad_hoc(s, a),
-        (Some(_), Some(_)) => {
-            let e = BackendError::Uri("invalid URL, scheme is not http");
-            return Err(failed(req.uri(), e));
-        }
-        _ => {
-            let e = BackendError::Uri("client requires absolute-form URIs");
-            return Err(failed(req.uri(), e));
-        }
+        (Some(_), Some(_)) => return Err(BackendError::Uri("invalid URL, scheme is not http")),
+        _ => return Err(BackendError::Uri("client requires absolute-form URIs")),
     };
-    upstream.send(req).await.map_err(|source| SendError {
-        uri: format!("{}://{}", upstream.scheme, upstream.authority),
-        source,
-    })
-}
-
-/// Why [`send`] failed, and for which URI (only scheme and host once the request is sent).
-#[derive(Debug, thiserror::Error)]
-#[error("backend `{uri}`: {source}")]
-pub struct SendError {
-    pub uri: String,
-    pub source: BackendError,
+    upstream.send(req).await
 }
 
 /// This thread's [`Upstream`] for a host, made on first use.

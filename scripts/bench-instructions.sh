@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by callgrind (repeatable whatever else the
+# machine is doing; this machine has no hardware counters): gwhost (release, 1 worker)
+# without plugins, then with the 3 passthrough plugins, each under valgrind for
+# `wrk -t1 -c8 -d10s` against a local nginx backend. The count includes start-up, so it
+# is slightly high; compare builds with the same settings.
+#
+# Usage: scripts/bench-instructions.sh [GWHOST-BINARY]   (default: build this checkout)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=scripts/bench-common.sh
+source "$ROOT/scripts/bench-common.sh"
+install_bench_tools
+command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
+
+cd "$ROOT"
+cargo build -q --release -p gwhost -p fixture-passthrough
+GWHOST="${1:-$ROOT/target/release/gwhost}"
+
+WORK="$(mktemp -d /tmp/gwhost-instr.XXXXXX)"
+cleanup() {
+    pkill -f "valgrind.*$WORK" 2>/dev/null || true
+    [[ -f "$WORK/backend.pid" ]] && kill "$(cat "$WORK/backend.pid")" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+BACKEND_PORT=18281 PORT=18282
+cat >"$WORK/backend.conf" <<EOF
+worker_processes 1;
+pid $WORK/backend.pid;
+error_log $WORK/error.log warn;
+daemon on;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
+    uwsgi_temp_path $WORK; scgi_temp_path $WORK;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / { default_type application/json; return 200 '{"hello":"world"}'; }
+    }
+}
+EOF
+nginx -c "$WORK/backend.conf"
+mkdir -p "$WORK/plugins"
+cp "$ROOT/target/release/libfixture_passthrough.so" "$WORK/plugins/"
+
+config() { # with-plugins
+    local server="" endpoint="" backend=""
+    if [[ "$1" == 1 ]]; then
+        server=', "extra_config": {"plugin/http-server": {"name": ["pass-server"]}}'
+        endpoint=', "extra_config": {"plugin/req-resp-modifier": {"name": ["pass-modifier"]}}'
+        backend=', "extra_config": {"plugin/http-client": {"name": "pass-client"}}'
+    fi
+    cat <<EOF
+{"version": 3, "listen_ip": "127.0.0.1", "port": $PORT,
+ "plugin": {"folder": "$WORK/plugins", "pattern": ".so"}$server,
+ "endpoints": [{"endpoint": "/hello"$endpoint,
+   "backend": [{"host": ["http://127.0.0.1:$BACKEND_PORT"], "url_pattern": "/hello"$backend}]}]}
+EOF
+}
+
+count() { # name, with-plugins -> instructions per request
+    config "$2" >"$WORK/$1.json"
+    TOKIO_WORKER_THREADS=1 RUST_LOG=warn valgrind --tool=callgrind \
+        --callgrind-out-file="$WORK/$1.callgrind" "$GWHOST" run -c "$WORK/$1.json" \
+        >"$WORK/$1.log" 2>&1 &
+    local pid=$! requests
+    for _ in $(seq 300); do
+        curl -fsS "http://127.0.0.1:$PORT/hello" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    requests="$(wrk -t1 -c8 -d10s "http://127.0.0.1:$PORT/hello" | awk '/requests in/ {print $1}')"
+    kill -TERM "$pid"
+    wait "$pid" || true
+    awk -v n="$requests" '/I *refs:/ {gsub(",", "", $NF); printf "%.0f\n", $NF / n}' "$WORK/$1.log"
+}
+
+echo "| gwhost (1 worker, wrk -t1 -c8 -d10s under callgrind) | instructions per request |"
+echo "|---|---:|"
+echo "| no plugins | $(count plain 0) |"
+echo "| 3 plugins (server + modifier + client) | $(count plugins 1) |"

@@ -47,35 +47,15 @@ A_BIN="$(binary "$1" a)"
 B_BIN="$(binary "$2" b)"
 
 BACKEND_PORT=18181
-cat >"$WORK/backend.conf" <<EOF
-worker_processes $(nproc);
-pid $WORK/backend.pid;
-error_log $WORK/error.log warn;
-daemon on;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
-    uwsgi_temp_path $WORK; scgi_temp_path $WORK;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$BACKEND_PORT;
-        location / { default_type application/json; return 200 '{"hello":"world"}'; }
-    }
-}
-EOF
-nginx -c "$WORK/backend.conf"
+start_backend "$WORK/backend" "$BACKEND_PORT" "$(nproc)"
+mkdir -p "$WORK/plugins"
 
 declare -A PORT PID
 i=0
 for w in $WORKERS; do
     for v in a b; do
         port=$((18182 + i)) && i=$((i + 1))
-        cat >"$WORK/$v-$w.json" <<EOF
-{"version": 3, "listen_ip": "127.0.0.1", "port": $port,
- "endpoints": [{"endpoint": "/hello",
-   "backend": [{"host": ["http://127.0.0.1:$BACKEND_PORT"], "url_pattern": "/hello"}]}]}
-EOF
+        gw_config "$port" 0 "$BACKEND_PORT" "$WORK/plugins" >"$WORK/$v-$w.json"
         bin="$A_BIN" && [[ $v == b ]] && bin="$B_BIN"
         TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$bin" run -c "$WORK/$v-$w.json" &
         PIDS+=($!) PORT[$v-$w]=$port PID[$v-$w]=$!

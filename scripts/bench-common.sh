@@ -47,3 +47,53 @@ wait_for_ports() {
         curl -fsS "http://127.0.0.1:$port/hello" >/dev/null
     done
 }
+
+# An nginx config: dir (temp files, error log), pidfile, workers, server blocks.
+nginx_conf() {
+    cat <<EOF
+worker_processes $3;
+pid $2;
+error_log $1/error.log warn;
+daemon on;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $1;
+    proxy_temp_path $1;
+    fastcgi_temp_path $1;
+    uwsgi_temp_path $1;
+    scgi_temp_path $1;
+    keepalive_requests 1000000;
+$4
+}
+EOF
+}
+
+# Starts the benchmark backend: an nginx of its own answering a fixed 17-byte JSON body.
+# dir (its pid goes to dir.pid), port, workers.
+start_backend() {
+    mkdir -p "$1"
+    nginx_conf "$1" "$1.pid" "$3" "
+    server {
+        listen 127.0.0.1:$2;
+        location / { default_type application/json; return 200 '{\"hello\":\"world\"}'; }
+    }" >"$1/backend.conf"
+    nginx -c "$1/backend.conf"
+}
+
+# A gwhost config proxying /hello to the backend: port, with-plugins (0 or 1: the
+# passthrough fixture's server, modifier and client), backend port, plugin folder.
+gw_config() {
+    local server="" endpoint="" backend=""
+    if [[ "$2" == 1 ]]; then
+        server=', "extra_config": {"plugin/http-server": {"name": ["pass-server"]}}'
+        endpoint=', "extra_config": {"plugin/req-resp-modifier": {"name": ["pass-modifier"]}}'
+        backend=', "extra_config": {"plugin/http-client": {"name": "pass-client"}}'
+    fi
+    cat <<EOF
+{"version": 3, "listen_ip": "127.0.0.1", "port": $1,
+ "plugin": {"folder": "$4", "pattern": ".so"}$server,
+ "endpoints": [{"endpoint": "/hello"$endpoint,
+   "backend": [{"host": ["http://127.0.0.1:$3"], "url_pattern": "/hello"$backend}]}]}
+EOF
+}

@@ -51,31 +51,7 @@ trap cleanup EXIT
 # instances, so that the proxy, like gwhost, reaches the backend through another
 # process's workers.
 mkdir -p "$WORK/plugins" "$WORK/nginx" "$WORK/backend"
-nginx_conf() { # dir, pidfile, workers, server blocks
-    cat <<EOF
-worker_processes $3;
-pid $2;
-error_log $1/error.log warn;
-daemon on;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $1;
-    proxy_temp_path $1;
-    fastcgi_temp_path $1;
-    uwsgi_temp_path $1;
-    scgi_temp_path $1;
-    keepalive_requests 1000000;
-$4
-}
-EOF
-}
-nginx_conf "$WORK/backend" "$WORK/backend.pid" "$BACKEND_WORKERS" "
-    server {
-        listen 127.0.0.1:$BACKEND_PORT;
-        location / { default_type application/json; return 200 '{\"hello\":\"world\"}'; }
-    }" >"$WORK/backend.conf"
-nginx -c "$WORK/backend.conf"
+start_backend "$WORK/backend" "$BACKEND_PORT" "$BACKEND_WORKERS"
 PORTS=($BACKEND_PORT)
 i=0
 for w in $WORKERS; do
@@ -99,25 +75,11 @@ for w in $WORKERS; do
 done
 
 cp "$PLUGIN" "$WORK/plugins/"
-gw_config() { # port, with-plugins
-    local server="" endpoint="" backend=""
-    if [[ "$2" == 1 ]]; then
-        server=', "extra_config": {"plugin/http-server": {"name": ["pass-server"]}}'
-        endpoint=', "extra_config": {"plugin/req-resp-modifier": {"name": ["pass-modifier"]}}'
-        backend=', "extra_config": {"plugin/http-client": {"name": "pass-client"}}'
-    fi
-    cat <<EOF
-{"version": 3, "listen_ip": "127.0.0.1", "port": $1,
- "plugin": {"folder": "plugins", "pattern": ".so"}$server,
- "endpoints": [{"endpoint": "/hello"$endpoint,
-   "backend": [{"host": ["http://127.0.0.1:$BACKEND_PORT"], "url_pattern": "/hello"$backend}]}]}
-EOF
-}
 i=0
 for w in $WORKERS; do
     plain=$((18083 + 10 * i)) plugins=$((18084 + 10 * i))
-    gw_config $plain 0 >"$WORK/plain-$w.json"
-    gw_config $plugins 1 >"$WORK/plugins-$w.json"
+    gw_config $plain 0 "$BACKEND_PORT" "$WORK/plugins" >"$WORK/plain-$w.json"
+    gw_config $plugins 1 "$BACKEND_PORT" "$WORK/plugins" >"$WORK/plugins-$w.json"
     TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$GWHOST" run -c "$WORK/plain-$w.json" & PIDS+=($!)
     echo $! >"$WORK/plain-$w.pids"
     TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$GWHOST" run -c "$WORK/plugins-$w.json" & PIDS+=($!)

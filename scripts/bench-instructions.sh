@@ -27,44 +27,13 @@ cleanup() {
 trap cleanup EXIT
 
 BACKEND_PORT=18281 PORT=18282
-cat >"$WORK/backend.conf" <<EOF
-worker_processes 1;
-pid $WORK/backend.pid;
-error_log $WORK/error.log warn;
-daemon on;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
-    uwsgi_temp_path $WORK; scgi_temp_path $WORK;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$BACKEND_PORT;
-        location / { default_type application/json; return 200 '{"hello":"world"}'; }
-    }
-}
-EOF
-nginx -c "$WORK/backend.conf"
+start_backend "$WORK/backend" "$BACKEND_PORT" 1
 mkdir -p "$WORK/plugins"
 cp "$ROOT/target/release/libfixture_passthrough.so" "$WORK/plugins/"
 
-config() { # with-plugins
-    local server="" endpoint="" backend=""
-    if [[ "$1" == 1 ]]; then
-        server=', "extra_config": {"plugin/http-server": {"name": ["pass-server"]}}'
-        endpoint=', "extra_config": {"plugin/req-resp-modifier": {"name": ["pass-modifier"]}}'
-        backend=', "extra_config": {"plugin/http-client": {"name": "pass-client"}}'
-    fi
-    cat <<EOF
-{"version": 3, "listen_ip": "127.0.0.1", "port": $PORT,
- "plugin": {"folder": "$WORK/plugins", "pattern": ".so"}$server,
- "endpoints": [{"endpoint": "/hello"$endpoint,
-   "backend": [{"host": ["http://127.0.0.1:$BACKEND_PORT"], "url_pattern": "/hello"$backend}]}]}
-EOF
-}
 
 count() { # name, with-plugins -> instructions per request
-    config "$2" >"$WORK/$1.json"
+    gw_config "$PORT" "$2" "$BACKEND_PORT" "$WORK/plugins" >"$WORK/$1.json"
     TOKIO_WORKER_THREADS=1 RUST_LOG=warn valgrind --tool=callgrind \
         --callgrind-out-file="$WORK/$1.callgrind" "$GWHOST" run -c "$WORK/$1.json" \
         >"$WORK/$1.log" 2>&1 &

@@ -179,20 +179,26 @@ impl Gateway {
     }
 
     /// Answers one request. Never fails: every failure becomes a status.
-    pub async fn handle(&self, req: Request) -> Response {
-        let id = next_request_id();
-        REQUEST_ID
-            .scope(id, async {
-                match &self.chain {
-                    None => self.router.handle(req).await,
-                    Some((chain, name)) => match chain.call(req).await {
-                        Ok(resp) => resp,
-                        // Inner layers turn their plugin's errors into responses already.
-                        Err(e) => plugin_failure(name, Kind::HttpServer, &e),
-                    },
-                }
-            })
-            .await
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps its request twice in its state: parameter and local"
+    )]
+    pub fn handle(&self, req: Request) -> impl Future<Output = Response> + Send + '_ {
+        async move {
+            let id = next_request_id();
+            REQUEST_ID
+                .scope(id, async {
+                    match &self.chain {
+                        None => self.router.handle(req).await,
+                        Some((chain, name)) => match chain.call(req).await {
+                            Ok(resp) => resp,
+                            // Inner layers turn their plugin's errors into responses already.
+                            Err(e) => plugin_failure(name, Kind::HttpServer, &e),
+                        },
+                    }
+                })
+                .await
+        }
     }
 }
 
@@ -261,131 +267,143 @@ struct Router {
 }
 
 impl Router {
-    async fn handle(&self, mut req: Request) -> Response {
-        let Some(index) = self.table.lookup(req.method(), req.uri().path()) else {
-            return status_response(StatusCode::NOT_FOUND);
-        };
-        let route = &self.routes[index];
-        let backend = &route.backend;
-        // Parameters come from the path as routed, before modifiers may rewrite the URI.
-        let mut target = String::new();
-        backend.url.render_into(req.uri().path(), None, &mut target);
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps its request twice in its state: parameter and local"
+    )]
+    fn handle(&self, mut req: Request) -> impl Future<Output = Response> + Send + '_ {
+        async move {
+            let Some(index) = self.table.lookup(req.method(), req.uri().path()) else {
+                return status_response(StatusCode::NOT_FOUND);
+            };
+            let route = &self.routes[index];
+            let backend = &route.backend;
+            // Parameters come from the path as routed, before modifiers may rewrite the URI.
+            let mut target = String::new();
+            backend.url.render_into(req.uri().path(), None, &mut target);
 
-        for m in &route.modifiers {
-            if let Err(e) = m.instance.modify_request(&mut req) {
-                return plugin_failure(&m.name, Kind::Modifier, &e);
+            for m in &route.modifiers {
+                if let Err(e) = m.instance.modify_request(&mut req) {
+                    return plugin_failure(&m.name, Kind::Modifier, &e);
+                }
             }
-        }
-        if let Some(query) = req.uri().query() {
-            target.push('?');
-            target.push_str(query);
-        }
-        let upstream = backend.pick_host();
-        let Ok(path_and_query) = PathAndQuery::try_from(target) else {
-            return status_response(StatusCode::BAD_REQUEST);
-        };
-        // The request is changed in place: a `Request` is a few hundred bytes to move.
-        // Backend modifiers and an http-client plugin see the backend's absolute URI;
-        // without them the proxy's own client takes the origin form as it is.
-        let direct = backend.modifiers.is_empty() && backend.client.is_none();
-        *req.uri_mut() = if direct {
-            Uri::from(path_and_query)
-        } else {
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(upstream.scheme().clone());
-            uri.authority = Some(upstream.authority().clone());
-            uri.path_and_query = Some(path_and_query);
-            match Uri::from_parts(uri) {
-                Ok(u) => u,
-                Err(_) => return status_response(StatusCode::BAD_REQUEST),
+            if let Some(query) = req.uri().query() {
+                target.push('?');
+                target.push_str(query);
             }
-        };
-        if let Some(method) = &backend.method {
-            *req.method_mut() = method.clone();
-        }
-        *req.version_mut() = Version::HTTP_11;
-        strip_hop_by_hop(req.headers_mut());
-        // The backend's host, not the gateway's. With backend modifiers or an http-client
-        // plugin, whoever finally sends the request sets it from the URI they leave.
-        if direct {
-            req.headers_mut()
-                .insert(header::HOST, upstream.host_header().clone());
-        } else {
-            req.headers_mut().remove(header::HOST);
-        }
+            let upstream = backend.pick_host();
+            let Ok(path_and_query) = PathAndQuery::try_from(target) else {
+                return status_response(StatusCode::BAD_REQUEST);
+            };
+            // The request is changed in place: a `Request` is a few hundred bytes to move.
+            // Backend modifiers and an http-client plugin see the backend's absolute URI;
+            // without them the proxy's own client takes the origin form as it is.
+            let direct = backend.modifiers.is_empty() && backend.client.is_none();
+            *req.uri_mut() = if direct {
+                Uri::from(path_and_query)
+            } else {
+                let mut uri = http::uri::Parts::default();
+                uri.scheme = Some(upstream.scheme().clone());
+                uri.authority = Some(upstream.authority().clone());
+                uri.path_and_query = Some(path_and_query);
+                match Uri::from_parts(uri) {
+                    Ok(u) => u,
+                    Err(_) => return status_response(StatusCode::BAD_REQUEST),
+                }
+            };
+            if let Some(method) = &backend.method {
+                *req.method_mut() = method.clone();
+            }
+            *req.version_mut() = Version::HTTP_11;
+            strip_hop_by_hop(req.headers_mut());
+            // The backend's host, not the gateway's. With backend modifiers or an http-client
+            // plugin, whoever finally sends the request sets it from the URI they leave.
+            if direct {
+                req.headers_mut()
+                    .insert(header::HOST, upstream.host_header().clone());
+            } else {
+                req.headers_mut().remove(header::HOST);
+            }
 
-        for m in &backend.modifiers {
-            if let Err(e) = m.instance.modify_request(&mut req) {
-                return plugin_failure(&m.name, Kind::Modifier, &e);
+            for m in &backend.modifiers {
+                if let Err(e) = m.instance.modify_request(&mut req) {
+                    return plugin_failure(&m.name, Kind::Modifier, &e);
+                }
             }
-        }
-        let mut resp = match self.call_backend(backend, upstream, req).await {
-            Ok(resp) => resp,
-            Err(failure) => return failure,
-        };
-        for m in backend.modifiers.iter().chain(&route.modifiers) {
-            if let Err(e) = m.instance.modify_response(&mut resp) {
-                return plugin_failure(&m.name, Kind::Modifier, &e);
+            let mut resp = match self.call_backend(backend, upstream, req).await {
+                Ok(resp) => resp,
+                Err(failure) => return failure,
+            };
+            for m in backend.modifiers.iter().chain(&route.modifiers) {
+                if let Err(e) = m.instance.modify_response(&mut resp) {
+                    return plugin_failure(&m.name, Kind::Modifier, &e);
+                }
             }
+            resp
         }
-        resp
     }
 
-    async fn call_backend(
-        &self,
-        backend: &BackendRoute,
-        upstream: &Upstream,
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps its request twice in its state: parameter and local"
+    )]
+    fn call_backend<'a>(
+        &'a self,
+        backend: &'a BackendRoute,
+        upstream: &'a Upstream,
         req: Request,
-    ) -> Result<Response, Response> {
-        let timed_out = || {
-            tracing::warn!(
-                request_id = request_id(),
-                "backend did not answer within {:?}",
-                backend.timeout
-            );
-            status_response(StatusCode::GATEWAY_TIMEOUT)
-        };
-        if let Some(client) = &backend.client {
-            return match timer::timeout(backend.timeout, client.handler.call(req)).await {
+    ) -> impl Future<Output = Result<Response, Response>> + Send + 'a {
+        async move {
+            let timed_out = || {
+                tracing::warn!(
+                    request_id = request_id(),
+                    "backend did not answer within {:?}",
+                    backend.timeout
+                );
+                status_response(StatusCode::GATEWAY_TIMEOUT)
+            };
+            if let Some(client) = &backend.client {
+                return match timer::timeout(backend.timeout, client.handler.call(req)).await {
+                    Err(_) => Err(timed_out()),
+                    Ok(Ok(mut resp)) => {
+                        // As for the proxy's own responses: never forward hop-by-hop headers.
+                        strip_hop_by_hop(resp.headers_mut());
+                        Ok(resp)
+                    }
+                    Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
+                };
+            }
+            // A backend modifier may have pointed the request elsewhere: then the generic
+            // client (its own pool) takes it, as before.
+            if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
+                let uri = req.uri().clone();
+                return match timer::timeout(backend.timeout, self.client.request(req)).await {
+                    Err(_) => Err(timed_out()),
+                    Ok(Ok(resp)) => {
+                        let (mut parts, body) = resp.into_parts();
+                        strip_hop_by_hop(&mut parts.headers);
+                        Ok(Response::from_parts(parts, incoming_body(body)))
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
+                        Err(status_response(StatusCode::BAD_GATEWAY))
+                    }
+                };
+            }
+            match timer::timeout(backend.timeout, upstream.send(req)).await {
                 Err(_) => Err(timed_out()),
                 Ok(Ok(mut resp)) => {
-                    // As for the proxy's own responses: never forward hop-by-hop headers.
                     strip_hop_by_hop(resp.headers_mut());
                     Ok(resp)
                 }
-                Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
-            };
-        }
-        // A backend modifier may have pointed the request elsewhere: then the generic
-        // client (its own pool) takes it, as before.
-        if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
-            let uri = req.uri().clone();
-            return match timer::timeout(backend.timeout, self.client.request(req)).await {
-                Err(_) => Err(timed_out()),
-                Ok(Ok(resp)) => {
-                    let (mut parts, body) = resp.into_parts();
-                    strip_hop_by_hop(&mut parts.headers);
-                    Ok(Response::from_parts(parts, incoming_body(body)))
-                }
                 Ok(Err(e)) => {
-                    tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
+                    tracing::warn!(
+                        request_id = request_id(),
+                        backend = %format_args!("{}://{}", upstream.scheme(), upstream.authority()),
+                        "backend unreachable: {e}"
+                    );
                     Err(status_response(StatusCode::BAD_GATEWAY))
                 }
-            };
-        }
-        match timer::timeout(backend.timeout, upstream.send(req)).await {
-            Err(_) => Err(timed_out()),
-            Ok(Ok(mut resp)) => {
-                strip_hop_by_hop(resp.headers_mut());
-                Ok(resp)
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(
-                    request_id = request_id(),
-                    backend = %format_args!("{}://{}", upstream.scheme(), upstream.authority()),
-                    "backend unreachable: {e}"
-                );
-                Err(status_response(StatusCode::BAD_GATEWAY))
             }
         }
     }

@@ -77,10 +77,16 @@ impl HostServices for TokioHostServices {
 }
 
 /// The HTTP client lent to plugins: the host's per-thread keep-alive pools.
-async fn send(request: Request) -> Result<Response, Error> {
-    // For the error message: the request, and its URI, are gone once sent.
-    let uri = request.uri().clone();
-    crate::upstream::send(request)
-        .await
-        .map_err(|e| Error::with_status(StatusCode::BAD_GATEWAY, format!("backend `{uri}`: {e}")))
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` keeps its request twice in its state: parameter and local"
+)]
+fn send(request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
+    async move {
+        // For the error message: the request, and its URI, are gone once sent.
+        let uri = request.uri().clone();
+        crate::upstream::send(request).await.map_err(|e| {
+            Error::with_status(StatusCode::BAD_GATEWAY, format!("backend `{uri}`: {e}"))
+        })
+    }
 }

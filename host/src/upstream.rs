@@ -175,71 +175,89 @@ impl Upstream {
     /// in origin form (`/path?query`); origin form goes on the wire, and `host` is set
     /// unless the request has one. The response's headers are the backend's, hop-by-hop
     /// ones included: what to forward is the caller's call.
-    pub async fn send(&self, mut req: Request) -> Result<Response, BackendError> {
-        if req.uri().authority().is_some() {
-            // Moved out, not cloned: a clone of a path built at run time allocates.
-            let uri = std::mem::take(req.uri_mut()).into_parts();
-            *req.uri_mut() = uri
-                .path_and_query
-                .map_or_else(|| Uri::from_static("/"), Uri::from);
-        }
-        if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
-            host.insert(self.host.clone());
-        }
-        let (resp, sender) = loop {
-            let (mut sender, reused) = match self.checkout() {
-                Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps its request twice in its state: parameter and local"
+    )]
+    pub fn send(
+        &self,
+        mut req: Request,
+    ) -> impl Future<Output = Result<Response, BackendError>> + Send + '_ {
+        async move {
+            if req.uri().authority().is_some() {
+                // Moved out, not cloned: a clone of a path built at run time allocates.
+                let uri = std::mem::take(req.uri_mut()).into_parts();
+                *req.uri_mut() = uri
+                    .path_and_query
+                    .map_or_else(|| Uri::from_static("/"), Uri::from);
+            }
+            if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
+                host.insert(self.host.clone());
+            }
+            let (resp, sender) = loop {
+                let (mut sender, reused) = match self.checkout() {
+                    Some(sender) => (sender, true),
+                    // Boxed: connecting is rare, and its state would double this future's size.
+                    None => (Box::pin(self.connect()).await?, false),
+                };
+                match sender.try_send_request(req).await {
+                    Ok(resp) => break (resp, sender),
+                    Err(mut e) => match e.take_message() {
+                        // Never written: a pooled connection the backend had just closed.
+                        // Retry on a new one, as hyper-util's client does.
+                        Some(unsent) if reused => req = unsent,
+                        _ => return Err(BackendError::Http(e.into_error())),
+                    },
+                }
             };
-            match sender.try_send_request(req).await {
-                Ok(resp) => break (resp, sender),
-                Err(mut e) => match e.take_message() {
-                    // Never written: a pooled connection the backend had just closed.
-                    // Retry on a new one, as hyper-util's client does.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(BackendError::Http(e.into_error())),
-                },
-            }
-        };
-        let (parts, mut body) = resp.into_parts();
-        // A small body has usually arrived with the head: take it now, and the
-        // connection goes back to the pool before the response is even returned.
-        let first = if body.is_end_stream() {
-            None
-        } else {
-            match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
-                Poll::Ready(Some(Ok(frame))) => Some(frame),
-                Poll::Ready(Some(Err(e))) => return Err(BackendError::Http(e)),
-                Poll::Ready(None) | Poll::Pending => None,
-            }
-        };
-        let body = match first {
-            None if body.is_end_stream() => {
-                Upstream::checkin(self.id, sender);
-                Body::empty()
-            }
-            Some(frame) if frame.is_data() && body.is_end_stream() => {
-                Upstream::checkin(self.id, sender);
-                Body::from(frame.into_data().unwrap_or_default())
-            }
-            first => Body::from_stream(PooledBody {
-                first,
-                inner: body,
-                conn: Some((self.id, sender)),
-            }),
-        };
-        Ok(Response::from_parts(parts, body))
+            let (parts, mut body) = resp.into_parts();
+            // A small body has usually arrived with the head: take it now, and the
+            // connection goes back to the pool before the response is even returned.
+            let first = if body.is_end_stream() {
+                None
+            } else {
+                match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)))
+                    .await
+                {
+                    Poll::Ready(Some(Ok(frame))) => Some(frame),
+                    Poll::Ready(Some(Err(e))) => return Err(BackendError::Http(e)),
+                    Poll::Ready(None) | Poll::Pending => None,
+                }
+            };
+            let body = match first {
+                None if body.is_end_stream() => {
+                    Upstream::checkin(self.id, sender);
+                    Body::empty()
+                }
+                Some(frame) if frame.is_data() && body.is_end_stream() => {
+                    Upstream::checkin(self.id, sender);
+                    Body::from(frame.into_data().unwrap_or_default())
+                }
+                first => Body::from_stream(PooledBody {
+                    first,
+                    inner: body,
+                    conn: Some((self.id, sender)),
+                }),
+            };
+            Ok(Response::from_parts(parts, body))
+        }
     }
 }
 
 /// Sends a request with an absolute `http://` URI, on this thread's pool for its host.
-pub async fn send(req: Request) -> Result<Response, BackendError> {
-    let upstream = match (req.uri().scheme(), req.uri().authority()) {
-        (Some(s), Some(a)) if *s == Scheme::HTTP => ad_hoc(s, a),
-        (Some(_), Some(_)) => return Err(BackendError::Uri("invalid URL, scheme is not http")),
-        _ => return Err(BackendError::Uri("client requires absolute-form URIs")),
-    };
-    upstream.send(req).await
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` keeps its request twice in its state: parameter and local"
+)]
+pub fn send(req: Request) -> impl Future<Output = Result<Response, BackendError>> + Send {
+    async move {
+        let upstream = match (req.uri().scheme(), req.uri().authority()) {
+            (Some(s), Some(a)) if *s == Scheme::HTTP => ad_hoc(s, a),
+            (Some(_), Some(_)) => return Err(BackendError::Uri("invalid URL, scheme is not http")),
+            _ => return Err(BackendError::Uri("client requires absolute-form URIs")),
+        };
+        upstream.send(req).await
+    }
 }
 
 /// This thread's [`Upstream`] for a host, made on first use.

@@ -43,8 +43,13 @@ pub struct Next(pub(crate) Handler);
 
 impl Next {
     /// Passes the request to the next handler and returns its response.
-    pub async fn run(self, req: Request) -> Result<Response, Error> {
-        self.0.call(req).await
+    // Not an `async fn`: that would keep the request twice (parameter and local) in
+    // every plugin future that awaits it; the handler's own future is returned as is.
+    pub fn run(
+        self,
+        req: Request,
+    ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+        self.0.call(req)
     }
 }
 

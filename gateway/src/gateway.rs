@@ -334,6 +334,9 @@ impl Router {
                 Ok(resp) => resp,
                 Err(failure) => return failure,
             };
+            // Whoever answered (the proxy's client, another client, an http-client plugin),
+            // hop-by-hop headers are never forwarded.
+            strip_hop_by_hop(resp.headers_mut());
             for m in backend.modifiers.iter().chain(&route.modifiers) {
                 if let Err(e) = m.instance.modify_response(&mut resp) {
                     return plugin_failure(&m.name, Kind::Modifier, &e);
@@ -365,11 +368,7 @@ impl Router {
             if let Some(client) = &backend.client {
                 return match timer::timeout(backend.timeout, client.handler.call(req)).await {
                     Err(_) => Err(timed_out()),
-                    Ok(Ok(mut resp)) => {
-                        // As for the proxy's own responses: never forward hop-by-hop headers.
-                        strip_hop_by_hop(resp.headers_mut());
-                        Ok(resp)
-                    }
+                    Ok(Ok(resp)) => Ok(resp),
                     Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
                 };
             }
@@ -379,11 +378,7 @@ impl Router {
                 let uri = req.uri().clone();
                 return match timer::timeout(backend.timeout, self.client.request(req)).await {
                     Err(_) => Err(timed_out()),
-                    Ok(Ok(resp)) => {
-                        let (mut parts, body) = resp.into_parts();
-                        strip_hop_by_hop(&mut parts.headers);
-                        Ok(Response::from_parts(parts, incoming_body(body)))
-                    }
+                    Ok(Ok(resp)) => Ok(resp.map(incoming_body)),
                     Ok(Err(e)) => {
                         tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
                         Err(status_response(StatusCode::BAD_GATEWAY))
@@ -392,10 +387,7 @@ impl Router {
             }
             match timer::timeout(backend.timeout, upstream.send(req)).await {
                 Err(_) => Err(timed_out()),
-                Ok(Ok(mut resp)) => {
-                    strip_hop_by_hop(resp.headers_mut());
-                    Ok(resp)
-                }
+                Ok(Ok(resp)) => Ok(resp),
                 Ok(Err(e)) => {
                     tracing::warn!(
                         request_id = request_id(),

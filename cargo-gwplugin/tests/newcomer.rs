@@ -46,6 +46,23 @@ fn bin_dir(root: &Path) -> PathBuf {
     bin
 }
 
+/// `bash -c SCRIPT` in `dir`, as a reader's shell would run it: `bin` (cargo-gwplugin,
+/// gwhost) first on PATH, the shared target dir, no colours.
+fn bash(script: &str, dir: &Path, bin: &Path) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("RUSTC")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
 #[test]
 fn every_command_in_the_guide_runs() {
     let root = tempdir();
@@ -56,16 +73,8 @@ fn every_command_in_the_guide_runs() {
     );
     let work = root.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(&work)
-        .env("PATH", path)
+    let out = bash(&script, &work, &bin)
         .env("GWPLUGIN_REPO", repo())
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env_remove("RUSTC")
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -310,19 +319,7 @@ fn the_readme_plugin_path_runs() {
     let script = format!(
         "set -euo pipefail\ncargo() {{ if [ \"$1\" = install ]; then echo \"(installed)\"; else command cargo \"$@\"; fi; }}\n{block}"
     );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(&work)
-        .env(
-            "PATH",
-            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
-        )
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env_remove("RUSTC")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = bash(&script, &work, &bin).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),

@@ -17,6 +17,7 @@
 //! library before the objects it made is a crash.
 
 mod error;
+mod http1;
 mod loader;
 mod services;
 pub mod upstream;

@@ -5,8 +5,8 @@ use gwplugin::{BoxFuture, Error, HostServices, Request, Response};
 use http::StatusCode;
 use tokio::runtime::Handle;
 
-/// Host services on tokio and hyper: the host's timer, runtime, HTTP client and
-/// tracing subscriber, lent to plugins.
+/// Host services on tokio: the host's timer, runtime, backend client ([`crate::upstream`])
+/// and tracing subscriber, lent to plugins.
 pub struct TokioHostServices {
     handle: Handle,
     max_level: gwplugin::log::LevelFilter,

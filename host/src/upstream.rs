@@ -2,11 +2,11 @@
 //! uses for its backends (`gwhost` holds one [`Upstream`] per configured host) and the
 //! one plugins reach through the host services ([`send`]).
 //!
-//! Leaner than hyper-util's generic pool on the hot path: no per-request key hashing, no
-//! lock shared between threads, no `Host` header formatting, and a connection goes back
-//! to the pool when its response body ends rather than through a spawned task. Pools are
-//! per thread because a connection's task runs on the thread that opened it: used from
-//! another thread it would wake that thread twice per request.
+//! Each exchange runs in the task that sends the request ([`crate::http1`]), and a
+//! connection goes back to its pool when its response body ends. No per-request key
+//! hashing, no lock shared between threads, no `Host` header formatting. Pools are per
+//! thread because a connection is registered with the reactor of the thread that opened
+//! it: used from another thread, each of its reads would wake that thread.
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -19,9 +19,9 @@ use gwplugin::{Body, Request, Response};
 use http::Uri;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, Scheme};
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use http_body::{Body as _, Frame, SizeHint};
+
+use crate::http1::{BodyReader, Conn};
 
 /// How long an idle keep-alive connection is kept (hyper-util's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -30,15 +30,19 @@ const MAX_IDLE: usize = 512;
 /// Hosts [`send`] remembers per thread; past this the oldest is forgotten.
 const MAX_AD_HOC: usize = 128;
 
-type Sender = http1::SendRequest<Body>;
-
 /// Why a backend call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("connect: {0}")]
     Connect(std::io::Error),
     #[error("{0}")]
-    Http(hyper::Error),
+    Io(std::io::Error),
+    #[error("invalid response head: {0}")]
+    Parse(httparse::Error),
+    #[error("{0}")]
+    Protocol(&'static str),
+    #[error("request body: {0}")]
+    RequestBody(gwplugin::BoxError),
     #[error("{0}")]
     Uri(&'static str),
 }
@@ -57,7 +61,7 @@ pub struct Upstream {
 }
 
 struct IdleConn {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
 }
 
@@ -119,22 +123,21 @@ impl Upstream {
     }
 
     /// A pooled connection that can take a request now.
-    fn checkout(&self) -> Option<Sender> {
+    fn checkout(&self) -> Option<Conn> {
         IDLE.with_borrow_mut(|pools| {
             let idle = pools.get_mut(self.id)?;
-            while let Some(conn) = idle.pop() {
-                if conn.sender.is_ready() && conn.since.elapsed() < IDLE_TIMEOUT {
-                    return Some(conn.sender);
+            while let Some(mut idle) = idle.pop() {
+                if idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_reusable() {
+                    return Some(idle.conn);
                 }
-                // Closed, expired, or still finishing its last exchange: dropping the
-                // sender closes the connection once it is idle.
+                // Closed by the backend, or expired: dropping it closes it.
             }
             None
         })
     }
 
-    fn checkin(id: usize, sender: Sender) {
-        if sender.is_closed() {
+    fn checkin(id: usize, mut conn: Conn) {
+        if !conn.is_reusable() {
             return;
         }
         // During thread teardown the pool is gone: the connection just closes.
@@ -148,27 +151,19 @@ impl Upstream {
             let idle = &mut pools[id];
             if idle.len() < MAX_IDLE {
                 idle.push(IdleConn {
-                    sender,
+                    conn,
                     since: Instant::now(),
                 });
             }
         });
     }
 
-    async fn connect(&self) -> Result<Sender, BackendError> {
+    async fn connect(&self) -> Result<Conn, BackendError> {
         let stream = tokio::net::TcpStream::connect(self.connect_to.as_str())
             .await
             .map_err(BackendError::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(BackendError::Http)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("backend connection ended: {e}");
-            }
-        });
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 
     /// Sends `req` on a pooled or new connection. Its URI names this host, or is already
@@ -194,52 +189,36 @@ impl Upstream {
             if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
                 host.insert(self.host.clone());
             }
-            let (resp, sender) = loop {
-                let (mut sender, reused) = match self.checkout() {
-                    Some(sender) => (sender, true),
-                    // Boxed: connecting is rare, and its state would double this future's size.
+            // Sent again whole if its first connection turns out to be closed.
+            let repeatable = req.body().is_end_stream() && req.method().is_idempotent();
+            let (head, mut conn) = loop {
+                let (mut conn, reused) = match self.checkout() {
+                    Some(conn) => (conn, true),
+                    // Boxed: connecting is rare, and its state would grow this future.
                     None => (Box::pin(self.connect()).await?, false),
                 };
-                match sender.try_send_request(req).await {
-                    Ok(resp) => break (resp, sender),
-                    Err(mut e) => match e.take_message() {
-                        // Never written: a pooled connection the backend had just closed.
-                        // Retry on a new one, as hyper-util's client does.
-                        Some(unsent) if reused => req = unsent,
-                        _ => return Err(BackendError::Http(e.into_error())),
-                    },
+                match conn.exchange(&mut req).await {
+                    Ok(head) => break (head, conn),
+                    // A pooled connection the backend had just closed: retry on a new one,
+                    // as hyper-util's client does.
+                    Err(failure) if reused && repeatable && failure.unanswered => {}
+                    Err(failure) => return Err(failure.error),
                 }
             };
-            let (parts, mut body) = resp.into_parts();
-            // A small body has usually arrived with the head: take it now, and the
-            // connection goes back to the pool before the response is even returned.
-            let first = if body.is_end_stream() {
-                None
-            } else {
-                match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)))
-                    .await
-                {
-                    Poll::Ready(Some(Ok(frame))) => Some(frame),
-                    Poll::Ready(Some(Err(e))) => return Err(BackendError::Http(e)),
-                    Poll::Ready(None) | Poll::Pending => None,
+            let body = match conn.take_whole_body(head.framing) {
+                // A small body has usually arrived with the head: the connection goes
+                // back to the pool before the response is even returned.
+                Some(data) => {
+                    Upstream::checkin(self.id, conn);
+                    Body::from(data)
                 }
-            };
-            let body = match first {
-                None if body.is_end_stream() => {
-                    Upstream::checkin(self.id, sender);
-                    Body::empty()
-                }
-                Some(frame) if frame.is_data() && body.is_end_stream() => {
-                    Upstream::checkin(self.id, sender);
-                    Body::from(frame.into_data().unwrap_or_default())
-                }
-                first => Body::from_stream(PooledBody {
-                    first,
-                    inner: body,
-                    conn: Some((self.id, sender)),
+                None => Body::from_stream(PooledBody {
+                    reader: BodyReader::new(head.framing),
+                    conn: Some(conn),
+                    id: self.id,
                 }),
             };
-            Ok(Response::from_parts(parts, body))
+            Ok(Response::from_parts(head.parts, body))
         }
     }
 }
@@ -279,68 +258,52 @@ fn ad_hoc(scheme: &Scheme, authority: &Authority) -> Arc<Upstream> {
     })
 }
 
-/// A response body that returns its connection to the pool once read to the end
-/// (dropped early, the connection is closed instead).
+/// A response body read from its connection, which goes back to the pool once the body
+/// has been read to the end (dropped early, the connection is closed instead).
 struct PooledBody {
-    /// A frame already taken from `inner`, to be yielded first.
-    first: Option<Frame<bytes::Bytes>>,
-    inner: Incoming,
-    conn: Option<(usize, Sender)>,
+    reader: BodyReader,
+    conn: Option<Conn>,
+    /// The [`Upstream::id`] whose pool the connection returns to.
+    id: usize,
 }
 
 impl PooledBody {
     fn release_if_done(&mut self) {
-        if self.inner.is_end_stream()
-            && let Some((id, sender)) = self.conn.take()
+        if self.reader.is_done()
+            && let Some(conn) = self.conn.take()
         {
-            Upstream::checkin(id, sender);
+            Upstream::checkin(self.id, conn);
         }
     }
 }
 
-impl hyper::body::Body for PooledBody {
+impl http_body::Body for PooledBody {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = BackendError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
-        if let Some(frame) = self.first.take() {
-            self.release_if_done();
-            return Poll::Ready(Some(Ok(frame)));
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, BackendError>>> {
+        let this = &mut *self;
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = this.reader.poll_data(conn, cx);
+        if !matches!(polled, Poll::Pending) {
+            this.release_if_done();
         }
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(_))) => self.release_if_done(),
-            Poll::Ready(None) => {
-                if let Some((id, sender)) = self.conn.take() {
-                    Upstream::checkin(id, sender);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => self.conn = None,
-            Poll::Pending => {}
-        }
-        polled
+        polled.map(|data| data.map(|data| data.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.inner.is_end_stream()
+        self.reader.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        let first = self
-            .first
-            .as_ref()
-            .and_then(Frame::data_ref)
-            .map_or(0, |d| d.len() as u64);
-        let inner = self.inner.size_hint();
-        let mut hint = SizeHint::new();
-        hint.set_lower(inner.lower() + first);
-        if let Some(upper) = inner.upper() {
-            hint.set_upper(upper + first);
-        }
-        hint
+        self.reader
+            .remaining()
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 

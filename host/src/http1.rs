@@ -1,0 +1,604 @@
+//! HTTP/1.1 on one backend connection, driven by the task that sends the request.
+//!
+//! hyper's client connection runs as a task of its own: a request reaches it through a
+//! channel, the response head comes back through a oneshot and the body through another
+//! channel. On gwhost's hot path that task was ~12k of the ~28k instructions per proxied
+//! request, with five task wake-ups (callgrind, NOTES.md). Here the requesting task
+//! writes the request and reads the response itself, with no task, channel or wake-up in
+//! between. Parsing is httparse's (hyper's own parser) and the types are `http`'s; this
+//! module frames messages as RFC 9112 says.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use gwplugin::Request;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+use http_body::Body as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::upstream::BackendError;
+
+/// How much is read from the socket at a time (hyper's initial read buffer).
+const READ_SIZE: usize = 8 * 1024;
+/// A response head larger than this is refused: it bounds what a broken backend can make
+/// the gateway buffer.
+const MAX_HEAD: usize = 64 * 1024;
+/// Header fields per response head (hyper's default limit).
+const MAX_HEADERS: usize = 100;
+/// Request body data at least this large is written from its own buffer, not copied.
+const COPY_LIMIT: usize = 16 * 1024;
+/// A chunk-size line, or a trailer section, longer than this is refused.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+const MAX_TRAILERS: usize = 32;
+
+/// One connection to a backend, with what has been read from it and not yet used.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    io: TcpStream,
+    read: BytesMut,
+    /// The request being written; kept between requests for its capacity.
+    write: Vec<u8>,
+    /// Unset once the connection must not carry another exchange.
+    reusable: bool,
+}
+
+/// A response head, and how its body is delimited.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub parts: http::response::Parts,
+    pub framing: Framing,
+}
+
+/// How a response body ends (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Length(u64),
+    Chunked,
+    /// At the end of the connection.
+    Close,
+}
+
+/// Why an exchange failed, and whether the backend can have seen the request.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub error: BackendError,
+    /// The connection failed or closed before a byte of response arrived. On a pooled
+    /// connection this is usually the backend having closed it while idle; a request
+    /// that is safe to repeat can then go again on a new connection.
+    pub unanswered: bool,
+}
+
+impl Failure {
+    fn answered(error: BackendError) -> Self {
+        Failure {
+            error,
+            unanswered: false,
+        }
+    }
+}
+
+impl Conn {
+    pub(crate) fn new(io: TcpStream) -> Self {
+        Conn {
+            io,
+            read: BytesMut::new(),
+            write: Vec::new(),
+            reusable: true,
+        }
+    }
+
+    /// Whether this connection may take another request: its last exchange ended cleanly
+    /// and, while idle, the backend neither closed it nor sent anything.
+    pub(crate) fn is_reusable(&mut self) -> bool {
+        if !self.reusable || !self.read.is_empty() {
+            return false;
+        }
+        // Readiness comes from the reactor's last poll: no system call unless the socket
+        // became readable, which for an idle connection means closed (or misbehaving).
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => matches!(
+                self.io.try_read(&mut [0u8; 1]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+
+    /// Writes `req`, reading its body to the end, then reads the response head.
+    pub(crate) async fn exchange(&mut self, req: &mut Request) -> Result<Head, Failure> {
+        if let Err(error) = self.write_request(req).await {
+            self.reusable = false;
+            let unanswered = matches!(error, BackendError::Io(_));
+            return Err(Failure { error, unanswered });
+        }
+        let head = self.read_head(req.method()).await;
+        if head.is_err() {
+            self.reusable = false;
+        }
+        head
+    }
+
+    /// The whole body, when it has already been read with the head (the usual case for a
+    /// small response): then the connection is free again before the body is even used.
+    pub(crate) fn take_whole_body(&mut self, framing: Framing) -> Option<Bytes> {
+        match framing {
+            Framing::Length(n) if self.read.len() as u64 >= n => {
+                let body = self.read.split_to(n as usize).freeze();
+                // Bytes after the response that nobody asked for: the stream is out of step.
+                self.reusable &= self.read.is_empty();
+                Some(body)
+            }
+            _ => None,
+        }
+    }
+
+    async fn write_request(&mut self, req: &mut Request) -> Result<(), BackendError> {
+        let body = req.body();
+        let length = if body.is_end_stream() {
+            // RFC 9110 §8.6: a length for methods whose content means something.
+            matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH).then_some(0)
+        } else {
+            body.size_hint().exact()
+        };
+        let chunked = length.is_none() && !body.is_end_stream();
+
+        let w = &mut self.write;
+        w.clear();
+        w.extend_from_slice(req.method().as_str().as_bytes());
+        w.push(b' ');
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        w.extend_from_slice(target.as_bytes());
+        w.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in req.headers() {
+            // The framing is the body's, whatever the headers claim.
+            if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+                continue;
+            }
+            w.extend_from_slice(name.as_str().as_bytes());
+            w.extend_from_slice(b": ");
+            w.extend_from_slice(value.as_bytes());
+            w.extend_from_slice(b"\r\n");
+        }
+        if let Some(n) = length {
+            w.extend_from_slice(b"content-length: ");
+            w.extend_from_slice(n.to_string().as_bytes());
+            w.extend_from_slice(b"\r\n");
+        } else if chunked {
+            w.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        w.extend_from_slice(b"\r\n");
+
+        let body = req.body_mut();
+        let mut sent = 0u64;
+        while !body.is_end_stream() {
+            // Whatever is buffered goes out before waiting for more of the body.
+            let frame =
+                match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx)))
+                    .await
+                {
+                    Poll::Ready(frame) => frame,
+                    Poll::Pending => {
+                        self.flush().await?;
+                        std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+                    }
+                };
+            let data = match frame {
+                None => break,
+                Some(Err(e)) => return Err(BackendError::RequestBody(e)),
+                // Trailers are not forwarded.
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => data,
+                    _ => continue,
+                },
+            };
+            sent += data.len() as u64;
+            if length.is_some_and(|n| sent > n) {
+                return Err(BackendError::Protocol(
+                    "the request body is longer than its length",
+                ));
+            }
+            if chunked {
+                self.write
+                    .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            }
+            if data.len() >= COPY_LIMIT {
+                self.flush().await?;
+                self.io.write_all(&data).await.map_err(BackendError::Io)?;
+            } else {
+                self.write.extend_from_slice(&data);
+            }
+            if chunked {
+                self.write.extend_from_slice(b"\r\n");
+            }
+        }
+        if length.is_some_and(|n| sent != n) {
+            return Err(BackendError::Protocol(
+                "the request body is shorter than its length",
+            ));
+        }
+        if chunked {
+            self.write.extend_from_slice(b"0\r\n\r\n");
+        }
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), BackendError> {
+        if !self.write.is_empty() {
+            self.io
+                .write_all(&self.write)
+                .await
+                .map_err(BackendError::Io)?;
+            self.write.clear();
+            if self.write.capacity() > 4 * COPY_LIMIT {
+                self.write.shrink_to(COPY_LIMIT);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_head(&mut self, method: &Method) -> Result<Head, Failure> {
+        let mut answered = false;
+        loop {
+            if !self.read.is_empty() {
+                answered = true;
+                if let Some(head) = self.parse_head(method).map_err(Failure::answered)? {
+                    return Ok(head);
+                }
+                if self.read.len() > MAX_HEAD {
+                    return Err(Failure::answered(BackendError::Protocol(
+                        "the response head is too large",
+                    )));
+                }
+            }
+            let error = match self.read_more().await {
+                Ok(0) => BackendError::Protocol(if answered {
+                    "the connection closed in the middle of the response head"
+                } else {
+                    "the connection closed before a response"
+                }),
+                Ok(_) => continue,
+                Err(e) => BackendError::Io(e),
+            };
+            return Err(Failure {
+                error,
+                unanswered: !answered,
+            });
+        }
+    }
+
+    async fn read_more(&mut self) -> io::Result<usize> {
+        self.read.reserve(READ_SIZE);
+        self.io.read_buf(&mut self.read).await
+    }
+
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.read.reserve(READ_SIZE);
+        // A fresh `read_buf` future per poll: it holds nothing between polls.
+        let read = std::pin::pin!(self.io.read_buf(&mut self.read));
+        read.poll(cx)
+    }
+
+    /// Parses the response head at the front of `read`, skipping informational (1xx)
+    /// ones: `None` while it is incomplete.
+    fn parse_head(&mut self, method: &Method) -> Result<Option<Head>, BackendError> {
+        loop {
+            match self.parse_one_head(method)? {
+                Parsed::Partial => return Ok(None),
+                Parsed::Informational => {}
+                Parsed::Final(head) => return Ok(Some(head)),
+            }
+        }
+    }
+
+    fn parse_one_head(&mut self, method: &Method) -> Result<Parsed, BackendError> {
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            &self.read,
+            &mut fields,
+        );
+        let len = match parsed {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+            Err(e) => return Err(BackendError::Parse(e)),
+        };
+        let code = resp.code.unwrap_or_default();
+        if (100..200).contains(&code) {
+            if code == 101 {
+                return Err(BackendError::Protocol(
+                    "the backend switched protocols, which a gateway backend cannot do",
+                ));
+            }
+            self.read.advance(len);
+            return Ok(Parsed::Informational);
+        }
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| BackendError::Protocol("invalid response status code"))?;
+        let version = if resp.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+
+        // Names now, values once the head is split off as `Bytes` they can share.
+        let base = self.read.as_ptr() as usize;
+        let mut found = Vec::with_capacity(resp.headers.len());
+        let mut framing = FramingHeaders::default();
+        for field in resp.headers.iter() {
+            let name = HeaderName::from_bytes(field.name.as_bytes())
+                .map_err(|_| BackendError::Protocol("invalid header name in the response"))?;
+            framing.see(&name, field.value)?;
+            let start = field.value.as_ptr() as usize - base;
+            found.push((name, start, start + field.value.len()));
+        }
+        let head = self.read.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(found.len());
+        for (name, start, end) in found {
+            // SAFETY: httparse accepted the value: tab, space, visible ASCII and bytes
+            // 0x80 and up, which are exactly the bytes a `HeaderValue` may hold.
+            let value = unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(start..end)) };
+            headers.append(name, value);
+        }
+
+        let framing_kind = if *method == Method::HEAD || code == 204 || code == 304 {
+            Framing::Length(0)
+        } else if framing.transfer_encoding {
+            if framing.chunked {
+                Framing::Chunked
+            } else {
+                Framing::Close
+            }
+        } else if let Some(n) = framing.content_length {
+            Framing::Length(n)
+        } else {
+            Framing::Close
+        };
+        self.reusable = !framing.close
+            && (version == Version::HTTP_11 || framing.keep_alive)
+            && framing_kind != Framing::Close
+            // Both framings at once may be a smuggling attempt: close afterwards (§6.3).
+            && !(framing.transfer_encoding && framing.content_length.is_some());
+
+        let mut parts = http::Response::new(()).into_parts().0;
+        parts.status = status;
+        parts.version = version;
+        parts.headers = headers;
+        Ok(Parsed::Final(Head {
+            parts,
+            framing: framing_kind,
+        }))
+    }
+}
+
+enum Parsed {
+    Partial,
+    Informational,
+    Final(Head),
+}
+
+/// What a response head's headers say about its framing and its connection.
+#[derive(Default)]
+struct FramingHeaders {
+    content_length: Option<u64>,
+    transfer_encoding: bool,
+    /// The last transfer coding is `chunked`.
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl FramingHeaders {
+    fn see(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), BackendError> {
+        if name == header::CONTENT_LENGTH {
+            // A list of equal values is one length (RFC 9110 §8.6); anything else is invalid.
+            for item in value.split(|&b| b == b',') {
+                let n = parse_decimal(item.trim_ascii()).ok_or(BackendError::Protocol(
+                    "invalid content-length in the response",
+                ))?;
+                if self.content_length.is_some_and(|seen| seen != n) {
+                    return Err(BackendError::Protocol(
+                        "conflicting content-length values in the response",
+                    ));
+                }
+                self.content_length = Some(n);
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            self.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        } else if name == header::CONNECTION {
+            for token in value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
+/// Reads a response body from its connection, frame by frame.
+#[derive(Debug)]
+pub(crate) struct BodyReader {
+    state: BodyState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    /// Bytes still to come.
+    Length(u64),
+    /// Until the connection closes.
+    Close,
+    /// Expecting a chunk-size line.
+    ChunkSize,
+    /// Bytes of the current chunk still to come.
+    ChunkData(u64),
+    /// Expecting the CRLF after a chunk's data.
+    ChunkEnd,
+    /// Expecting the trailer section after the last chunk.
+    Trailers,
+    Done,
+}
+
+impl BodyReader {
+    pub(crate) fn new(framing: Framing) -> Self {
+        let state = match framing {
+            Framing::Length(0) => BodyState::Done,
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::ChunkSize,
+            Framing::Close => BodyState::Close,
+        };
+        BodyReader { state }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state == BodyState::Done
+    }
+
+    /// Bytes still to come, when known.
+    pub(crate) fn remaining(&self) -> Option<u64> {
+        match self.state {
+            BodyState::Length(n) => Some(n),
+            BodyState::Done => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The next piece of the body: `None` at its end, after which `conn` is ready for the
+    /// next exchange if [`Conn::is_reusable`] says so.
+    pub(crate) fn poll_data(
+        &mut self,
+        conn: &mut Conn,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, BackendError>>> {
+        let polled = self.poll_data_inner(conn, cx);
+        if let Poll::Ready(Some(Err(_))) = polled {
+            conn.reusable = false;
+            self.state = BodyState::Done;
+        }
+        polled
+    }
+
+    fn poll_data_inner(
+        &mut self,
+        conn: &mut Conn,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, BackendError>>> {
+        loop {
+            match self.state {
+                BodyState::Done => return Poll::Ready(None),
+                BodyState::Length(left) | BodyState::ChunkData(left) => {
+                    if conn.read.is_empty() && ready!(poll_fill(conn, cx))? == 0 {
+                        return Poll::Ready(Some(Err(cut_short())));
+                    }
+                    let take = left.min(conn.read.len() as u64);
+                    let left = left - take;
+                    self.state = match self.state {
+                        BodyState::Length(_) if left == 0 => BodyState::Done,
+                        BodyState::Length(_) => BodyState::Length(left),
+                        _ if left == 0 => BodyState::ChunkEnd,
+                        _ => BodyState::ChunkData(left),
+                    };
+                    let data = conn.read.split_to(take as usize).freeze();
+                    if self.state == BodyState::ChunkEnd {
+                        // Step over what follows the last chunk if it is already here,
+                        // so that the body reports its end with its last data.
+                        self.advance_buffered(conn)?;
+                    }
+                    return Poll::Ready(Some(Ok(data)));
+                }
+                BodyState::Close => {
+                    if conn.read.is_empty() && ready!(poll_fill(conn, cx))? == 0 {
+                        conn.reusable = false;
+                        self.state = BodyState::Done;
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(conn.read.split().freeze())));
+                }
+                BodyState::ChunkSize | BodyState::ChunkEnd | BodyState::Trailers => {
+                    if !self.advance_buffered(conn)? && ready!(poll_fill(conn, cx))? == 0 {
+                        return Poll::Ready(Some(Err(cut_short())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Steps through chunk framing already in the buffer: `false` when more must be read.
+    fn advance_buffered(&mut self, conn: &mut Conn) -> Result<bool, BackendError> {
+        let mut advanced = false;
+        loop {
+            let read = &mut conn.read;
+            match self.state {
+                BodyState::ChunkSize => match httparse::parse_chunk_size(&read[..]) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        read.advance(used);
+                        self.state = if size == 0 {
+                            BodyState::Trailers
+                        } else {
+                            BodyState::ChunkData(size)
+                        };
+                    }
+                    Ok(httparse::Status::Partial) if read.len() <= MAX_CHUNK_LINE => {
+                        return Ok(advanced);
+                    }
+                    _ => return Err(BackendError::Protocol("invalid chunk size in the response")),
+                },
+                BodyState::ChunkEnd => {
+                    if read.len() < 2 {
+                        return Ok(advanced);
+                    }
+                    if &read[..2] != b"\r\n" {
+                        return Err(BackendError::Protocol("invalid chunk end in the response"));
+                    }
+                    read.advance(2);
+                    self.state = BodyState::ChunkSize;
+                }
+                BodyState::Trailers => {
+                    let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILERS];
+                    match httparse::parse_headers(&read[..], &mut fields) {
+                        // Trailers are not forwarded.
+                        Ok(httparse::Status::Complete((used, _))) => {
+                            read.advance(used);
+                            self.state = BodyState::Done;
+                            return Ok(true);
+                        }
+                        Ok(httparse::Status::Partial) if read.len() <= MAX_CHUNK_LINE => {
+                            return Ok(advanced);
+                        }
+                        _ => {
+                            return Err(BackendError::Protocol("invalid trailers in the response"));
+                        }
+                    }
+                }
+                _ => return Ok(true),
+            }
+            advanced = true;
+        }
+    }
+}
+
+fn poll_fill(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<Result<usize, BackendError>> {
+    conn.poll_read_more(cx).map_err(BackendError::Io)
+}
+
+fn cut_short() -> BackendError {
+    BackendError::Protocol("the connection closed before the end of the response body")
+}

@@ -39,16 +39,20 @@ impl fmt::Debug for HostContext {
 }
 
 /// A request handler: the router, a backend, or a plugin wrapping them.
+///
+/// The future borrows the handler, so calling one touches no reference count (on a
+/// multi-threaded host, a count shared by all threads is a contended cache line per
+/// request); whoever calls a handler keeps it alive until the future is done.
 pub trait ErasedHandler: Send + Sync {
-    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, Error>>;
+    fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, Error>>;
 }
 
 /// A shared handler.
 pub type Handler = Arc<dyn ErasedHandler>;
 
-impl Next {
+impl<'a> Next<'a> {
     /// Wraps a host handler as the `next` of an http-server plugin.
-    pub fn from_handler(handler: Handler) -> Self {
+    pub fn from_handler(handler: &'a dyn ErasedHandler) -> Self {
         Next(handler)
     }
 }
@@ -152,12 +156,12 @@ struct FnClientFactory<F>(F);
 struct FnModifierFactory<F>(F);
 
 struct ServerHandler<P> {
-    plugin: Arc<Contained<P>>,
+    plugin: Contained<P>,
     next: Handler,
 }
 
 struct ClientHandler<P> {
-    plugin: Arc<Contained<P>>,
+    plugin: Contained<P>,
 }
 
 struct ModifierInstance<P>(Contained<P>);
@@ -169,19 +173,19 @@ where
 {
     fn create(&self, config: &Config, next: Handler) -> Result<Handler, Error> {
         guard(|| {
-            let plugin = Arc::new(Contained::new((self.0)(config)?));
+            let plugin = Contained::new((self.0)(config)?);
             Ok(Arc::new(ServerHandler { plugin, next }) as Handler)
         })
     }
 }
 
 impl<P: HttpServer> ErasedHandler for ServerHandler<P> {
-    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, Error>> {
-        let plugin = self.plugin.clone();
-        let next = Next(self.next.clone());
-        Box::pin(GuardedFuture::new(
-            async move { plugin.handle(req, next).await },
-        ))
+    fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, Error>> {
+        // The plugin's `handle` is called inside the first (guarded) poll: a plugin may
+        // run code, and panic, before its future exists.
+        Box::pin(GuardedFuture::new(async move {
+            self.plugin.handle(req, Next(&*self.next)).await
+        }))
     }
 }
 
@@ -192,16 +196,17 @@ where
 {
     fn create(&self, config: &Config) -> Result<Handler, Error> {
         guard(|| {
-            let plugin = Arc::new(Contained::new((self.0)(config)?));
+            let plugin = Contained::new((self.0)(config)?);
             Ok(Arc::new(ClientHandler { plugin }) as Handler)
         })
     }
 }
 
 impl<P: HttpClient> ErasedHandler for ClientHandler<P> {
-    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, Error>> {
-        let plugin = self.plugin.clone();
-        Box::pin(GuardedFuture::new(async move { plugin.call(req).await }))
+    fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, Error>> {
+        Box::pin(GuardedFuture::new(
+            async move { self.plugin.call(req).await },
+        ))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::abi::Handler;
+use crate::abi::ErasedHandler;
 use crate::{Error, Request, Response};
 
 /// `plugin/http-server`: wraps the whole router. Call `next.run(req)` to pass the
@@ -11,7 +11,7 @@ pub trait HttpServer: Send + Sync + 'static {
     fn handle(
         &self,
         req: Request,
-        next: Next,
+        next: Next<'_>,
     ) -> impl Future<Output = Result<Response, Error>> + Send;
 }
 
@@ -38,22 +38,20 @@ pub trait Modifier: Send + Sync + 'static {
     }
 }
 
-/// The rest of the chain, as seen by an [`HttpServer`] plugin.
-pub struct Next(pub(crate) Handler);
+/// The rest of the chain, as seen by an [`HttpServer`] plugin: borrowed for the
+/// request, so it is used within `handle`'s future (not from a spawned task).
+pub struct Next<'a>(pub(crate) &'a dyn ErasedHandler);
 
-impl Next {
+impl<'a> Next<'a> {
     /// Passes the request to the next handler and returns its response.
     // Not an `async fn`: that would keep the request twice (parameter and local) in
     // every plugin future that awaits it; the handler's own future is returned as is.
-    pub fn run(
-        self,
-        req: Request,
-    ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+    pub fn run(self, req: Request) -> impl Future<Output = Result<Response, Error>> + Send + 'a {
         self.0.call(req)
     }
 }
 
-impl std::fmt::Debug for Next {
+impl std::fmt::Debug for Next<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Next")
     }

@@ -105,7 +105,7 @@ fn get(uri: &str) -> Request {
 
 struct Router;
 impl ErasedHandler for Router {
-    fn call(&self, _req: Request) -> BoxFuture<'static, Result<Response, Error>> {
+    fn call(&self, _req: Request) -> BoxFuture<'_, Result<Response, Error>> {
         Box::pin(async { Ok(Response::new(Body::from("from the router"))) })
     }
 }

@@ -238,7 +238,7 @@ fn parse_request(text: &str) -> Result<SampleRequest, GwError> {
 struct SampleNext;
 
 impl ErasedHandler for SampleNext {
-    fn call(&self, _req: Request) -> BoxFuture<'static, Result<Response, gwplugin::Error>> {
+    fn call(&self, _req: Request) -> BoxFuture<'_, Result<Response, gwplugin::Error>> {
         Box::pin(async { Ok(Response::new(Body::from("test-plugin: next handler"))) })
     }
 }

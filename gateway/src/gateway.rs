@@ -15,8 +15,10 @@
 //! set none) and an ERROR line naming the plugin and the request id; nothing else is
 //! affected. Plugin instances are created here, once; the hot path only clones `Arc`s.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use gwplugin::abi::{ErasedHandler, ErasedModifier, Handler, Kind};
@@ -98,7 +100,7 @@ impl BuildError {
 
 /// The gateway's request handler.
 pub struct Gateway {
-    router: Arc<Router>,
+    router: &'static Router,
     /// The outermost http-server plugin (wrapping the others and the router) and its
     /// name; `None` without any.
     chain: Option<(Handler, Box<str>)>,
@@ -115,6 +117,10 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Creates every plugin instance the config names and wires the pipeline.
+    ///
+    /// The router is leaked: like the plugins it runs (never unloaded), it lives as long
+    /// as the process, and the innermost plugin's `next` then calls it without a
+    /// reference count to touch per request.
     pub fn build(config: &Config, registry: &PluginRegistry) -> Result<Self, BuildError> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -150,17 +156,17 @@ impl Gateway {
             });
             table.insert(endpoint.method.clone(), endpoint.pattern.clone(), index);
         }
-        let router = Arc::new(Router {
+        let router: &'static Router = Box::leak(Box::new(Router {
             table,
             routes,
             client,
-        });
+        }));
         // KrakenD's rule: each plugin wraps what the previous names built, so the last
         // name is the outermost and sees the request first. Inner plugins are wrapped
         // in a `ServerLayer` (their errors become responses there); the outermost is
         // called directly and `handle` does that, saving a boxed future per request.
         let mut chain: Option<(Handler, Box<str>)> = None;
-        let mut next: Handler = Arc::new(RouterHandler(router.clone()));
+        let mut next: Handler = Arc::new(RouterHandler(router));
         for (i, u) in config.server_plugins.iter().enumerate() {
             let created = registry
                 .create_server(&u.name, &u.config, next.clone())
@@ -402,30 +408,48 @@ impl Router {
 }
 
 /// The router as the `next` of the innermost http-server plugin.
-struct RouterHandler(Arc<Router>);
+struct RouterHandler(&'static Router);
 
 impl ErasedHandler for RouterHandler {
-    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, gwplugin::Error>> {
-        let router = self.0.clone();
-        Box::pin(async move { Ok(router.handle(req).await) })
+    fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, gwplugin::Error>> {
+        // The router's future boxed as it is, not inside an `async` block that awaits it:
+        // that would copy the (large) future once more.
+        Box::pin(AlwaysOk {
+            inner: self.0.handle(req),
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future's output as `Ok`.
+    struct AlwaysOk<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future<Output = Response>> Future for AlwaysOk<F> {
+    type Output = Result<Response, gwplugin::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map(Ok)
     }
 }
 
 /// An http-server plugin instance whose errors become that request's response here,
 /// where its name is known, so outer plugins see a response, not an error.
 struct ServerLayer {
-    name: Arc<str>,
+    name: Box<str>,
     inner: Handler,
 }
 
 impl ErasedHandler for ServerLayer {
-    fn call(&self, req: Request) -> BoxFuture<'static, Result<Response, gwplugin::Error>> {
-        let name = self.name.clone();
+    fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, gwplugin::Error>> {
         let fut = self.inner.call(req);
         Box::pin(async move {
             Ok(match fut.await {
                 Ok(resp) => resp,
-                Err(e) => plugin_failure(&name, Kind::HttpServer, &e),
+                Err(e) => plugin_failure(&self.name, Kind::HttpServer, &e),
             })
         })
     }

@@ -14,6 +14,7 @@
 //!   [`check_plugin`] implements `check-plugin` with `cargo gwplugin check`'s code.
 //! * [`error`] is the one place that turns failures into what the user reads.
 
+pub mod alloc;
 pub mod check_plugin;
 pub mod cli;
 pub mod commands;

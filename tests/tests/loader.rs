@@ -59,7 +59,7 @@ fn all_kinds() -> &'static PathBuf {
 
 struct HostRouter;
 impl ErasedHandler for HostRouter {
-    fn call(&self, req: gwplugin::Request) -> BoxFuture<'static, Result<Response, Error>> {
+    fn call(&self, req: gwplugin::Request) -> BoxFuture<'_, Result<Response, Error>> {
         let seen = req
             .headers()
             .get("x-modified")

@@ -57,7 +57,7 @@ impl ApiKeys {
 }
 
 impl HttpServer for ApiKeys {
-    async fn handle(&self, req: Request, next: Next) -> Result<Response, Error> {
+    async fn handle(&self, req: Request, next: Next<'_>) -> Result<Response, Error> {
         if !self.allows(req.headers()) {
             gwplugin::log::info!("refused {} {}: no valid API key", req.method(), req.uri());
             let mut resp = Response::new(Body::from("missing or invalid API key\n"));
@@ -78,7 +78,6 @@ gwplugin::export! {
 #[cfg(test)]
 mod tests {
     use std::future::Future;
-    use std::sync::Arc;
     use std::task::{Context, Poll, Waker};
 
     use gwplugin::BoxFuture;
@@ -91,7 +90,7 @@ mod tests {
     struct Router;
 
     impl ErasedHandler for Router {
-        fn call(&self, _req: Request) -> BoxFuture<'static, Result<Response, Error>> {
+        fn call(&self, _req: Request) -> BoxFuture<'_, Result<Response, Error>> {
             Box::pin(async { Ok(Response::new(Body::from("from the router"))) })
         }
     }
@@ -135,11 +134,11 @@ mod tests {
     #[test]
     fn passes_good_requests_to_the_router_and_refuses_others() {
         let p = plugin();
-        let resp = run(p.handle(request(Some("k1")), Next::from_handler(Arc::new(Router)))).unwrap();
+        let resp = run(p.handle(request(Some("k1")), Next::from_handler(&Router))).unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["x-{{name}}"], "ok");
 
-        let resp = run(p.handle(request(None), Next::from_handler(Arc::new(Router)))).unwrap();
+        let resp = run(p.handle(request(None), Next::from_handler(&Router))).unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         assert!(!resp.headers().contains_key("x-{{name}}"));
     }

@@ -336,7 +336,7 @@ impl Router {
                     return plugin_failure(&m.name, Kind::Modifier, &e);
                 }
             }
-            let mut resp = match self.call_backend(backend, upstream, req).await {
+            let mut resp = match self.call_backend(backend, upstream, &mut req).await {
                 Ok(resp) => resp,
                 Err(failure) => return failure,
             };
@@ -352,56 +352,54 @@ impl Router {
         }
     }
 
-    #[allow(
-        clippy::manual_async_fn,
-        reason = "an `async fn` keeps its request twice in its state: parameter and local"
-    )]
-    fn call_backend<'a>(
-        &'a self,
-        backend: &'a BackendRoute,
-        upstream: &'a Upstream,
-        req: Request,
-    ) -> impl Future<Output = Result<Response, Response>> + Send + 'a {
-        async move {
-            let timed_out = || {
-                tracing::warn!(
-                    request_id = request_id(),
-                    "backend did not answer within {:?}",
-                    backend.timeout
-                );
-                status_response(StatusCode::GATEWAY_TIMEOUT)
-            };
-            if let Some(client) = &backend.client {
-                return match timer::timeout(backend.timeout, client.handler.call(req)).await {
-                    Err(_) => Err(timed_out()),
-                    Ok(Ok(resp)) => Ok(resp),
-                    Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
-                };
-            }
-            // A backend modifier may have pointed the request elsewhere: then the generic
-            // client (its own pool) takes it, as before.
-            if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
-                let uri = req.uri().clone();
-                return match timer::timeout(backend.timeout, self.client.request(req)).await {
-                    Err(_) => Err(timed_out()),
-                    Ok(Ok(resp)) => Ok(resp.map(incoming_body)),
-                    Ok(Err(e)) => {
-                        tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
-                        Err(status_response(StatusCode::BAD_GATEWAY))
-                    }
-                };
-            }
-            match timer::timeout(backend.timeout, upstream.send(req)).await {
+    async fn call_backend(
+        &self,
+        backend: &BackendRoute,
+        upstream: &Upstream,
+        req: &mut Request,
+    ) -> Result<Response, Response> {
+        let timed_out = || {
+            tracing::warn!(
+                request_id = request_id(),
+                "backend did not answer within {:?}",
+                backend.timeout
+            );
+            status_response(StatusCode::GATEWAY_TIMEOUT)
+        };
+        if let Some(client) = &backend.client {
+            return match timer::timeout(backend.timeout, client.handler.call(std::mem::take(req)))
+                .await
+            {
                 Err(_) => Err(timed_out()),
                 Ok(Ok(resp)) => Ok(resp),
+                Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
+            };
+        }
+        // A backend modifier may have pointed the request elsewhere: then the generic
+        // client (its own pool) takes it, as before.
+        if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
+            let uri = req.uri().clone();
+            return match timer::timeout(backend.timeout, self.client.request(std::mem::take(req)))
+                .await
+            {
+                Err(_) => Err(timed_out()),
+                Ok(Ok(resp)) => Ok(resp.map(incoming_body)),
                 Ok(Err(e)) => {
-                    tracing::warn!(
-                        request_id = request_id(),
-                        backend = %format_args!("{}://{}", upstream.scheme(), upstream.authority()),
-                        "backend unreachable: {e}"
-                    );
+                    tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
                     Err(status_response(StatusCode::BAD_GATEWAY))
                 }
+            };
+        }
+        match timer::timeout(backend.timeout, upstream.send(req)).await {
+            Err(_) => Err(timed_out()),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    request_id = request_id(),
+                    backend = %format_args!("{}://{}", upstream.scheme(), upstream.authority()),
+                    "backend unreachable: {e}"
+                );
+                Err(status_response(StatusCode::BAD_GATEWAY))
             }
         }
     }

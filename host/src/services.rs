@@ -1,9 +1,13 @@
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use gwplugin::{BoxFuture, Error, HostServices, Request, Response};
-use http::StatusCode;
+use http::{StatusCode, Uri};
 use tokio::runtime::Handle;
+
+use crate::upstream::BackendError;
 
 /// Host services on tokio: the host's timer, runtime, backend client ([`crate::upstream`])
 /// and tracing subscriber, lent to plugins.
@@ -77,16 +81,35 @@ impl HostServices for TokioHostServices {
 }
 
 /// The HTTP client lent to plugins: the host's per-thread keep-alive pools.
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` keeps its request twice in its state: parameter and local"
-)]
-fn send(request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
-    async move {
+fn send(request: Request) -> SendToBackend<impl Future<Output = Result<Response, BackendError>>> {
+    SendToBackend {
         // For the error message: the request, and its URI, are gone once sent.
-        let uri = request.uri().clone();
-        crate::upstream::send(request).await.map_err(|e| {
-            Error::with_status(StatusCode::BAD_GATEWAY, format!("backend `{uri}`: {e}"))
+        uri: request.uri().clone(),
+        sending: crate::upstream::send(request),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A backend call whose error names the URL. Not an `async` block awaiting the call:
+    /// that would hold the call's future twice (as captured, and as awaited), and this
+    /// future is boxed, so copied whole, once per plugin call.
+    struct SendToBackend<F> {
+        uri: Uri,
+        #[pin]
+        sending: F,
+    }
+}
+
+impl<F: Future<Output = Result<Response, BackendError>>> Future for SendToBackend<F> {
+    type Output = Result<Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.sending.poll(cx).map_err(|e| {
+            Error::with_status(
+                StatusCode::BAD_GATEWAY,
+                format!("backend `{}`: {e}", this.uri),
+            )
         })
     }
 }

@@ -170,56 +170,50 @@ impl Upstream {
     /// in origin form (`/path?query`); origin form goes on the wire, and `host` is set
     /// unless the request has one. The response's headers are the backend's, hop-by-hop
     /// ones included: what to forward is the caller's call.
-    #[allow(
-        clippy::manual_async_fn,
-        reason = "an `async fn` keeps its request twice in its state: parameter and local"
-    )]
-    pub fn send(
-        &self,
-        mut req: Request,
-    ) -> impl Future<Output = Result<Response, BackendError>> + Send + '_ {
-        async move {
-            if req.uri().authority().is_some() {
-                // Moved out, not cloned: a clone of a path built at run time allocates.
-                let uri = std::mem::take(req.uri_mut()).into_parts();
-                *req.uri_mut() = uri
-                    .path_and_query
-                    .map_or_else(|| Uri::from_static("/"), Uri::from);
-            }
-            if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
-                host.insert(self.host.clone());
-            }
-            // Sent again whole if its first connection turns out to be closed.
-            let repeatable = req.body().is_end_stream() && req.method().is_idempotent();
-            let (head, mut conn) = loop {
-                let (mut conn, reused) = match self.checkout() {
-                    Some(conn) => (conn, true),
-                    // Boxed: connecting is rare, and its state would grow this future.
-                    None => (Box::pin(self.connect()).await?, false),
-                };
-                match conn.exchange(&mut req).await {
-                    Ok(head) => break (head, conn),
-                    // A pooled connection the backend had just closed: retry on a new one,
-                    // as hyper-util's client does.
-                    Err(failure) if reused && repeatable && failure.unanswered => {}
-                    Err(failure) => return Err(failure.error),
-                }
-            };
-            let body = match conn.take_whole_body(head.framing) {
-                // A small body has usually arrived with the head: the connection goes
-                // back to the pool before the response is even returned.
-                Some(data) => {
-                    Upstream::checkin(self.id, conn);
-                    Body::from(data)
-                }
-                None => Body::from_stream(PooledBody {
-                    reader: BodyReader::new(head.framing),
-                    conn: Some(conn),
-                    id: self.id,
-                }),
-            };
-            Ok(Response::from_parts(head.parts, body))
+    ///
+    /// The request is borrowed (its body is read to the end): the caller's future holds
+    /// it once, rather than each layer's future holding its own moved copy.
+    pub async fn send(&self, req: &mut Request) -> Result<Response, BackendError> {
+        if req.uri().authority().is_some() {
+            // Moved out, not cloned: a clone of a path built at run time allocates.
+            let uri = std::mem::take(req.uri_mut()).into_parts();
+            *req.uri_mut() = uri
+                .path_and_query
+                .map_or_else(|| Uri::from_static("/"), Uri::from);
         }
+        if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
+            host.insert(self.host.clone());
+        }
+        // Sent again whole if its first connection turns out to be closed.
+        let repeatable = req.body().is_end_stream() && req.method().is_idempotent();
+        let (head, mut conn) = loop {
+            let (mut conn, reused) = match self.checkout() {
+                Some(conn) => (conn, true),
+                // Boxed: connecting is rare, and its state would grow this future.
+                None => (Box::pin(self.connect()).await?, false),
+            };
+            match conn.exchange(req).await {
+                Ok(head) => break (head, conn),
+                // A pooled connection the backend had just closed: retry on a new one,
+                // as hyper-util's client does.
+                Err(failure) if reused && repeatable && failure.unanswered => {}
+                Err(failure) => return Err(failure.error),
+            }
+        };
+        let body = match conn.take_whole_body(head.framing) {
+            // A small body has usually arrived with the head: the connection goes
+            // back to the pool before the response is even returned.
+            Some(data) => {
+                Upstream::checkin(self.id, conn);
+                Body::from(data)
+            }
+            None => Body::from_stream(PooledBody {
+                reader: BodyReader::new(head.framing),
+                conn: Some(conn),
+                id: self.id,
+            }),
+        };
+        Ok(Response::from_parts(head.parts, body))
     }
 }
 
@@ -228,14 +222,14 @@ impl Upstream {
     clippy::manual_async_fn,
     reason = "an `async fn` keeps its request twice in its state: parameter and local"
 )]
-pub fn send(req: Request) -> impl Future<Output = Result<Response, BackendError>> + Send {
+pub fn send(mut req: Request) -> impl Future<Output = Result<Response, BackendError>> + Send {
     async move {
         let upstream = match (req.uri().scheme(), req.uri().authority()) {
             (Some(s), Some(a)) if *s == Scheme::HTTP => ad_hoc(s, a),
             (Some(_), Some(_)) => return Err(BackendError::Uri("invalid URL, scheme is not http")),
             _ => return Err(BackendError::Uri("client requires absolute-form URIs")),
         };
-        upstream.send(req).await
+        upstream.send(&mut req).await
     }
 }
 

@@ -133,10 +133,10 @@ async fn a_chunked_body_with_extensions_and_trailers_then_the_connection_is_reus
     ]])
     .await;
     let upstream = backend.upstream();
-    let resp = upstream.send(get("/one")).await.unwrap();
+    let resp = upstream.send(&mut get("/one")).await.unwrap();
     assert_eq!(resp.headers()["x-from"], "backend");
     assert_eq!(body_of(resp).await, "hello world");
-    let resp = upstream.send(get("/two")).await.unwrap();
+    let resp = upstream.send(&mut get("/two")).await.unwrap();
     assert_eq!(body_of(resp).await, "ok");
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 1);
     assert!(backend.request(0).starts_with("GET /one HTTP/1.1\r\n"));
@@ -151,10 +151,10 @@ async fn a_body_without_length_lasts_until_the_connection_closes() {
     ])
     .await;
     let upstream = backend.upstream();
-    let resp = upstream.send(get("/")).await.unwrap();
+    let resp = upstream.send(&mut get("/")).await.unwrap();
     assert_eq!(body_of(resp).await, "part one, part two");
     // That connection is spent: the next request gets a new one.
-    let resp = upstream.send(get("/")).await.unwrap();
+    let resp = upstream.send(&mut get("/")).await.unwrap();
     assert_eq!(body_of(resp).await, "ok");
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
 }
@@ -169,16 +169,16 @@ async fn head_204_and_304_responses_have_no_body_whatever_their_headers_say() {
     ]])
     .await;
     let upstream = backend.upstream();
-    let head = http::Request::head("/").body(Body::empty()).unwrap();
-    let resp = upstream.send(head).await.unwrap();
+    let mut head = http::Request::head("/").body(Body::empty()).unwrap();
+    let resp = upstream.send(&mut head).await.unwrap();
     assert_eq!(resp.headers()["content-length"], "1000");
     assert_eq!(body_of(resp).await, "");
     for status in [204, 304] {
-        let resp = upstream.send(get("/")).await.unwrap();
+        let resp = upstream.send(&mut get("/")).await.unwrap();
         assert_eq!(resp.status(), status);
         assert_eq!(body_of(resp).await, "");
     }
-    let resp = upstream.send(get("/")).await.unwrap();
+    let resp = upstream.send(&mut get("/")).await.unwrap();
     assert_eq!(body_of(resp).await, "ok");
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 1);
 }
@@ -190,7 +190,7 @@ async fn informational_responses_are_skipped() {
          HTTP/1.1 201 Created\r\ncontent-length: 4\r\n\r\ndone",
     ]])
     .await;
-    let resp = backend.upstream().send(get("/")).await.unwrap();
+    let resp = backend.upstream().send(&mut get("/")).await.unwrap();
     assert_eq!(resp.status(), 201);
     assert!(resp.headers().get("link").is_none());
     assert_eq!(body_of(resp).await, "done");
@@ -207,7 +207,7 @@ async fn connection_close_and_http_1_0_responses_end_their_connection() {
     .await;
     let upstream = backend.upstream();
     for _ in 0..4 {
-        let resp = upstream.send(get("/")).await.unwrap();
+        let resp = upstream.send(&mut get("/")).await.unwrap();
         assert_eq!(body_of(resp).await, "ok");
     }
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 3);
@@ -246,23 +246,23 @@ async fn the_request_is_framed_by_its_body_not_by_its_headers() {
     let backend = Backend::start(&[&[ok, ok, ok, ok]]).await;
     let upstream = backend.upstream();
 
-    let stale = http::Request::post("/known")
+    let mut stale = http::Request::post("/known")
         .header("content-length", "99")
         .header("transfer-encoding", "gzip")
         .body(Body::from("abc"))
         .unwrap();
-    upstream.send(stale).await.unwrap();
+    upstream.send(&mut stale).await.unwrap();
     let streamed = Body::from_stream(Trickle {
         chunks: ["ab", "cde"].into(),
         waited: false,
     });
-    let streamed = http::Request::put("/streamed").body(streamed).unwrap();
-    upstream.send(streamed).await.unwrap();
+    let mut streamed = http::Request::put("/streamed").body(streamed).unwrap();
+    upstream.send(&mut streamed).await.unwrap();
     upstream
-        .send(http::Request::post("/empty").body(Body::empty()).unwrap())
+        .send(&mut http::Request::post("/empty").body(Body::empty()).unwrap())
         .await
         .unwrap();
-    upstream.send(get("/get")).await.unwrap();
+    upstream.send(&mut get("/get")).await.unwrap();
 
     let host = format!("host: {}\r\n", backend.authority);
     assert_eq!(
@@ -299,20 +299,32 @@ async fn a_pooled_connection_the_backend_closed_is_replaced() {
     ])
     .await;
     let upstream = backend.upstream();
-    assert_eq!(body_of(upstream.send(get("/")).await.unwrap()).await, "a");
+    assert_eq!(
+        body_of(upstream.send(&mut get("/")).await.unwrap()).await,
+        "a"
+    );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(body_of(upstream.send(get("/")).await.unwrap()).await, "b");
-    assert_eq!(body_of(upstream.send(get("/")).await.unwrap()).await, "c");
+    assert_eq!(
+        body_of(upstream.send(&mut get("/")).await.unwrap()).await,
+        "b"
+    );
+    assert_eq!(
+        body_of(upstream.send(&mut get("/")).await.unwrap()).await,
+        "c"
+    );
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 3);
 
-    let post = http::Request::builder()
+    let mut post = http::Request::builder()
         .method(Method::POST)
         .uri("/")
         .body(Body::from("data"))
         .unwrap();
-    let err = upstream.send(post).await.unwrap_err();
+    let err = upstream.send(&mut post).await.unwrap_err();
     assert_eq!(err.to_string(), "the connection closed before a response");
-    assert_eq!(body_of(upstream.send(get("/")).await.unwrap()).await, "d");
+    assert_eq!(
+        body_of(upstream.send(&mut get("/")).await.unwrap()).await,
+        "d"
+    );
 }
 
 #[tokio::test]
@@ -341,7 +353,7 @@ async fn malformed_responses_are_errors_that_say_what_is_wrong() {
     ];
     for (reply, message) in cases {
         let backend = Backend::start(&[&[reply]]).await;
-        let err = backend.upstream().send(get("/")).await.unwrap_err();
+        let err = backend.upstream().send(&mut get("/")).await.unwrap_err();
         assert!(err.to_string().starts_with(message), "{reply:?}: {err}");
     }
 
@@ -362,7 +374,7 @@ async fn malformed_responses_are_errors_that_say_what_is_wrong() {
     ];
     for (reply, message) in cases {
         let backend = Backend::start(&[&[reply]]).await;
-        let resp = backend.upstream().send(get("/")).await.unwrap();
+        let resp = backend.upstream().send(&mut get("/")).await.unwrap();
         let err = resp.into_body().collect().await.unwrap_err();
         assert!(err.to_string().contains(message), "{reply:?}: {err}");
     }

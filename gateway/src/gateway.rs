@@ -30,9 +30,6 @@ use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Body as _;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::config::{Config, PluginUse};
 use crate::route::{RouteTable, UrlPattern};
@@ -122,9 +119,6 @@ impl Gateway {
     /// as the process, and the innermost plugin's `next` then calls it without a
     /// reference count to touch per request.
     pub fn build(config: &Config, registry: &PluginRegistry) -> Result<Self, BuildError> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
         let mut table = RouteTable::default();
         let mut routes = Vec::with_capacity(config.endpoints.len());
         for (index, endpoint) in config.endpoints.iter().enumerate() {
@@ -156,11 +150,7 @@ impl Gateway {
             });
             table.insert(endpoint.method.clone(), endpoint.pattern.clone(), index);
         }
-        let router: &'static Router = Box::leak(Box::new(Router {
-            table,
-            routes,
-            client,
-        }));
+        let router: &'static Router = Box::leak(Box::new(Router { table, routes }));
         // KrakenD's rule: each plugin wraps what the previous names built, so the last
         // name is the outermost and sees the request first. Inner plugins are wrapped
         // in a `ServerLayer` (their errors become responses there); the outermost is
@@ -267,9 +257,6 @@ impl BackendRoute {
 struct Router {
     table: RouteTable,
     routes: Vec<Route>,
-    /// Only for requests a backend modifier pointed at another host than the route's:
-    /// the route's own hosts are called through their [`Upstream`] pools.
-    client: Client<HttpConnector, Body>,
 }
 
 impl Router {
@@ -375,15 +362,14 @@ impl Router {
                 Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
             };
         }
-        // A backend modifier may have pointed the request elsewhere: then the generic
-        // client (its own pool) takes it, as before.
+        // A backend modifier may have pointed the request at another host: the same client
+        // takes it, on that host's own per-thread pool.
         if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
             let uri = req.uri().clone();
-            return match timer::timeout(backend.timeout, self.client.request(std::mem::take(req)))
-                .await
-            {
+            let sending = gwplugin_host::upstream::send(std::mem::take(req));
+            return match timer::timeout(backend.timeout, sending).await {
                 Err(_) => Err(timed_out()),
-                Ok(Ok(resp)) => Ok(resp.map(incoming_body)),
+                Ok(Ok(resp)) => Ok(resp),
                 Ok(Err(e)) => {
                     tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
                     Err(status_response(StatusCode::BAD_GATEWAY))

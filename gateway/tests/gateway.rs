@@ -176,6 +176,44 @@ async fn each_kind_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_backend_modifier_can_send_the_request_to_another_host() {
+    let (configured, other) = (start_backend().await, start_backend().await);
+    let cfg = config(
+        None,
+        json!([{
+            "endpoint": "/r",
+            "backend": [{"host": [configured.url()], "url_pattern": "/configured",
+                "extra_config": {"plugin/req-resp-modifier": {
+                    "name": ["stamp-modifier"], "stamp-modifier": {"value": "m1"}}}}],
+        }]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    for _ in 0..3 {
+        let to = format!("{}/other?q=1", other.url());
+        let reply = get(&gw.url("/r"), &[("x-redirect-to", &to)]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let seen = reply.json();
+        assert_eq!(seen["uri"], "/other?q=1");
+        // The `Host` the backend gets is its own, from the URI the modifier left.
+        assert_eq!(seen["headers"]["host"], json!([other.addr.to_string()]));
+        assert_eq!(seen["headers"]["x-modified"], json!(["m1"]));
+        assert_eq!(
+            reply.header("x-backend-hop"),
+            "",
+            "hop-by-hop headers stay out"
+        );
+    }
+    let reply = get(&gw.url("/r"), &[]).await;
+    assert_eq!(reply.json()["uri"], "/configured");
+    assert_eq!((configured.hits(), other.hits()), (1, 3));
+
+    // An unreachable redirect target is the backend's failure: 502.
+    let dead = format!("http://{}/", dead_address());
+    let reply = get(&gw.url("/r"), &[("x-redirect-to", &dead)]).await;
+    assert_eq!(reply.status, 502);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn all_kinds_together_follow_krakend_order() {
     let backend = start_backend().await;
     let cfg = config(

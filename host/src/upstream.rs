@@ -28,7 +28,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per backend host and thread; more are closed.
 const MAX_IDLE: usize = 512;
 /// Hosts [`send`] remembers per thread; past this the oldest is forgotten.
-const MAX_AD_HOC: usize = 128;
+pub const MAX_AD_HOC: usize = 128;
 
 /// Why a backend call failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,15 @@ pub struct Upstream {
     host: HeaderValue,
 }
 
+/// One host's idle connections on one thread.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<IdleConn>,
+    /// The host was forgotten ([`MAX_AD_HOC`]): its connections close instead of waiting
+    /// here for a request that will never come.
+    retired: bool,
+}
+
 struct IdleConn {
     conn: Conn,
     since: Instant,
@@ -69,7 +78,7 @@ static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// This thread's idle connections, by [`Upstream::id`], newest last.
-    static IDLE: RefCell<Vec<Vec<IdleConn>>> = const { RefCell::new(Vec::new()) };
+    static IDLE: RefCell<Vec<Pool>> = const { RefCell::new(Vec::new()) };
     /// The hosts [`send`] was asked for on this thread, oldest first.
     static AD_HOC: RefCell<Vec<Arc<Upstream>>> = const { RefCell::new(Vec::new()) };
 }
@@ -125,8 +134,8 @@ impl Upstream {
     /// A pooled connection that can take a request now.
     fn checkout(&self) -> Option<Conn> {
         IDLE.with_borrow_mut(|pools| {
-            let idle = pools.get_mut(self.id)?;
-            while let Some(mut idle) = idle.pop() {
+            let pool = pools.get_mut(self.id)?;
+            while let Some(mut idle) = pool.idle.pop() {
                 if idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_reusable() {
                     return Some(idle.conn);
                 }
@@ -146,11 +155,11 @@ impl Upstream {
                 return;
             };
             if pools.len() <= id {
-                pools.resize_with(id + 1, Vec::new);
+                pools.resize_with(id + 1, Pool::default);
             }
-            let idle = &mut pools[id];
-            if idle.len() < MAX_IDLE {
-                idle.push(IdleConn {
+            let pool = &mut pools[id];
+            if !pool.retired && pool.idle.len() < MAX_IDLE {
+                pool.idle.push(IdleConn {
                     conn,
                     since: Instant::now(),
                 });
@@ -244,7 +253,17 @@ fn ad_hoc(scheme: &Scheme, authority: &Authority) -> Arc<Upstream> {
             return u.clone();
         }
         if hosts.len() >= MAX_AD_HOC {
-            hosts.remove(0);
+            let forgotten = hosts.remove(0);
+            // Its idle connections close now (and any in use, when they come back).
+            IDLE.with_borrow_mut(|pools| {
+                if pools.len() <= forgotten.id {
+                    pools.resize_with(forgotten.id + 1, Pool::default);
+                }
+                pools[forgotten.id] = Pool {
+                    idle: Vec::new(),
+                    retired: true,
+                };
+            });
         }
         let upstream = Arc::new(Upstream::new(scheme, authority));
         hosts.push(upstream.clone());

@@ -396,3 +396,42 @@ async fn send_takes_absolute_http_urls_and_pools_per_host() {
     let err = send(get("https://example.com/")).await.unwrap_err();
     assert_eq!(err.to_string(), "invalid URL, scheme is not http");
 }
+
+#[tokio::test]
+async fn a_forgotten_host_s_idle_connections_are_closed() {
+    // One backend answering on every loopback address: 127.0.0.N are distinct hosts.
+    let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let open = Arc::new(AtomicUsize::new(0));
+    let count = open.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let count = count.clone();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while read_request(&mut stream, &mut buf).await.is_some() {
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                    if stream.write_all(ok).await.is_err() {
+                        break;
+                    }
+                }
+                count.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let hosts = gwplugin_host::upstream::MAX_AD_HOC + 10;
+    for n in 1..=hosts {
+        let resp = send(get(&format!("http://127.0.0.{n}:{port}/")))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // The ten oldest hosts were forgotten, and their connections closed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        gwplugin_host::upstream::MAX_AD_HOC
+    );
+}

@@ -38,6 +38,21 @@ impl fmt::Debug for HostContext {
     }
 }
 
+/// `Box::pin(make())`, with the value built directly in its allocation.
+///
+/// `Box::pin(f())` builds the value on the stack and then copies it into the box: for a
+/// request future that is a kilobyte or more per call. With the allocation made first,
+/// the compiler writes the value in place (measured with callgrind: both copies of the
+/// router's future per plugin call went away). Hosts box the futures they hand to
+/// plugins with it, as the adapters here do.
+#[inline(always)]
+pub fn pin_box_with<T>(make: impl FnOnce() -> T) -> std::pin::Pin<Box<T>> {
+    let mut slot = Box::new_uninit();
+    slot.write(make());
+    // SAFETY: initialised just above.
+    Box::into_pin(unsafe { slot.assume_init() })
+}
+
 /// A request handler: the router, a backend, or a plugin wrapping them.
 ///
 /// The future borrows the handler, so calling one touches no reference count (on a
@@ -181,11 +196,21 @@ where
 
 impl<P: HttpServer> ErasedHandler for ServerHandler<P> {
     fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, Error>> {
-        // The plugin's `handle` is called inside the first (guarded) poll: a plugin may
-        // run code, and panic, before its future exists.
-        Box::pin(GuardedFuture::new(async move {
-            self.plugin.handle(req, Next(&*self.next)).await
-        }))
+        // Called under a guard (a plugin may run code, and panic, before its future
+        // exists), and boxed as it is rather than inside an `async` block: that block
+        // would hold the request once more and be copied whole into the box.
+        guarded_box(|| self.plugin.handle(req, Next(&*self.next)))
+    }
+}
+
+/// The future `make` returns, boxed under a guard; a panic in `make` is the future's error.
+fn guarded_box<'a, F>(make: impl FnOnce() -> F) -> BoxFuture<'a, Result<Response, Error>>
+where
+    F: std::future::Future<Output = Result<Response, Error>> + Send + 'a,
+{
+    match guard(|| Ok(pin_box_with(|| GuardedFuture::new(make())))) {
+        Ok(fut) => fut,
+        Err(panic) => Box::pin(std::future::ready(Err(panic))),
     }
 }
 
@@ -204,9 +229,7 @@ where
 
 impl<P: HttpClient> ErasedHandler for ClientHandler<P> {
     fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, Error>> {
-        Box::pin(GuardedFuture::new(
-            async move { self.plugin.call(req).await },
-        ))
+        guarded_box(|| self.plugin.call(req))
     }
 }
 

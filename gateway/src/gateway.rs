@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use gwplugin::abi::{ErasedHandler, ErasedModifier, Handler, Kind};
+use gwplugin::abi::{ErasedHandler, ErasedModifier, Handler, Kind, pin_box_with};
 use gwplugin::{Body, BoxFuture, Request, Response};
 use gwplugin_host::upstream::Upstream;
 use gwplugin_host::{CreateError, LookupError, PluginRegistry};
@@ -396,9 +396,9 @@ struct RouterHandler(&'static Router);
 
 impl ErasedHandler for RouterHandler {
     fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, gwplugin::Error>> {
-        // The router's future boxed as it is, not inside an `async` block that awaits it:
-        // that would copy the (large) future once more.
-        Box::pin(AlwaysOk {
+        // The router's future boxed as it is, in place, not inside an `async` block that
+        // awaits it: each would copy the (large) future once more.
+        pin_box_with(|| AlwaysOk {
             inner: self.0.handle(req),
         })
     }

@@ -68,6 +68,8 @@ pub struct FolderReport {
     pub loaded: Vec<PathBuf>,
     /// Files skipped under [`FailurePolicy::Skip`], with why.
     pub skipped: Vec<LoadError>,
+    /// Files that match the pattern but that `sha256`, naming others, does not list.
+    pub unlisted: Vec<PathBuf>,
 }
 
 /// One registered plugin name.
@@ -266,6 +268,16 @@ impl Loader {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // Checksums list the plugins the operator approved: with any, a file without
+            // one stays unloaded (a stale build in a shared artifact folder, say).
+            if !config.sha256.is_empty() && !config.sha256.contains_key(&name) {
+                tracing::warn!(
+                    file = %file.display(),
+                    "plugin file not loaded: `plugin.sha256` does not list it"
+                );
+                report.unlisted.push(file);
+                continue;
+            }
             match self.load_file(&file, config.sha256.get(&name).map(String::as_str)) {
                 Ok(()) => report.loaded.push(file),
                 Err(e) if config.on_failure == FailurePolicy::Skip => {

@@ -61,7 +61,7 @@ impl HostServices for TokioHostServices {
     }
 
     fn send(&self, request: Request) -> BoxFuture<'static, Result<Response, Error>> {
-        Box::pin(send(request))
+        gwplugin::abi::pin_box_with(|| send(request))
     }
 
     fn log(&self, plugin: &str, level: gwplugin::log::Level, target: &str, message: &str) {

@@ -399,6 +399,28 @@ async fn folder_scan_follows_pattern_order_and_failure_policy() {
         "{logs}"
     );
 
+    // Checksums list the approved plugins: the files they do not name stay unloaded.
+    let good = format!("{:x}", Sha256::digest(std::fs::read(all_kinds()).unwrap()));
+    std::fs::copy(all_kinds(), dir.path().join("c-unlisted.so")).unwrap();
+    config.sha256.insert("b-good.so".into(), good);
+    config.on_failure = FailurePolicy::Fail;
+    let report = loader_for_err().load_folder(&config).unwrap();
+    assert_eq!(report.loaded, [dir.path().join("b-good.so")]);
+    assert_eq!(
+        report.unlisted,
+        [
+            dir.path().join("a-broken.so"),
+            dir.path().join("c-unlisted.so")
+        ]
+    );
+    let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.lines().any(|l| l.contains("WARN")
+            && l.contains("`plugin.sha256` does not list it")
+            && l.contains("c-unlisted.so")),
+        "{logs}"
+    );
+
     config.sha256.insert("missing.so".into(), "00".into());
     let err = loader_for_err().load_folder(&config).unwrap_err();
     assert!(

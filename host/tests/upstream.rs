@@ -144,6 +144,21 @@ async fn a_chunked_body_with_extensions_and_trailers_then_the_connection_is_reus
 }
 
 #[tokio::test]
+async fn a_body_with_a_length_streams_in_pieces_then_the_connection_is_reused() {
+    let backend = Backend::start(&[&[
+        "HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello<pause> wor<pause>ld",
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    ]])
+    .await;
+    let upstream = backend.upstream();
+    let resp = upstream.send(&mut get("/")).await.unwrap();
+    assert_eq!(body_of(resp).await, "hello world");
+    let resp = upstream.send(&mut get("/")).await.unwrap();
+    assert_eq!(body_of(resp).await, "ok");
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn a_body_without_length_lasts_until_the_connection_closes() {
     let backend = Backend::start(&[
         &["HTTP/1.1 200 OK\r\n\r\npart one, <pause>part two"],

@@ -3,10 +3,12 @@
 //! hyper's client connection runs as a task of its own: a request reaches it through a
 //! channel, the response head comes back through a oneshot and the body through another
 //! channel. On gwhost's hot path that task was ~12k of the ~28k instructions per proxied
-//! request, with five task wake-ups (callgrind, NOTES.md). Here the requesting task
-//! writes the request and reads the response itself, with no task, channel or wake-up in
-//! between. Parsing is httparse's (hyper's own parser) and the types are `http`'s; this
-//! module frames messages as RFC 9112 says.
+//! request, with five task wake-ups (callgrind, NOTES.md); polled from the caller's task
+//! instead, its connection still takes requests and returns responses through those
+//! channels (tried: more instructions, not fewer). Here the requesting task writes the
+//! request and reads the response itself, with no second task or channel in between.
+//! Parsing is httparse's (hyper's own parser) and the types are `http`'s; this module
+//! frames messages as RFC 9112 says.
 
 use std::io;
 use std::mem::MaybeUninit;

@@ -10,7 +10,7 @@
 //! Parsing is httparse's (hyper's own parser) and the types are `http`'s; this module
 //! frames messages as RFC 9112 says.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
@@ -94,10 +94,16 @@ impl Conn {
         }
     }
 
+    /// Whether its last exchange ended cleanly, leaving the connection ready for another:
+    /// what it takes to go back to the pool.
+    pub(crate) fn ended_cleanly(&self) -> bool {
+        self.reusable && self.read.is_empty()
+    }
+
     /// Whether this connection may take another request: its last exchange ended cleanly
     /// and, while idle, the backend neither closed it nor sent anything.
     pub(crate) fn is_reusable(&mut self) -> bool {
-        if !self.reusable || !self.read.is_empty() {
+        if !self.ended_cleanly() {
             return false;
         }
         // Readiness comes from the reactor's last poll: no system call unless the socket
@@ -169,9 +175,8 @@ impl Conn {
             w.extend_from_slice(b"\r\n");
         }
         if let Some(n) = length {
-            w.extend_from_slice(b"content-length: ");
-            w.extend_from_slice(n.to_string().as_bytes());
-            w.extend_from_slice(b"\r\n");
+            // Formatted into the buffer: writing to a `Vec` cannot fail.
+            let _ = write!(w, "content-length: {n}\r\n");
         } else if chunked {
             w.extend_from_slice(b"transfer-encoding: chunked\r\n");
         }
@@ -207,8 +212,7 @@ impl Conn {
                 ));
             }
             if chunked {
-                self.write
-                    .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                let _ = write!(self.write, "{:x}\r\n", data.len());
             }
             if data.len() >= COPY_LIMIT {
                 self.flush().await?;
@@ -259,7 +263,7 @@ impl Conn {
                     )));
                 }
             }
-            let error = match self.read_more().await {
+            let error = match std::future::poll_fn(|cx| self.poll_read_more(cx)).await {
                 Ok(0) => BackendError::Protocol(if answered {
                     "the connection closed in the middle of the response head"
                 } else {
@@ -273,11 +277,6 @@ impl Conn {
                 unanswered: !answered,
             });
         }
-    }
-
-    async fn read_more(&mut self) -> io::Result<usize> {
-        self.read.reserve(READ_SIZE);
-        self.io.read_buf(&mut self.read).await
     }
 
     fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {

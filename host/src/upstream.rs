@@ -145,8 +145,9 @@ impl Upstream {
         })
     }
 
-    fn checkin(id: usize, mut conn: Conn) {
-        if !conn.is_reusable() {
+    fn checkin(id: usize, conn: Conn) {
+        // Whether the backend has closed it since is seen at checkout.
+        if !conn.ended_cleanly() {
             return;
         }
         // During thread teardown the pool is gone: the connection just closes.
@@ -154,10 +155,7 @@ impl Upstream {
             let Ok(mut pools) = pools.try_borrow_mut() else {
                 return;
             };
-            if pools.len() <= id {
-                pools.resize_with(id + 1, Pool::default);
-            }
-            let pool = &mut pools[id];
+            let pool = pool_mut(&mut pools, id);
             if !pool.retired && pool.idle.len() < MAX_IDLE {
                 pool.idle.push(IdleConn {
                     conn,
@@ -242,6 +240,14 @@ pub fn send(mut req: Request) -> impl Future<Output = Result<Response, BackendEr
     }
 }
 
+/// This thread's pool for the [`Upstream`] numbered `id`, made on first use.
+fn pool_mut(pools: &mut Vec<Pool>, id: usize) -> &mut Pool {
+    if pools.len() <= id {
+        pools.resize_with(id + 1, Pool::default);
+    }
+    &mut pools[id]
+}
+
 /// This thread's [`Upstream`] for a host, made on first use.
 fn ad_hoc(scheme: &Scheme, authority: &Authority) -> Arc<Upstream> {
     AD_HOC.with_borrow_mut(|hosts| {
@@ -256,10 +262,7 @@ fn ad_hoc(scheme: &Scheme, authority: &Authority) -> Arc<Upstream> {
             let forgotten = hosts.remove(0);
             // Its idle connections close now (and any in use, when they come back).
             IDLE.with_borrow_mut(|pools| {
-                if pools.len() <= forgotten.id {
-                    pools.resize_with(forgotten.id + 1, Pool::default);
-                }
-                pools[forgotten.id] = Pool {
+                *pool_mut(pools, forgotten.id) = Pool {
                     idle: Vec::new(),
                     retired: true,
                 };

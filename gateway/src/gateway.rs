@@ -13,7 +13,7 @@
 //!
 //! A failing or panicking plugin answers that one request with its status (500 when it
 //! set none) and an ERROR line naming the plugin and the request id; nothing else is
-//! affected. Plugin instances are created here, once; the hot path only clones `Arc`s.
+//! affected. Plugin instances are created here, once; the hot path only borrows them.
 
 use std::pin::Pin;
 use std::sync::Arc;

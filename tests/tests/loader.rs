@@ -391,13 +391,7 @@ async fn folder_scan_follows_pattern_order_and_failure_policy() {
     assert_eq!(report.loaded, [dir.path().join("b-good.so")]);
     assert_eq!(report.skipped.len(), 1);
     assert_eq!(loader.registry().len(), 3);
-    let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.lines().any(|l| l.contains("WARN")
-            && l.contains("plugin skipped")
-            && l.contains("a-broken.so")),
-        "{logs}"
-    );
+    assert_logged(&["WARN", "plugin skipped", "a-broken.so"]);
 
     // Checksums list the approved plugins: the files they do not name stay unloaded.
     let good = format!("{:x}", Sha256::digest(std::fs::read(all_kinds()).unwrap()));
@@ -413,13 +407,7 @@ async fn folder_scan_follows_pattern_order_and_failure_policy() {
             dir.path().join("c-unlisted.so")
         ]
     );
-    let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.lines().any(|l| l.contains("WARN")
-            && l.contains("`plugin.sha256` does not list it")
-            && l.contains("c-unlisted.so")),
-        "{logs}"
-    );
+    assert_logged(&["WARN", "`plugin.sha256` does not list it", "c-unlisted.so"]);
 
     config.sha256.insert("missing.so".into(), "00".into());
     let err = loader_for_err().load_folder(&config).unwrap_err();
@@ -428,6 +416,15 @@ async fn folder_scan_follows_pattern_order_and_failure_policy() {
             "a sha256 is configured for `missing.so`, but no such plugin file matches"
         ),
         "{err}"
+    );
+}
+
+/// Asserts that one line of the host's captured log contains every one of `parts`.
+fn assert_logged(parts: &[&str]) {
+    let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.lines().any(|l| parts.iter().all(|p| l.contains(p))),
+        "no log line with all of {parts:?}:\n{logs}"
     );
 }
 

@@ -2,11 +2,14 @@
 # Instructions per proxied request, counted by callgrind (repeatable whatever else the
 # machine is doing; this machine has no hardware counters): gwhost (release, 1 worker)
 # without plugins, then with the 3 passthrough plugins, each under valgrind for
-# `wrk -t1 -c8 -d10s` against a local nginx backend. The count includes start-up, so it
-# is slightly high; compare builds with the same settings.
+# `wrk -t1 -cN -d10s` against a local nginx backend. The count includes start-up, so it
+# is slightly high; compare builds with the same settings. With CONNECTIONS=1 (one
+# request at a time) the count repeats to about ±10 instructions, for small A/B steps;
+# at the default 8, batching moves it by about ±150.
 #
-# Usage: scripts/bench-instructions.sh [GWHOST-BINARY]   (default: build this checkout)
+# Usage: [CONNECTIONS=8] scripts/bench-instructions.sh [GWHOST-BINARY]   (default: build this checkout)
 set -euo pipefail
+CONNECTIONS="${CONNECTIONS:-8}"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=scripts/bench-common.sh
@@ -42,13 +45,13 @@ count() { # name, with-plugins -> instructions per request
         curl -fsS "http://127.0.0.1:$PORT/hello" >/dev/null 2>&1 && break
         sleep 0.2
     done
-    requests="$(wrk -t1 -c8 -d10s "http://127.0.0.1:$PORT/hello" | awk '/requests in/ {print $1}')"
+    requests="$(wrk -t1 -c"$CONNECTIONS" -d10s "http://127.0.0.1:$PORT/hello" | awk '/requests in/ {print $1}')"
     kill -TERM "$pid"
     wait "$pid" || true
     awk -v n="$requests" '/I *refs:/ {gsub(",", "", $NF); printf "%.0f\n", $NF / n}' "$WORK/$1.log"
 }
 
-echo "| gwhost (1 worker, wrk -t1 -c8 -d10s under callgrind) | instructions per request |"
+echo "| gwhost (1 worker, wrk -t1 -c$CONNECTIONS -d10s under callgrind) | instructions per request |"
 echo "|---|---:|"
 echo "| no plugins | $(count plain 0) |"
 echo "| 3 plugins (server + modifier + client) | $(count plugins 1) |"

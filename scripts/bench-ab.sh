@@ -8,8 +8,9 @@
 # the other, with one shared target dir) or paths to gwhost binaries already built. Both
 # serve the same config (no plugins) in their own sessions (see bench-gateway.sh on
 # autogroup), at each worker count in WORKERS; REPEAT interleaved rounds of wrk; prints
-# the median requests/s and the median CPU time per request (user + system, and each,
-# from /proc/PID/stat) for each, and B/A.
+# for each the medians of requests/s, CPU time per request (user + system, and each, from
+# /proc/PID/stat), p99 latency and how often its threads were preempted (involuntary
+# context switches, /proc/PID/task/*/status), and B/A.
 #
 # Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
 set -euo pipefail
@@ -63,17 +64,19 @@ for w in $WORKERS; do
 done
 wait_for_ports "${PORT[@]}"
 
-measure() { # key -> "requests/s  cpu-us-per-request  user-us  system-us"
-    local url="http://127.0.0.1:${PORT[$1]}/hello" before after out
+measure() { # key -> "requests/s cpu-us-per-request user-us system-us p99-ms preemptions-per-1k"
+    local url="http://127.0.0.1:${PORT[$1]}/hello" before after switched out
     wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
-    before="$(cpu_ticks "${PID[$1]}")"
-    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$url")"
-    after="$(cpu_ticks "${PID[$1]}")"
+    before="$(cpu_ticks "${PID[$1]}")" switched="$(preemptions "${PID[$1]}")"
+    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")"
+    after="$(cpu_ticks "${PID[$1]}")" switched=$(($(preemptions "${PID[$1]}") - switched))
     if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; exit 1; fi
     local rps cpu
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     cpu="$(cpu_per_request "$before" "$after" "$out")"
-    awk -v rps="$rps" -v cpu="$cpu" 'BEGIN {split(cpu, c, " "); printf "%s %.2f %s %s\n", rps, c[1] + c[2], c[1], c[2]}'
+    awk -v rps="$rps" -v cpu="$cpu" -v p99="$(p99_ms <<<"$out")" -v sw="$switched" \
+        '/requests in/ {n = $1}
+         END {split(cpu, c, " "); printf "%s %.2f %s %s %s %.0f\n", rps, c[1] + c[2], c[1], c[2], p99, 1000 * sw / n}' <<<"$out"
 }
 for _ in $(seq "$REPEAT"); do
     for w in $WORKERS; do
@@ -82,12 +85,12 @@ for _ in $(seq "$REPEAT"); do
 done
 echo "A = $1, B = $2; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
 echo
-echo "| W | build | requests/s | CPU µs per request | user | system |"
-echo "|---:|---|---:|---:|---:|---:|"
+echo "| W | build | requests/s | CPU µs per request | user | system | p99 ms | preemptions per 1k requests |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|"
 for w in $WORKERS; do
     for v in a b; do
         f="$WORK/$v-$w.runs"
-        echo "| $w | ${v^^} | $(median "$f" 1) | $(median "$f" 2) | $(median "$f" 3) | $(median "$f" 4) |"
+        echo "| $w | ${v^^} | $(median "$f" 1) | $(median "$f" 2) | $(median "$f" 3) | $(median "$f" 4) | $(median "$f" 5) | $(median "$f" 6) |"
     done
 done
 echo

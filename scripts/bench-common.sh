@@ -22,6 +22,22 @@ cpu_ticks() {
     for pid in "$@"; do cat /proc/"$pid"/task/*/stat; done | awk '{u += $14; s += $15} END {print u, s}'
 }
 
+# pids... -> how many times their threads were preempted (involuntary context switches).
+preemptions() {
+    local pid
+    for pid in "$@"; do cat /proc/"$pid"/task/*/status; done |
+        awk '/^nonvoluntary_ctxt_switches:/ {n += $2} END {print n}'
+}
+
+# wrk's output (with --latency) on stdin -> its 99th percentile latency in ms.
+p99_ms() {
+    awk '$1 == "99%" {v = $2
+        if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v) }
+        else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
+        printf "%.2f", v}'
+}
+
 # "utime stime" before, after, wrk's output -> "user-us system-us" per request.
 cpu_per_request() {
     awk -v before="$1" -v after="$2" -v hz="$(getconf CLK_TCK)" \

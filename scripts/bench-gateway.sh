@@ -104,7 +104,7 @@ measure() { # name, port (the proxy's pids are in $WORK/name.pids)
     echo "$out" >"$WORK/$1.wrk"
     [[ -n "${BENCH_LOG:-}" ]] && awk -v n="$1" '/^Requests\/sec:/ {print n, $2}' <<<"$out" >>"$BENCH_LOG"
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
-    p99="$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}' <<<"$out")"
+    p99="$(p99_ms <<<"$out")"
     cpu="$(cpu_per_request "$before" "$after" "$out")"
     if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
     echo "$rps $p99 $cpu"

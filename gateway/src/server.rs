@@ -217,9 +217,9 @@ impl Drop for InFlight {
 /// requests in flight, it groups a batch's response writes after the batch's reads. Each
 /// write to a local peer (a client on the same host, as in the benchmarks) is a
 /// synchronous wake-up that can preempt the worker mid-batch; grouped, they preempt it less
-/// (involuntary switches per request −40%, throughput at 1 worker +6–10%: BENCHMARKS.md).
-/// It costs one more poll of the connection's task (~1k instructions), so a lone request
-/// skips it.
+/// (`scripts/bench-ab.sh`: preemptions per request −32%, requests/s +11% at 1 worker and
+/// +9% at 2; BENCHMARKS.md). It costs one more poll of the connection's task (~1k
+/// instructions), so a lone request skips it.
 async fn yield_to_ready_connections() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {

@@ -206,7 +206,10 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        IN_FLIGHT.with(|n| n.set(n.get() - 1));
+        // Saturating: on the fallback path (no worker thread could start, connections run
+        // on the main multi-threaded runtime) a request may end on another thread than it
+        // began on. Its counts are then only a hint, which is all they are used for.
+        IN_FLIGHT.with(|n| n.set(n.get().saturating_sub(1)));
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use gwplugin::abi::{ErasedHandler, ErasedModifier, Handler, Kind, pin_box_with};
 use gwplugin::{Body, BoxFuture, Request, Response};
-use gwplugin_host::upstream::Upstream;
+use gwplugin_host::upstream::{BackendError, Upstream};
 use gwplugin_host::{CreateError, LookupError, PluginRegistry};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
@@ -353,6 +353,10 @@ impl Router {
             );
             status_response(StatusCode::GATEWAY_TIMEOUT)
         };
+        let unreachable = |target: &dyn std::fmt::Display, e: BackendError| {
+            tracing::warn!(request_id = request_id(), backend = %target, "backend unreachable: {e}");
+            status_response(StatusCode::BAD_GATEWAY)
+        };
         if let Some(client) = &backend.client {
             return match timer::timeout(backend.timeout, client.handler.call(std::mem::take(req)))
                 .await
@@ -370,23 +374,16 @@ impl Router {
             return match timer::timeout(backend.timeout, sending).await {
                 Err(_) => Err(timed_out()),
                 Ok(Ok(resp)) => Ok(resp),
-                Ok(Err(e)) => {
-                    tracing::warn!(request_id = request_id(), backend = %uri, "backend unreachable: {e}");
-                    Err(status_response(StatusCode::BAD_GATEWAY))
-                }
+                Ok(Err(e)) => Err(unreachable(&uri, e)),
             };
         }
         match timer::timeout(backend.timeout, upstream.send(req)).await {
             Err(_) => Err(timed_out()),
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => {
-                tracing::warn!(
-                    request_id = request_id(),
-                    backend = %format_args!("{}://{}", upstream.scheme(), upstream.authority()),
-                    "backend unreachable: {e}"
-                );
-                Err(status_response(StatusCode::BAD_GATEWAY))
-            }
+            Ok(Err(e)) => Err(unreachable(
+                &format_args!("{}://{}", upstream.scheme(), upstream.authority()),
+                e,
+            )),
         }
     }
 }

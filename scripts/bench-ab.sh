@@ -64,19 +64,8 @@ for w in $WORKERS; do
 done
 wait_for_ports "${PORT[@]}"
 
-measure() { # key -> "requests/s cpu-us-per-request user-us system-us p99-ms preemptions-per-1k"
-    local url="http://127.0.0.1:${PORT[$1]}/hello" before after switched out
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
-    before="$(cpu_ticks "${PID[$1]}")" switched="$(preemptions "${PID[$1]}")"
-    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")"
-    after="$(cpu_ticks "${PID[$1]}")" switched=$(($(preemptions "${PID[$1]}") - switched))
-    if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; exit 1; fi
-    local rps cpu
-    rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
-    cpu="$(cpu_per_request "$before" "$after" "$out")"
-    awk -v rps="$rps" -v cpu="$cpu" -v p99="$(p99_ms <<<"$out")" -v sw="$switched" \
-        '/requests in/ {n = $1}
-         END {split(cpu, c, " "); printf "%s %.2f %s %s %s %.0f\n", rps, c[1] + c[2], c[1], c[2], p99, 1000 * sw / n}' <<<"$out"
+measure() { # key -> `measure_proxy`'s line, then CPU µs per request (user + system)
+    measure_proxy "http://127.0.0.1:${PORT[$1]}/hello" "${PID[$1]}" | awk '{printf "%s %.2f\n", $0, $3 + $4}'
 }
 for _ in $(seq "$REPEAT"); do
     for w in $WORKERS; do
@@ -90,12 +79,12 @@ echo "|---:|---|---:|---:|---:|---:|---:|---:|"
 for w in $WORKERS; do
     for v in a b; do
         f="$WORK/$v-$w.runs"
-        echo "| $w | ${v^^} | $(median "$f" 1) | $(median "$f" 2) | $(median "$f" 3) | $(median "$f" 4) | $(median "$f" 5) | $(median "$f" 6) |"
+        echo "| $w | ${v^^} | $(median "$f" 1) | $(median "$f" 6) | $(median "$f" 3) | $(median "$f" 4) | $(median "$f" 2) | $(median "$f" 5) |"
     done
 done
 echo
 for w in $WORKERS; do
     awk -v w="$w" -v ra="$(median "$WORK/a-$w.runs" 1)" -v rb="$(median "$WORK/b-$w.runs" 1)" \
-        -v ca="$(median "$WORK/a-$w.runs" 2)" -v cb="$(median "$WORK/b-$w.runs" 2)" \
+        -v ca="$(median "$WORK/a-$w.runs" 6)" -v cb="$(median "$WORK/b-$w.runs" 6)" \
         'BEGIN {printf "- W=%s: B/A throughput %.3f, CPU per request %.3f\n", w, rb / ra, cb / ca}'
 done

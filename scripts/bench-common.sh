@@ -38,6 +38,23 @@ p99_ms() {
         printf "%.2f", v}'
 }
 
+# One measurement of a proxy: wrk for 2 s to warm up, then for DURATION, with the proxy's
+# CPU time and preemptions read around the second run. url, the proxy's pids... ->
+# "requests/s p99-ms user-us system-us preemptions-per-1k" (CPU time per request).
+# Exits, showing wrk's output, if any response was not 2xx.
+measure_proxy() {
+    local url="$1" out before after switched
+    shift
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
+    before="$(cpu_ticks "$@")" switched="$(preemptions "$@")"
+    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")"
+    after="$(cpu_ticks "$@")" switched=$(($(preemptions "$@") - switched))
+    if grep -q "Non-2xx" <<<"$out"; then echo "$url: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
+    awk -v p99="$(p99_ms <<<"$out")" -v cpu="$(cpu_per_request "$before" "$after" "$out")" -v sw="$switched" \
+        '/^Requests\/sec:/ {rps = $2} /requests in/ {n = $1}
+         END {printf "%s %s %s %.0f\n", rps, p99, cpu, 1000 * sw / n}' <<<"$out"
+}
+
 # "utime stime" before, after, wrk's output -> "user-us system-us" per request.
 cpu_per_request() {
     awk -v before="$1" -v after="$2" -v hz="$(getconf CLK_TCK)" \

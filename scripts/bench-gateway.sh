@@ -92,22 +92,13 @@ wait_for_ports "${PORTS[@]}"
 curl -fsS -D - "http://127.0.0.1:18084/hello" -o /dev/null | grep -qi '^x-pass-server: 1' \
     || { echo "the plugins are not active" >&2; exit 1; }
 
-# wrk: requests/s, p99 (normalised to ms), and the proxy's CPU time per request, user and
-# system (/proc/PID/stat of its processes and threads, around the run).
-measure() { # name, port (the proxy's pids are in $WORK/name.pids)
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://127.0.0.1:$2/hello" >/dev/null
-    local out rps p99 pids before after cpu
+# name, port (the proxy's pids are in $WORK/name.pids) -> `measure_proxy`'s line.
+measure() {
+    local pids result
     read -ra pids <"$WORK/$1.pids"
-    before="$(cpu_ticks "${pids[@]}")"
-    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$2/hello")"
-    after="$(cpu_ticks "${pids[@]}")"
-    echo "$out" >"$WORK/$1.wrk"
-    [[ -n "${BENCH_LOG:-}" ]] && awk -v n="$1" '/^Requests\/sec:/ {print n, $2}' <<<"$out" >>"$BENCH_LOG"
-    rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
-    p99="$(p99_ms <<<"$out")"
-    cpu="$(cpu_per_request "$before" "$after" "$out")"
-    if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
-    echo "$rps $p99 $cpu"
+    result="$(measure_proxy "http://127.0.0.1:$2/hello" "${pids[@]}")"
+    [[ -n "${BENCH_LOG:-}" ]] && echo "$1 ${result%% *}" >>"$BENCH_LOG"
+    echo "$result"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
 ROWS="" SUMMARY=""

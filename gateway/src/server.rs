@@ -221,7 +221,7 @@ impl Drop for InFlight {
 /// write to a local peer (a client on the same host, as in the benchmarks) is a
 /// synchronous wake-up that can preempt the worker mid-batch; grouped, they preempt it less
 /// (`scripts/bench-ab.sh`: preemptions per request −32%, requests/s +11% at 1 worker and
-/// +9% at 2; BENCHMARKS.md). It costs one more poll of the connection's task (~1k
+/// +9% at 2; BENCHMARKS.md). It costs one more poll of the connection's task (~1.3k
 /// instructions), so a lone request skips it.
 async fn yield_to_ready_connections() {
     let mut yielded = false;

@@ -26,6 +26,9 @@ if ! rustup run nightly rustc -V >/dev/null 2>&1; then
 fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# Disk: the plugin crates the tests build are workspaces of their own, so the workspace's
+# [profile.dev] does not reach them; these do. Incremental state is never reused on CI.
+export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"

@@ -29,6 +29,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 # Disk: the plugin crates the tests build are workspaces of their own, so the workspace's
 # [profile.dev] does not reach them; these do. Incremental state is never reused on CI.
 export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
+# A full run leaves ~2.4 GB in the target dir (measured on a fresh clone). Said up front,
+# so that running out of disk is not mistaken for a failing test.
+mkdir -p "$CARGO_TARGET_DIR"
+free_kb="$(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 { print $4 }')"
+if [ "${free_kb:-0}" -lt $((3 * 1024 * 1024)) ]; then
+    echo "warning: only $((free_kb / 1024)) MB free for \`$CARGO_TARGET_DIR\`; a full test run needs about 2.5 GB" >&2
+    echo "help: free some disk, or point CARGO_TARGET_DIR at a roomier file system" >&2
+fi
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"

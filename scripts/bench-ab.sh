@@ -9,8 +9,8 @@
 # serve the same config (no plugins) in their own sessions (see bench-gateway.sh on
 # autogroup), at each worker count in WORKERS; REPEAT interleaved rounds of wrk; prints
 # for each the medians of requests/s, CPU time per request (user + system, and each, from
-# /proc/PID/stat), p99 latency and how often its threads were preempted (involuntary
-# context switches, /proc/PID/task/*/status), and B/A.
+# /proc/PID/stat), p99 latency, how often its threads were preempted (involuntary
+# context switches, /proc/PID/task/*/status) and the machine's idle CPU time, and B/A.
 #
 # Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
 set -euo pipefail
@@ -74,17 +74,17 @@ for _ in $(seq "$REPEAT"); do
 done
 echo "A = $1, B = $2; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
 echo
-echo "| W | build | requests/s | CPU µs per request | user | system | p99 ms | preemptions per 1k requests |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+echo "| W | build | requests/s | CPU µs per request | user | system | p99 ms | preemptions per 1k requests | idle CPU µs per request |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
 for w in $WORKERS; do
     for v in a b; do
         f="$WORK/$v-$w.runs"
-        echo "| $w | ${v^^} | $(median "$f" 1) | $(median "$f" 6) | $(median "$f" 3) | $(median "$f" 4) | $(median "$f" 2) | $(median "$f" 5) |"
+        echo "| $w | ${v^^} | $(median "$f" 1) | $(median "$f" 7) | $(median "$f" 3) | $(median "$f" 4) | $(median "$f" 2) | $(median "$f" 5) | $(median "$f" 6) |"
     done
 done
 echo
 for w in $WORKERS; do
     awk -v w="$w" -v ra="$(median "$WORK/a-$w.runs" 1)" -v rb="$(median "$WORK/b-$w.runs" 1)" \
-        -v ca="$(median "$WORK/a-$w.runs" 6)" -v cb="$(median "$WORK/b-$w.runs" 6)" \
+        -v ca="$(median "$WORK/a-$w.runs" 7)" -v cb="$(median "$WORK/b-$w.runs" 7)" \
         'BEGIN {printf "- W=%s: B/A throughput %.3f, CPU per request %.3f\n", w, rb / ra, cb / ca}'
 done

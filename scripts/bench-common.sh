@@ -29,6 +29,11 @@ preemptions() {
         awk '/^nonvoluntary_ctxt_switches:/ {n += $2} END {print n}'
 }
 
+# -> the whole machine's idle time so far, in clock ticks (`/proc/stat`: idle + iowait).
+idle_ticks() {
+    awk '/^cpu / {print $5 + $6}' /proc/stat
+}
+
 # wrk's output (with --latency) on stdin -> its 99th percentile latency in ms.
 p99_ms() {
     awk '$1 == "99%" {v = $2
@@ -39,20 +44,22 @@ p99_ms() {
 }
 
 # One measurement of a proxy: wrk for 2 s to warm up, then for DURATION, with the proxy's
-# CPU time and preemptions read around the second run. url, the proxy's pids... ->
-# "requests/s p99-ms user-us system-us preemptions-per-1k" (CPU time per request).
+# CPU time and preemptions, and the machine's idle time, read around the second run.
+# url, the proxy's pids... -> "requests/s p99-ms user-us system-us preemptions-per-1k
+# idle-us" (CPU times per request; idle: CPU time no process used, all CPUs together).
 # Exits, showing wrk's output, if any response was not 2xx.
 measure_proxy() {
-    local url="$1" out before after switched
+    local url="$1" out before after switched idle
     shift
     wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
-    before="$(cpu_ticks "$@")" switched="$(preemptions "$@")"
+    before="$(cpu_ticks "$@")" switched="$(preemptions "$@")" idle="$(idle_ticks)"
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")"
-    after="$(cpu_ticks "$@")" switched=$(($(preemptions "$@") - switched))
+    after="$(cpu_ticks "$@")" switched=$(($(preemptions "$@") - switched)) idle=$(($(idle_ticks) - idle))
     if grep -q "Non-2xx" <<<"$out"; then echo "$url: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
     awk -v p99="$(p99_ms <<<"$out")" -v cpu="$(cpu_per_request "$before" "$after" "$out")" -v sw="$switched" \
+        -v idle="$idle" -v hz="$(getconf CLK_TCK)" \
         '/^Requests\/sec:/ {rps = $2} /requests in/ {n = $1}
-         END {printf "%s %s %s %.0f\n", rps, p99, cpu, 1000 * sw / n}' <<<"$out"
+         END {printf "%s %s %s %.0f %.2f\n", rps, p99, cpu, 1000 * sw / n, idle * 1e6 / hz / n}' <<<"$out"
 }
 
 # "utime stime" before, after, wrk's output -> "user-us system-us" per request.

@@ -118,7 +118,7 @@ for w in $WORKERS; do
     PLAIN_RPS="$(median "$WORK/plain-$w.runs" 1)" PLAIN_P99="$(median "$WORK/plain-$w.runs" 2)"
     PLUGINS_RPS="$(median "$WORK/plugins-$w.runs" 1)" PLUGINS_P99="$(median "$WORK/plugins-$w.runs" 2)"
     NGINX_RPS="$(median "$WORK/nginx-$w.runs" 1)" NGINX_P99="$(median "$WORK/nginx-$w.runs" 2)"
-    cpu() { echo "$(median "$1" 3) + $(median "$1" 4)"; }
+    cpu() { echo "$(median "$1" 3) + $(median "$1" 4) | $(median "$1" 6)"; }
     ROWS+="| $w | gwhost, no plugins | $PLAIN_RPS | $PLAIN_P99 ms | $(cpu "$WORK/plain-$w.runs") |
 | $w | gwhost, 3 plugins (server + modifier + client) | $PLUGINS_RPS | $PLUGINS_P99 ms | $(cpu "$WORK/plugins-$w.runs") |
 | $w | nginx proxy_pass | $NGINX_RPS | $NGINX_P99 ms | $(cpu "$WORK/nginx-$w.runs") |
@@ -144,10 +144,11 @@ http-client plugin that forwards with the host's client. Each proxy runs in its 
 session (nginx daemonizes; gwhost is started with \`setsid\`): with the kernel's autogroup
 scheduling, a process in wrk's session would share one CPU share with wrk. wrk, the
 backend and the proxy under test share the same cores, so absolute numbers are low; the
-ratios are the point.
+ratios are the point. Idle CPU is what no process used, all cores together: where it is
+well above zero, the proxy is not CPU-bound and latency, not CPU, limits requests/s.
 
-| W | proxy | requests/s | p99 latency | proxy CPU µs per request (user + system) |
-|---:|---|---:|---:|---:|
+| W | proxy | requests/s | p99 latency | proxy CPU µs per request (user + system) | idle CPU µs per request |
+|---:|---|---:|---:|---:|---:|
 $(printf '%s' "$ROWS")
 
 $(printf '%s' "$SUMMARY")

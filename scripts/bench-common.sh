@@ -49,25 +49,19 @@ p99_ms() {
 # idle-us" (CPU times per request; idle: CPU time no process used, all CPUs together).
 # Exits, showing wrk's output, if any response was not 2xx.
 measure_proxy() {
-    local url="$1" out before after switched idle
+    local url="$1" out before after
     shift
     wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
-    before="$(cpu_ticks "$@")" switched="$(preemptions "$@")" idle="$(idle_ticks)"
+    # "utime-ticks stime-ticks preemptions idle-ticks", before and after the run.
+    before="$(cpu_ticks "$@") $(preemptions "$@") $(idle_ticks)"
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")"
-    after="$(cpu_ticks "$@")" switched=$(($(preemptions "$@") - switched)) idle=$(($(idle_ticks) - idle))
+    after="$(cpu_ticks "$@") $(preemptions "$@") $(idle_ticks)"
     if grep -q "Non-2xx" <<<"$out"; then echo "$url: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
-    awk -v p99="$(p99_ms <<<"$out")" -v cpu="$(cpu_per_request "$before" "$after" "$out")" -v sw="$switched" \
-        -v idle="$idle" -v hz="$(getconf CLK_TCK)" \
+    awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" -v p99="$(p99_ms <<<"$out")" \
         '/^Requests\/sec:/ {rps = $2} /requests in/ {n = $1}
-         END {printf "%s %s %s %.0f %.2f\n", rps, p99, cpu, 1000 * sw / n, idle * 1e6 / hz / n}' <<<"$out"
-}
-
-# "utime stime" before, after, wrk's output -> "user-us system-us" per request.
-cpu_per_request() {
-    awk -v before="$1" -v after="$2" -v hz="$(getconf CLK_TCK)" \
-        '/requests in/ {n = $1}
-         END {split(before, b, " "); split(after, a, " "); k = 1e6 / hz / n
-              printf "%.2f %.2f", (a[1] - b[1]) * k, (a[2] - b[2]) * k}' <<<"$3"
+         END {split(before, b, " "); split(after, a, " "); us = 1e6 / hz / n
+              printf "%s %s %.2f %.2f %.0f %.2f\n", rps, p99, (a[1] - b[1]) * us, (a[2] - b[2]) * us,
+                  1000 * (a[3] - b[3]) / n, (a[4] - b[4]) * us}' <<<"$out"
 }
 
 # runs file, column -> the median of that column.

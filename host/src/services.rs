@@ -4,10 +4,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use gwplugin::{BoxFuture, Error, HostServices, Request, Response};
-use http::{StatusCode, Uri};
+use http::StatusCode;
 use tokio::runtime::Handle;
 
-use crate::upstream::BackendError;
+use crate::upstream::SendError;
 
 /// Host services on tokio: the host's timer, runtime, backend client ([`crate::upstream`])
 /// and tracing subscriber, lent to plugins.
@@ -61,7 +61,9 @@ impl HostServices for TokioHostServices {
     }
 
     fn send(&self, request: Request) -> BoxFuture<'static, Result<Response, Error>> {
-        gwplugin::abi::pin_box_with(|| send(request))
+        gwplugin::abi::pin_box_with(|| SendToBackend {
+            sending: crate::upstream::send(request),
+        })
     }
 
     fn log(&self, plugin: &str, level: gwplugin::log::Level, target: &str, message: &str) {
@@ -80,36 +82,24 @@ impl HostServices for TokioHostServices {
     }
 }
 
-/// The HTTP client lent to plugins: the host's per-thread keep-alive pools.
-fn send(request: Request) -> SendToBackend<impl Future<Output = Result<Response, BackendError>>> {
-    SendToBackend {
-        // For the error message: the request, and its URI, are gone once sent.
-        uri: request.uri().clone(),
-        sending: crate::upstream::send(request),
-    }
-}
-
 pin_project_lite::pin_project! {
-    /// A backend call whose error names the URL. Not an `async` block awaiting the call:
-    /// that would hold the call's future twice (as captured, and as awaited), and this
-    /// future is boxed, so copied whole, once per plugin call.
+    /// The HTTP client lent to plugins ([`crate::upstream::send`]), its failure a 502.
+    /// Not an `async` block awaiting the call: that would hold the call's future twice
+    /// (as captured, and as awaited), and this future is boxed, so copied whole, once
+    /// per plugin call.
     struct SendToBackend<F> {
-        uri: Uri,
         #[pin]
         sending: F,
     }
 }
 
-impl<F: Future<Output = Result<Response, BackendError>>> Future for SendToBackend<F> {
+impl<F: Future<Output = Result<Response, SendError>>> Future for SendToBackend<F> {
     type Output = Result<Response, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.sending.poll(cx).map_err(|e| {
-            Error::with_status(
-                StatusCode::BAD_GATEWAY,
-                format!("backend `{}`: {e}", this.uri),
-            )
-        })
+        self.project()
+            .sending
+            .poll(cx)
+            .map_err(|e| Error::with_status(StatusCode::BAD_GATEWAY, e.to_string()))
     }
 }

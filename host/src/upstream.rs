@@ -224,19 +224,42 @@ impl Upstream {
     }
 }
 
+/// A failed [`send`]: which backend it was for, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("backend `{target}`: {error}")]
+pub struct SendError {
+    /// `scheme://authority`, or the URI as given when it names no `http` host.
+    pub target: String,
+    #[source]
+    pub error: BackendError,
+}
+
 /// Sends a request with an absolute `http://` URI, on this thread's pool for its host.
+///
+/// A failure names the host, not the URI: the request, URI included, is gone by then,
+/// and keeping a copy of the URI for a rare message costs every request.
 #[allow(
     clippy::manual_async_fn,
     reason = "an `async fn` keeps its request twice in its state: parameter and local"
 )]
-pub fn send(mut req: Request) -> impl Future<Output = Result<Response, BackendError>> + Send {
+pub fn send(mut req: Request) -> impl Future<Output = Result<Response, SendError>> + Send {
     async move {
         let upstream = match (req.uri().scheme(), req.uri().authority()) {
             (Some(s), Some(a)) if *s == Scheme::HTTP => ad_hoc(s, a),
-            (Some(_), Some(_)) => return Err(BackendError::Uri("invalid URL, scheme is not http")),
-            _ => return Err(BackendError::Uri("client requires absolute-form URIs")),
+            (scheme, authority) => {
+                let error = BackendError::Uri(if scheme.is_some() && authority.is_some() {
+                    "invalid URL, scheme is not http"
+                } else {
+                    "client requires absolute-form URIs"
+                });
+                let target = req.uri().to_string();
+                return Err(SendError { target, error });
+            }
         };
-        upstream.send(&mut req).await
+        upstream.send(&mut req).await.map_err(|error| SendError {
+            target: format!("{}://{}", upstream.scheme, upstream.authority),
+            error,
+        })
     }
 }
 

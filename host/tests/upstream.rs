@@ -407,9 +407,27 @@ async fn send_takes_absolute_http_urls_and_pools_per_host() {
     assert!(backend.request(0).starts_with("GET /abs?q=1 HTTP/1.1\r\n"));
 
     let err = send(get("/relative")).await.unwrap_err();
-    assert_eq!(err.to_string(), "client requires absolute-form URIs");
+    assert_eq!(
+        err.to_string(),
+        "backend `/relative`: client requires absolute-form URIs"
+    );
     let err = send(get("https://example.com/")).await.unwrap_err();
-    assert_eq!(err.to_string(), "invalid URL, scheme is not http");
+    assert_eq!(
+        err.to_string(),
+        "backend `https://example.com/`: invalid URL, scheme is not http"
+    );
+    // A failure once sent names the host, not the whole URL.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let err = send(get(&format!("http://127.0.0.1:{port}/a?b=c")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("backend `http://127.0.0.1:{port}`: connect: ")),
+        "{err}"
+    );
 }
 
 #[tokio::test]

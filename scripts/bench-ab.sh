@@ -7,7 +7,8 @@
 # A and B are git revisions of this repository (built in a temporary worktree, one after
 # the other, with one shared target dir) or paths to gwhost binaries already built. Both
 # serve the same config (no plugins) in their own sessions (see bench-gateway.sh on
-# autogroup), at each worker count in WORKERS; REPEAT interleaved rounds of wrk; prints
+# autogroup), at each worker count in WORKERS, started afresh for each round; REPEAT
+# interleaved rounds of wrk; prints
 # for each the medians of requests/s, CPU time per request (user + system, and each, from
 # /proc/PID/stat), p99 latency, how often its threads were preempted (involuntary
 # context switches, /proc/PID/task/*/status) and the machine's idle CPU time, and B/A.
@@ -51,21 +52,27 @@ BACKEND_PORT=18181
 start_backend "$WORK/backend" "$BACKEND_PORT" "$(nproc)"
 mkdir -p "$WORK/plugins"
 
-declare -A PORT PID
+declare -A PORT BIN
 i=0
 for w in $WORKERS; do
     for v in a b; do
         port=$((18182 + i)) && i=$((i + 1))
         gw_config "$port" 0 "$BACKEND_PORT" "$WORK/plugins" >"$WORK/$v-$w.json"
-        bin="$A_BIN" && [[ $v == b ]] && bin="$B_BIN"
-        TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$bin" run -c "$WORK/$v-$w.json" &
-        PIDS+=($!) PORT[$v-$w]=$port PID[$v-$w]=$!
+        PORT[$v-$w]=$port BIN[$v-$w]="$A_BIN"
+        [[ $v == b ]] && BIN[$v-$w]="$B_BIN"
     done
 done
-wait_for_ports "${PORT[@]}"
+wait_for_ports "$BACKEND_PORT"
 
-measure() { # key -> `measure_proxy`'s line, then CPU µs per request (user + system)
-    measure_proxy "http://127.0.0.1:${PORT[$1]}/hello" "${PID[$1]}" | awk '{printf "%s %.2f\n", $0, $3 + $4}'
+# key -> `measure_proxy`'s line, then CPU µs per request (user + system), from a gwhost
+# started for this round alone (see bench-gateway.sh: a long-lived process's start-up
+# state would hold for every round).
+measure() {
+    start_gwhost "${BIN[$1]}" "$WORK/$1.json" "${1#*-}"
+    PIDS+=("$GWHOST_PID")
+    wait_for_ports "${PORT[$1]}"
+    measure_proxy "http://127.0.0.1:${PORT[$1]}/hello" "$GWHOST_PID" | awk '{printf "%s %.2f\n", $0, $3 + $4}'
+    stop_gwhost "$GWHOST_PID"
 }
 for _ in $(seq "$REPEAT"); do
     for w in $WORKERS; do

@@ -83,6 +83,20 @@ wait_for_ports() {
 }
 
 # An nginx config: dir (temp files, error log), pidfile, workers, server blocks.
+# binary, config file, worker count -> gwhost serving that config in its own session
+# (see bench-gateway.sh on autogroup), its log beside the config; its pid in GWHOST_PID.
+# Call it in the script's own shell (not in `$(...)`), so that `stop_gwhost` can wait.
+start_gwhost() {
+    TOKIO_WORKER_THREADS=$3 RUST_LOG=warn setsid "$1" run -c "$2" >>"${2%.json}.log" 2>&1 &
+    GWHOST_PID=$!
+}
+
+# pid -> that gwhost stopped: it drains its connections and exits.
+stop_gwhost() {
+    kill -TERM "$1"
+    wait "$1" || true
+}
+
 nginx_conf() {
     cat <<EOF
 worker_processes $3;

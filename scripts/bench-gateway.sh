@@ -8,9 +8,13 @@
 # of workers: nginx `worker_processes W`, gwhost `TOKIO_WORKER_THREADS=W` (its
 # connection-serving threads), for each W in WORKERS (default: 1 and one per core).
 # Each run is wrk for DURATION (default 10s) after a 2s warm-up; every configuration is
-# run REPEAT times (default 3), the rounds interleaved, and the median is reported. Like
-# nginx's daemons, each gwhost runs in its own session (`setsid`): with the kernel's
-# autogroup scheduling a process sharing wrk's session shares wrk's CPU share too.
+# run REPEAT times (default 3), the rounds interleaved, and the median is reported. Each
+# proxy is started afresh for each of its rounds and stopped after it: what a process
+# settles into at its start (how its backend connections fall on the backend's workers,
+# its heap, where its threads run) would otherwise hold for every round of a run and tilt
+# the whole run one way. Like nginx's daemons, each gwhost runs in its own session
+# (`setsid`): with the kernel's autogroup scheduling a process sharing wrk's session
+# shares wrk's CPU share too.
 # Prints a Markdown table; with --write-benchmarks it replaces the `## gwhost` section of
 # BENCHMARKS.md.
 #
@@ -50,9 +54,10 @@ trap cleanup EXIT
 # nginx: the backend (fixed body) and, separately, the reference proxy: separate
 # instances, so that the proxy, like gwhost, reaches the backend through another
 # process's workers.
-mkdir -p "$WORK/plugins" "$WORK/nginx" "$WORK/backend"
+mkdir -p "$WORK/plugins" "$WORK/backend"
 start_backend "$WORK/backend" "$BACKEND_PORT" "$BACKEND_WORKERS"
-PORTS=($BACKEND_PORT)
+wait_for_ports "$BACKEND_PORT"
+cp "$PLUGIN" "$WORK/plugins/"
 i=0
 for w in $WORKERS; do
     port=$((18082 + 10 * i))
@@ -67,51 +72,65 @@ for w in $WORKERS; do
             proxy_set_header Connection \"\";
         }
     }" >"$WORK/nginx-$w.conf"
-    nginx -c "$WORK/nginx-$w.conf"
-    for _ in $(seq 50); do [[ -s "$WORK/nginx-$w.pid" ]] && break; sleep 0.1; done
-    echo $(pgrep -P "$(cat "$WORK/nginx-$w.pid")") >"$WORK/nginx-$w.pids"
-    PORTS+=($port)
+    echo $port >"$WORK/nginx-$w.port"
+    gw_config $((port + 1)) 0 "$BACKEND_PORT" "$WORK/plugins" >"$WORK/plain-$w.json"
+    echo $((port + 1)) >"$WORK/plain-$w.port"
+    gw_config $((port + 2)) 1 "$BACKEND_PORT" "$WORK/plugins" >"$WORK/plugins-$w.json"
+    echo $((port + 2)) >"$WORK/plugins-$w.port"
     i=$((i + 1))
 done
 
-cp "$PLUGIN" "$WORK/plugins/"
-i=0
-for w in $WORKERS; do
-    plain=$((18083 + 10 * i)) plugins=$((18084 + 10 * i))
-    gw_config $plain 0 "$BACKEND_PORT" "$WORK/plugins" >"$WORK/plain-$w.json"
-    gw_config $plugins 1 "$BACKEND_PORT" "$WORK/plugins" >"$WORK/plugins-$w.json"
-    TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$GWHOST" run -c "$WORK/plain-$w.json" & PIDS+=($!)
-    echo $! >"$WORK/plain-$w.pids"
-    TOKIO_WORKER_THREADS=$w RUST_LOG=warn setsid "$GWHOST" run -c "$WORK/plugins-$w.json" & PIDS+=($!)
-    echo $! >"$WORK/plugins-$w.pids"
-    PORTS+=($plain $plugins)
-    i=$((i + 1))
-done
+# name (plain-W, plugins-W or nginx-W), W -> the proxy serving on its port, the pids of
+# its serving processes in $WORK/name.pids.
+start_proxy() {
+    if [[ $1 == nginx-* ]]; then
+        rm -f "$WORK/$1.pid"
+        nginx -c "$WORK/$1.conf"
+        for _ in $(seq 50); do [[ -s "$WORK/$1.pid" ]] && break; sleep 0.1; done
+        echo $(pgrep -P "$(cat "$WORK/$1.pid")") >"$WORK/$1.pids"
+    else
+        start_gwhost "$GWHOST" "$WORK/$1.json" "$2"
+        PIDS+=("$GWHOST_PID")
+        echo "$GWHOST_PID" >"$WORK/$1.pids"
+    fi
+    wait_for_ports "$(cat "$WORK/$1.port")"
+    if [[ $1 == plugins-* ]]; then
+        curl -fsS -D - "http://127.0.0.1:$(cat "$WORK/$1.port")/hello" -o /dev/null \
+            | grep -qi '^x-pass-server: 1' || { echo "the plugins are not active" >&2; exit 1; }
+    fi
+}
 
-wait_for_ports "${PORTS[@]}"
-curl -fsS -D - "http://127.0.0.1:18084/hello" -o /dev/null | grep -qi '^x-pass-server: 1' \
-    || { echo "the plugins are not active" >&2; exit 1; }
+# name -> that proxy stopped, its port free again.
+stop_proxy() {
+    local pid
+    if [[ $1 == nginx-* ]]; then
+        pid="$(cat "$WORK/$1.pid")"
+        kill -TERM "$pid"
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    else
+        stop_gwhost "$(cat "$WORK/$1.pids")"
+    fi
+}
 
-# name, port (the proxy's pids are in $WORK/name.pids) -> `measure_proxy`'s line.
+# name -> `measure_proxy`'s line for that proxy, started for this round alone.
 measure() {
     local pids result
+    start_proxy "$1" "${1#*-}"
     read -ra pids <"$WORK/$1.pids"
-    result="$(measure_proxy "http://127.0.0.1:$2/hello" "${pids[@]}")"
+    result="$(measure_proxy "http://127.0.0.1:$(cat "$WORK/$1.port")/hello" "${pids[@]}")"
+    stop_proxy "$1"
     [[ -n "${BENCH_LOG:-}" ]] && echo "$1 ${result%% *}" >>"$BENCH_LOG"
     echo "$result"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
 ROWS="" SUMMARY=""
-i=0
 # REPEAT interleaved rounds, so that a slow minute of this shared machine does not land on
 # one configuration only; then the median of each.
 for _ in $(seq "$REPEAT"); do
-    i=0
     for w in $WORKERS; do
-        measure "plain-$w" $((18083 + 10 * i)) >>"$WORK/plain-$w.runs"
-        measure "plugins-$w" $((18084 + 10 * i)) >>"$WORK/plugins-$w.runs"
-        measure "nginx-$w" $((18082 + 10 * i)) >>"$WORK/nginx-$w.runs"
-        i=$((i + 1))
+        for name in "plain-$w" "plugins-$w" "nginx-$w"; do
+            measure "$name" >>"$WORK/$name.runs"
+        done
     done
 done
 for w in $WORKERS; do
@@ -142,7 +161,10 @@ default is one per core). gwhost is a release build; "3 plugins" is
 \`fixtures/plugins/passthrough\`: an http-server plugin, a request modifier and an
 http-client plugin that forwards with the host's client. Each proxy runs in its own
 session (nginx daemonizes; gwhost is started with \`setsid\`): with the kernel's autogroup
-scheduling, a process in wrk's session would share one CPU share with wrk. wrk, the
+scheduling, a process in wrk's session would share one CPU share with wrk. Each proxy is
+started afresh for each round and stopped after it, so that what a process settles into
+at start (its backend connections' spread over the backend's workers, its heap, where its
+threads run) does not hold for a whole run. wrk, the
 backend and the proxy under test share the same cores, so absolute numbers are low; the
 ratios are the point. Idle CPU is what no process used, all cores together: where it is
 well above zero, the proxy is not CPU-bound and latency, not CPU, limits requests/s.

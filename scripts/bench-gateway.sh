@@ -164,9 +164,8 @@ session (nginx daemonizes; gwhost is started with \`setsid\`): with the kernel's
 scheduling, a process in wrk's session would share one CPU share with wrk. Each proxy is
 started afresh for each round and stopped after it, so that what a process settles into
 at start (its backend connections' spread over the backend's workers, its heap, where its
-threads run) does not hold for a whole run. wrk, the
-backend and the proxy under test share the same cores, so absolute numbers are low; the
-ratios are the point. Idle CPU is what no process used, all cores together: where it is
+threads run) does not hold for a whole run. wrk, the backend and the proxy under test
+share the same cores, so absolute numbers are low; the ratios are the point. Idle CPU is what no process used, all cores together: where it is
 well above zero, the proxy is not CPU-bound and latency, not CPU, limits requests/s.
 
 | W | proxy | requests/s | p99 latency | proxy CPU µs per request (user + system) | idle CPU µs per request |

@@ -62,11 +62,21 @@ pub fn pin_box_with<T>(make: impl FnOnce() -> T) -> std::pin::Pin<Box<T>> {
     if slot.is_null() {
         out_of_memory(layout.size(), layout.align());
     }
+    // `make` may run a plugin's code, which may panic (the adapters' guard catches it):
+    // the allocation is freed on that path rather than leaked once per panicking call.
+    struct FreeOnUnwind(*mut u8, std::alloc::Layout);
+    impl Drop for FreeOnUnwind {
+        fn drop(&mut self) {
+            // SAFETY: allocated above with this layout, and not yet handed to a `Box`.
+            unsafe { std::alloc::dealloc(self.0, self.1) }
+        }
+    }
+    let free_on_unwind = FreeOnUnwind(slot.cast(), layout);
     // SAFETY: `slot` is a live, unaliased allocation made for a `T` by the global
-    // allocator, as `Box::from_raw` requires; written before the box exists. Should `make`
-    // panic, the allocation leaks: no `make` here does, and a leak is safe.
+    // allocator, as `Box::from_raw` requires; written before the box exists.
     unsafe {
         slot.write(make());
+        std::mem::forget(free_on_unwind);
         Box::into_pin(Box::from_raw(slot))
     }
 }

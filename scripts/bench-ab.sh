@@ -8,10 +8,10 @@
 # the other, with one shared target dir) or paths to gwhost binaries already built. Both
 # serve the same config (no plugins) in their own sessions (see bench-gateway.sh on
 # autogroup), at each worker count in WORKERS, started afresh for each round; REPEAT
-# interleaved rounds of wrk; prints
-# for each the medians of requests/s, CPU time per request (user + system, and each, from
-# /proc/PID/stat), p99 latency, how often its threads were preempted (involuntary
-# context switches, /proc/PID/task/*/status) and the machine's idle CPU time, and B/A.
+# interleaved rounds of wrk; prints for each the medians of requests/s, CPU time per
+# request (user + system, and each, from /proc/PID/stat), p99 latency, how often its
+# threads were preempted (involuntary context switches, /proc/PID/task/*/status) and the
+# machine's idle CPU time, and B/A.
 #
 # Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
 set -euo pipefail
@@ -24,9 +24,9 @@ source "$ROOT/scripts/bench-common.sh"
 install_bench_tools
 
 WORK="$(mktemp -d /tmp/gwhost-ab.XXXXXX)"
-PIDS=()
+GWHOST_PID=""
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [[ -n "$GWHOST_PID" ]] && kill "$GWHOST_PID" 2>/dev/null || true
     [[ -f "$WORK/backend.pid" ]] && kill "$(cat "$WORK/backend.pid")" 2>/dev/null || true
     git -C "$ROOT" worktree remove --force "$WORK/src" 2>/dev/null || true
     rm -rf "$WORK"
@@ -69,10 +69,9 @@ wait_for_ports "$BACKEND_PORT"
 # state would hold for every round).
 measure() {
     start_gwhost "${BIN[$1]}" "$WORK/$1.json" "${1#*-}"
-    PIDS+=("$GWHOST_PID")
     wait_for_ports "${PORT[$1]}"
     measure_proxy "http://127.0.0.1:${PORT[$1]}/hello" "$GWHOST_PID" | awk '{printf "%s %.2f\n", $0, $3 + $4}'
-    stop_gwhost "$GWHOST_PID"
+    stop_gwhost
 }
 for _ in $(seq "$REPEAT"); do
     for w in $WORKERS; do

@@ -82,21 +82,23 @@ wait_for_ports() {
     done
 }
 
-# An nginx config: dir (temp files, error log), pidfile, workers, server blocks.
 # binary, config file, worker count -> gwhost serving that config in its own session
-# (see bench-gateway.sh on autogroup), its log beside the config; its pid in GWHOST_PID.
-# Call it in the script's own shell (not in `$(...)`), so that `stop_gwhost` can wait.
+# (see bench-gateway.sh on autogroup), its log beside the config; its pid in GWHOST_PID
+# (a script's exit trap stops it from there). Call it in the script's own shell (not in
+# `$(...)`), so that `stop_gwhost` can wait.
 start_gwhost() {
     TOKIO_WORKER_THREADS=$3 RUST_LOG=warn setsid "$1" run -c "$2" >>"${2%.json}.log" 2>&1 &
     GWHOST_PID=$!
 }
 
-# pid -> that gwhost stopped: it drains its connections and exits.
+# -> the gwhost in GWHOST_PID stopped: it drains its connections and exits.
 stop_gwhost() {
-    kill -TERM "$1"
-    wait "$1" || true
+    kill -TERM "$GWHOST_PID"
+    wait "$GWHOST_PID" || true
+    GWHOST_PID=""
 }
 
+# An nginx config: dir (temp files, error log), pidfile, workers, server blocks.
 nginx_conf() {
     cat <<EOF
 worker_processes $3;

@@ -41,9 +41,9 @@ GWHOST="$ROOT/target/release/gwhost"
 PLUGIN="$ROOT/target/release/libfixture_passthrough.so"
 
 WORK="$(mktemp -d /tmp/gwhost-bench.XXXXXX)"
-PIDS=()
+GWHOST_PID=""
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [[ -n "$GWHOST_PID" ]] && kill "$GWHOST_PID" 2>/dev/null || true
     for pidfile in "$WORK"/*.pid; do
         [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
     done
@@ -90,7 +90,6 @@ start_proxy() {
         echo $(pgrep -P "$(cat "$WORK/$1.pid")") >"$WORK/$1.pids"
     else
         start_gwhost "$GWHOST" "$WORK/$1.json" "$2"
-        PIDS+=("$GWHOST_PID")
         echo "$GWHOST_PID" >"$WORK/$1.pids"
     fi
     wait_for_ports "$(cat "$WORK/$1.port")"
@@ -107,8 +106,10 @@ stop_proxy() {
         pid="$(cat "$WORK/$1.pid")"
         kill -TERM "$pid"
         while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+        # Gone: the exit trap must not signal its pid, which may be reused by then.
+        rm -f "$WORK/$1.pid"
     else
-        stop_gwhost "$(cat "$WORK/$1.pids")"
+        stop_gwhost
     fi
 }
 
@@ -165,8 +166,9 @@ scheduling, a process in wrk's session would share one CPU share with wrk. Each 
 started afresh for each round and stopped after it, so that what a process settles into
 at start (its backend connections' spread over the backend's workers, its heap, where its
 threads run) does not hold for a whole run. wrk, the backend and the proxy under test
-share the same cores, so absolute numbers are low; the ratios are the point. Idle CPU is what no process used, all cores together: where it is
-well above zero, the proxy is not CPU-bound and latency, not CPU, limits requests/s.
+share the same cores, so absolute numbers are low; the ratios are the point. Idle CPU is
+what no process used, all cores together: where it is well above zero, the proxy is not
+CPU-bound and latency, not CPU, limits requests/s.
 
 | W | proxy | requests/s | p99 latency | proxy CPU µs per request (user + system) | idle CPU µs per request |
 |---:|---|---:|---:|---:|---:|

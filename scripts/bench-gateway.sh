@@ -8,19 +8,25 @@
 # of workers: nginx `worker_processes W`, gwhost `TOKIO_WORKER_THREADS=W` (its
 # connection-serving threads), for each W in WORKERS (default: 1 and one per core).
 # Each run is wrk for DURATION (default 10s) after a 2s warm-up; every configuration is
-# run REPEAT times (default 3), the rounds interleaved, and the median is reported. Each
-# proxy is started afresh for each of its rounds and stopped after it: what a process
-# settles into at its start (how its backend connections fall on the backend's workers,
-# its heap, where its threads run) would otherwise hold for every round of a run and tilt
-# the whole run one way. Like nginx's daemons, each gwhost runs in its own session
-# (`setsid`): with the kernel's autogroup scheduling a process sharing wrk's session
-# shares wrk's CPU share too.
+# run REPEAT times (default 3), the rounds interleaved, and the median is reported. Within
+# a round the configurations run in a shuffled order (seeded by the round's number, so a
+# rerun repeats it): with a fixed order every configuration would follow the same one in
+# every round, and whatever one run leaves behind on the shared backend would tilt the
+# next the same way each time. Each proxy is started afresh for each of its rounds and
+# stopped after it: what a process settles into at its start (how its backend
+# connections fall on the backend's workers, its heap, where its threads run) would
+# otherwise hold for every round of a run and tilt the whole run one way. Like nginx's
+# daemons, each gwhost runs in its own session (`setsid`): with the kernel's autogroup
+# scheduling a process sharing wrk's session shares wrk's CPU share too.
 # Prints a Markdown table; with --write-benchmarks it replaces the `## gwhost` section of
 # BENCHMARKS.md.
 #
 # Usage: scripts/bench-gateway.sh [--write-benchmarks]
 # Env:   DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
 #        BACKEND_WORKERS=$(nproc)
+#        BENCH_LOG=FILE: appends each round's result to FILE, in the order run: the
+#        configuration (plain-W, plugins-W or nginx-W), requests/s, p99 ms, user and system
+#        CPU µs per request, preemptions per 1k requests, idle CPU µs per request.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -120,18 +126,18 @@ measure() {
     read -ra pids <"$WORK/$1.pids"
     result="$(measure_proxy "http://127.0.0.1:$(cat "$WORK/$1.port")/hello" "${pids[@]}")"
     stop_proxy "$1"
-    [[ -n "${BENCH_LOG:-}" ]] && echo "$1 ${result%% *}" >>"$BENCH_LOG"
+    [[ -n "${BENCH_LOG:-}" ]] && echo "$1 $result" >>"$BENCH_LOG"
     echo "$result"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
 ROWS="" SUMMARY=""
-# REPEAT interleaved rounds, so that a slow minute of this shared machine does not land on
-# one configuration only; then the median of each.
-for _ in $(seq "$REPEAT"); do
-    for w in $WORKERS; do
-        for name in "plain-$w" "plugins-$w" "nginx-$w"; do
-            measure "$name" >>"$WORK/$name.runs"
-        done
+# REPEAT interleaved rounds, each in its own shuffled order (see the top), so that a slow
+# minute of this shared machine does not land on one configuration only; then the median
+# of each.
+CONFIGURATIONS="$(for w in $WORKERS; do echo "plain-$w plugins-$w nginx-$w"; done)"
+for round in $(seq "$REPEAT"); do
+    for name in $(printf '%s\n' $CONFIGURATIONS | awk -v seed="$round" 'BEGIN {srand(seed)} {print rand(), $0}' | sort -g | cut -d' ' -f2); do
+        measure "$name" >>"$WORK/$name.runs"
     done
 done
 for w in $WORKERS; do
@@ -153,7 +159,7 @@ REPORT="$(cat <<EOF
 
 \`$COMMAND\` — $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),
 $(rustc -V), $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk -t$THREADS -c$CONNECTIONS -d$DURATION on loopback, after a 2s warm-up each;
-medians of $REPEAT interleaved rounds.
+medians of $REPEAT interleaved rounds, each running every configuration once, in a shuffled order.
 One backend: its own nginx instance ($BACKEND_WORKERS workers) returning a fixed 17-byte JSON
 body, used by both proxies over keep-alive connections (nginx: \`keepalive 128\`, HTTP/1.1;
 gwhost: its per-thread pools). Same worker count W for both proxies: nginx

@@ -11,7 +11,7 @@
 # interleaved rounds of wrk; prints for each the medians of requests/s, CPU time per
 # request (user + system, and each, from /proc/PID/stat), p99 latency, how often its
 # threads were preempted (involuntary context switches, /proc/PID/task/*/status) and the
-# machine's idle CPU time, and B/A.
+# machine's idle CPU time, and B/A with its 95% interval over the rounds.
 #
 # Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
 set -euo pipefail
@@ -90,7 +90,6 @@ for w in $WORKERS; do
 done
 echo
 for w in $WORKERS; do
-    awk -v w="$w" -v ra="$(median "$WORK/a-$w.runs" 1)" -v rb="$(median "$WORK/b-$w.runs" 1)" \
-        -v ca="$(median "$WORK/a-$w.runs" 7)" -v cb="$(median "$WORK/b-$w.runs" 7)" \
-        'BEGIN {printf "- W=%s: B/A throughput %.3f, CPU per request %.3f\n", w, rb / ra, cb / ca}'
+    echo "- W=$w: B/A throughput $(ratio_with_interval "$WORK/b-$w.runs" "$WORK/a-$w.runs" 1)," \
+        "CPU per request $(ratio_with_interval "$WORK/b-$w.runs" "$WORK/a-$w.runs" 7)"
 done

@@ -18,8 +18,9 @@
 # otherwise hold for every round of a run and tilt the whole run one way. Like nginx's
 # daemons, each gwhost runs in its own session (`setsid`): with the kernel's autogroup
 # scheduling a process sharing wrk's session shares wrk's CPU share too.
-# Prints a Markdown table; with --write-benchmarks it replaces the `## gwhost` section of
-# BENCHMARKS.md.
+# Prints a Markdown table and, for each target, the ratio with its 95% interval over the
+# rounds and a verdict (met, not met, not settled: `ratio_with_interval`); with
+# --write-benchmarks it replaces the `## gwhost` section of BENCHMARKS.md.
 #
 # Usage: scripts/bench-gateway.sh [--write-benchmarks]
 # Env:   DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
@@ -129,7 +130,6 @@ measure() {
     [[ -n "${BENCH_LOG:-}" ]] && echo "$1 $result" >>"$BENCH_LOG"
     echo "$result"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
 ROWS="" SUMMARY=""
 # REPEAT interleaved rounds, each in its own shuffled order (see the top), so that a slow
 # minute of this shared machine does not land on one configuration only; then the median
@@ -149,7 +149,9 @@ for w in $WORKERS; do
 | $w | gwhost, 3 plugins (server + modifier + client) | $PLUGINS_RPS | $PLUGINS_P99 ms | $(cpu "$WORK/plugins-$w.runs") |
 | $w | nginx proxy_pass | $NGINX_RPS | $NGINX_P99 ms | $(cpu "$WORK/nginx-$w.runs") |
 "
-    SUMMARY+="- $w worker(s): gwhost with 3 plugins / without: $(ratio "$PLUGINS_RPS" "$PLAIN_RPS") of the throughput (target >= 95%); gwhost without plugins / nginx: $(ratio "$PLAIN_RPS" "$NGINX_RPS") (target >= 100%), p99 $PLAIN_P99 ms vs $NGINX_P99 ms (target: no worse).
+    SUMMARY+="- $w worker(s): throughput of gwhost with 3 plugins / without: $(ratio_with_interval "$WORK/plugins-$w.runs" "$WORK/plain-$w.runs" 1 ">=" 95).
+  Throughput of gwhost without plugins / nginx: $(ratio_with_interval "$WORK/plain-$w.runs" "$WORK/nginx-$w.runs" 1 ">=" 100).
+  p99 of gwhost without plugins / nginx ($PLAIN_P99 ms vs $NGINX_P99 ms): $(ratio_with_interval "$WORK/plain-$w.runs" "$WORK/nginx-$w.runs" 2 "<=" 100).
 "
 done
 
@@ -174,7 +176,9 @@ at start (its backend connections' spread over the backend's workers, its heap, 
 threads run) does not hold for a whole run. wrk, the backend and the proxy under test
 share the same cores, so absolute numbers are low; the ratios are the point. Idle CPU is
 what no process used, all cores together: where it is well above zero, the proxy is not
-CPU-bound and latency, not CPU, limits requests/s.
+CPU-bound and latency, not CPU, limits requests/s. Each ratio below comes with a 95%
+interval, a bootstrap over the rounds: a target is "met" when the whole interval clears
+it, "not met" when none of it does, and "not settled" when this run cannot tell.
 
 | W | proxy | requests/s | p99 latency | proxy CPU µs per request (user + system) | idle CPU µs per request |
 |---:|---|---:|---:|---:|---:|

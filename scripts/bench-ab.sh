@@ -8,10 +8,11 @@
 # the other, with one shared target dir) or paths to gwhost binaries already built. Both
 # serve the same config (no plugins) in their own sessions (see bench-gateway.sh on
 # autogroup), at each worker count in WORKERS, started afresh for each round; REPEAT
-# interleaved rounds of wrk; prints for each the medians of requests/s, CPU time per
-# request (user + system, and each, from /proc/PID/stat), p99 latency, how often its
-# threads were preempted (involuntary context switches, /proc/PID/task/*/status) and the
-# machine's idle CPU time, and B/A with its 95% interval over the rounds.
+# interleaved rounds of wrk (A first in odd rounds, B in even ones); prints for each the
+# medians of requests/s, CPU time per request (user + system, and each, from
+# /proc/PID/stat), p99 latency, how often its threads were preempted (involuntary context
+# switches, /proc/PID/task/*/status) and the machine's idle CPU time, and B/A with its 95%
+# interval over the rounds.
 #
 # Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
 set -euo pipefail
@@ -73,9 +74,11 @@ measure() {
     measure_proxy "http://127.0.0.1:${PORT[$1]}/hello" "$GWHOST_PID" | awk '{printf "%s %.2f\n", $0, $3 + $4}'
     stop_gwhost
 }
-for _ in $(seq "$REPEAT"); do
+for round in $(seq "$REPEAT"); do
     for w in $WORKERS; do
-        for v in a b; do measure "$v-$w" >>"$WORK/$v-$w.runs"; done
+        # A first in odd rounds, B first in even ones: neither always follows the other.
+        if ((round % 2 == 0)); then order="b a"; else order="a b"; fi
+        for v in $order; do measure "$v-$w" >>"$WORK/$v-$w.runs"; done
     done
 done
 echo "A = $1, B = $2; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"

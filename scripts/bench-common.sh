@@ -7,13 +7,17 @@ THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 WORKERS="${WORKERS:-$(printf '%s\n' 1 "$(nproc)" | sort -un | tr '\n' ' ' | sed 's/ $//')}"
 
-# wrk, nginx and curl, from Debian's packages, if missing.
+# wrk, nginx, curl and python3 (for `ratio_with_interval`), from Debian's packages, if
+# missing.
 install_bench_tools() {
-    if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v curl >/dev/null; then
+    local tool
+    for tool in wrk nginx curl python3; do
+        command -v "$tool" >/dev/null && continue
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq wrk nginx-light curl >/dev/null
-    fi
+        apt-get install -y -qq wrk nginx-light curl python3 >/dev/null
+        break
+    done
 }
 
 # pids... -> "utime stime" of all their threads, in clock ticks.
@@ -73,32 +77,49 @@ median() {
 # Runs file A, runs file B, column, then optionally ">=" or "<=" and a target percentage
 # -> the median of A's column over B's as a percentage, its 95% interval, and whether the
 # target is met: "96.3% (95% interval 93.0–99.1%; target >= 95%: not settled)".
-# The interval is a bootstrap over the rounds (each file resampled on its own, 4,000
-# times, seeded: the same rounds give the same interval). The medians of a few rounds on
-# a shared machine move by several percent from run to run; the interval says whether a
-# target was met with room to spare ("met"), missed ("not met"), or is within the noise
-# of this run ("not settled").
+# The interval is a bootstrap over the rounds, 4,000 resamples, seeded (the same rounds
+# give the same interval). When both files have a line per round, in the same order,
+# rounds are resampled whole: a round's configurations ran minutes apart and share the
+# machine's mood of those minutes. The medians of a few rounds on a shared machine move by
+# several percent from run to run; the interval says whether a target was met with room
+# to spare ("met"), missed ("not met"), or is within the noise of this run ("not
+# settled"). Under 5 rounds there is no interval worth the name: none is given.
 ratio_with_interval() {
     python3 - "$@" <<'PY'
 import random, statistics, sys
 a, b, col = sys.argv[1], sys.argv[2], int(sys.argv[3]) - 1
+sense, target = (sys.argv[4], float(sys.argv[5])) if len(sys.argv) > 5 else (None, None)
+if sense not in (None, ">=", "<="):
+    sys.exit(f"ratio_with_interval: the comparison must be >= or <=, not `{sense}`")
 def column(path):
     return [float(line.split()[col]) for line in open(path) if line.strip()]
 xs, ys = column(a), column(b)
 ratio = 100 * statistics.median(xs) / statistics.median(ys)
-rng = random.Random(1)
-boot = sorted(
-    100 * statistics.median(rng.choices(xs, k=len(xs)))
-    / statistics.median(rng.choices(ys, k=len(ys)))
-    for _ in range(4000)
-)
-lo, hi = boot[100], boot[3899]
-text = f"{ratio:.1f}% (95% interval {lo:.1f}–{hi:.1f}%"
-if len(sys.argv) > 5:
-    sense, target = sys.argv[4], float(sys.argv[5])
-    # "<=" is ">=" on the negated ratios.
-    low, high, goal = (lo, hi, target) if sense == ">=" else (-hi, -lo, -target)
-    verdict = "met" if low >= goal else "not met" if high < goal else "not settled"
+text = f"{ratio:.1f}%"
+if min(len(xs), len(ys)) < 5:
+    text += f" (too few rounds for an interval"
+    verdict = "not settled"
+else:
+    rng = random.Random(1)
+    resamples = 4000
+    boot = []
+    for _ in range(resamples):
+        if len(xs) == len(ys):
+            rounds = rng.choices(range(len(xs)), k=len(xs))
+            ra, rb = [xs[i] for i in rounds], [ys[i] for i in rounds]
+        else:
+            ra, rb = rng.choices(xs, k=len(xs)), rng.choices(ys, k=len(ys))
+        boot.append(100 * statistics.median(ra) / statistics.median(rb))
+    boot.sort()
+    # As printed, so that the verdict agrees with the figures shown.
+    lo = round(boot[resamples // 40], 1)
+    hi = round(boot[resamples - resamples // 40 - 1], 1)
+    text += f" (95% interval {lo:.1f}–{hi:.1f}%"
+    if sense == ">=":
+        verdict = "met" if lo >= target else "not met" if hi < target else "not settled"
+    else:
+        verdict = "met" if hi <= target else "not met" if lo > target else "not settled"
+if sense:
     text += f"; target {sense} {sys.argv[5]}%: {verdict}"
 print(text + ")")
 PY

@@ -9,10 +9,10 @@
 # connection-serving threads), for each W in WORKERS (default: 1 and one per core).
 # Each run is wrk for DURATION (default 10s) after a 2s warm-up; every configuration is
 # run REPEAT times (default 3), the rounds interleaved, and the median is reported. Within
-# a round the configurations run in a shuffled order (seeded by the round's number, so a
-# rerun repeats it): with a fixed order every configuration would follow the same one in
-# every round, and whatever one run leaves behind on the shared backend would tilt the
-# next the same way each time. Each proxy is started afresh for each of its rounds and
+# a round the configurations run in a shuffled order (from SEED and the round's number):
+# with a fixed order every configuration would follow the same one in every round, and
+# whatever one run leaves behind on the shared backend would tilt the next the same way
+# each time. Each proxy is started afresh for each of its rounds and
 # stopped after it: what a process settles into at its start (how its backend
 # connections fall on the backend's workers, its heap, where its threads run) would
 # otherwise hold for every round of a run and tilt the whole run one way. Like nginx's
@@ -25,6 +25,8 @@
 # Usage: scripts/bench-gateway.sh [--write-benchmarks]
 # Env:   DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
 #        BACKEND_WORKERS=$(nproc)
+#        SEED=N: the shuffle's seed (default: the time); the report shows it, so that a
+#        run's orders can be repeated (with the same awk).
 #        BENCH_LOG=FILE: appends each round's result to FILE, in the order run: the
 #        configuration (plain-W, plugins-W or nginx-W), requests/s, p99 ms, user and system
 #        CPU µs per request, preemptions per 1k requests, idle CPU µs per request.
@@ -34,6 +36,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=scripts/bench-common.sh
 source "$ROOT/scripts/bench-common.sh"
 BACKEND_WORKERS="${BACKEND_WORKERS:-$(nproc)}"
+SEED="${SEED:-$(date +%s)}"
 WRITE=0
 [[ "${1:-}" == "--write-benchmarks" ]] && WRITE=1
 
@@ -136,7 +139,7 @@ ROWS="" SUMMARY=""
 # of each.
 CONFIGURATIONS="$(for w in $WORKERS; do echo "plain-$w plugins-$w nginx-$w"; done)"
 for round in $(seq "$REPEAT"); do
-    for name in $(printf '%s\n' $CONFIGURATIONS | awk -v seed="$round" 'BEGIN {srand(seed)} {print rand(), $0}' | sort -g | cut -d' ' -f2); do
+    for name in $(printf '%s\n' $CONFIGURATIONS | awk -v seed="$((SEED + round))" 'BEGIN {srand(seed)} {print rand(), $0}' | sort -g | cut -d' ' -f2); do
         measure "$name" >>"$WORK/$name.runs"
     done
 done
@@ -155,7 +158,7 @@ for w in $WORKERS; do
 "
 done
 
-COMMAND="DURATION=$DURATION REPEAT=$REPEAT THREADS=$THREADS CONNECTIONS=$CONNECTIONS WORKERS=\"$WORKERS\" BACKEND_WORKERS=$BACKEND_WORKERS scripts/bench-gateway.sh"
+COMMAND="SEED=$SEED DURATION=$DURATION REPEAT=$REPEAT THREADS=$THREADS CONNECTIONS=$CONNECTIONS WORKERS=\"$WORKERS\" BACKEND_WORKERS=$BACKEND_WORKERS scripts/bench-gateway.sh"
 REPORT="$(cat <<EOF
 ## gwhost
 

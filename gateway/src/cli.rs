@@ -22,11 +22,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serves the gateway until SIGTERM or SIGINT, then finishes in-flight requests.
-    #[command(after_help = "Example:\n  gwhost run -c gateway.json")]
+    /// A second signal closes their connections at once.
+    #[command(after_help = "Example:\n  gwhost run -c gateway.json --drain-timeout 30s")]
     Run {
         /// The gateway config (JSON).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// After the signal, how long in-flight requests may take before their
+        /// connections are closed: `500ms`, `30s`, `2m` (default: no limit).
+        #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+        drain_timeout: Option<std::time::Duration>,
     },
     /// Validates the config, verifies and loads every plugin and creates every plugin
     /// instance it names, without serving.
@@ -134,7 +139,10 @@ fn execute(command: Command) -> Result<(), Done> {
             true => Ok(()),
             false => Err(Done::Incompatible),
         },
-        Command::Run { config } => Ok(commands::run(&config)?),
+        Command::Run {
+            config,
+            drain_timeout,
+        } => Ok(commands::run(&config, drain_timeout)?),
         Command::Check { config } => {
             let report = commands::check(&config)?;
             println!(
@@ -181,4 +189,10 @@ fn execute(command: Command) -> Result<(), Done> {
             Ok(commands::test_plugin(&args, &mut std::io::stdout().lock())?)
         }
     }
+}
+
+/// A `--drain-timeout` value, in the config's duration syntax.
+fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration: use a number and a unit, e.g. `30s`"))
 }

@@ -46,8 +46,9 @@ fn build(config: &Config, registry: &PluginRegistry) -> Result<Gateway, GwError>
     })
 }
 
-/// `gwhost run -c FILE`: serves until SIGTERM or SIGINT, then drains and returns.
-pub fn run(config_file: &Path) -> Result<(), GwError> {
+/// `gwhost run -c FILE`: serves until SIGTERM or SIGINT, then drains (for at most
+/// `drain_timeout`, or until a second signal) and returns.
+pub fn run(config_file: &Path, drain_timeout: Option<std::time::Duration>) -> Result<(), GwError> {
     let config = config::load(config_file)?;
     let rt = runtime()?;
     rt.block_on(async {
@@ -66,7 +67,7 @@ pub fn run(config_file: &Path) -> Result<(), GwError> {
             plugin_files = files,
             "gwhost listening on http://{addr}"
         );
-        server::serve(listener, gateway, server::shutdown_signal()).await;
+        server::serve(listener, gateway, server::shutdown_signal(), drain_timeout).await;
         tracing::info!("gwhost stopped");
         // Plugins are never unloaded; the registry simply goes with the process.
         drop(registry);

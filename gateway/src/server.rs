@@ -1,5 +1,6 @@
 //! Accepting connections and the graceful stop: on the shutdown signal the listener is
-//! closed, idle connections are closed, in-flight requests finish, then `serve` returns.
+//! closed, idle connections are closed, in-flight requests finish (within the drain
+//! timeout, if one is set, and until a second signal), then `serve` returns.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,7 +14,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::gateway::{Gateway, incoming_body};
 use crate::timer::WheelTimer;
 
-/// Serves `gateway` on `listener` until `shutdown` completes, then drains.
+/// Serves `gateway` on `listener` until `shutdown` completes, then drains: waits for the
+/// requests in flight, for at most `drain_timeout` (if set) and only until a second
+/// SIGTERM or SIGINT. Connections still open then close when the process exits.
 ///
 /// Connections are served by [`worker_count`] threads, each with its own single-threaded
 /// tokio runtime: the accept loop (here, on the caller's runtime) hands each accepted
@@ -28,6 +31,7 @@ pub async fn serve(
     listener: TcpListener,
     gateway: &'static Gateway,
     shutdown: impl Future<Output = ()>,
+    drain_timeout: Option<std::time::Duration>,
 ) {
     // Connections watch this; its receiver count is the number still open.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -81,9 +85,29 @@ pub async fn serve(
         "stopped accepting; finishing in-flight requests"
     );
     let _ = stop_tx.send(true);
-    stop_tx.closed().await;
-    for done in exited {
-        let _ = done.await;
+    let drained = async {
+        stop_tx.closed().await;
+        for done in exited {
+            let _ = done.await;
+        }
+    };
+    let deadline = async {
+        match drain_timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = drained => {}
+        () = deadline => tracing::warn!(
+            "drain timeout ({:?}) passed: closing the connections still open",
+            drain_timeout.unwrap_or_default()
+        ),
+        // Once the first signal is handled, the signal's default action (exit) is gone:
+        // without this, a second one would be ignored.
+        () = shutdown_signal() => {
+            tracing::warn!("second signal: closing the connections still open");
+        }
     }
 }
 

@@ -428,6 +428,98 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     assert!(gw.log_line("gwhost stopped").is_some(), "{}", gw.logs());
 }
 
+/// A gateway with one request in flight to a backend that answers after 30 s, the
+/// backend's timeout longer still: only the drain's end can stop it.
+async fn gateway_with_a_hung_request(args: &[&str]) -> (Gateway, tokio::task::JoinHandle<()>) {
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{
+            "endpoint": "/hung",
+            "backend": [{"host": [backend.url()], "url_pattern": "/", "timeout": "60s"}],
+        }]),
+    );
+    let gw = Gateway::start_with_args(Site::new(&[]), &cfg, args);
+    let url = gw.url("/hung");
+    let in_flight = tokio::spawn(async move {
+        // The connection is closed under it: no response.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(40),
+            get(&url, &[("x-delay-ms", "30000")]),
+        )
+        .await;
+    });
+    let start = Instant::now();
+    while backend.hits() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "request never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The backend's tasks live on with the test's runtime: the request stays in flight.
+    (gw, in_flight)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_timeout_ends_a_drain_that_a_request_holds_up() {
+    let (mut gw, in_flight) = gateway_with_a_hung_request(&["--drain-timeout", "500ms"]).await;
+    let signalled = Instant::now();
+    gw.terminate();
+    let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "exited after {took:?}"
+    );
+    let warning = gw
+        .log_line("drain timeout (500ms) passed")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    assert!(warning.contains("WARN"), "{warning}");
+    in_flight.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_ends_the_drain_at_once() {
+    let (mut gw, in_flight) = gateway_with_a_hung_request(&[]).await;
+    gw.terminate();
+    // Without a drain timeout the first signal waits for the hung request.
+    let status = tokio::task::block_in_place(|| gw.wait(Duration::from_millis(1500)));
+    assert_eq!(
+        status,
+        None,
+        "exited before the request ended: {}",
+        gw.logs()
+    );
+    let signalled = Instant::now();
+    gw.terminate();
+    let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+    assert!(
+        gw.log_line("second signal: closing the connections still open")
+            .is_some(),
+        "{}",
+        gw.logs()
+    );
+    in_flight.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_drain_timeout_is_refused_before_start() {
+    let out = common::gwhost()
+        .args(["run", "-c", "gateway.json", "--drain-timeout", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`soon` is not a duration: use a number and a unit, e.g. `30s`"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn benchmark_plugins_pass_requests_through() {
     // The plugins `scripts/bench-gateway.sh` measures: the client forwards with the

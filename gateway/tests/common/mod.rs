@@ -98,11 +98,17 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(site: Site, config: &Value) -> Self {
+        Gateway::start_with_args(site, config, &[])
+    }
+
+    /// `gwhost run -c CONFIG ARGS...`.
+    pub fn start_with_args(site: Site, config: &Value, args: &[&str]) -> Self {
         let path = site.write_config(config);
         let mut child = gwhost()
             .env("RUST_LOG", "info")
             .args(["run", "-c"])
             .arg(&path)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -47,7 +47,7 @@ pub enum Command {
     PluginAbi,
     /// Verifies and loads plugin files, one `[OK]`/`[KO]` line per plugin and kind.
     #[command(
-        after_help = "Examples:\n  gwhost test-plugin plugins/*.so\n  gwhost test-plugin --modifier --config '{\"value\": \"acme\"}' --request 'GET http://localhost/users/1' plugins/tenant.so"
+        after_help = "Examples:\n  gwhost test-plugin plugins/*.so\n  gwhost test-plugin --modifier --config '{\"value\": \"acme\"}' --request 'GET http://localhost/users/1' -H 'authorization: Bearer t' plugins/tenant.so"
     )]
     TestPlugin {
         /// Test http-server plugins (default: every kind a file registers).
@@ -65,6 +65,9 @@ pub enum Command {
         /// Also send this sample request through each plugin.
         #[arg(long, value_name = "[METHOD] URL")]
         request: Option<String>,
+        /// A header for the sample request (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", requires = "request", value_parser = header_arg)]
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -170,6 +173,7 @@ fn execute(command: Command) -> Result<(), Done> {
             modifier,
             config,
             request,
+            headers,
             files,
         } => {
             let kinds = [
@@ -184,6 +188,7 @@ fn execute(command: Command) -> Result<(), Done> {
                 kinds,
                 config,
                 request,
+                headers,
                 files,
             };
             Ok(commands::test_plugin(&args, &mut std::io::stdout().lock())?)
@@ -195,4 +200,16 @@ fn execute(command: Command) -> Result<(), Done> {
 fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
     crate::config::parse_duration(text)
         .ok_or_else(|| format!("`{text}` is not a duration: use a number and a unit, e.g. `30s`"))
+}
+
+/// A `--header` value: `name: value`, as curl's `-H` takes it.
+fn header_arg(text: &str) -> Result<(http::HeaderName, http::HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not a header: write it as `name: value`"))?;
+    let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("`{}` is not a valid header name", name.trim()))?;
+    let value = http::HeaderValue::from_str(value.trim())
+        .map_err(|_| format!("the value of `{name}` is not a valid header value"))?;
+    Ok((name, value))
 }

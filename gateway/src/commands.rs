@@ -128,6 +128,8 @@ pub struct TestPlugin {
     pub config: Option<String>,
     /// Send this sample request (`[METHOD] URL`) through each instance.
     pub request: Option<String>,
+    /// The sample request's headers.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub files: Vec<PathBuf>,
 }
 
@@ -142,7 +144,11 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
             Err(e) => return Err(GwError::PluginConfigArg(e.to_string())),
         },
     };
-    let request = args.request.as_deref().map(parse_request).transpose()?;
+    let request = args
+        .request
+        .as_deref()
+        .map(|text| parse_request(text, &args.headers))
+        .transpose()?;
     let rt = runtime()?;
     let (passed, failed) = rt.block_on(async {
         let mut loader = loader()?;
@@ -218,9 +224,13 @@ impl Tally<'_> {
 struct SampleRequest {
     method: Method,
     uri: Uri,
+    headers: http::HeaderMap,
 }
 
-fn parse_request(text: &str) -> Result<SampleRequest, GwError> {
+fn parse_request(
+    text: &str,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+) -> Result<SampleRequest, GwError> {
     let bad = || GwError::RequestArg(text.to_owned());
     let mut words = text.split_whitespace();
     let (method, url) = match (words.next(), words.next(), words.next()) {
@@ -232,7 +242,15 @@ fn parse_request(text: &str) -> Result<SampleRequest, GwError> {
         _ => return Err(bad()),
     };
     let uri: Uri = url.parse().map_err(|_| bad())?;
-    Ok(SampleRequest { method, uri })
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        map.append(name.clone(), value.clone());
+    }
+    Ok(SampleRequest {
+        method,
+        uri,
+        headers: map,
+    })
 }
 
 /// The `next` handler an http-server plugin gets under `test-plugin`.
@@ -262,6 +280,7 @@ async fn exercise(
             let mut req = Request::new(Body::empty());
             *req.method_mut() = r.method.clone();
             *req.uri_mut() = r.uri.clone();
+            *req.headers_mut() = r.headers.clone();
             req
         })
     };
@@ -274,6 +293,15 @@ async fn exercise(
         )
     };
     let err = |e: &dyn std::fmt::Display| e.to_string();
+    // A plugin's error may carry the status the gateway would answer with: show it.
+    let failed = |e: &gwplugin::Error| match e.status() {
+        Some(status) => format!(
+            "{} {} -> {status}: {e}",
+            request.map(|r| r.method.as_str()).unwrap_or(""),
+            request.map(|r| r.uri.to_string()).unwrap_or_default()
+        ),
+        None => e.to_string(),
+    };
     // http-server and http-client instances are both handlers: created differently,
     // exercised alike.
     let handler = match kind {
@@ -286,10 +314,12 @@ async fn exercise(
             let Some(mut req) = sample() else {
                 return Ok("registered, created".to_owned());
             };
-            modifier.modify_request(&mut req).map_err(|e| err(&e))?;
+            modifier.modify_request(&mut req).map_err(|e| failed(&e))?;
             let mut resp = Response::new(Body::from("test-plugin: sample response"));
             *resp.status_mut() = StatusCode::OK;
-            modifier.modify_response(&mut resp).map_err(|e| err(&e))?;
+            modifier
+                .modify_response(&mut resp)
+                .map_err(|e| failed(&e))?;
             return Ok(describe(&resp));
         }
     }
@@ -300,6 +330,6 @@ async fn exercise(
             .call(req)
             .await
             .map(|r| describe(&r))
-            .map_err(|e| err(&e)),
+            .map_err(|e| failed(&e)),
     }
 }

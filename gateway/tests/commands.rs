@@ -134,3 +134,63 @@ fn test_plugin_ko_lines_and_exit_1() {
         )
     );
 }
+
+#[test]
+fn test_plugin_sends_the_sample_request_with_its_headers() {
+    let so = fixture("all-kinds");
+    let so_s = so.to_str().unwrap();
+    // The fixture's modifier fails with the status `x-reject` names, its server plugin
+    // panics on `x-panic: server`: both only if the headers reach them.
+    let out = run(&[
+        "test-plugin",
+        "--server",
+        "--modifier",
+        "--request",
+        "PUT /x",
+        "-H",
+        "x-reject: 418",
+        "--header",
+        "x-panic:server",
+        so_s,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!(
+            "[KO] stamp-server (http-server) in {so_s}: plugin panicked at "
+        )) && lines[0].ends_with("server plugin panicked on demand"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "[KO] stamp-modifier (modifier) in {so_s}: PUT /x -> 418 I'm a teapot: rejected by stamp-modifier"
+        )
+    );
+    assert_eq!(lines[2], "test-plugin: 0 passed, 2 failed");
+}
+
+#[test]
+fn test_plugin_refuses_a_bad_header_or_one_without_a_request() {
+    let so = fixture("all-kinds");
+    let so_s = so.to_str().unwrap();
+    let out = run(&["test-plugin", "--request", "/x", "-H", "x-reject 418", so_s]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "invalid value 'x-reject 418' for '--header <NAME: VALUE>': `x-reject 418` is not a header: write it as `name: value`"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["test-plugin", "-H", "x-reject: 418", so_s]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("the following required arguments were not provided:\n  --request"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).is_empty());
+}

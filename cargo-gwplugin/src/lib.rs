@@ -78,7 +78,7 @@ const HOST_BUILD_HELP: &str = concat!(
     exit_codes!()
 );
 const TEST_HELP: &str = concat!(
-    "Examples:\n  cargo gwplugin test\n  cargo gwplugin test --gwhost ./gwhost --request 'GET http://localhost/users/1' target/gwplugin/x86_64-unknown-linux-gnu/my-plugin.so",
+    "Examples:\n  cargo gwplugin test\n  cargo gwplugin test --gwhost ./gwhost --request 'GET http://localhost/users/1' -H 'authorization: Bearer t' target/gwplugin/x86_64-unknown-linux-gnu/my-plugin.so",
     "\n\n",
     exit_codes!()
 );

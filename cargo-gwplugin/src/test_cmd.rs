@@ -31,6 +31,14 @@ pub struct Args {
     /// Also send this sample request through each plugin (`[METHOD] URL`)
     #[arg(long, value_name = "REQUEST")]
     pub request: Option<String>,
+    /// A header for the sample request, `name: value` (repeatable)
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "NAME: VALUE",
+        requires = "request"
+    )]
+    pub headers: Vec<String>,
 }
 
 /// Runs `test`.
@@ -90,6 +98,9 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     }
     if let Some(request) = &args.request {
         cmd.args(["--request", request]);
+    }
+    for header in &args.headers {
+        cmd.args(["--header", header]);
     }
     cmd.args(&files);
     let line = process::command_line(&cmd);

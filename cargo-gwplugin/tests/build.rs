@@ -235,6 +235,38 @@ fn aarch64_plugin_in_an_aarch64_gwhost_under_qemu() {
     );
 }
 
+#[test]
+fn test_sends_the_sample_request_with_its_headers() {
+    common::cargo(&common::repo(), &["build", "-p", "gwhost"]);
+    let gwhost = common::target_dir().join("debug/gwhost");
+    let so = gwplugin_e2e::build_fixture("all-kinds");
+    let root = tempdir();
+    // The fixture's modifier fails with the status `x-reject` names.
+    let r = run(
+        gwplugin(
+            root.path(),
+            &[
+                "test",
+                "--gwhost",
+                &gwhost.display().to_string(),
+                "--request",
+                "PUT /x",
+                "-H",
+                "x-reject: 418",
+                &so.display().to_string(),
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("[KO] stamp-modifier (modifier) in ")
+            && l.ends_with("libfixture_all_kinds.so: PUT /x -> 418 I'm a teapot: rejected by stamp-modifier")),
+        "{}",
+        r.stdout
+    );
+}
+
 /// `cargo gwplugin test` with this machine's (x86_64 glibc) gwhost on the `tenant`
 /// plugin built for `target`: a `[KO]` line with `why`, exit 1.
 fn refused_by_this_machines_gwhost(root: &Path, target: &str, why: &str) {

@@ -36,9 +36,21 @@ pub struct Args {
         short = 'H',
         long = "header",
         value_name = "NAME: VALUE",
-        requires = "request"
+        requires = "request",
+        value_parser = header_arg
     )]
     pub headers: Vec<String>,
+}
+
+/// A `--header` value: checked for its shape here, so that a typo is a usage error (exit
+/// 2) of this tool rather than a failed test; gwhost checks the name and value.
+fn header_arg(text: &str) -> Result<String, String> {
+    match text.split_once(':') {
+        Some((name, _)) if !name.trim().is_empty() => Ok(text.to_owned()),
+        _ => Err(format!(
+            "`{text}` is not a header: write it as `name: value`"
+        )),
+    }
 }
 
 /// Runs `test`.

@@ -256,3 +256,19 @@ fn which_cargo() -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+#[test]
+fn test_header_without_a_colon() {
+    let root = tempdir();
+    let stderr = fails(
+        root.path(),
+        root.path(),
+        &["test", "--request", "/x", "-H", "oops", "p.so"],
+    );
+    assert!(
+        stderr.starts_with(
+            "error: invalid value 'oops' for '--header <NAME: VALUE>': `oops` is not a header: write it as `name: value`"
+        ),
+        "{stderr}"
+    );
+}

@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Serves the gateway until SIGTERM or SIGINT, then finishes in-flight requests.
     /// A second signal closes their connections at once.
-    #[command(after_help = "Example:\n  gwhost run -c gateway.json --drain-timeout 30s")]
+    #[command(after_help = RUN_HELP)]
     Run {
         /// The gateway config (JSON).
         #[arg(short, long, value_name = "FILE")]
@@ -82,6 +82,16 @@ const MAIN_HELP: &str = "\
 Examples:
   gwhost run -c gateway.json
   gwhost check-plugin --manifest-path ../my-plugin/Cargo.toml --fix";
+
+const RUN_HELP: &str = "\
+Example:
+  gwhost run -c gateway.json --drain-timeout 30s
+
+Exit status:
+  0  stopped on SIGTERM or SIGINT, also when the drain was cut short (a warning then says
+     how many connections were closed)
+  1  could not start: the config, a plugin, or the listen address
+  2  usage error";
 
 const CHECK_PLUGIN_EXIT: &str = "\
 Examples:
@@ -198,8 +208,9 @@ fn execute(command: Command) -> Result<(), Done> {
 
 /// A `--drain-timeout` value, in the config's duration syntax.
 fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
-    crate::config::parse_duration(text)
-        .ok_or_else(|| format!("`{text}` is not a duration: use a number and a unit, e.g. `30s`"))
+    crate::config::parse_duration(text).ok_or_else(|| {
+        format!("`{text}` is not a duration: write a number and a unit (`ms`, `s`, `m`, `h`), e.g. `30s`")
+    })
 }
 
 /// A `--header` value: `name: value`, as curl's `-H` takes it.
@@ -208,7 +219,7 @@ fn header_arg(text: &str) -> Result<(http::HeaderName, http::HeaderValue), Strin
         .split_once(':')
         .ok_or_else(|| format!("`{text}` is not a header: write it as `name: value`"))?;
     let name = http::HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| format!("`{}` is not a valid header name", name.trim()))?;
+        .map_err(|_| format!("`{text}` does not start with a valid header name"))?;
     let value = http::HeaderValue::from_str(value.trim())
         .map_err(|_| format!("the value of `{name}` is not a valid header value"))?;
     Ok((name, value))

@@ -67,7 +67,7 @@ pub fn run(config_file: &Path, drain_timeout: Option<std::time::Duration>) -> Re
             plugin_files = files,
             "gwhost listening on http://{addr}"
         );
-        server::serve(listener, gateway, server::shutdown_signal(), drain_timeout).await;
+        server::serve(listener, gateway, server::stop_signals(), drain_timeout).await;
         tracing::info!("gwhost stopped");
         // Plugins are never unloaded; the registry simply goes with the process.
         drop(registry);

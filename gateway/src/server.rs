@@ -1,9 +1,9 @@
-//! Accepting connections and the graceful stop: on the shutdown signal the listener is
-//! closed, idle connections are closed, in-flight requests finish (within the drain
-//! timeout, if one is set, and until a second signal), then `serve` returns.
+//! Accepting connections and the graceful stop: on the first stop request (SIGTERM or
+//! SIGINT) the listener is closed, idle connections are closed and in-flight requests
+//! finish; when the drain timeout passes, or on a second stop request, the connections
+//! still open are closed; then `serve` returns.
 
 use std::convert::Infallible;
-use std::future::Future;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::gateway::{Gateway, incoming_body};
 use crate::timer::WheelTimer;
 
-/// Serves `gateway` on `listener` until `shutdown` completes, then drains: waits for the
-/// requests in flight, for at most `drain_timeout` (if set) and only until a second
-/// SIGTERM or SIGINT. Connections still open then close when the process exits.
+/// Serves `gateway` on `listener` until the first stop request arrives on `stops`, then
+/// drains: waits for the requests in flight, for at most `drain_timeout` (if set) and
+/// only until a second stop request; the connections still open then are closed.
 ///
 /// Connections are served by [`worker_count`] threads, each with its own single-threaded
 /// tokio runtime: the accept loop (here, on the caller's runtime) hands each accepted
@@ -30,11 +30,11 @@ use crate::timer::WheelTimer;
 pub async fn serve(
     listener: TcpListener,
     gateway: &'static Gateway,
-    shutdown: impl Future<Output = ()>,
+    mut stops: mpsc::UnboundedReceiver<()>,
     drain_timeout: Option<std::time::Duration>,
 ) {
     // Connections watch this; its receiver count is the number still open.
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(Phase::Serving);
     let mut workers = Vec::new();
     let mut exited = Vec::new();
     for index in 0..worker_count() {
@@ -47,7 +47,6 @@ pub async fn serve(
         }
     }
     let mut next = 0usize;
-    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -59,7 +58,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = next_stop(&mut stops) => break,
         };
         let _ = stream.set_nodelay(true);
         if workers.is_empty() {
@@ -84,30 +83,53 @@ pub async fn serve(
         connections = stop_tx.receiver_count().saturating_sub(exited.len()),
         "stopped accepting; finishing in-flight requests"
     );
-    let _ = stop_tx.send(true);
-    let drained = async {
+    let _ = stop_tx.send(Phase::Draining);
+    let mut drained = std::pin::pin!(async {
         stop_tx.closed().await;
         for done in exited {
             let _ = done.await;
         }
-    };
+    });
     let deadline = async {
         match drain_timeout {
             Some(limit) => tokio::time::sleep(limit).await,
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        () = drained => {}
-        () = deadline => tracing::warn!(
-            "drain timeout ({:?}) passed: closing the connections still open",
-            drain_timeout.unwrap_or_default()
-        ),
-        // Once the first signal is handled, the signal's default action (exit) is gone:
-        // without this, a second one would be ignored.
-        () = shutdown_signal() => {
-            tracing::warn!("second signal: closing the connections still open");
-        }
+    let why = tokio::select! {
+        () = &mut drained => return,
+        () = deadline => format!("drain timeout ({:?}) passed", drain_timeout.unwrap_or_default()),
+        () = next_stop(&mut stops) => "second stop signal".to_owned(),
+    };
+    tracing::warn!(
+        connections = stop_tx.receiver_count(),
+        "{why}: closing the connections still open"
+    );
+    let _ = stop_tx.send(Phase::Closing);
+    // Closing a connection drops its request's future, plugin futures included; a plugin
+    // destructor that blocks must not hold the stop for ever.
+    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("worker threads still busy after closing their connections");
+    }
+}
+
+/// Where the stop has got to, as the connections see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Serving,
+    /// Finish the requests in flight, take no more.
+    Draining,
+    /// Close now.
+    Closing,
+}
+
+/// The next stop request; never, if nobody can send one any more.
+async fn next_stop(stops: &mut mpsc::UnboundedReceiver<()>) {
+    if stops.recv().await.is_none() {
+        std::future::pending().await
     }
 }
 
@@ -131,7 +153,7 @@ impl Worker {
     fn start(
         index: usize,
         gateway: &'static Gateway,
-        stop: watch::Receiver<bool>,
+        stop: watch::Receiver<Phase>,
     ) -> std::io::Result<(Worker, oneshot::Receiver<()>)> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -170,11 +192,12 @@ impl Worker {
     }
 }
 
-/// Serves one connection until it ends, or until `stop` turns true and it drains.
+/// Serves one connection until it ends; once `stop` says [`Phase::Draining`], finishes
+/// its request in flight and ends; at [`Phase::Closing`], closes it whatever it is doing.
 async fn serve_connection(
     stream: TcpStream,
     gateway: &'static Gateway,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Phase>,
 ) {
     let service = service_fn(
         move |req: hyper::Request<hyper::body::Incoming>| async move {
@@ -198,10 +221,16 @@ async fn serve_connection(
                 tracing::debug!("connection ended: {e}");
             }
         }
-        _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
+        _ = async { stop.wait_for(|phase| *phase >= Phase::Draining).await.map(|_| ()) } => {
             conn.as_mut().graceful_shutdown();
-            if let Err(e) = conn.await {
-                tracing::debug!("connection ended while draining: {e}");
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("connection ended while draining: {e}");
+                    }
+                }
+                // Dropping the connection closes it, and drops its request's future.
+                _ = async { stop.wait_for(|phase| *phase == Phase::Closing).await.map(|_| ()) } => {}
             }
         }
     }
@@ -260,18 +289,37 @@ async fn yield_to_ready_connections() {
     .await;
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot listen for SIGTERM: {e}");
-            return std::future::pending().await;
-        }
+/// Stop requests: one each time SIGTERM or SIGINT arrives, for [`serve`]. Listening
+/// starts here, before serving, so that no signal is lost between the first and the
+/// second (once a handler is installed, a signal's default action, exit, is gone).
+pub fn stop_signals() -> mpsc::UnboundedReceiver<()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind)
+            .inspect_err(|e| tracing::error!("cannot listen for {name}: {e}"))
+            .ok()
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    let mut term = listen(SignalKind::terminate(), "SIGTERM");
+    let mut int = listen(SignalKind::interrupt(), "SIGINT");
+    async fn next(signal: &mut Option<Signal>) -> Option<()> {
+        match signal {
+            Some(s) => s.recv().await,
+            None => std::future::pending().await,
+        }
     }
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = next(&mut term) => "SIGTERM",
+                Some(()) = next(&mut int) => "SIGINT",
+                else => return,
+            };
+            tracing::info!("{name} received");
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }

@@ -429,8 +429,11 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
 }
 
 /// A gateway with one request in flight to a backend that answers after 30 s, the
-/// backend's timeout longer still: only the drain's end can stop it.
-async fn gateway_with_a_hung_request(args: &[&str]) -> (Gateway, tokio::task::JoinHandle<()>) {
+/// backend's timeout longer still: only the drain's end can stop it. The task ends with
+/// the request's outcome.
+async fn gateway_with_a_hung_request(
+    args: &[&str],
+) -> (Gateway, tokio::task::JoinHandle<Result<u16, String>>) {
     let backend = start_backend().await;
     let cfg = config(
         None,
@@ -440,14 +443,15 @@ async fn gateway_with_a_hung_request(args: &[&str]) -> (Gateway, tokio::task::Jo
         }]),
     );
     let gw = Gateway::start_with_args(Site::new(&[]), &cfg, args);
-    let url = gw.url("/hung");
+    let req = http::Request::get(gw.url("/hung"))
+        .header("x-delay-ms", "30000")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let in_flight = tokio::spawn(async move {
-        // The connection is closed under it: no response.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(40),
-            get(&url, &[("x-delay-ms", "30000")]),
-        )
-        .await;
+        match client().request(req).await {
+            Ok(resp) => Ok(resp.status().as_u16()),
+            Err(e) => Err(e.to_string()),
+        }
     });
     let start = Instant::now();
     while backend.hits() == 0 {
@@ -459,6 +463,14 @@ async fn gateway_with_a_hung_request(args: &[&str]) -> (Gateway, tokio::task::Jo
     }
     // The backend's tasks live on with the test's runtime: the request stays in flight.
     (gw, in_flight)
+}
+
+/// The in-flight request's outcome, once its connection was closed under it.
+async fn outcome(in_flight: tokio::task::JoinHandle<Result<u16, String>>) -> Result<u16, String> {
+    tokio::time::timeout(Duration::from_secs(5), in_flight)
+        .await
+        .expect("the request was still in flight after the gateway exited")
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -474,36 +486,45 @@ async fn drain_timeout_ends_a_drain_that_a_request_holds_up() {
         "exited after {took:?}"
     );
     let warning = gw
-        .log_line("drain timeout (500ms) passed")
+        .log_line("drain timeout (500ms) passed: closing the connections still open")
         .unwrap_or_else(|| panic!("{}", gw.logs()));
-    assert!(warning.contains("WARN"), "{warning}");
-    in_flight.abort();
+    assert!(
+        warning.contains("WARN") && warning.contains("connections=1"),
+        "{warning}"
+    );
+    // Closed by the gateway, not answered; its worker then ended.
+    let outcome = outcome(in_flight).await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert!(!gw.logs().contains("still busy"), "{}", gw.logs());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_signal_ends_the_drain_at_once() {
     let (mut gw, in_flight) = gateway_with_a_hung_request(&[]).await;
     gw.terminate();
-    // Without a drain timeout the first signal waits for the hung request.
-    let status = tokio::task::block_in_place(|| gw.wait(Duration::from_millis(1500)));
-    assert_eq!(
-        status,
-        None,
-        "exited before the request ended: {}",
+    assert!(
+        gw.log_line("stopped accepting; finishing in-flight requests")
+            .is_some(),
+        "{}",
         gw.logs()
     );
+    // Without a drain timeout the first signal waits for the hung request.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(gw.child.try_wait().unwrap(), None, "{}", gw.logs());
     let signalled = Instant::now();
     gw.terminate();
     let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
     assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
     assert!(signalled.elapsed() < Duration::from_secs(5));
     assert!(
-        gw.log_line("second signal: closing the connections still open")
+        gw.log_line("second stop signal: closing the connections still open")
             .is_some(),
         "{}",
         gw.logs()
     );
-    in_flight.abort();
+    let outcome = outcome(in_flight).await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert!(!gw.logs().contains("still busy"), "{}", gw.logs());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -515,7 +536,9 @@ async fn a_bad_drain_timeout_is_refused_before_start() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("`soon` is not a duration: use a number and a unit, e.g. `30s`"),
+        stderr.contains(
+            "`soon` is not a duration: write a number and a unit (`ms`, `s`, `m`, `h`), e.g. `30s`"
+        ),
         "{stderr}"
     );
 }

@@ -83,6 +83,8 @@ pub async fn serve(
         connections = stop_tx.receiver_count().saturating_sub(exited.len()),
         "stopped accepting; finishing in-flight requests"
     );
+    // Before the send: see `until_phase`.
+    STOPPING.store(true, std::sync::atomic::Ordering::Release);
     let _ = stop_tx.send(Phase::Draining);
     let mut drained = std::pin::pin!(async {
         stop_tx.closed().await;
@@ -114,6 +116,26 @@ pub async fn serve(
     {
         tracing::warn!("worker threads still busy after closing their connections");
     }
+}
+
+/// Set once a [`serve`] in this process has begun to stop, before it tells its
+/// connections: until then they need not look at their `stop` watch.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Completes once `stop` says [`Phase::Draining`] or later. Its first poll registers the
+/// task's waker with the watch; later polls look at the watch again only once
+/// [`STOPPING`] is set. A connection's task is polled a few times per request, and
+/// polling the watch each time cost ~50 instructions per request (callgrind).
+fn until_draining(stop: &mut watch::Receiver<Phase>) -> impl std::future::Future<Output = ()> + '_ {
+    let mut waiting = Box::pin(stop.wait_for(|phase| *phase >= Phase::Draining));
+    let mut registered = false;
+    std::future::poll_fn(move |cx| {
+        if registered && !STOPPING.load(std::sync::atomic::Ordering::Acquire) {
+            return std::task::Poll::Pending;
+        }
+        registered = true;
+        waiting.as_mut().poll(cx).map(|_| ())
+    })
 }
 
 /// Where the stop has got to, as the connections see it.
@@ -221,7 +243,7 @@ async fn serve_connection(
                 tracing::debug!("connection ended: {e}");
             }
         }
-        _ = async { stop.wait_for(|phase| *phase >= Phase::Draining).await.map(|_| ()) } => {
+        () = until_draining(&mut stop) => {
             conn.as_mut().graceful_shutdown();
             tokio::select! {
                 result = conn.as_mut() => {

@@ -428,6 +428,47 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     assert!(gw.log_line("gwhost stopped").is_some(), "{}", gw.logs());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_idle_keep_alive_connections_at_once() {
+    use std::io::{Read, Write};
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/idle", "backend": [{"host": [backend.url()], "url_pattern": "/"}]}]),
+    );
+    let mut gw = Gateway::start(Site::new(&[]), &cfg);
+    let addr = gw.addr;
+    let status = tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(b"GET /idle HTTP/1.1\r\nhost: t\r\n\r\n")
+            .unwrap();
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // The rest of the response, then nothing until the gateway closes it.
+        let mut rest = [0u8; 4096];
+        let mut closed = false;
+        let mut signalled = false;
+        while let Ok(n) = conn.read(&mut rest) {
+            if n == 0 {
+                closed = true;
+                break;
+            }
+            // One signal only: a second would close the connection anyway.
+            if !signalled {
+                gw.terminate();
+                signalled = true;
+            }
+        }
+        assert!(closed, "the idle connection stayed open: {}", gw.logs());
+        gw.wait(Duration::from_secs(5))
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)));
+}
+
 /// A gateway with one request in flight to a backend that answers after 30 s, the
 /// backend's timeout longer still: only the drain's end can stop it. The task ends with
 /// the request's outcome.

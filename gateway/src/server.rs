@@ -125,7 +125,8 @@ static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// Completes once `stop` says [`Phase::Draining`] or later. Its first poll registers the
 /// task's waker with the watch; later polls look at the watch again only once
 /// [`STOPPING`] is set. A connection's task is polled a few times per request, and
-/// polling the watch each time cost ~50 instructions per request (callgrind).
+/// polling the watch each time cost 270–435 instructions per request
+/// (`scripts/bench-instructions.sh` at `-c1` and `-c8`, BENCHMARKS.md).
 fn until_draining(stop: &mut watch::Receiver<Phase>) -> impl std::future::Future<Output = ()> + '_ {
     let mut waiting = Box::pin(stop.wait_for(|phase| *phase >= Phase::Draining));
     let mut registered = false;

@@ -35,6 +35,9 @@ pub async fn serve(
 ) {
     // Connections watch this; its receiver count is the number still open.
     let (stop_tx, stop_rx) = watch::channel(Phase::Serving);
+    // Declared after `stop_tx`, so dropped before it: if this function unwinds, the
+    // connections woken by the sender's drop do look at the watch.
+    let _stopping_on_exit = StoppingOnDrop;
     let mut workers = Vec::new();
     let mut exited = Vec::new();
     for index in 0..worker_count() {
@@ -83,7 +86,7 @@ pub async fn serve(
         connections = stop_tx.receiver_count().saturating_sub(exited.len()),
         "stopped accepting; finishing in-flight requests"
     );
-    // Before the send: see `until_phase`.
+    // Before the send: see `until_draining`.
     STOPPING.store(true, std::sync::atomic::Ordering::Release);
     let _ = stop_tx.send(Phase::Draining);
     let mut drained = std::pin::pin!(async {
@@ -122,13 +125,18 @@ pub async fn serve(
 /// connections: until then they need not look at their `stop` watch.
 static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Completes once `stop` says [`Phase::Draining`] or later. Its first poll registers the
-/// task's waker with the watch; later polls look at the watch again only once
-/// [`STOPPING`] is set. A connection's task is polled a few times per request, and
-/// polling the watch each time cost 270–435 instructions per request
-/// (`scripts/bench-instructions.sh` at `-c1` and `-c8`, BENCHMARKS.md).
-fn until_draining(stop: &mut watch::Receiver<Phase>) -> impl std::future::Future<Output = ()> + '_ {
-    let mut waiting = Box::pin(stop.wait_for(|phase| *phase >= Phase::Draining));
+/// Completes once `stop` says [`Phase::Draining`] or later (or its sender is gone). Its
+/// first poll registers the task's waker with the watch; later polls look at the watch
+/// again only once [`STOPPING`] is set. A connection's task is polled a few times per
+/// request, and polling the watch each time cost 270–435 instructions per request
+/// (`scripts/bench-instructions.sh` at `-c1` and `-c8`, BENCHMARKS.md). This relies on
+/// the future being polled by one task, whose waker does not change.
+async fn until_draining(stop: &mut watch::Receiver<Phase>) {
+    // Unconstrained: with the task's coop budget spent, a first poll would return
+    // Pending without registering, and nothing would wake this task at the stop.
+    let mut waiting = std::pin::pin!(tokio::task::unconstrained(
+        stop.wait_for(|phase| *phase >= Phase::Draining)
+    ));
     let mut registered = false;
     std::future::poll_fn(move |cx| {
         if registered && !STOPPING.load(std::sync::atomic::Ordering::Acquire) {
@@ -137,6 +145,16 @@ fn until_draining(stop: &mut watch::Receiver<Phase>) -> impl std::future::Future
         registered = true;
         waiting.as_mut().poll(cx).map(|_| ())
     })
+    .await
+}
+
+/// Sets [`STOPPING`] when dropped.
+struct StoppingOnDrop;
+
+impl Drop for StoppingOnDrop {
+    fn drop(&mut self) {
+        STOPPING.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Where the stop has got to, as the connections see it.

@@ -42,15 +42,22 @@ pub struct Args {
     pub headers: Vec<String>,
 }
 
-/// A `--header` value: checked for its shape here, so that a typo is a usage error (exit
-/// 2) of this tool rather than a failed test; gwhost checks the name and value.
+/// A `--header` value kept as given, for gwhost: checked here, so that a typo is a usage
+/// error (exit 2) of this tool rather than a failed test.
 fn header_arg(text: &str) -> Result<String, String> {
-    match text.split_once(':') {
-        Some((name, _)) if !name.trim().is_empty() => Ok(text.to_owned()),
-        _ => Err(format!(
-            "`{text}` is not a header: write it as `name: value`"
-        )),
-    }
+    parse_header(text).map(|_| text.to_owned())
+}
+
+/// A `name: value` header, as curl's `-H` takes it (and `gwhost test-plugin -H`).
+pub fn parse_header(text: &str) -> Result<(http::HeaderName, http::HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not a header: write it as `name: value`"))?;
+    let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("`{text}` does not start with a valid header name"))?;
+    let value = http::HeaderValue::from_str(value.trim())
+        .map_err(|_| format!("the value of `{name}` is not a valid header value"))?;
+    Ok((name, value))
 }
 
 /// Runs `test`.

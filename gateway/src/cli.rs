@@ -66,7 +66,7 @@ pub enum Command {
         #[arg(long, value_name = "[METHOD] URL")]
         request: Option<String>,
         /// A header for the sample request (repeatable).
-        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", requires = "request", value_parser = header_arg)]
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", requires = "request", value_parser = cargo_gwplugin::test_cmd::parse_header)]
         headers: Vec<(http::HeaderName, http::HeaderValue)>,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -211,16 +211,4 @@ fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
     crate::config::parse_duration(text).ok_or_else(|| {
         format!("`{text}` is not a duration: write a number and a unit (`ms`, `s`, `m`, `h`), e.g. `30s`")
     })
-}
-
-/// A `--header` value: `name: value`, as curl's `-H` takes it.
-fn header_arg(text: &str) -> Result<(http::HeaderName, http::HeaderValue), String> {
-    let (name, value) = text
-        .split_once(':')
-        .ok_or_else(|| format!("`{text}` is not a header: write it as `name: value`"))?;
-    let name = http::HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| format!("`{text}` does not start with a valid header name"))?;
-    let value = http::HeaderValue::from_str(value.trim())
-        .map_err(|_| format!("the value of `{name}` is not a valid header value"))?;
-    Ok((name, value))
 }

@@ -284,22 +284,15 @@ async fn exercise(
             req
         })
     };
-    let describe = |resp: &Response| {
-        let status = resp.status();
-        format!(
-            "registered, created, {} {} -> {status}",
-            request.map(|r| r.method.as_str()).unwrap_or(""),
-            request.map(|r| r.uri.to_string()).unwrap_or_default()
-        )
-    };
+    // `METHOD URI` of the sample request, as the result lines show it.
+    let sent = request
+        .map(|r| format!("{} {}", r.method, r.uri))
+        .unwrap_or_default();
+    let describe = |resp: &Response| format!("registered, created, {sent} -> {}", resp.status());
     let err = |e: &dyn std::fmt::Display| e.to_string();
     // A plugin's error may carry the status the gateway would answer with: show it.
     let failed = |e: &gwplugin::Error| match e.status() {
-        Some(status) => format!(
-            "{} {} -> {status}: {e}",
-            request.map(|r| r.method.as_str()).unwrap_or(""),
-            request.map(|r| r.uri.to_string()).unwrap_or_default()
-        ),
+        Some(status) => format!("{sent} -> {status}: {e}"),
         None => e.to_string(),
     };
     // http-server and http-client instances are both handlers: created differently,

@@ -405,14 +405,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     let url = gw.url("/slow");
     let in_flight = tokio::spawn(async move { get(&url, &[("x-delay-ms", "1500")]).await });
     // Let the request reach the backend before the signal.
-    let start = Instant::now();
-    while backend.hits() == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "request never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    backend.first_hit().await;
     gw.terminate();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // No new connections once the signal is handled.
@@ -494,14 +487,7 @@ async fn gateway_with_a_hung_request(
             Err(e) => Err(e.to_string()),
         }
     });
-    let start = Instant::now();
-    while backend.hits() == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "request never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    backend.first_hit().await;
     // The backend's tasks live on with the test's runtime: the request stays in flight.
     (gw, in_flight)
 }

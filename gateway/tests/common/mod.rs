@@ -275,6 +275,17 @@ impl Backend {
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
+    /// Waits (up to 10 s) until a request has reached this backend.
+    pub async fn first_hit(&self) {
+        let start = Instant::now();
+        while self.hits() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "request never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 pub async fn start_backend() -> Backend {

@@ -12,9 +12,11 @@
 # medians of requests/s, CPU time per request (user + system, and each, from
 # /proc/PID/stat), p99 latency, how often its threads were preempted (involuntary context
 # switches, /proc/PID/task/*/status) and the machine's idle CPU time, and B/A with its 95%
-# interval over the rounds.
+# interval over the rounds (throughput, CPU per request, p99).
 #
 # Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
+#      BENCH_LOG=FILE: appends each round's result to FILE, as bench-gateway.sh does (here
+#      the name is a-W or b-W, and a last column is user + system).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -78,7 +80,12 @@ for round in $(seq "$REPEAT"); do
     for w in $WORKERS; do
         # A first in odd rounds, B first in even ones: neither always follows the other.
         if ((round % 2 == 0)); then order="b a"; else order="a b"; fi
-        for v in $order; do measure "$v-$w" >>"$WORK/$v-$w.runs"; done
+        for v in $order; do
+            # Not in `$(...)`: the exit trap must see the gwhost `measure` starts.
+            measure "$v-$w" >"$WORK/round"
+            cat "$WORK/round" >>"$WORK/$v-$w.runs"
+            [[ -n "${BENCH_LOG:-}" ]] && echo "$v-$w $(cat "$WORK/round")" >>"$BENCH_LOG"
+        done
     done
 done
 echo "A = $1, B = $2; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
@@ -94,5 +101,6 @@ done
 echo
 for w in $WORKERS; do
     echo "- W=$w: B/A throughput $(ratio_with_interval "$WORK/b-$w.runs" "$WORK/a-$w.runs" 1)," \
-        "CPU per request $(ratio_with_interval "$WORK/b-$w.runs" "$WORK/a-$w.runs" 7)"
+        "CPU per request $(ratio_with_interval "$WORK/b-$w.runs" "$WORK/a-$w.runs" 7)," \
+        "p99 $(ratio_with_interval "$WORK/b-$w.runs" "$WORK/a-$w.runs" 2)"
 done

@@ -117,7 +117,7 @@ else:
     text += f" (95% interval {lo:.1f}–{hi:.1f}%"
     if sense == ">=":
         verdict = "met" if lo >= target else "not met" if hi < target else "not settled"
-    else:
+    elif sense == "<=":
         verdict = "met" if hi <= target else "not met" if lo > target else "not settled"
 if sense:
     text += f"; target {sense} {sys.argv[5]}%: {verdict}"

@@ -40,8 +40,11 @@ pub async fn serve(
     let _stopping_on_exit = StoppingOnDrop;
     let mut workers = Vec::new();
     let mut exited = Vec::new();
-    for index in 0..worker_count() {
-        match Worker::start(index, gateway, stop_rx.clone()) {
+    let count = worker_count();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let yield_when_parking = count < cores;
+    for index in 0..count {
+        match Worker::start(index, gateway, stop_rx.clone(), yield_when_parking) {
             Ok((worker, done)) => {
                 workers.push(worker);
                 exited.push(done);
@@ -190,15 +193,21 @@ struct Worker {
 }
 
 impl Worker {
-    /// The worker, and a receiver that completes once its thread has finished.
+    /// The worker, and a receiver that completes once its thread has finished. With
+    /// `yield_when_parking` it calls [`yield_to_woken_peers`] before each wait for events:
+    /// [`serve`] asks for it when the workers leave cores free.
     fn start(
         index: usize,
         gateway: &'static Gateway,
         stop: watch::Receiver<Phase>,
+        yield_when_parking: bool,
     ) -> std::io::Result<(Worker, oneshot::Receiver<()>)> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_all();
+        if yield_when_parking {
+            builder.on_thread_park(yield_to_woken_peers);
+        }
+        let runtime = builder.build()?;
         let (streams, mut incoming) = mpsc::unbounded_channel::<std::net::TcpStream>();
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -328,6 +337,41 @@ async fn yield_to_ready_connections() {
         std::task::Poll::Pending
     })
     .await;
+}
+
+/// The least time between two [`yield_to_woken_peers`] yields of a worker.
+const YIELD_INTERVAL: std::time::Duration = std::time::Duration::from_micros(500);
+
+thread_local! {
+    /// When this worker thread last yielded in [`yield_to_woken_peers`].
+    static LAST_YIELD: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Before a worker waits for events: gives its CPU to the threads its writes have woken,
+/// at most once per [`YIELD_INTERVAL`].
+///
+/// A write to a local peer (a client or backend on the same host: a sidecar, a
+/// benchmark) wakes the peer on the writer's CPU, as if the writer were about to sleep.
+/// A busy worker is not: its wait for events returns at once with more work, and the peer
+/// waits for a CPU until the worker's time slice ends, up to a few milliseconds, even
+/// with another core idle. That wait was gwhost's p99 at 1 worker on 2 cores; yielding
+/// here halves it, at no throughput cost that 38 rounds could see (`scripts/bench-ab.sh`,
+/// BENCHMARKS.md); a yield at every wait looked costlier (96.6% of throughput, one run).
+/// When the workers fill every core, the yields only cost (2 workers on 2 cores: 95–96%
+/// of throughput, p99 not clearly better), so [`serve`] asks for them only when the workers leave cores
+/// free. Without local peers, a yield finds nobody waiting and returns at once.
+fn yield_to_woken_peers() {
+    let now = std::time::Instant::now();
+    LAST_YIELD.with(|last| {
+        if last
+            .get()
+            .is_none_or(|t| now.duration_since(t) >= YIELD_INTERVAL)
+        {
+            last.set(Some(now));
+            std::thread::yield_now();
+        }
+    });
 }
 
 /// Stop requests: one each time SIGTERM or SIGINT arrives, for [`serve`]. Listening

@@ -323,6 +323,37 @@ async fn plugin_faults_stay_with_their_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn one_worker_serves_many_connections_each_its_own_responses() {
+    // One worker on a machine with more cores: the path where the worker yields its CPU
+    // before waiting for events, and where requests in flight together are answered in
+    // batches. Each connection must still get its own responses, every one.
+    let backend = start_backend().await;
+    let cfg = config(None, json!([endpoint("/echo", &backend, "/e")]));
+    let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &[("TOKIO_WORKER_THREADS", "1")]);
+    let (connections, requests) = (64, 20);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let url = gw.url("/echo");
+        tasks.push(tokio::spawn(async move {
+            // A client per task: its requests share one keep-alive connection.
+            let client = client();
+            for r in 0..requests {
+                let req = http::Request::get(format!("{url}?c={c}&r={r}"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let reply = send(&client, req).await;
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                assert_eq!(reply.json()["uri"], format!("/e?c={c}&r={r}"));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(backend.hits(), connections * requests);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn panic_storm_all_500_process_up_rss_flat() {
     let backend = start_backend().await;
     let cfg = config(

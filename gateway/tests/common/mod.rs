@@ -103,9 +103,15 @@ impl Gateway {
 
     /// `gwhost run -c CONFIG ARGS...`.
     pub fn start_with_args(site: Site, config: &Value, args: &[&str]) -> Self {
+        Gateway::start_with_env(site, config, args, &[])
+    }
+
+    /// `NAME=VALUE... gwhost run -c CONFIG ARGS...`.
+    pub fn start_with_env(site: Site, config: &Value, args: &[&str], env: &[(&str, &str)]) -> Self {
         let path = site.write_config(config);
         let mut child = gwhost()
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .args(["run", "-c"])
             .arg(&path)
             .args(args)

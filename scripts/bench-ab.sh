@@ -84,7 +84,7 @@ for round in $(seq "$REPEAT"); do
             # Not in `$(...)`: the exit trap must see the gwhost `measure` starts.
             measure "$v-$w" >"$WORK/round"
             cat "$WORK/round" >>"$WORK/$v-$w.runs"
-            [[ -n "${BENCH_LOG:-}" ]] && echo "$v-$w $(cat "$WORK/round")" >>"$BENCH_LOG"
+            if [[ -n "${BENCH_LOG:-}" ]]; then echo "$v-$w $(cat "$WORK/round")" >>"$BENCH_LOG"; fi
         done
     done
 done

@@ -40,9 +40,15 @@ pub async fn serve(
     let _stopping_on_exit = StoppingOnDrop;
     let mut workers = Vec::new();
     let mut exited = Vec::new();
-    let count = worker_count();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let count = worker_count(cores);
     let yield_when_parking = count < cores;
+    tracing::info!(
+        workers = count,
+        cores,
+        yield_when_parking,
+        "starting worker threads"
+    );
     for index in 0..count {
         match Worker::start(index, gateway, stop_rx.clone(), yield_when_parking) {
             Ok((worker, done)) => {
@@ -179,12 +185,12 @@ async fn next_stop(stops: &mut mpsc::UnboundedReceiver<()>) {
 
 /// How many worker threads serve connections: `TOKIO_WORKER_THREADS` if set (as for
 /// tokio's own multi-threaded runtime), else one per available core.
-pub fn worker_count() -> usize {
+fn worker_count(cores: usize) -> usize {
     std::env::var("TOKIO_WORKER_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or(cores)
 }
 
 /// A worker thread: a current-thread runtime serving the connections it is handed.
@@ -194,8 +200,8 @@ struct Worker {
 
 impl Worker {
     /// The worker, and a receiver that completes once its thread has finished. With
-    /// `yield_when_parking` it calls [`yield_to_woken_peers`] before each wait for events:
-    /// [`serve`] asks for it when the workers leave cores free.
+    /// `yield_when_parking` it calls [`yield_to_woken_peers`] each time it runs out of
+    /// tasks: [`serve`] asks for it when the workers leave cores free.
     fn start(
         index: usize,
         gateway: &'static Gateway,
@@ -348,19 +354,20 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-/// Before a worker waits for events: gives its CPU to the threads its writes have woken,
-/// at most once per [`YIELD_INTERVAL`].
+/// Each time a worker runs out of tasks, before it waits for events: gives its CPU to the
+/// threads its writes have woken, at most once per [`YIELD_INTERVAL`].
 ///
 /// A write to a local peer (a client or backend on the same host: a sidecar, a
 /// benchmark) wakes the peer on the writer's CPU, as if the writer were about to sleep.
 /// A busy worker is not: its wait for events returns at once with more work, and the peer
 /// waits for a CPU until the worker's time slice ends, up to a few milliseconds, even
 /// with another core idle. That wait was gwhost's p99 at 1 worker on 2 cores; yielding
-/// here halves it, at no throughput cost that 38 rounds could see (`scripts/bench-ab.sh`,
-/// BENCHMARKS.md); a yield at every wait looked costlier (96.6% of throughput, one run).
-/// When the workers fill every core, the yields only cost (2 workers on 2 cores: 95–96%
-/// of throughput, p99 not clearly better), so [`serve`] asks for them only when the workers leave cores
-/// free. Without local peers, a yield finds nobody waiting and returns at once.
+/// here halves it, at no throughput cost that 38 rounds could see
+/// (`scripts/bench-ab.sh`, BENCHMARKS.md); a yield at every wait looked costlier (96.6%
+/// of throughput, one run). When the workers fill every core, the yields only cost (2
+/// workers on 2 cores: 95–96% of throughput, p99 not clearly better), so [`serve`] asks
+/// for them only when the workers leave cores free. When nothing else waits for the CPU,
+/// a yield costs one system call.
 fn yield_to_woken_peers() {
     let now = std::time::Instant::now();
     LAST_YIELD.with(|last| {

@@ -330,6 +330,16 @@ async fn one_worker_serves_many_connections_each_its_own_responses() {
     let backend = start_backend().await;
     let cfg = config(None, json!([endpoint("/echo", &backend, "/e")]));
     let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &[("TOKIO_WORKER_THREADS", "1")]);
+    let started = gw
+        .log_line("starting worker threads")
+        .expect("worker threads logged");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(started.contains("workers=1"), "{started}");
+    // Whether it yields is shown; with more than one core it does.
+    assert!(
+        started.contains(&format!("yield_when_parking={}", cores > 1)),
+        "{started}"
+    );
     let (connections, requests) = (64, 20);
     let mut tasks = Vec::new();
     for c in 0..connections {
@@ -347,9 +357,14 @@ async fn one_worker_serves_many_connections_each_its_own_responses() {
             }
         }));
     }
-    for task in tasks {
-        task.await.unwrap();
-    }
+    let all = async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .expect("every request answered within 30 s");
     assert_eq!(backend.hits(), connections * requests);
 }
 

@@ -87,6 +87,13 @@ const RUN_HELP: &str = "\
 Example:
   gwhost run -c gateway.json --drain-timeout 30s
 
+Environment:
+  TOKIO_WORKER_THREADS  threads serving connections (default: one per core). With fewer
+                        threads than cores, each gives its CPU, at most every 500 µs, to
+                        the local clients and backends its writes woke: on a shared host
+                        that halved p99 latency (BENCHMARKS.md)
+  RUST_LOG              log filter, e.g. `warn` or `gwhost=debug` (default: info)
+
 Exit status:
   0  stopped on SIGTERM or SIGINT, also when the drain was cut short (a warning then says
      how many connections were closed)

@@ -194,3 +194,18 @@ fn test_plugin_refuses_a_bad_header_or_one_without_a_request() {
     );
     assert!(text(&out.stdout).is_empty());
 }
+
+#[test]
+fn run_help_names_its_environment_and_exit_statuses() {
+    let out = run(&["run", "--help"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let help = text(&out.stdout);
+    for needle in [
+        "--drain-timeout",
+        "TOKIO_WORKER_THREADS",
+        "RUST_LOG",
+        "Exit status:",
+    ] {
+        assert!(help.contains(needle), "`{needle}` missing from:\n{help}");
+    }
+}

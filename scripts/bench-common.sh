@@ -125,6 +125,17 @@ print(text + ")")
 PY
 }
 
+# A directory of runs files ({plain,plugins,nginx}-W.runs, one line per round, rounds in
+# the same order in each) and a worker count W -> issue 3's three targets for W, each
+# with its ratio, 95% interval and verdict (`ratio_with_interval`), as Markdown bullets.
+gateway_targets() {
+    local dir="$1" w="$2" plain_p99 nginx_p99
+    plain_p99="$(median "$dir/plain-$w.runs" 2)" nginx_p99="$(median "$dir/nginx-$w.runs" 2)"
+    echo "- $w worker(s): throughput of gwhost with 3 plugins / without: $(ratio_with_interval "$dir/plugins-$w.runs" "$dir/plain-$w.runs" 1 ">=" 95)."
+    echo "  Throughput of gwhost without plugins / nginx: $(ratio_with_interval "$dir/plain-$w.runs" "$dir/nginx-$w.runs" 1 ">=" 100)."
+    echo "  p99 of gwhost without plugins / nginx ($plain_p99 ms vs $nginx_p99 ms): $(ratio_with_interval "$dir/plain-$w.runs" "$dir/nginx-$w.runs" 2 "<=" 100)."
+}
+
 # Waits up to 10 s for each loopback port to answer GET /hello; fails if one does not.
 wait_for_ports() {
     local port

@@ -152,9 +152,7 @@ for w in $WORKERS; do
 | $w | gwhost, 3 plugins (server + modifier + client) | $PLUGINS_RPS | $PLUGINS_P99 ms | $(cpu "$WORK/plugins-$w.runs") |
 | $w | nginx proxy_pass | $NGINX_RPS | $NGINX_P99 ms | $(cpu "$WORK/nginx-$w.runs") |
 "
-    SUMMARY+="- $w worker(s): throughput of gwhost with 3 plugins / without: $(ratio_with_interval "$WORK/plugins-$w.runs" "$WORK/plain-$w.runs" 1 ">=" 95).
-  Throughput of gwhost without plugins / nginx: $(ratio_with_interval "$WORK/plain-$w.runs" "$WORK/nginx-$w.runs" 1 ">=" 100).
-  p99 of gwhost without plugins / nginx ($PLAIN_P99 ms vs $NGINX_P99 ms): $(ratio_with_interval "$WORK/plain-$w.runs" "$WORK/nginx-$w.runs" 2 "<=" 100).
+    SUMMARY+="$(gateway_targets "$WORK" "$w")
 "
 done
 

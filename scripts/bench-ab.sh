@@ -6,15 +6,16 @@
 #
 # A and B are git revisions of this repository (built in a temporary worktree, one after
 # the other, with one shared target dir) or paths to gwhost binaries already built. Both
-# serve the same config (no plugins) in their own sessions (see bench-gateway.sh on
-# autogroup), at each worker count in WORKERS, started afresh for each round; REPEAT
+# serve the same config (no plugins; with PLUGINS=1, bench-gateway.sh's 3 plugins) in
+# their own sessions (see bench-gateway.sh on autogroup), at each worker count in
+# WORKERS, started afresh for each round; REPEAT
 # interleaved rounds of wrk (A first in odd rounds, B in even ones); prints for each the
 # medians of requests/s, CPU time per request (user + system, and each, from
 # /proc/PID/stat), p99 latency, how often its threads were preempted (involuntary context
 # switches, /proc/PID/task/*/status) and the machine's idle CPU time, and B/A with its 95%
 # interval over the rounds (throughput, CPU per request, p99).
 #
-# Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)"
+# Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)" PLUGINS=0
 #      BENCH_LOG=FILE: appends each round's result to FILE, as bench-gateway.sh does (here
 #      the name is a-W or b-W, and a last column is user + system).
 set -euo pipefail
@@ -54,13 +55,18 @@ B_BIN="$(binary "$2" b)"
 BACKEND_PORT=18181
 start_backend "$WORK/backend" "$BACKEND_PORT" "$(nproc)"
 mkdir -p "$WORK/plugins"
+if [[ "${PLUGINS:-0}" == 1 ]]; then
+    # Built from this checkout: its ABI is the one both builds' hosts check for.
+    cargo build -q --release --manifest-path "$ROOT/Cargo.toml" -p fixture-passthrough
+    cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/libfixture_passthrough.so" "$WORK/plugins/"
+fi
 
 declare -A PORT BIN
 i=0
 for w in $WORKERS; do
     for v in a b; do
         port=$((18182 + i)) && i=$((i + 1))
-        gw_config "$port" 0 "$BACKEND_PORT" "$WORK/plugins" >"$WORK/$v-$w.json"
+        gw_config "$port" "${PLUGINS:-0}" "$BACKEND_PORT" "$WORK/plugins" >"$WORK/$v-$w.json"
         PORT[$v-$w]=$port BIN[$v-$w]="$A_BIN"
         [[ $v == b ]] && BIN[$v-$w]="$B_BIN"
     done
@@ -88,7 +94,7 @@ for round in $(seq "$REPEAT"); do
         done
     done
 done
-echo "A = $1, B = $2; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
+echo "A = $1, B = $2$([[ "${PLUGINS:-0}" == 1 ]] && echo ", with the 3 plugins"); wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
 echo
 echo "| W | build | requests/s | CPU µs per request | user | system | p99 ms | preemptions per 1k requests | idle CPU µs per request |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -8,12 +8,12 @@
 # the other, with one shared target dir) or paths to gwhost binaries already built. Both
 # serve the same config (no plugins; with PLUGINS=1, bench-gateway.sh's 3 plugins) in
 # their own sessions (see bench-gateway.sh on autogroup), at each worker count in
-# WORKERS, started afresh for each round; REPEAT
-# interleaved rounds of wrk (A first in odd rounds, B in even ones); prints for each the
-# medians of requests/s, CPU time per request (user + system, and each, from
-# /proc/PID/stat), p99 latency, how often its threads were preempted (involuntary context
-# switches, /proc/PID/task/*/status) and the machine's idle CPU time, and B/A with its 95%
-# interval over the rounds (throughput, CPU per request, p99).
+# WORKERS, started afresh for each round; REPEAT interleaved rounds of wrk (A first in
+# odd rounds, B in even ones); prints for each the medians of requests/s, CPU time per
+# request (user + system, and each, from /proc/PID/stat), p99 latency, how often its
+# threads were preempted (involuntary context switches, /proc/PID/task/*/status) and the
+# machine's idle CPU time, and B/A with its 95% interval over the rounds (throughput, CPU
+# per request, p99).
 #
 # Env: DURATION=10s REPEAT=3 THREADS=2 CONNECTIONS=64 WORKERS="1 $(nproc)" PLUGINS=0
 #      BENCH_LOG=FILE: appends each round's result to FILE, as bench-gateway.sh does (here
@@ -24,6 +24,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=scripts/bench-common.sh
 source "$ROOT/scripts/bench-common.sh"
 [[ $# == 2 ]] || { echo "usage: scripts/bench-ab.sh A B (git revisions or gwhost binaries)" >&2; exit 2; }
+PLUGINS="${PLUGINS:-0}"
+[[ "$PLUGINS" == 0 || "$PLUGINS" == 1 ]] ||
+    { echo "error: PLUGINS must be 0 or 1, not \`$PLUGINS\`" >&2; exit 2; }
 
 install_bench_tools
 
@@ -55,7 +58,7 @@ B_BIN="$(binary "$2" b)"
 BACKEND_PORT=18181
 start_backend "$WORK/backend" "$BACKEND_PORT" "$(nproc)"
 mkdir -p "$WORK/plugins"
-if [[ "${PLUGINS:-0}" == 1 ]]; then
+if [[ "$PLUGINS" == 1 ]]; then
     # Built from this checkout: its ABI is the one both builds' hosts check for.
     cargo build -q --release --manifest-path "$ROOT/Cargo.toml" -p fixture-passthrough
     cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/libfixture_passthrough.so" "$WORK/plugins/"
@@ -66,9 +69,15 @@ i=0
 for w in $WORKERS; do
     for v in a b; do
         port=$((18182 + i)) && i=$((i + 1))
-        gw_config "$port" "${PLUGINS:-0}" "$BACKEND_PORT" "$WORK/plugins" >"$WORK/$v-$w.json"
+        gw_config "$port" "$PLUGINS" "$BACKEND_PORT" "$WORK/plugins" >"$WORK/$v-$w.json"
         PORT[$v-$w]=$port BIN[$v-$w]="$A_BIN"
         [[ $v == b ]] && BIN[$v-$w]="$B_BIN"
+        # A plugin built for another host would only show as a gwhost that never answers.
+        if [[ "$PLUGINS" == 1 ]] && ! out="$("${BIN[$v-$w]}" check -c "$WORK/$v-$w.json" 2>&1)"; then
+            echo "error: build ${v^^} cannot load the plugins built from this checkout:" >&2
+            echo "$out" >&2
+            exit 1
+        fi
     done
 done
 wait_for_ports "$BACKEND_PORT"
@@ -94,7 +103,7 @@ for round in $(seq "$REPEAT"); do
         done
     done
 done
-echo "A = $1, B = $2$([[ "${PLUGINS:-0}" == 1 ]] && echo ", with the 3 plugins"); wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
+echo "A = $1, B = $2$([[ "$PLUGINS" == 1 ]] && echo ", with the 3 plugins"); wrk -t$THREADS -c$CONNECTIONS -d$DURATION, medians of $REPEAT interleaved rounds"
 echo
 echo "| W | build | requests/s | CPU µs per request | user | system | p99 ms | preemptions per 1k requests | idle CPU µs per request |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -1,5 +1,6 @@
-# Shared by scripts/bench-gateway.sh and scripts/bench-ab.sh (sourced, not run): their
-# common settings, the tools they install, and how they measure and sum up a proxy.
+# Shared by scripts/bench-gateway.sh, scripts/bench-ab.sh and scripts/bench-pool.sh
+# (sourced, not run): their common settings, the tools they install, and how they measure
+# and sum up a proxy.
 
 DURATION="${DURATION:-10s}"
 REPEAT="${REPEAT:-3}"

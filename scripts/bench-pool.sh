@@ -21,8 +21,31 @@ done
 
 POOL="$(mktemp -d /tmp/gwhost-pool.XXXXXX)"
 trap 'rm -rf "$POOL"' EXIT
-# "name requests/s p99 ..." -> NAME.runs without the name, in file order.
-cat "$@" | awk -v dir="$POOL" 'NF > 1 {name = $1; $1 = ""; sub(/^ /, ""); print > (dir "/" name ".runs")}'
+command -v python3 >/dev/null || { echo "error: \`python3\` is needed for the intervals" >&2; exit 1; }
+# Each file: "name requests/s p99 user system preemptions idle" lines, whole rounds only
+# (at each worker count, as many plain as plugins as nginx lines), else pooling would
+# pair one round's configurations with another's. Then NAME.runs without the name, in
+# file order.
+for log in "$@"; do
+    awk -v file="$log" '
+        NF == 0 { next }
+        NF != 7 || $1 !~ /^(plain|plugins|nginx)-[0-9]+$/ {
+            printf "error: `%s` line %d is not a `BENCH_LOG` line: %s\n", file, FNR, $0; bad = 1; exit 1
+        }
+        { split($1, part, "-"); count[part[2] " " part[1]]++; seen[part[2]] = 1 }
+        END {
+            if (bad) exit 1
+            for (w in seen) {
+                n = count[w " plain"] + 0
+                if (count[w " plugins"] + 0 != n || count[w " nginx"] + 0 != n) {
+                    printf "error: `%s` has partial rounds at %s worker(s): %d plain, %d plugins, %d nginx lines\n", \
+                        file, w, n, count[w " plugins"], count[w " nginx"]
+                    exit 1
+                }
+            }
+        }' "$log" >&2 || exit 1
+done
+cat "$@" | awk -v dir="$POOL" 'NF == 7 {name = $1; $1 = ""; sub(/^ /, ""); print > (dir "/" name ".runs")}'
 
 echo "$# run(s): $*"
 found=0

@@ -88,10 +88,11 @@ Example:
   gwhost run -c gateway.json --drain-timeout 30s
 
 Environment:
-  TOKIO_WORKER_THREADS  threads serving connections (default: one per core). With fewer
-                        threads than cores, each gives its CPU, at most every 500 µs, to
-                        the local clients and backends its writes woke: on a shared host
-                        that halved p99 latency (BENCHMARKS.md)
+  TOKIO_WORKER_THREADS  threads serving connections (default, also for 0 or a value that
+                        is not a number: one per core). With fewer threads than cores,
+                        each gives its CPU, at most every 500 µs, to the clients and
+                        backends on this host that its writes woke: with wrk and the
+                        backend on the same 2 cores, p99 at 1 thread about halved
   RUST_LOG              log filter, e.g. `warn` or `gwhost=debug` (default: info)
 
 Exit status:

@@ -12,12 +12,12 @@
 # a round the configurations run in a shuffled order (from SEED and the round's number):
 # with a fixed order every configuration would follow the same one in every round, and
 # whatever one run leaves behind on the shared backend would tilt the next the same way
-# each time. Each proxy is started afresh for each of its rounds and
-# stopped after it: what a process settles into at its start (how its backend
-# connections fall on the backend's workers, its heap, where its threads run) would
-# otherwise hold for every round of a run and tilt the whole run one way. Like nginx's
-# daemons, each gwhost runs in its own session (`setsid`): with the kernel's autogroup
-# scheduling a process sharing wrk's session shares wrk's CPU share too.
+# each time. Each proxy is started afresh for each of its rounds and stopped after it:
+# what a process settles into at its start (how its backend connections fall on the
+# backend's workers, its heap, where its threads run) would otherwise hold for every
+# round of a run and tilt the whole run one way. Like nginx's daemons, each gwhost runs
+# in its own session (`setsid`): with the kernel's autogroup scheduling a process sharing
+# wrk's session shares wrk's CPU share too.
 # Prints a Markdown table and, for each target, the ratio with its 95% interval over the
 # rounds and a verdict (met, not met, not settled: `ratio_with_interval`); with
 # --write-benchmarks it replaces the `## gwhost` section of BENCHMARKS.md.

@@ -17,6 +17,9 @@ use crate::server;
 
 fn runtime() -> Result<Runtime, GwError> {
     tokio::runtime::Builder::new_multi_thread()
+        // Set here, so tokio does not read `TOKIO_WORKER_THREADS` itself: it panics on 0
+        // or a value that is not a number, which `run --help` says mean the default.
+        .worker_threads(server::worker_count(server::cores()))
         .enable_all()
         .build()
         .map_err(GwError::Runtime)

@@ -40,7 +40,7 @@ pub async fn serve(
     let _stopping_on_exit = StoppingOnDrop;
     let mut workers = Vec::new();
     let mut exited = Vec::new();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     let count = worker_count(cores);
     let yield_when_parking = count < cores;
     tracing::info!(
@@ -183,9 +183,15 @@ async fn next_stop(stops: &mut mpsc::UnboundedReceiver<()>) {
     }
 }
 
+/// The cores this process may run on.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// How many worker threads serve connections: `TOKIO_WORKER_THREADS` if set (as for
-/// tokio's own multi-threaded runtime), else one per available core.
-fn worker_count(cores: usize) -> usize {
+/// tokio's own multi-threaded runtime), else one per available core. Unlike tokio, which
+/// panics on them, 0 and a value that is not a number mean the default.
+pub(crate) fn worker_count(cores: usize) -> usize {
     std::env::var("TOKIO_WORKER_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())

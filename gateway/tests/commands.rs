@@ -209,3 +209,23 @@ fn run_help_names_its_environment_and_exit_statuses() {
         assert!(help.contains(needle), "`{needle}` missing from:\n{help}");
     }
 }
+
+#[test]
+fn a_worker_count_of_0_or_not_a_number_means_the_default_as_run_help_says() {
+    // tokio panics on these when it reads the variable itself (exit 101).
+    let so = fixture("all-kinds");
+    for value in ["0", "abc", ""] {
+        let out = gwhost()
+            .env("TOKIO_WORKER_THREADS", value)
+            .args(["test-plugin", so.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "TOKIO_WORKER_THREADS={value:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).ends_with("test-plugin: 3 passed, 0 failed\n"));
+    }
+}

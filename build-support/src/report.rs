@@ -102,9 +102,9 @@ impl Report {
         out
     }
 
-    /// For CI: one JSON object.
+    /// For CI: one JSON object on one line, as cargo's `--message-format json` messages.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("report serialises")
+        serde_json::to_string(self).expect("report serialises")
     }
 }
 

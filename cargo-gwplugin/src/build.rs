@@ -15,6 +15,7 @@ use crate::plugin::{PluginHostArgs, PluginManifest};
 use crate::process::{self, Cargo};
 use crate::register::{self, Json};
 use crate::target::{self, Target};
+use crate::txn::Transaction;
 use crate::{Outcome, status};
 
 /// Build the plugin for a target, verify the artifact and write its registration snippet
@@ -38,9 +39,10 @@ pub struct Args {
     /// Also add the plugin to this gwhost config (atomically; other keys and their order kept)
     #[arg(long, value_name = "CONFIG")]
     pub register: Option<PathBuf>,
-    /// With `--register`: the endpoint(s) that get the plugin's modifiers and http-client
-    /// [default: the config's only endpoint]
-    #[arg(long, value_name = "PATH", requires = "register")]
+    /// With `--register`: the endpoint(s) that get the plugin's modifiers and http-client,
+    /// as `PATH`, or `'METHOD PATH'` when endpoints share a path [default: the config's
+    /// only endpoint]
+    #[arg(long, value_name = "[METHOD] PATH", requires = "register")]
     pub endpoint: Vec<String>,
     /// Build even if `check` finds incompatibilities
     #[arg(long)]
@@ -135,6 +137,15 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     } else {
         target::TargetEnv::default()
     };
+    // A config the plugin cannot go into fails now, not after the build.
+    let register_into = match &args.register {
+        Some(config) => Some(register::ConfigFile::read(
+            config,
+            &plugin.package_name(),
+            &args.endpoint,
+        )?),
+        None => None,
+    };
     let artifact = cargo_build(&cargo, &plugin, args, target, &env)?;
 
     // Verify before anything is copied or registered.
@@ -203,7 +214,6 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     let name = plugin.package_name();
     let file_name = format!("{name}.so");
     let dest = out_dir.join(&file_name);
-    crate::txn::write_atomic(&dest, &bytes)?;
     let sha256: String = Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -218,24 +228,36 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     );
     let snippet_path = out_dir.join(format!("{name}.gwplugin.json"));
     let text = serde_json::to_string_pretty(&snippet).expect("JSON") + "\n";
-    crate::txn::write_atomic(&snippet_path, text.as_bytes())?;
+    // Merged before anything is written: a conflict leaves the plugin that the config
+    // loads now, and its checksum there, as they were.
+    let registered = match (&args.register, &register_into) {
+        (Some(config), Some(file)) => Some((config, file.merge(&snippet, &name, &args.endpoint)?)),
+        _ => None,
+    };
+    let mut files = Transaction::new();
+    files.write(&dest, &bytes)?;
+    files.write(&snippet_path, text.as_bytes())?;
+    if let Some((config, merged)) = &registered
+        && let Some(text) = &merged.text
+    {
+        files.write(config, text.as_bytes())?;
+    }
+    files.commit();
     status("Finished", &format!("`{}`", dest.display()));
     status(
         "Wrote",
         &format!("registration snippet `{}`", snippet_path.display()),
     );
-
-    if let Some(config) = &args.register {
-        let changes = register::register(config, &snippet, &name, &args.endpoint)?;
+    if let Some((config, merged)) = registered {
         status(
             "Registered",
             &format!(
                 "`{name}` in `{}`: {}",
                 config.display(),
-                if changes.is_empty() {
+                if merged.changes.is_empty() {
                     "already up to date".to_owned()
                 } else {
-                    changes.join(", ")
+                    merged.changes.join(", ")
                 }
             ),
         );

@@ -1,6 +1,8 @@
 //! `--register CONFIG`: merges a registration snippet into a gwhost config, keeping every
-//! other key, and the order of keys, as they were. The file is replaced atomically; a
-//! conflict changes nothing.
+//! other key, and the order of keys, as they were. The config is read and its endpoints
+//! chosen before the build ([`ConfigFile::read`]), merged in memory after it
+//! ([`ConfigFile::merge`]), and written with the plugin, all or nothing: a conflict
+//! changes no file.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +10,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, io};
+use crate::error::Error;
 
 /// JSON that keeps the order of object keys. (serde_json's `preserve_order` would do, but
 /// serde_json is a boundary crate: its features must not change in this workspace.)
@@ -143,31 +145,193 @@ impl Merge<'_> {
     }
 }
 
-/// Merges `snippet` (what `build` wrote) into the gwhost config at `config`. Returns
-/// what changed.
+/// A gwhost config to register a plugin in, read and checked before anything is built.
+#[derive(Debug)]
+pub struct ConfigFile {
+    path: PathBuf,
+    root: Json,
+}
+
+/// The config with the plugin registered.
+#[derive(Debug)]
+pub struct Merged {
+    /// The new text of the config; `None` when the plugin was registered already.
+    pub text: Option<String>,
+    /// What changed, one phrase each.
+    pub changes: Vec<String>,
+}
+
+impl ConfigFile {
+    /// Reads the config at `path` and checks that each of `endpoints` (`PATH` or
+    /// `METHOD PATH`) names one of its endpoints.
+    pub fn read(path: &Path, plugin: &str, endpoints: &[String]) -> Result<Self, Error> {
+        let m = Merge {
+            config: path,
+            plugin,
+            changes: Vec::new(),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            m.conflict(
+                e.to_string(),
+                "pass an existing gwhost config to `--register` (`gwhost check -c FILE` \
+                 validates one)",
+            )
+        })?;
+        let root: Json = serde_json::from_str(&text).map_err(|e| Error::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        if !matches!(root, Json::Object(_)) {
+            return Err(m.conflict(
+                "the config is not a JSON object",
+                "pass a gwhost config file",
+            ));
+        }
+        if !endpoints.is_empty() {
+            let list = match root.get("endpoints") {
+                Some(Json::Array(list)) => list.as_slice(),
+                _ => &[],
+            };
+            select_endpoints(list, endpoints)
+                .map_err(|(message, help)| m.conflict(message, help))?;
+        }
+        Ok(ConfigFile {
+            path: path.to_owned(),
+            root,
+        })
+    }
+
+    /// The config with `snippet` (what `build` wrote) merged in; the file is not touched.
+    pub fn merge(
+        &self,
+        snippet: &Json,
+        plugin: &str,
+        endpoints: &[String],
+    ) -> Result<Merged, Error> {
+        let mut root = self.root.clone();
+        let mut m = Merge {
+            config: &self.path,
+            plugin,
+            changes: Vec::new(),
+        };
+        merge_into(&mut m, &mut root, snippet, endpoints)?;
+        let text = (!m.changes.is_empty())
+            .then(|| serde_json::to_string_pretty(&root).expect("JSON") + "\n");
+        Ok(Merged {
+            text,
+            changes: m.changes,
+        })
+    }
+}
+
+/// Merges `snippet` (what `build` wrote) into the gwhost config at `config`, replacing the
+/// file atomically. Returns what changed.
 pub fn register(
     config: &Path,
     snippet: &Json,
     plugin: &str,
     endpoints: &[String],
 ) -> Result<Vec<String>, Error> {
-    let text = std::fs::read_to_string(config).map_err(io(config))?;
-    let mut root: Json = serde_json::from_str(&text).map_err(|e| Error::Parse {
-        path: config.to_owned(),
-        message: e.to_string(),
-    })?;
-    let mut m = Merge {
-        config,
-        plugin,
-        changes: Vec::new(),
+    let merged = ConfigFile::read(config, plugin, endpoints)?.merge(snippet, plugin, endpoints)?;
+    if let Some(text) = &merged.text {
+        crate::txn::write_atomic(config, text.as_bytes())?;
+    }
+    Ok(merged.changes)
+}
+
+/// The endpoints `selectors` name, as indices into `list`: a selector is a path, or a
+/// method and a path when several endpoints share the path. Without selectors, the
+/// config's only endpoint. On failure, the message and the help.
+fn select_endpoints(list: &[Json], selectors: &[String]) -> Result<Vec<usize>, (String, String)> {
+    // (index, method, path) of each endpoint; gwhost's default method is GET.
+    let endpoints: Vec<(usize, String, &str)> = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let path = e.get("endpoint")?.as_str()?;
+            let method = e.get("method").and_then(Json::as_str).unwrap_or("GET");
+            Some((i, method.to_ascii_uppercase(), path))
+        })
+        .collect();
+    let shown = |method: &str, path: &str| {
+        if endpoints.iter().filter(|e| e.2 == path).count() > 1 {
+            format!("`{method} {path}`")
+        } else {
+            format!("`{path}`")
+        }
     };
-    let root_obj = root.as_object_mut().ok_or_else(|| {
-        m.conflict(
+    let all = || {
+        endpoints
+            .iter()
+            .map(|(_, method, path)| shown(method, path))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if selectors.is_empty() {
+        return match endpoints.as_slice() {
+            [(i, _, _)] => Ok(vec![*i]),
+            _ => Err((
+                format!(
+                    "it has {} endpoints, and the plugin must go into some of them",
+                    endpoints.len()
+                ),
+                format!("say which with `--endpoint PATH` (one of: {})", all()),
+            )),
+        };
+    }
+    let mut chosen = Vec::new();
+    for selector in selectors {
+        let (method, path) = match selector.trim().split_once(' ') {
+            Some((method, path)) => (Some(method.to_ascii_uppercase()), path.trim()),
+            None => (None, selector.trim()),
+        };
+        let matching: Vec<_> = endpoints
+            .iter()
+            .filter(|(_, m, p)| *p == path && method.as_ref().is_none_or(|want| want == m))
+            .collect();
+        match matching.as_slice() {
+            [] => {
+                return Err((
+                    format!("it has no endpoint `{selector}`"),
+                    format!("pass one of: {}", all()),
+                ));
+            }
+            [(i, _, _)] => {
+                if !chosen.contains(i) {
+                    chosen.push(*i);
+                }
+            }
+            several => {
+                return Err((
+                    format!(
+                        "`{selector}` names {} endpoints: {}",
+                        several.len(),
+                        several
+                            .iter()
+                            .map(|(_, m, p)| format!("`{m} {p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    format!("add the method: `--endpoint '{} {path}'`", several[0].1),
+                ));
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+fn merge_into(
+    m: &mut Merge<'_>,
+    root: &mut Json,
+    snippet: &Json,
+    endpoints: &[String],
+) -> Result<(), Error> {
+    let Some(root_obj) = root.as_object_mut() else {
+        return Err(m.conflict(
             "the config is not a JSON object",
             "pass a gwhost config file",
-        )
-    })?;
-
+        ));
+    };
     // The `plugin` block: the folder must be where the plugin is.
     let plugin_block = snippet.get("plugin");
     let folder = plugin_block
@@ -183,13 +347,16 @@ pub fn register(
             .unwrap_or_default(),
         _ => Default::default(),
     };
-    let config_dir = config.parent().map(Path::to_owned).unwrap_or_default();
+    let config_dir = m.config.parent().map(Path::to_owned).unwrap_or_default();
     let block = m.object(root_obj, "plugin", "plugin")?;
     match block.get("folder").and_then(Json::as_str) {
         None => {
             block.insert("folder".into(), Json::String(folder.clone()));
-            block.insert("pattern".into(), Json::String(".so".into()));
             m.changes.push(format!("set `plugin.folder` to `{folder}`"));
+            // A pattern already there is kept (and checked against the file below).
+            if !block.contains_key("pattern") {
+                block.insert("pattern".into(), Json::String(".so".into()));
+            }
         }
         Some(existing) => {
             let resolved = config_dir.join(existing);
@@ -235,6 +402,12 @@ pub fn register(
     let client = snippet
         .get("backend_extra_config")
         .and_then(|e| e.get("plugin/http-client"));
+    if modifier.is_none() && client.is_none() && !endpoints.is_empty() {
+        return Err(m.conflict(
+            "`--endpoint` was given, but it has no modifier or http-client to put in an endpoint",
+            "drop `--endpoint`: an http-server plugin goes in the service's `extra_config`",
+        ));
+    }
     if modifier.is_some() || client.is_some() {
         let list = match root_obj.get_mut("endpoints") {
             Some(Json::Array(list)) => list,
@@ -245,54 +418,8 @@ pub fn register(
                 ));
             }
         };
-        let paths: Vec<String> = list
-            .iter()
-            .filter_map(|e| {
-                if let Json::Object(o) = e {
-                    o.get("endpoint").and_then(Json::as_str).map(str::to_owned)
-                } else {
-                    None
-                }
-            })
-            .collect();
-        let chosen: Vec<usize> = if endpoints.is_empty() {
-            if paths.len() != 1 {
-                return Err(m.conflict(
-                    format!(
-                        "it has {} endpoints, and the plugin must go into some of them",
-                        paths.len()
-                    ),
-                    format!(
-                        "say which with `--endpoint PATH` (one of: {})",
-                        paths
-                            .iter()
-                            .map(|p| format!("`{p}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-            vec![0]
-        } else {
-            let mut idx = Vec::new();
-            for wanted in endpoints {
-                let Some(i) = paths.iter().position(|p| p == wanted) else {
-                    return Err(m.conflict(
-                        format!("it has no endpoint `{wanted}`"),
-                        format!(
-                            "pass one of: {}",
-                            paths
-                                .iter()
-                                .map(|p| format!("`{p}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                };
-                idx.push(i);
-            }
-            idx
-        };
+        let chosen = select_endpoints(list, endpoints)
+            .map_err(|(message, help)| m.conflict(message, help))?;
         for i in chosen {
             let at = format!("endpoints[{i}]");
             let endpoint = list[i]
@@ -354,9 +481,5 @@ pub fn register(
         }
     }
 
-    if !m.changes.is_empty() {
-        let out = serde_json::to_string_pretty(&root).expect("JSON") + "\n";
-        crate::txn::write_atomic(config, out.as_bytes())?;
-    }
-    Ok(m.changes)
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! into place; until [`Transaction::commit`], dropping the transaction puts every
 //! touched file back as it was (or removes it, if it did not exist).
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, io};
@@ -62,18 +63,35 @@ impl Drop for Transaction {
     }
 }
 
-/// Writes a file through a temporary file in the same directory and a rename.
+/// Writes a file through a temporary file in the same directory and a rename. An existing
+/// file keeps its permissions (a gateway config may be readable by its owner only), and a
+/// symbolic link keeps pointing where it did: the file it points to is the one replaced.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.gwplugin-tmp"));
-    std::fs::write(&tmp, contents).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(path)(e)
-    })
+    let path = match std::fs::canonicalize(path) {
+        Ok(resolved) => resolved,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => path.to_owned(),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".gwplugin-tmp")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    tmp.write_all(contents).map_err(io(tmp.path()))?;
+    match std::fs::metadata(&path) {
+        Ok(original) => tmp
+            .as_file()
+            .set_permissions(original.permissions())
+            .map_err(io(tmp.path()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&path)(e)),
+    }
+    // Dropped on failure, the temporary file is removed.
+    tmp.persist(&path).map_err(|e| io(&path)(e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -99,5 +117,26 @@ mod tests {
         tx.commit();
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_rewrite_keeps_permissions_and_symbolic_links() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("gateway.json.orig");
+        let link = dir.path().join("gateway.json");
+        std::fs::write(&real, "old").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temporary file left"
+        );
     }
 }

@@ -272,3 +272,41 @@ fn test_header_without_a_colon() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_config_the_plugin_cannot_go_into_fails_before_the_build() {
+    let root = tempdir();
+    let dir = plain_plugin(root.path(), "");
+    let build = [
+        "build",
+        "--no-check",
+        "--target",
+        "x86_64-unknown-linux-gnu",
+    ];
+    let missing = root.path().join("missing.json");
+    let stderr = fails(
+        root.path(),
+        &dir,
+        &[&build[..], &["--register", missing.to_str().unwrap()]].concat(),
+    );
+    assert_eq!(
+        stderr.replace(&root.path().display().to_string(), "[ROOT]"),
+        "warning: no host given for `p`: building without a check\n\
+         error: cannot register `p` in `[ROOT]/missing.json`: No such file or directory (os error 2)\n\
+         help: pass an existing gwhost config to `--register` (`gwhost check -c FILE` validates one)\n"
+    );
+    let config = root.path().join("gateway.json");
+    std::fs::write(
+        &config,
+        r#"{"version": 3, "endpoints": [{"endpoint": "/a", "backend": [{"host": ["http://h"], "url_pattern": "/"}]}]}"#,
+    )
+    .unwrap();
+    let register = ["--register", config.to_str().unwrap(), "--endpoint", "/b"];
+    let stderr = fails(root.path(), &dir, &[&build[..], &register[..]].concat());
+    assert_eq!(
+        stderr.replace(&root.path().display().to_string(), "[ROOT]"),
+        "warning: no host given for `p`: building without a check\n\
+         error: cannot register `p` in `[ROOT]/gateway.json`: it has no endpoint `/b`\n\
+         help: pass one of: `/a`\n"
+    );
+}

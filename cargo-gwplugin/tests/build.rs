@@ -176,6 +176,36 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
     let facts = gwplugin_build::elf::facts(&std::fs::read(&so).unwrap()).unwrap();
     assert_eq!(facts.machine, target.split('-').next().unwrap());
 
+    // A config the plugin cannot go into, found after the build: the plugin that the
+    // registered config loads, and its snippet, are left as they were.
+    let elsewhere = root.path().join("elsewhere.json");
+    let mut other = registered.clone();
+    other["plugin"] = json!({"folder": "other-plugins"});
+    std::fs::write(&elsewhere, other.to_string()).unwrap();
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let snippet = folder.join("tenant.gwplugin.json");
+    let before = (inode(&so), inode(&snippet));
+    let mut args = vec![
+        "build",
+        "--target",
+        target,
+        "--host",
+        host.to_str().unwrap(),
+    ];
+    args.extend(["--register", elsewhere.to_str().unwrap()]);
+    let r = run(gwplugin(&plugin, &args), root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("its `plugin.folder` is `other-plugins`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!((inode(&so), inode(&snippet)), before, "files replaced");
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap(),
+        other.to_string()
+    );
+
     let mut cmd = Command::new(launcher.first().copied().unwrap_or(host.to_str().unwrap()));
     if !launcher.is_empty() {
         cmd.args(&launcher[1..]).arg(host);

@@ -62,6 +62,12 @@ fn a_fresh_plugin_is_compatible_and_check_changes_nothing() {
 
     let r = check(&dir, root.path(), &["--message-format", "json"]);
     assert_eq!(r.code, 0);
+    assert_eq!(
+        r.stdout.lines().count(),
+        1,
+        "one JSON object per line: {}",
+        r.stdout
+    );
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json["compatible"], true);
     assert_eq!(json["plugin"]["name"], "fresh");

@@ -451,7 +451,7 @@ pub fn exec(args: &Args) -> Result<bool, GwError> {
                 };
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&json).expect("report serialises")
+                    serde_json::to_string(&json).expect("report serialises")
                 );
             }
         },

@@ -134,7 +134,97 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         file: file.to_owned(),
         message: e.to_string(),
     })?;
+    if let Some((at, key)) = first_duplicate_key(text) {
+        return Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            at: join_key(&at, &key),
+            message: format!("`{key}` appears twice in one object; JSON keeps only the last"),
+            help: Some(format!(
+                "keep one `{key}`: merge the two, or delete the one you don't want"
+            )),
+        });
+    }
     Parser { file }.config(&value)
+}
+
+/// The first key written twice in one object, as the object's JSON path and the key:
+/// `serde_json` (like KrakenD) keeps the last one silently, so a second `endpoints` list
+/// would drop the first without a word.
+fn first_duplicate_key(text: &str) -> Option<(String, String)> {
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+
+    /// Walks one JSON value at `at`, recording the first duplicate in `found`.
+    struct Walk<'a> {
+        at: String,
+        found: &'a RefCell<Option<(String, String)>>,
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut index = 0;
+            while seq
+                .next_element_seed(Walk {
+                    at: join_index(&self.at, index),
+                    found: self.found,
+                })?
+                .is_some()
+            {
+                index += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let at = join_key(&self.at, &key);
+                if !seen.insert(key.clone()) {
+                    *self.found.borrow_mut() = Some((self.at, key));
+                    return Err(de::Error::custom("duplicate key"));
+                }
+                map.next_value_seed(Walk {
+                    at,
+                    found: self.found,
+                })?;
+            }
+            Ok(())
+        }
+    }
+
+    let found = RefCell::new(None);
+    let walk = Walk {
+        at: String::new(),
+        found: &found,
+    };
+    let _ = walk.deserialize(&mut serde_json::Deserializer::from_str(text));
+    found.into_inner()
 }
 
 const PATTERN_HELP: &str = "a path starts with `/`; a parameter is a whole endpoint segment like \
@@ -689,6 +779,19 @@ fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static s
     if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
         return Err("it has a path");
     }
+    // `http` parses these, and the client would then connect to port 80, or send the
+    // credentials in every `Host` header.
+    if authority.as_str().contains('@') {
+        return Err("it has credentials (`user:password@`)");
+    }
+    // The port as written (`http` reads `:99999` or `:` as no port at all).
+    let port = match authority.as_str().rsplit_once(':') {
+        Some((_, port)) if !port.contains(']') => Some(port),
+        _ => None,
+    };
+    if port.is_some_and(|p| !p.parse::<u16>().is_ok_and(|p| p > 0)) {
+        return Err("its port is not a number from 1 to 65535");
+    }
     Ok((scheme.clone(), authority.clone()))
 }
 
@@ -727,7 +830,17 @@ mod tests {
     #[test]
     fn hosts() {
         assert!(parse_host("http://127.0.0.1:8000").is_ok());
+        for bad in [
+            "http://127.0.0.1:99999",
+            "http://127.0.0.1:",
+            "http://127.0.0.1:0",
+            "http://127.0.0.1:x",
+            "http://admin:s3cret@127.0.0.1:8000",
+        ] {
+            assert!(parse_host(bad).is_err(), "{bad}");
+        }
         assert!(parse_host("http://backend").is_ok());
+        assert!(parse_host("http://[::1]:8000").is_ok());
         assert_eq!(
             parse_host("https://x").unwrap_err(),
             "only `http` is supported"

@@ -132,6 +132,8 @@ pub struct Gateway {
     /// The outermost http-server plugin (wrapping the others and the router) and its
     /// name; `None` without any.
     chain: Option<(Handler, Box<str>)>,
+    /// Whether any plugin sees responses (and may replace a body).
+    plugins_see_responses: bool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -202,7 +204,17 @@ impl Gateway {
             }
         }
         drop(next);
-        Ok(Gateway { router, chain })
+        let plugins_see_responses = chain.is_some()
+            || router.routes.iter().any(|r| {
+                !r.modifiers.is_empty()
+                    || !r.backend.modifiers.is_empty()
+                    || r.backend.client.is_some()
+            });
+        Ok(Gateway {
+            router,
+            chain,
+            plugins_see_responses,
+        })
     }
 
     /// Answers one request. Never fails: every failure becomes a status.
@@ -214,14 +226,19 @@ impl Gateway {
         RequestScope {
             id: next_request_id(),
             inner: async move {
-                match &self.chain {
+                let head = req.method() == Method::HEAD;
+                let mut resp = match &self.chain {
                     None => self.router.handle(req).await,
                     Some((chain, name)) => match chain.call(req).await {
                         Ok(resp) => resp,
                         // Inner layers turn their plugin's errors into responses already.
                         Err(e) => plugin_failure(name, Kind::HttpServer, &e),
                     },
+                };
+                if self.plugins_see_responses && !head {
+                    content_length_of_body(&mut resp);
                 }
+                resp
             },
         }
     }
@@ -310,8 +327,7 @@ impl Router {
                 }
             }
             if let Some(query) = req.uri().query() {
-                target.push('?');
-                target.push_str(query);
+                backend.url.push_query(query, &mut target);
             }
             let upstream = backend.pick_host();
             let Ok(path_and_query) = PathAndQuery::try_from(target) else {
@@ -463,6 +479,36 @@ impl ErasedHandler for ServerLayer {
                 Err(e) => plugin_failure(&self.name, Kind::HttpServer, &e),
             })
         })
+    }
+}
+
+/// Makes a response's `Content-Length` say what its body is: a plugin that replaced the
+/// body may have left the backend's, and hyper would then send a length that disagrees
+/// with the bytes that follow (the client reads the rest as the next response). The
+/// length is the body's when the body knows it; otherwise it goes, and hyper chunks the
+/// body. Not for a response to HEAD, nor one whose status has no body, where the header
+/// describes a body not sent.
+fn content_length_of_body(resp: &mut Response) {
+    let status = resp.status();
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return;
+    }
+    let Some(declared) = resp.headers().get(header::CONTENT_LENGTH) else {
+        return;
+    };
+    let declared = declared.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+    match resp.body().size_hint().exact() {
+        Some(len) if declared == Some(len) => {}
+        Some(len) => {
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        None => {
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+        }
     }
 }
 

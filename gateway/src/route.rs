@@ -30,6 +30,22 @@ pub enum PatternError {
     DuplicateParam { pattern: String, param: String },
     #[error("`{{{param}}}` is not a parameter of endpoint `{endpoint}`")]
     UnknownParam { param: String, endpoint: String },
+    #[error(
+        "`{0}` is not a valid URL path: spaces and other reserved characters must be percent-encoded (`%20`)"
+    )]
+    InvalidUrl(String),
+}
+
+/// Whether a request path segment may fill a parameter: not empty, and not a segment that
+/// would take the backend's path somewhere else once the backend decodes and normalises
+/// it (`..`, `%2e%2e`, an encoded `/` or `\`).
+fn is_param_value(segment: &str) -> bool {
+    if segment.is_empty() {
+        return false;
+    }
+    let lower = segment.to_ascii_lowercase();
+    let dots = lower.replace("%2e", ".");
+    dots != "." && dots != ".." && !lower.contains("%2f") && !lower.contains("%5c")
 }
 
 fn is_param_name(name: &str) -> bool {
@@ -123,7 +139,7 @@ impl PathPattern {
         for segment in &self.segments {
             match (segment, parts.next()) {
                 (Segment::Literal(l), Some(p)) if l == p => {}
-                (Segment::Param(_), Some(p)) if !p.is_empty() => {}
+                (Segment::Param(_), Some(p)) if is_param_value(p) => {}
                 _ => return false,
             }
         }
@@ -145,6 +161,8 @@ enum UrlPiece {
 pub struct UrlPattern {
     pieces: Vec<UrlPiece>,
     literal_len: usize,
+    /// Whether the pattern has a query of its own: a request's query then follows `&`.
+    has_query: bool,
 }
 
 impl UrlPattern {
@@ -188,9 +206,23 @@ impl UrlPattern {
                 UrlPiece::Param(_) => 0,
             })
             .sum();
+        // Checked once here, with a stand-in for each parameter, rather than failing every
+        // request with a 400.
+        let sample: String = pieces
+            .iter()
+            .map(|p| match p {
+                UrlPiece::Literal(l) => l.as_str(),
+                UrlPiece::Param(_) => "x",
+            })
+            .collect();
+        if http::uri::PathAndQuery::try_from(sample.as_str()).is_err() {
+            return Err(PatternError::InvalidUrl(source.to_owned()));
+        }
+        let has_query = sample.contains('?');
         Ok(UrlPattern {
             pieces,
             literal_len,
+            has_query,
         })
     }
 
@@ -210,9 +242,14 @@ impl UrlPattern {
             }
         }
         if let Some(q) = query {
-            out.push('?');
-            out.push_str(q);
+            self.push_query(q, out);
         }
+    }
+
+    /// Appends a request's `query` to a rendered backend path.
+    pub fn push_query(&self, query: &str, out: &mut String) {
+        out.push(if self.has_query { '&' } else { '?' });
+        out.push_str(query);
     }
 }
 
@@ -284,6 +321,28 @@ mod tests {
         url.render_into("/users/7/posts/9", Some("a=1"), &mut out);
         assert_eq!(out, "/v1/9/by/7.json?a=1");
         assert_eq!(endpoint.shape(), "/users/{}/posts/{}");
+        // A pattern with its own query: the request's follows with `&`.
+        let url = UrlPattern::parse("/s/{id}?format=json", &endpoint).unwrap();
+        let mut out = String::new();
+        url.render_into("/users/7/posts/9", Some("q=1"), &mut out);
+        assert_eq!(out, "/s/7?format=json&q=1");
+    }
+
+    #[test]
+    fn a_parameter_cannot_lead_the_backend_path_elsewhere() {
+        let endpoint = PathPattern::parse("/users/{id}").unwrap();
+        assert!(endpoint.matches("/users/7"));
+        assert!(endpoint.matches("/users/a.b"));
+        for escape in [
+            "/users/..",
+            "/users/.",
+            "/users/%2e%2E",
+            "/users/.%2e",
+            "/users/a%2Fb",
+            "/users/a%5cb",
+        ] {
+            assert!(!endpoint.matches(escape), "{escape}");
+        }
     }
 
     #[test]
@@ -299,6 +358,13 @@ mod tests {
         assert!(PathPattern::parse("/u/{id").is_err());
         assert!(PathPattern::parse("/u/x{id}").is_err());
         assert!(PathPattern::parse("/u/{id}/{id}").is_err());
+        assert_eq!(
+            UrlPattern::parse("/x y/{id}", &endpoint)
+                .unwrap_err()
+                .to_string(),
+            "`/x y/{id}` is not a valid URL path: spaces and other reserved characters must be \
+             percent-encoded (`%20`)"
+        );
     }
 
     #[test]

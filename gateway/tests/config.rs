@@ -290,13 +290,18 @@ fn the_examples_satisfy_the_schema_and_gwhost() {
 #[test]
 fn the_schema_rejects_what_gwhost_rejects_by_shape() {
     let root = repo_path("tests/fixtures/bad-config");
-    // Errors only gwhost can see: plugin names, duplicates, URL shapes, parameters,
-    // duration syntax, a missing folder on disk.
+    // Errors only gwhost can see: plugin names, duplicates (a JSON Schema sees a parsed
+    // document, where a repeated key is already gone), URL shapes, parameters, duration
+    // syntax, a missing folder on disk.
     let beyond_schema = [
         "bad-host-url",
         "bad-timeout",
         "duplicate-endpoint",
+        "duplicate-key",
+        "duplicate-plugin-name",
         "host-url-with-path",
+        "host-port-out-of-range",
+        "url-pattern-with-space",
         "invalid-json",
         "missing-plugin-folder",
         "unknown-plugin",

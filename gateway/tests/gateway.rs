@@ -28,9 +28,25 @@ async fn proxies_method_headers_query_body_and_status() {
                 "backend": [{"host": [backend.url()], "url_pattern": "/v1/{post}/by/{id}"}],
             },
             endpoint("/plain", &backend, "/plain"),
+            endpoint("/search", &backend, "/s?format=json"),
+            endpoint("/files/{name}", &backend, "/f/{name}"),
         ]),
     );
     let gw = Gateway::start(Site::new(&[]), &cfg);
+
+    // A query of the pattern's own, then the request's.
+    let reply = get(&gw.url("/search?q=1"), &[]).await;
+    assert_eq!(reply.json()["uri"], "/s?format=json&q=1");
+    // A parameter is one path segment, never one that leads elsewhere on the backend.
+    assert_eq!(
+        get(&gw.url("/files/a.txt"), &[]).await.json()["uri"],
+        "/f/a.txt"
+    );
+    let hits = backend.hits();
+    for escape in ["/files/..", "/files/%2e%2e", "/files/..%2Fadmin"] {
+        assert_eq!(get(&gw.url(escape), &[]).await.status, 404, "{escape}");
+    }
+    assert_eq!(backend.hits(), hits, "none reached the backend");
 
     let body = vec![b'x'; 300_000];
     let req = http::Request::post(gw.url("/users/7/posts/9?q=1&r=two"))
@@ -152,6 +168,24 @@ async fn each_kind_alone() {
     assert_eq!(reply.json()["headers"]["x-modified"], json!(["m1"]));
     assert_eq!(reply.header("x-response-modified"), "1");
     assert_eq!(reply.header("x-server-plugin"), "");
+    // A response modifier that replaces the body: the length sent is the new body's, and
+    // the keep-alive connection is still in step for the next response.
+    let one_connection = client();
+    for _ in 0..3 {
+        let req = http::Request::get(gw.url("/mod"))
+            .header("x-replace-body", "1")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let reply = send(&one_connection, req).await;
+        assert_eq!(reply.status, 200);
+        assert!(
+            reply.body.starts_with("replaced by plugin: xxx"),
+            "{}",
+            reply.body
+        );
+        assert_eq!(reply.body.len(), 1020);
+        assert_eq!(reply.header("content-length"), "1020");
+    }
 
     let reply = get(&gw.url("/client?z=1"), &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);

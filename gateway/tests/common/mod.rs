@@ -267,7 +267,7 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
 }
 
 /// A loopback backend: echoes the request as JSON; `x-status` picks the status and
-/// `x-delay-ms` delays the answer; `x-reply-bytes: N` answers N bytes instead, streamed
+/// `x-delay-ms` delays the answer; `x-replace-body` comes back as a response header; `x-reply-bytes: N` answers N bytes instead, streamed
 /// in chunks with pauses between them. Counts requests.
 pub struct Backend {
     pub addr: SocketAddr,
@@ -349,6 +349,7 @@ async fn echo(
     }
     let method = req.method().to_string();
     let uri = req.uri().to_string();
+    let replace_body = req.headers().contains_key("x-replace-body");
     let body = req.into_body().collect().await.unwrap().to_bytes();
     tokio::time::sleep(Duration::from_millis(delay)).await;
     let json = json!({
@@ -358,8 +359,12 @@ async fn echo(
         "body_len": body.len(),
         "body_sha": body.iter().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b))),
     });
-    hyper::Response::builder()
-        .status(status as u16)
+    let mut resp = hyper::Response::builder();
+    if replace_body {
+        // For the fixture's response modifier, which then replaces the body.
+        resp = resp.header("x-replace-body", "1");
+    }
+    resp.status(status as u16)
         .header("content-type", "application/json")
         .header("connection", "x-backend-hop")
         .header("x-backend-hop", "must not reach the client")

@@ -323,7 +323,8 @@ fn cargo_build(
 }
 
 /// `[package.metadata.gwplugin.config.NAME]` tables: each plugin's default config, as JSON.
-fn default_configs(plugin: &PluginManifest) -> serde_json::Map<String, Value> {
+/// The default configs in `[package.metadata.gwplugin.config]`, by plugin name.
+pub(crate) fn default_configs(plugin: &PluginManifest) -> serde_json::Map<String, Value> {
     let mut out = serde_json::Map::new();
     let table = plugin
         .doc

@@ -129,7 +129,7 @@ impl Error {
                     .to_owned()
             }
             Error::HostManifest { .. } => "rebuild the host, or upgrade cargo-gwplugin \
-                 (`cargo install --path cargo-gwplugin`) if the host is newer"
+                 (`cargo install --locked --path cargo-gwplugin`) if the host is newer"
                 .to_owned(),
             Error::AmbiguousHost { .. } => {
                 "pass the host package's own Cargo.toml with `--host`".to_owned()
@@ -186,7 +186,13 @@ impl Error {
             Error::ChildCrashed { .. } => "the plugin crashed gwhost's test process; \
                  cargo gwplugin itself is fine: run the command above to reproduce"
                 .to_owned(),
-            Error::Process(_) => return None,
+            Error::Process(e) if e.what.starts_with("could not be started") => {
+                "check that the program exists: `$CARGO` if set, else `cargo` on PATH".to_owned()
+            }
+            Error::Process(_) => {
+                "run the command above to see the whole of its output"
+                    .to_owned()
+            }
         })
     }
 

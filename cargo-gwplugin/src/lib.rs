@@ -1,6 +1,7 @@
 //! # cargo-gwplugin
 //!
-//! The plugin author's cargo subcommand: `cargo gwplugin new`, `check` and `sync`.
+//! The plugin author's cargo subcommand: `cargo gwplugin new`, `check`, `sync`, `build`,
+//! `host-build`, `test` and `quickstart`.
 //! The library holds everything; `main.rs` only calls [`main`]. Errors are typed
 //! ([`Error`]) and printed in one place, cargo-style ([`report_error`]).
 
@@ -41,9 +42,12 @@ pub enum Outcome {
 macro_rules! exit_codes {
     () => {
         "Exit status:
-  0  success (for `check`: no incompatibilities found)
-  1  the plugin is incompatible with its host, or `sync` could not make it compatible
-  2  usage or environment error (bad arguments, missing or malformed files, cargo failed)"
+  0  success (for `check`: no incompatibilities found; for `test`: every line `[OK]`)
+  1  the plugin is incompatible with its host, `sync` could not make it compatible, or
+     `test` printed a `[KO]` line (or its gwhost crashed)
+  2  usage or environment error (bad arguments, missing or malformed files, a cargo
+     command other than the build failed)
+  101  the build failed (`build`, `host-build`, `quickstart`: cargo's own status)"
     };
 }
 
@@ -104,7 +108,7 @@ fn styles() -> Styles {
 #[derive(Debug, Parser)]
 #[command(name = "cargo", bin_name = "cargo", styles = styles())]
 pub enum Cli {
-    /// Scaffold, check and sync gwplugin plugins
+    /// Scaffold, check, sync, build and test gwplugin plugins
     #[command(name = "gwplugin", version, after_help = MAIN_HELP, subcommand_required = true, arg_required_else_help = true)]
     Gwplugin(GwpluginCommand),
 }

@@ -42,8 +42,8 @@ pub struct Args {
     /// The plugin kind
     #[arg(long, value_enum, value_name = "KIND")]
     pub kind: Kind,
-    /// The host: a host binary, an ABI manifest JSON file, a host Cargo project (its
-    /// directory or Cargo.toml) or a Cargo.lock
+    /// The host (required): a host binary, an ABI manifest JSON file, a host Cargo
+    /// project (its directory or Cargo.toml) or a Cargo.lock
     #[arg(long, value_name = "HOST")]
     pub host: Option<PathBuf>,
     /// Directory to create the crate in [default: ./NAME]

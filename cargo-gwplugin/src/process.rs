@@ -197,22 +197,22 @@ pub fn rustc_version(rustc: &Path) -> Result<RustcVersion, ProcessError> {
 }
 
 /// Runs `cmd` with its stderr passed through to ours (cargo's progress and diagnostics
-/// reach the user as they happen) and its stdout captured. On failure: the command line,
-/// its status and its exit code, to forward.
-pub fn run_passing_stderr(mut cmd: Command) -> Result<Vec<u8>, (String, std::process::ExitStatus)> {
+/// reach the user as they happen) and its stdout captured. On failure: the command line
+/// and its status (whose exit code the caller forwards), or why it could not be started.
+pub fn run_passing_stderr(
+    mut cmd: Command,
+) -> Result<Vec<u8>, Result<(String, std::process::ExitStatus), ProcessError>> {
     let command = command_line(&cmd);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit());
     match cmd.output() {
         Ok(out) if out.status.success() => Ok(out.stdout),
-        Ok(out) => Err((command, out.status)),
-        Err(e) => {
-            eprintln!("error: could not start `{command}`: {e}");
-            Err((
-                command,
-                std::os::unix::process::ExitStatusExt::from_raw(127 << 8),
-            ))
-        }
+        Ok(out) => Err(Ok((command, out.status))),
+        Err(e) => Err(Err(ProcessError {
+            command,
+            what: format!("could not be started: {e}"),
+            stderr: String::new(),
+        })),
     }
 }
 

@@ -230,15 +230,16 @@ pub fn build_command(
 /// progress and diagnostics reach the user as they happen; returns cargo's
 /// `compiler-artifact` messages. A failed build carries cargo's exit code, to forward.
 pub fn cargo_build(cmd: Command) -> Result<Vec<serde_json::Value>, Error> {
-    let stdout = crate::process::run_passing_stderr(cmd).map_err(|(command, status)| {
-        Error::BuildFailed {
+    let stdout = crate::process::run_passing_stderr(cmd).map_err(|failed| match failed {
+        Ok((command, status)) => Error::BuildFailed {
             command,
             code: status
                 .code()
                 .and_then(|c| u8::try_from(c).ok())
                 .unwrap_or(101),
             status: status.to_string(),
-        }
+        },
+        Err(not_started) => Error::Process(not_started),
     })?;
     Ok(String::from_utf8_lossy(&stdout)
         .lines()

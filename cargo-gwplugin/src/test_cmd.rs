@@ -25,7 +25,9 @@ pub struct Args {
     /// Path to the plugin's Cargo.toml
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
-    /// Create each plugin with this config (JSON) [default: the plugin's default config]
+    /// Create each plugin with this config (JSON) [default: the one in the crate's
+    /// `[package.metadata.gwplugin.config]`, when it has one; without any, plugins are only
+    /// registered, or, with `--request`, created with `{}`]
     #[arg(long, value_name = "JSON")]
     pub config: Option<String>,
     /// Also send this sample request through each plugin (`[METHOD] URL`)
@@ -112,7 +114,20 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         Command::new(&gwhost)
     };
     cmd.arg("test-plugin");
-    if let Some(config) = &args.config {
+    // The crate's default config, as `build` puts it in the registration snippet; with
+    // several plugins, each has its own, and `test-plugin` takes one for all.
+    let default_config = match (&args.config, &plugin) {
+        (None, Some(plugin)) => {
+            let defaults = crate::build::default_configs(plugin);
+            let mut values = defaults.values();
+            match (values.next(), values.next()) {
+                (Some(only), None) => Some(only.to_string()),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if let Some(config) = args.config.as_ref().or(default_config.as_ref()) {
         cmd.args(["--config", config]);
     }
     if let Some(request) = &args.request {

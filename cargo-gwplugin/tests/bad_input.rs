@@ -146,7 +146,7 @@ fn host_manifest_of_a_newer_format() {
     .unwrap();
     assert_eq!(
         fails(root.path(), &dir, &["check", "--host", "../host.json"]),
-        "error: could not read the ABI manifest of host `[ROOT]/host.json`: manifest format 2 is newer than this tool understands (up to 1); upgrade gwplugin\nhelp: rebuild the host, or upgrade cargo-gwplugin (`cargo install --path cargo-gwplugin`) if the host is newer\n"
+        "error: could not read the ABI manifest of host `[ROOT]/host.json`: manifest format 2 is newer than this tool understands (up to 1); upgrade gwplugin\nhelp: rebuild the host, or upgrade cargo-gwplugin (`cargo install --locked --path cargo-gwplugin`) if the host is newer\n"
     );
 }
 
@@ -241,7 +241,7 @@ fn a_failing_cargo_is_reported_with_its_command_line_and_nothing_changes() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr.ends_with(
-            "error: `[ROOT]/fake-cargo update --manifest-path [ROOT]/sync-fails/Cargo.toml --workspace` failed (exit status: 101)\n--- stderr\nerror: no network today\n"
+            "error: `[ROOT]/fake-cargo update --manifest-path [ROOT]/sync-fails/Cargo.toml --workspace` failed (exit status: 101)\n--- stderr\nerror: no network today\nhelp: run the command above to see the whole of its output\n"
         ),
         "{}",
         r.stderr
@@ -309,4 +309,34 @@ fn a_config_the_plugin_cannot_go_into_fails_before_the_build() {
          error: cannot register `p` in `[ROOT]/gateway.json`: it has no endpoint `/b`\n\
          help: pass one of: `/a`\n"
     );
+}
+
+#[test]
+fn a_cargo_that_cannot_be_started_is_one_error() {
+    let root = tempdir();
+    let dir = plain_plugin(root.path(), "");
+    let before = snapshot(root.path());
+    let mut cmd = gwplugin(
+        &dir,
+        &[
+            "build",
+            "--no-check",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ],
+    );
+    cmd.env("CARGO", "/nonexistent/cargo");
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`/nonexistent/cargo build")
+            && r.stderr.contains("could not be started")
+            && r.stderr.ends_with(
+                "help: check that the program exists: `$CARGO` if set, else `cargo` on PATH\n"
+            ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(root.path()), before);
 }

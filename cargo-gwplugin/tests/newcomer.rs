@@ -89,7 +89,14 @@ fn every_command_in_the_guide_runs() {
         stderr.contains("Registered `my-modifier` in `../gateway.json`"),
         "{stderr}"
     );
-    assert!(stdout.contains("[OK] my-modifier (modifier)"), "{stdout}");
+    // Created with the default config in its Cargo.toml, too.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("[OK] my-modifier (modifier)")
+                && l.ends_with(": registered, created")),
+        "{stdout}"
+    );
     let registered = std::fs::read_to_string(work.join("gateway.json")).unwrap();
     assert!(
         registered.contains("\"x-tenant\""),

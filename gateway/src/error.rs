@@ -106,7 +106,8 @@ fn load_help(e: &LoadError) -> &'static str {
     match e {
         LoadError::Incompatible { .. } => {
             "rebuild the plugin for this host: in its crate, `gwhost check-plugin --fix` prints \
-             the commands (`cargo gwplugin sync`, then `cargo gwplugin build --host <this gwhost>`)"
+             the commands that align it (`cargo gwplugin sync --host <this gwhost>`, …); then \
+             `cargo gwplugin build --host <this gwhost>`"
         }
         LoadError::WrongMachine { .. } | LoadError::WrongLibc { .. } => {
             "build the plugin for this host's target: `cargo gwplugin build --host <this gwhost>` \

@@ -18,8 +18,9 @@ pub trait HostServices: Send + Sync + 'static {
     fn spawn(&self, task: BoxFuture<'static, ()>);
     /// Sends a request to a backend with the host's HTTP client.
     fn send(&self, request: Request) -> BoxFuture<'static, Result<Response, Error>>;
-    /// Writes one log line to the host's log, attributed to `plugin`.
-    fn log(&self, plugin: &str, level: log::Level, target: &str, message: &str);
+    /// Writes one log line to the host's log, from the plugin library `library` (its crate
+    /// name); the host knows which of the library's plugins it is running.
+    fn log(&self, library: &str, level: log::Level, target: &str, message: &str);
     /// The most verbose level the host logs for plugins.
     fn max_log_level(&self) -> log::LevelFilter;
 }

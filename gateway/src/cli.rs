@@ -93,7 +93,8 @@ Environment:
                         each gives its CPU, at most every 500 µs, to the clients and
                         backends on this host that its writes woke: with wrk and the
                         backend on the same 2 cores, p99 at 1 thread about halved
-  RUST_LOG              log filter, e.g. `warn` or `gwhost=debug` (default: info)
+  RUST_LOG              log filter, e.g. `warn`, or `gwhost=debug,gwplugin=debug` (plugins'
+                        own lines have the target `gwplugin`) (default: info)
 
 Exit status:
   0  stopped on SIGTERM or SIGINT, also when the drain was cut short (a warning then says

@@ -15,7 +15,6 @@
 //! set none) and an ERROR line naming the plugin and the request id; nothing else is
 //! affected. Plugin instances are created here, once; the hot path only borrows them.
 
-use std::cell::Cell;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +23,7 @@ use std::time::Duration;
 
 use gwplugin::abi::{ErasedHandler, ErasedModifier, Handler, Kind, pin_box_with};
 use gwplugin::{Body, BoxFuture, Request, Response};
+use gwplugin_host::scope::{self, PluginScope, RequestScope};
 use gwplugin_host::upstream::{BackendError, Upstream};
 use gwplugin_host::{CreateError, LookupError, PluginRegistry};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -35,43 +35,6 @@ use hyper::body::Incoming;
 use crate::config::{Config, PluginUse};
 use crate::route::{RouteTable, UrlPattern};
 use crate::timer;
-
-thread_local! {
-    // The id of the request being polled on this thread, for log lines written deep in
-    // the pipeline (also from inside an http-server plugin's `next`) without threading
-    // it through the plugin ABI. Set around each poll by `RequestScope`.
-    static REQUEST_ID: Cell<u64> = const { Cell::new(0) };
-}
-
-pin_project_lite::pin_project! {
-    /// `inner`, polled with [`REQUEST_ID`] set to `id`.
-    ///
-    /// What `tokio::task_local!`'s `scope` does, without its cost: that future passes the
-    /// response back through three `Option`/`Result` layers, a copy at each (~170
-    /// instructions per request, callgrind).
-    struct RequestScope<F> {
-        id: u64,
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F: Future> Future for RequestScope<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        /// Puts the previous id back, also when the poll unwinds.
-        struct Restore(u64);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                REQUEST_ID.with(|id| id.set(self.0));
-            }
-        }
-        let this = self.project();
-        let _restore = Restore(REQUEST_ID.with(|id| id.replace(*this.id)));
-        this.inner.poll(cx)
-    }
-}
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -93,9 +56,11 @@ fn next_request_id() -> u64 {
     })
 }
 
-/// The id of the request this task is handling (0 outside a request).
+/// The id of the request this task is handling (0 outside a request): set around each
+/// poll by [`RequestScope`], so also inside an http-server plugin's `next`, and read by
+/// the log service plugins' lines go through.
 pub fn request_id() -> u64 {
-    REQUEST_ID.with(Cell::get)
+    scope::request_id()
 }
 
 /// Why the pipeline could not be built from a config.
@@ -131,7 +96,7 @@ pub struct Gateway {
     router: &'static Router,
     /// The outermost http-server plugin (wrapping the others and the router) and its
     /// name; `None` without any.
-    chain: Option<(Handler, Box<str>)>,
+    chain: Option<(Handler, &'static str)>,
     /// Whether any plugin sees responses (and may replace a body).
     plugins_see_responses: bool,
 }
@@ -158,10 +123,11 @@ impl Gateway {
             let backend = &endpoint.backend;
             let client_plugin = match &backend.client {
                 Some(u) => Some(NamedHandler {
-                    name: u.name.as_str().into(),
-                    handler: registry
-                        .create_client(&u.name, &u.config)
-                        .map_err(|source| build_error(u, source))?,
+                    name: plugin_name(u),
+                    handler: scope::in_plugin(plugin_name(u), || {
+                        registry.create_client(&u.name, &u.config)
+                    })
+                    .map_err(|source| build_error(u, source))?,
                 }),
                 None => None,
             };
@@ -188,17 +154,19 @@ impl Gateway {
         // name is the outermost and sees the request first. Inner plugins are wrapped
         // in a `ServerLayer` (their errors become responses there); the outermost is
         // called directly and `handle` does that, saving a boxed future per request.
-        let mut chain: Option<(Handler, Box<str>)> = None;
+        let mut chain: Option<(Handler, &'static str)> = None;
         let mut next: Handler = Arc::new(RouterHandler(router));
         for (i, u) in config.server_plugins.iter().enumerate() {
-            let created = registry
-                .create_server(&u.name, &u.config, next.clone())
-                .map_err(|source| build_error(u, source))?;
+            let name = plugin_name(u);
+            let created = scope::in_plugin(name, || {
+                registry.create_server(&u.name, &u.config, next.clone())
+            })
+            .map_err(|source| build_error(u, source))?;
             if i + 1 == config.server_plugins.len() {
-                chain = Some((created, u.name.as_str().into()));
+                chain = Some((created, name));
             } else {
                 next = Arc::new(ServerLayer {
-                    name: u.name.as_str().into(),
+                    name,
                     inner: created,
                 });
             }
@@ -223,25 +191,28 @@ impl Gateway {
         reason = "an `async fn` keeps its request twice in its state: parameter and local"
     )]
     pub fn handle(&self, req: Request) -> impl Future<Output = Response> + Send + '_ {
-        RequestScope {
-            id: next_request_id(),
-            inner: async move {
-                let head = req.method() == Method::HEAD;
-                let mut resp = match &self.chain {
-                    None => self.router.handle(req).await,
-                    Some((chain, name)) => match chain.call(req).await {
-                        Ok(resp) => resp,
-                        // Inner layers turn their plugin's errors into responses already.
-                        Err(e) => plugin_failure(name, Kind::HttpServer, &e),
-                    },
-                };
-                if self.plugins_see_responses && !head {
-                    content_length_of_body(&mut resp);
-                }
-                resp
-            },
-        }
+        RequestScope::new(next_request_id(), async move {
+            let head = req.method() == Method::HEAD;
+            let mut resp = match &self.chain {
+                None => self.router.handle(req).await,
+                Some((chain, name)) => match PluginScope::new(name, chain.call(req)).await {
+                    Ok(resp) => resp,
+                    // Inner layers turn their plugin's errors into responses already.
+                    Err(e) => plugin_failure(name, Kind::HttpServer, &e),
+                },
+            };
+            if self.plugins_see_responses && !head {
+                content_length_of_body(&mut resp);
+            }
+            resp
+        })
     }
+}
+
+/// A plugin's name as its log lines and errors carry it. Leaked, as the pipeline that
+/// holds it lives as long as the process: polls then set it without a reference count.
+fn plugin_name(u: &PluginUse) -> &'static str {
+    Box::leak(u.name.as_str().into())
 }
 
 fn build_error(u: &PluginUse, source: CreateError) -> BuildError {
@@ -254,10 +225,10 @@ fn build_error(u: &PluginUse, source: CreateError) -> BuildError {
 fn modifiers(uses: &[PluginUse], registry: &PluginRegistry) -> Result<Vec<Modifier>, BuildError> {
     uses.iter()
         .map(|u| {
+            let name = plugin_name(u);
             Ok(Modifier {
-                name: u.name.as_str().into(),
-                instance: registry
-                    .create_modifier(&u.name, &u.config)
+                name,
+                instance: scope::in_plugin(name, || registry.create_modifier(&u.name, &u.config))
                     .map_err(|source| build_error(u, source))?,
             })
         })
@@ -265,12 +236,12 @@ fn modifiers(uses: &[PluginUse], registry: &PluginRegistry) -> Result<Vec<Modifi
 }
 
 struct Modifier {
-    name: Box<str>,
+    name: &'static str,
     instance: Arc<dyn ErasedModifier>,
 }
 
 struct NamedHandler {
-    name: Box<str>,
+    name: &'static str,
     handler: Handler,
 }
 
@@ -322,8 +293,8 @@ impl Router {
             backend.url.render_into(req.uri().path(), None, &mut target);
 
             for m in &route.modifiers {
-                if let Err(e) = m.instance.modify_request(&mut req) {
-                    return plugin_failure(&m.name, Kind::Modifier, &e);
+                if let Err(e) = scope::in_plugin(m.name, || m.instance.modify_request(&mut req)) {
+                    return plugin_failure(m.name, Kind::Modifier, &e);
                 }
             }
             if let Some(query) = req.uri().query() {
@@ -364,8 +335,8 @@ impl Router {
             }
 
             for m in &backend.modifiers {
-                if let Err(e) = m.instance.modify_request(&mut req) {
-                    return plugin_failure(&m.name, Kind::Modifier, &e);
+                if let Err(e) = scope::in_plugin(m.name, || m.instance.modify_request(&mut req)) {
+                    return plugin_failure(m.name, Kind::Modifier, &e);
                 }
             }
             let mut resp = match self.call_backend(backend, upstream, &mut req).await {
@@ -376,8 +347,8 @@ impl Router {
             // hop-by-hop headers are never forwarded.
             strip_hop_by_hop(resp.headers_mut());
             for m in backend.modifiers.iter().chain(&route.modifiers) {
-                if let Err(e) = m.instance.modify_response(&mut resp) {
-                    return plugin_failure(&m.name, Kind::Modifier, &e);
+                if let Err(e) = scope::in_plugin(m.name, || m.instance.modify_response(&mut resp)) {
+                    return plugin_failure(m.name, Kind::Modifier, &e);
                 }
             }
             resp
@@ -403,12 +374,11 @@ impl Router {
             status_response(StatusCode::BAD_GATEWAY)
         };
         if let Some(client) = &backend.client {
-            return match timer::timeout(backend.timeout, client.handler.call(std::mem::take(req)))
-                .await
-            {
+            let calling = PluginScope::new(client.name, client.handler.call(std::mem::take(req)));
+            return match timer::timeout(backend.timeout, calling).await {
                 Err(_) => Err(timed_out()),
                 Ok(Ok(resp)) => Ok(resp),
-                Ok(Err(e)) => Err(plugin_failure(&client.name, Kind::HttpClient, &e)),
+                Ok(Err(e)) => Err(plugin_failure(client.name, Kind::HttpClient, &e)),
             };
         }
         // A backend modifier may have pointed the request at another host: the same client
@@ -466,17 +436,17 @@ impl<F: Future<Output = Response>> Future for AlwaysOk<F> {
 /// An http-server plugin instance whose errors become that request's response here,
 /// where its name is known, so outer plugins see a response, not an error.
 struct ServerLayer {
-    name: Box<str>,
+    name: &'static str,
     inner: Handler,
 }
 
 impl ErasedHandler for ServerLayer {
     fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, gwplugin::Error>> {
-        let fut = self.inner.call(req);
+        let fut = PluginScope::new(self.name, self.inner.call(req));
         Box::pin(async move {
             Ok(match fut.await {
                 Ok(resp) => resp,
-                Err(e) => plugin_failure(&self.name, Kind::HttpServer, &e),
+                Err(e) => plugin_failure(self.name, Kind::HttpServer, &e),
             })
         })
     }

@@ -192,6 +192,18 @@ async fn each_kind_alone() {
     // The plugin called the real backend itself (not host :9), with the backend path.
     assert_eq!(reply.json()["uri"], "/c?z=1");
     assert_eq!(reply.header("x-slept-ms"), "5");
+    // The plugin's own log line names the plugin (not only its library) and the request.
+    let line = gw
+        .log_line("calling backend")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    for field in [
+        "gwplugin:",
+        "plugin=\"services-client\"",
+        "library=\"fixture-all-kinds\"",
+        "request_id=",
+    ] {
+        assert!(line.contains(field), "`{field}` missing from: {line}");
+    }
     drop(gw);
 
     // An http-server plugin alone.

@@ -19,6 +19,7 @@
 mod error;
 mod http1;
 mod loader;
+pub mod scope;
 mod services;
 pub mod upstream;
 

@@ -7,6 +7,7 @@ use gwplugin::{BoxFuture, Error, HostServices, Request, Response};
 use http::StatusCode;
 use tokio::runtime::Handle;
 
+use crate::scope;
 use crate::upstream::SendError;
 
 /// Host services on tokio: the host's timer, runtime, backend client ([`crate::upstream`])
@@ -57,7 +58,12 @@ impl HostServices for TokioHostServices {
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
-        self.handle.spawn(task);
+        // The task's log lines name the plugin and the request that spawned it.
+        let task = scope::RequestScope::new(scope::request_id(), task);
+        match scope::plugin() {
+            Some(name) => self.handle.spawn(scope::PluginScope::new(name, task)),
+            None => self.handle.spawn(task),
+        };
     }
 
     fn send(&self, request: Request) -> BoxFuture<'static, Result<Response, Error>> {
@@ -66,14 +72,29 @@ impl HostServices for TokioHostServices {
         })
     }
 
-    fn log(&self, plugin: &str, level: gwplugin::log::Level, target: &str, message: &str) {
+    /// Logs under the target `gwplugin` (`RUST_LOG=gwplugin=debug` selects plugins' lines),
+    /// with the plugin's name (the library's, outside any plugin call), its library, the
+    /// request id (when in a request) and the record's own target.
+    fn log(&self, library: &str, level: gwplugin::log::Level, target: &str, message: &str) {
         use gwplugin::log::Level;
+        let plugin = scope::plugin().unwrap_or(library);
+        let request_id = Some(scope::request_id()).filter(|id| *id != 0);
         match level {
-            Level::Error => tracing::error!(plugin, target = target, "{message}"),
-            Level::Warn => tracing::warn!(plugin, target = target, "{message}"),
-            Level::Info => tracing::info!(plugin, target = target, "{message}"),
-            Level::Debug => tracing::debug!(plugin, target = target, "{message}"),
-            Level::Trace => tracing::trace!(plugin, target = target, "{message}"),
+            Level::Error => {
+                tracing::error!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+            }
+            Level::Trace => {
+                tracing::trace!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+            }
         }
     }
 

@@ -114,7 +114,7 @@ mod tests {
                 Ok(resp)
             })
         }
-        fn log(&self, _plugin: &str, _level: gwplugin::log::Level, _target: &str, _message: &str) {}
+        fn log(&self, _library: &str, _level: gwplugin::log::Level, _target: &str, _message: &str) {}
         fn max_log_level(&self) -> gwplugin::log::LevelFilter {
             gwplugin::log::LevelFilter::Off
         }

@@ -375,10 +375,10 @@ impl Router {
         };
         if let Some(client) = &backend.client {
             let calling = PluginScope::new(client.name, client.handler.call(std::mem::take(req)));
-            return match timer::timeout(backend.timeout, calling).await {
+            return match timer::deadline(backend.timeout, calling).await {
                 Err(_) => Err(timed_out()),
-                Ok(Ok(resp)) => Ok(resp),
-                Ok(Err(e)) => Err(plugin_failure(client.name, Kind::HttpClient, &e)),
+                Ok((Ok(resp), left)) => Ok(streamed_within(resp, left, backend.timeout)),
+                Ok((Err(e), _)) => Err(plugin_failure(client.name, Kind::HttpClient, &e)),
             };
         }
         // A backend modifier may have pointed the request at another host: the same client
@@ -387,20 +387,79 @@ impl Router {
         // the size mimalloc allocates on its fast path when a plugin boxes it.
         if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
             let sending = Box::pin(gwplugin_host::upstream::send(std::mem::take(req)));
-            return match timer::timeout(backend.timeout, sending).await {
+            return match timer::deadline(backend.timeout, sending).await {
                 Err(_) => Err(timed_out()),
-                Ok(Ok(resp)) => Ok(resp),
-                Ok(Err(e)) => Err(unreachable(&e.target, e.error)),
+                Ok((Ok(resp), left)) => Ok(streamed_within(resp, left, backend.timeout)),
+                Ok((Err(e), _)) => Err(unreachable(&e.target, e.error)),
             };
         }
-        match timer::timeout(backend.timeout, upstream.send(req)).await {
+        match timer::deadline(backend.timeout, upstream.send(req)).await {
             Err(_) => Err(timed_out()),
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(unreachable(
+            Ok((Ok(resp), left)) => Ok(streamed_within(resp, left, backend.timeout)),
+            Ok((Err(e), _)) => Err(unreachable(
                 &format_args!("{}://{}", upstream.scheme(), upstream.authority()),
                 e,
             )),
         }
+    }
+}
+
+/// A response whose body is still streaming in keeps the backend's deadline: a backend
+/// that sends its head and then stalls would otherwise hold the client, and a graceful
+/// stop, for as long as it likes. A body already in memory (most) needs none.
+fn streamed_within(resp: Response, deadline: timer::Sleep, timeout: Duration) -> Response {
+    if resp.body().as_bytes().is_some() {
+        return resp;
+    }
+    let request_id = request_id();
+    resp.map(|body| {
+        Body::from_stream(BodyWithDeadline {
+            body,
+            deadline,
+            timeout,
+            request_id,
+        })
+    })
+}
+
+/// A backend's response body, cut short (an error: the client's connection is closed)
+/// when it has not ended by the backend's deadline.
+struct BodyWithDeadline {
+    body: Body,
+    deadline: timer::Sleep,
+    timeout: Duration,
+    request_id: u64,
+}
+
+impl hyper::body::Body for BodyWithDeadline {
+    type Data = bytes::Bytes;
+    type Error = gwplugin::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if Pin::new(&mut this.deadline).poll(cx).is_ready() {
+            tracing::warn!(
+                request_id = this.request_id,
+                "backend body did not end within {:?}: response cut short",
+                this.timeout
+            );
+            return Poll::Ready(Some(Err("the backend's body did not end in time".into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -118,6 +118,42 @@ async fn timeout_is_504_and_unreachable_is_502() {
         ]),
     );
     let gw = Gateway::start(Site::new(&[]), &cfg);
+    // A backend that sends its head and then stalls in the body: the response is cut
+    // short at the same deadline (its head already sent, the connection is closed).
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /slow HTTP/1.1\r\nhost: x\r\nx-stall-body: 1\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut answer).expect("closed, not timed out");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.contains("\r\n\r\n2\r\nab\r\n"),
+        "the first bytes came: {answer}"
+    );
+    assert!(
+        !answer.ends_with("0\r\n\r\n"),
+        "not a complete body: {answer}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        gw.log_line("backend body did not end within 300ms")
+            .is_some(),
+        "{}",
+        gw.logs()
+    );
+
     let started = Instant::now();
     let reply = get(&gw.url("/slow"), &[("x-delay-ms", "3000")]).await;
     assert_eq!(reply.status, 504);

@@ -267,7 +267,8 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
 }
 
 /// A loopback backend: echoes the request as JSON; `x-status` picks the status and
-/// `x-delay-ms` delays the answer; `x-replace-body` comes back as a response header; `x-reply-bytes: N` answers N bytes instead, streamed
+/// `x-delay-ms` delays the answer; `x-replace-body` comes back as a response header;
+/// `x-stall-body` answers a head and two bytes of body, then nothing more; `x-reply-bytes: N` answers N bytes instead, streamed
 /// in chunks with pauses between them. Counts requests.
 pub struct Backend {
     pub addr: SocketAddr,
@@ -330,6 +331,9 @@ async fn echo(
     };
     let status = header("x-status").unwrap_or(200);
     let delay = header("x-delay-ms").unwrap_or(0);
+    if req.headers().contains_key("x-stall-body") {
+        return hyper::Response::new(StalledBody { sent: false }.boxed());
+    }
     if let Some(len) = header("x-reply-bytes") {
         return hyper::Response::new(
             SlowChunks {
@@ -408,6 +412,28 @@ impl hyper::body::Body for SlowChunks {
         let chunk: Vec<u8> = (sent..sent + len).map(slow_chunks_byte).collect();
         self.left -= len;
         Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(chunk)))))
+    }
+}
+
+/// Two bytes, then a body that never ends.
+struct StalledBody {
+    sent: bool,
+}
+
+impl hyper::body::Body for StalledBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        if std::mem::replace(&mut self.sent, true) {
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+            b"ab",
+        )))))
     }
 }
 

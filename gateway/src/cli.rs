@@ -51,13 +51,13 @@ pub enum Command {
     )]
     TestPlugin {
         /// Test http-server plugins (default: every kind a file registers).
-        #[arg(long)]
+        #[arg(short, long)]
         server: bool,
         /// Test http-client plugins.
-        #[arg(long)]
+        #[arg(short, long)]
         client: bool,
         /// Test req-resp-modifier plugins.
-        #[arg(long)]
+        #[arg(short, long)]
         modifier: bool,
         /// Also create each plugin with this config (a JSON object).
         #[arg(long, value_name = "JSON")]
@@ -68,6 +68,9 @@ pub enum Command {
         /// A header for the sample request (repeatable).
         #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", requires = "request", value_parser = cargo_gwplugin::test_cmd::parse_header)]
         headers: Vec<(http::HeaderName, http::HeaderValue)>,
+        /// How long the sample request may take in each plugin: `500ms`, `10s`.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg, requires = "request")]
+        timeout: std::time::Duration,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -193,6 +196,7 @@ fn execute(command: Command) -> Result<(), Done> {
             config,
             request,
             headers,
+            timeout,
             files,
         } => {
             let kinds = [
@@ -208,6 +212,7 @@ fn execute(command: Command) -> Result<(), Done> {
                 config,
                 request,
                 headers,
+                timeout,
                 files,
             };
             Ok(commands::test_plugin(&args, &mut std::io::stdout().lock())?)

@@ -123,7 +123,7 @@ pub fn plugin_abi() -> Result<String, GwError> {
 }
 
 /// What `test-plugin` should exercise.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TestPlugin {
     /// The kinds to test; empty means every kind a file registers.
     pub kinds: Vec<Kind>,
@@ -133,6 +133,8 @@ pub struct TestPlugin {
     pub request: Option<String>,
     /// The sample request's headers.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// How long the sample request may take in each plugin.
+    pub timeout: std::time::Duration,
     pub files: Vec<PathBuf>,
 }
 
@@ -154,13 +156,15 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
         .transpose()?;
     let rt = runtime()?;
     let (passed, failed) = rt.block_on(async {
-        let mut loader = loader()?;
         let mut tally = Tally {
             out,
             passed: 0,
             failed: 0,
         };
         for file in &args.files {
+            // A loader per file: each is tested on its own, so two builds of one plugin
+            // (`v1/x.so v2/x.so`) don't clash on their names.
+            let mut loader = loader()?;
             if let Err(e) = loader.load_file(file, None) {
                 tally.line(false, &format!("{}: {e}", file.display()));
                 continue;
@@ -184,8 +188,11 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                     );
                 }
                 for name in plugins {
-                    let outcome =
-                        exercise(registry, name, kind, config.as_ref(), request.as_ref()).await;
+                    let exercised =
+                        exercise(registry, name, kind, config.as_ref(), request.as_ref());
+                    let outcome = tokio::time::timeout(args.timeout, exercised)
+                        .await
+                        .unwrap_or_else(|_| Err(format!("no answer within {:?}", args.timeout)));
                     let what = format!("{name} ({kind}) in {}", file.display());
                     match outcome {
                         Ok(done) => tally.line(true, &format!("{what}: {done}")),

@@ -229,3 +229,49 @@ fn a_worker_count_of_0_or_not_a_number_means_the_default_as_run_help_says() {
         assert!(text(&out.stdout).ends_with("test-plugin: 3 passed, 0 failed\n"));
     }
 }
+
+#[test]
+fn test_plugin_takes_krakends_short_flags_each_file_on_its_own_and_a_time_limit() {
+    let so = fixture("all-kinds");
+    // Two copies of one plugin library: each file is tested on its own.
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (dir.path().join("v1.so"), dir.path().join("v2.so"));
+    std::fs::copy(&so, &v1).unwrap();
+    std::fs::copy(&so, &v2).unwrap();
+    let out = run(&[
+        "test-plugin",
+        "-m",
+        v1.to_str().unwrap(),
+        v2.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).ends_with("test-plugin: 2 passed, 0 failed\n"));
+
+    // A backend that takes the connection and never answers: the sample request is given
+    // up after `--timeout`, as a `[KO]` line.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = format!(
+        r#"{{"backend": "http://{}"}}"#,
+        silent.local_addr().unwrap()
+    );
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "test-plugin",
+        "-c",
+        "--config",
+        &config,
+        "--request",
+        "GET /x",
+        "--timeout",
+        "300ms",
+        so.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("[KO] services-client (http-client) in ")
+            && text(&out.stdout).contains(": no answer within 300ms\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

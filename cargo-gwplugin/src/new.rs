@@ -200,6 +200,12 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         "gwplugin-build",
     )?;
 
+    // The outermost directory this command creates (`--path a/b/name` may create `a`).
+    let first_created = dir
+        .ancestors()
+        .take_while(|d| !d.exists())
+        .last()
+        .map(Path::to_owned);
     let result = scaffold(&cargo, &dir, args, &host, &gwplugin, &gwplugin_build);
     if result.is_err() {
         // Leave nothing behind.
@@ -215,7 +221,7 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
                 }
             }
         } else {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_dir_all(first_created.as_deref().unwrap_or(&dir));
         }
     }
     result?;

@@ -40,6 +40,17 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let started = Instant::now();
     let cwd = std::env::current_dir().map_err(io("."))?;
     let dir = cwd.join(&args.dir);
+    // The host first: a wrong `--host` leaves no folder behind. A project directory
+    // means its Cargo.toml, as for every other command.
+    let host_project = match &args.host {
+        Some(h) if cwd.join(h).is_dir() => cwd.join(h).join("Cargo.toml"),
+        Some(h) => cwd.join(h),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway/Cargo.toml"),
+    };
+    if !host_project.is_file() {
+        return Err(Error::HostMissing(host_project));
+    }
+    let host_project = host_project.canonicalize().map_err(io(&host_project))?;
     // A folder an earlier quickstart made is made anew; anything else is left alone.
     if dir.join(MARKER).is_file() {
         std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
@@ -53,14 +64,6 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         "made by `cargo gwplugin quickstart`, which replaces this folder when run again\n",
     )
     .map_err(io(&dir))?;
-    let host_project = match &args.host {
-        Some(h) => cwd.join(h),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway/Cargo.toml"),
-    };
-    if !host_project.is_file() {
-        return Err(Error::HostMissing(host_project));
-    }
-    let host_project = host_project.canonicalize().map_err(io(&host_project))?;
 
     step(1, "scaffolding a modifier plugin with `cargo gwplugin new`");
     let plugin_dir = dir.join("hello-plugin");

@@ -65,16 +65,24 @@ pub fn parse_header(text: &str) -> Result<(http::HeaderName, http::HeaderValue),
 /// Runs `test`.
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
-    let plugin = PluginManifest::locate(args.manifest_path.as_deref()).ok();
+    // Without `--manifest-path`, files given on the command line need no plugin crate;
+    // a manifest named, or one found that is broken, is an error as in every command.
+    let plugin = match PluginManifest::locate(args.manifest_path.as_deref()) {
+        Ok(plugin) => Some(plugin),
+        Err(Error::NoManifest(_)) if args.manifest_path.is_none() && !args.files.is_empty() => None,
+        Err(e) => return Err(e),
+    };
     // The host tells the default gwhost and the default file's target; with both given
-    // it is not needed (and resolving a host project costs a resolve).
-    let host = if args.gwhost.is_some() && !args.files.is_empty() {
-        None
-    } else {
-        plugin
-            .as_ref()
-            .and_then(|p| p.host_spec(None).ok())
-            .and_then(|(spec, base)| Host::resolve(&spec, &base, &cargo).ok())
+    // it is not needed (and resolving a host project costs a resolve). A host the crate
+    // names but that cannot be read is an error: falling back to a `gwhost` on PATH
+    // would test against another host.
+    let host = match &plugin {
+        _ if args.gwhost.is_some() && !args.files.is_empty() => None,
+        None => None,
+        Some(plugin) => match plugin.host_spec(None) {
+            Ok((spec, base)) => Some(Host::resolve(&spec, &base, &cargo)?),
+            Err(_) => None,
+        },
     };
     let gwhost = match (&args.gwhost, &host) {
         (Some(g), _) => std::env::current_dir().map_err(io("."))?.join(g),

@@ -340,3 +340,93 @@ fn a_cargo_that_cannot_be_started_is_one_error() {
     );
     assert_eq!(snapshot(root.path()), before);
 }
+
+#[test]
+fn test_reports_a_missing_manifest_or_host_instead_of_guessing() {
+    let root = tempdir();
+    let missing = root.path().join("nope/Cargo.toml");
+    let stderr = fails(
+        root.path(),
+        root.path(),
+        &[
+            "test",
+            "--manifest-path",
+            missing.to_str().unwrap(),
+            "--gwhost",
+            "/bin/true",
+            "p.so",
+        ],
+    );
+    assert_eq!(
+        stderr.replace(&root.path().display().to_string(), "[ROOT]"),
+        "error: manifest `[ROOT]/nope/Cargo.toml` does not exist\nhelp: check `--manifest-path`\n"
+    );
+    // A host the crate names but that is not there: not whichever `gwhost` is on PATH.
+    let dir = plain_plugin(
+        root.path(),
+        "\n[package.metadata.gwplugin]\nhost = \"../gwhost-typo\"\n",
+    );
+    let stderr = fails(root.path(), &dir, &["test", "p.so"]);
+    assert!(
+        stderr
+            .replace(&root.path().display().to_string(), "[ROOT]")
+            .starts_with("error: host `[ROOT]/p/../gwhost-typo` does not exist\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn quickstart_with_a_wrong_host_leaves_no_folder() {
+    let root = tempdir();
+    let stderr = fails(
+        root.path(),
+        root.path(),
+        &["quickstart", "--dir", "qs", "--host", "no-such-gateway"],
+    );
+    assert!(
+        stderr
+            .replace(&root.path().display().to_string(), "[ROOT]")
+            .starts_with("error: host `[ROOT]/no-such-gateway` does not exist\n"),
+        "{stderr}"
+    );
+    assert!(!root.path().join("qs").exists());
+}
+
+#[test]
+fn a_failed_new_removes_the_directories_it_created() {
+    let root = tempdir();
+    let real = which_cargo();
+    let fake = root.path().join("fake-cargo");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = update ]; then echo 'error: no network today' >&2; exit 101; fi\nexec '{real}' \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    let before = snapshot(root.path());
+    let host = repo().join("gateway");
+    let mut cmd = gwplugin(
+        root.path(),
+        &[
+            "new",
+            "deep-one",
+            "--kind",
+            "modifier",
+            "--host",
+            host.to_str().unwrap(),
+            "--path",
+            "deep/a/b/deep-one",
+        ],
+    );
+    cmd.env("CARGO", &fake);
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("error: no network today"), "{}", r.stderr);
+    assert_eq!(snapshot(root.path()), before, "`deep/` was left behind");
+}

@@ -83,7 +83,7 @@ pub fn scaffold(root: &Path, name: &str, kind: &str) -> PathBuf {
     root.join(name)
 }
 
-/// Every file under `dir` (but `target/`) with its contents.
+/// Every file under `dir` (but `target/`) with its contents, and every directory.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
@@ -96,6 +96,8 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 continue;
             }
             if p.is_dir() {
+                // Directories count too: an empty one left behind is a change.
+                out.insert(p.strip_prefix(root).unwrap().join(""), Vec::new());
                 walk(root, &p, out);
             } else {
                 out.insert(

@@ -267,12 +267,23 @@ pub fn crate_types(doc: &DocumentMut) -> String {
 /// The `rust-toolchain.toml` text that pins `channel`, from the current text if any.
 /// None when the current file already pins it.
 pub fn toolchain_file(current: Option<&str>, channel: &str) -> Result<Option<String>, String> {
-    let Some(current) = current else {
-        return Ok(Some(format!(
+    let fresh = || {
+        format!(
             "# The compiler of the host this plugin is built for (written by `cargo gwplugin sync`).\n\
              [toolchain]\nchannel = \"{channel}\"\n"
-        )));
+        )
     };
+    let Some(current) = current else {
+        return Ok(Some(fresh()));
+    };
+    // A legacy `rust-toolchain` file may hold just a toolchain name: rewritten in the TOML
+    // form, which rustup reads from that file too.
+    let words: Vec<&str> = current.split_whitespace().collect();
+    if let [name] = words.as_slice()
+        && !name.contains(['=', '['])
+    {
+        return Ok((*name != channel).then(fresh));
+    }
     let mut doc: DocumentMut = current
         .parse()
         .map_err(|e: toml_edit::TomlError| e.to_string())?;
@@ -351,6 +362,14 @@ mod tests {
             toolchain_file(Some("[toolchain]\nchannel = \"1.95.0\"\n"), "1.95.0").unwrap(),
             None
         );
+        // A legacy file with just a name.
+        assert!(
+            toolchain_file(Some("nightly\n"), "1.95.0")
+                .unwrap()
+                .unwrap()
+                .contains("[toolchain]\nchannel = \"1.95.0\"\n")
+        );
+        assert_eq!(toolchain_file(Some("1.95.0\n"), "1.95.0").unwrap(), None);
     }
 
     #[test]

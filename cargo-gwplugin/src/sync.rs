@@ -134,7 +134,14 @@ pub fn sync(
     let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
     let ws_dir = ws_manifest.parent().unwrap_or(plugin.dir()).to_owned();
     let lock_path = ws_dir.join("Cargo.lock");
-    let toolchain_path = ws_dir.join("rust-toolchain.toml");
+    // rustup reads a legacy `rust-toolchain` before `rust-toolchain.toml`: the pin goes in
+    // the file it reads.
+    let legacy_toolchain = ws_dir.join("rust-toolchain");
+    let toolchain_path = if legacy_toolchain.is_file() {
+        legacy_toolchain
+    } else {
+        ws_dir.join("rust-toolchain.toml")
+    };
 
     // Cargo.toml, in memory.
     let mut doc = plugin.doc.clone();
@@ -260,6 +267,26 @@ pub fn sync(
         }
     }
     tx.commit();
+    // rustup tells its children which toolchain it chose and why: one set in the
+    // environment or by `rustup override` outranks the file just pinned.
+    let chosen = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_default();
+    let fix = match std::env::var("RUSTUP_TOOLCHAIN_SOURCE").as_deref() {
+        Ok("env") => Some("unset RUSTUP_TOOLCHAIN"),
+        Ok("override") => Some("run `rustup override unset` in the plugin's directory"),
+        _ => None,
+    };
+    if let (Some(channel), Some(fix)) = (host_channel(host), fix)
+        && !chosen.starts_with(&channel)
+    {
+        status(
+            "Warning",
+            &format!(
+                "toolchain `{chosen}` outranks the pin in `{}`: builds here would not use \
+                 the host's {channel}\nhelp: {fix}",
+                toolchain_path.display()
+            ),
+        );
+    }
     let nothing = !manifest_changed && new_toolchain.is_none() && !resolve && moves.is_empty();
     status(
         "Finished",

@@ -191,3 +191,27 @@ fn dry_run_lists_lock_moves_and_writes_nothing() {
         .collect();
     assert_eq!(changed, ["Cargo.lock"]);
 }
+
+#[test]
+fn the_pin_goes_in_a_legacy_rust_toolchain_file_which_rustup_reads_first() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "legacy", "modifier");
+    std::fs::remove_file(dir.join("rust-toolchain.toml")).unwrap();
+    std::fs::write(dir.join("rust-toolchain"), "nightly\n").unwrap();
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Pinning rust toolchain 1.95.0 in `[ROOT]/legacy/rust-toolchain`\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("rust-toolchain")).unwrap(),
+        "# The compiler of the host this plugin is built for (written by `cargo gwplugin sync`).\n[toolchain]\nchannel = \"1.95.0\"\n"
+    );
+    assert!(!dir.join("rust-toolchain.toml").exists());
+    // And it is in sync now.
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert!(r.stderr.contains("is already in sync"), "{}", r.stderr);
+}

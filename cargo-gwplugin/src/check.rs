@@ -74,7 +74,7 @@ pub fn plugin_manifest(
     let rustc = process::rustc_for(plugin.dir());
     let version = process::rustc_version(&rustc)?;
     let target = match target {
-        Some(t) => t.to_owned(),
+        Some(t) => crate::target::Target::parse(t)?.triple().to_owned(),
         None if host.knows_compiler => host.manifest.target.clone(),
         None => version.host.clone(),
     };

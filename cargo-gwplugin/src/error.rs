@@ -144,7 +144,9 @@ impl Error {
             }
             Error::ManifestMissing(_) => "check `--manifest-path`".to_owned(),
             Error::Parse { .. } => "fix the file and run the command again".to_owned(),
-            Error::Io { .. } => return None,
+            Error::Io { .. } => {
+                "check that the path exists and that you may read (and write) it".to_owned()
+            }
             Error::NoLock(_) => {
                 "run `cargo gwplugin sync` to create it with the host's versions".to_owned()
             }

@@ -98,7 +98,14 @@ impl Host {
         if !path.exists() {
             return Err(Error::HostMissing(path));
         }
-        let path = path.canonicalize().map_err(io(&path))?;
+        // A pipe (`--host <(gwhost plugin-abi)`, `/dev/stdin`) canonicalizes to a name
+        // that can't be opened: it is kept as given.
+        let path = match path.canonicalize() {
+            Ok(resolved) if resolved.exists() => resolved,
+            Ok(_) => path,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => path,
+            Err(e) => return Err(io(&path)(e)),
+        };
         if path.is_dir() {
             let manifest = path.join("Cargo.toml");
             if !manifest.is_file() {
@@ -118,9 +125,17 @@ impl Host {
         }
         let file = std::fs::File::open(&path).map_err(io(&path))?;
         // A host binary is megabytes of which the manifest section is a few hundred
-        // bytes: map it rather than read it.
-        // SAFETY: read-only mapping; a binary changed under us at worst fails to parse.
-        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io(&path))?;
+        // bytes: map it rather than read it. A pipe (`--host <(gwhost plugin-abi)`) or
+        // other file that cannot be mapped is read.
+        let is_regular = file.metadata().map_err(io(&path))?.is_file();
+        let bytes: Box<dyn std::ops::Deref<Target = [u8]>> = if is_regular {
+            // SAFETY: read-only mapping; a binary changed under us at worst fails to parse.
+            Box::new(unsafe { memmap2::Mmap::map(&file) }.map_err(io(&path))?)
+        } else {
+            let mut read = Vec::new();
+            std::io::Read::read_to_end(&mut &file, &mut read).map_err(io(&path))?;
+            Box::new(read)
+        };
         if bytes.starts_with(b"\x7fELF") {
             return from_binary(path, &bytes);
         }

@@ -60,6 +60,22 @@ fn a_fresh_plugin_is_compatible_and_check_changes_nothing() {
     assert_eq!(r.code, 0);
     assert_eq!(snapshot(&dir), before);
 
+    // A host manifest from a pipe, as `--host <(gwhost plugin-abi)` gives it.
+    let mut piped = gwplugin(&dir, &["check", "--host", "/dev/stdin"]);
+    piped.write_stdin(gateway_manifest().to_json_pretty());
+    let r = run(piped, root.path());
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
+        r.stderr
+    );
+    // A target this tool cannot build for is a usage error, not a failed computation.
+    let r = check(&dir, root.path(), &["--target", "foo-bar"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("foo-bar"), "{}", r.stderr);
+    assert!(r.stderr.contains("\nhelp: "), "{}", r.stderr);
+
     let r = check(&dir, root.path(), &["--message-format", "json"]);
     assert_eq!(r.code, 0);
     assert_eq!(

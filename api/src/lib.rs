@@ -57,6 +57,9 @@ pub use services::{HostServices, send, sleep, spawn};
 
 pub use bytes;
 pub use http;
+/// The `Body` trait that [`Body::from_stream`] takes: a plugin streams a body with the
+/// host's copy of it.
+pub use http_body;
 pub use log;
 pub use serde_json;
 

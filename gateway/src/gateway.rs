@@ -204,7 +204,7 @@ impl Gateway {
             if self.plugins_see_responses && !head {
                 content_length_of_body(&mut resp);
             }
-            resp
+            reported(resp)
         })
     }
 }
@@ -411,15 +411,64 @@ fn streamed_within(resp: Response, deadline: timer::Sleep, timeout: Duration) ->
     if resp.body().as_bytes().is_some() {
         return resp;
     }
-    let request_id = request_id();
     resp.map(|body| {
         Body::from_stream(BodyWithDeadline {
             body,
             deadline,
             timeout,
-            request_id,
         })
     })
+}
+
+/// A streamed response body whose failure, once its head is out, is logged with the
+/// request id: at ERROR for a plugin's panic (its message says where), at WARN for a
+/// backend's failure. hyper only closes the connection. A body in memory cannot fail.
+fn reported(resp: Response) -> Response {
+    if resp.body().as_bytes().is_some() {
+        return resp;
+    }
+    let request_id = request_id();
+    resp.map(|body| Body::from_stream(ReportedBody { body, request_id }))
+}
+
+struct ReportedBody {
+    body: Body,
+    request_id: u64,
+}
+
+impl hyper::body::Body for ReportedBody {
+    type Data = bytes::Bytes;
+    type Error = gwplugin::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Err(e))) = &polled {
+            // By its text too: a plugin's error is its own copy of the type, which a
+            // downcast here need not recognise.
+            let panicked = e
+                .downcast_ref::<gwplugin::Error>()
+                .is_some_and(gwplugin::Error::is_panic)
+                || e.to_string().starts_with("plugin panicked");
+            if panicked {
+                tracing::error!(request_id = this.request_id, "response body failed: {e}");
+            } else {
+                tracing::warn!(request_id = this.request_id, "response cut short: {e}");
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A backend's response body, cut short (an error: the client's connection is closed)
@@ -428,7 +477,6 @@ struct BodyWithDeadline {
     body: Body,
     deadline: timer::Sleep,
     timeout: Duration,
-    request_id: u64,
 }
 
 impl hyper::body::Body for BodyWithDeadline {
@@ -444,12 +492,9 @@ impl hyper::body::Body for BodyWithDeadline {
             return Poll::Ready(frame);
         }
         if Pin::new(&mut this.deadline).poll(cx).is_ready() {
-            tracing::warn!(
-                request_id = this.request_id,
-                "backend body did not end within {:?}: response cut short",
-                this.timeout
-            );
-            return Poll::Ready(Some(Err("the backend's body did not end in time".into())));
+            // Logged by `ReportedBody`, with the request id.
+            let why = format!("backend body did not end within {:?}", this.timeout);
+            return Poll::Ready(Some(Err(why.into())));
         }
         Poll::Pending
     }

@@ -176,6 +176,85 @@ async fn timeout_is_504_and_unreachable_is_502() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn timeouts_are_inherited_and_bound_http_client_plugins_too() {
+    let backend = start_backend().await;
+    let mut cfg = config(
+        None,
+        json!([
+            // The service's timeout.
+            endpoint("/service", &backend, "/"),
+            // The endpoint's, over the service's.
+            {
+                "endpoint": "/endpoint", "timeout": "2s",
+                "backend": [{"host": [backend.url()], "url_pattern": "/"}],
+            },
+            // An http-client plugin that takes longer than the backend's timeout.
+            {
+                "endpoint": "/client",
+                "backend": [{"host": [backend.url()], "url_pattern": "/", "timeout": "300ms",
+                    "extra_config": {"plugin/http-client": {
+                        "name": "services-client",
+                        "services-client": {"backend": backend.url(), "sleep_ms": 3000}}}}],
+            },
+        ]),
+    );
+    cfg["timeout"] = json!("300ms");
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    for (path, delay, status) in [
+        ("/service", "3000", 504),
+        ("/service", "50", 200),
+        ("/endpoint", "600", 200),
+        ("/endpoint", "5000", 504),
+        ("/client", "0", 504),
+    ] {
+        let started = Instant::now();
+        let reply = get(&gw.url(path), &[("x-delay-ms", delay)]).await;
+        assert_eq!(
+            reply.status, status,
+            "{path} with the backend {delay} ms late"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{path}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_checksums_and_the_failure_policy_apply_at_start_up() {
+    let so = fixture("all-kinds");
+    let file = so.file_name().unwrap().to_str().unwrap().to_owned();
+    let site = Site::new(&["all-kinds"]);
+    let mut cfg = config(None, json!([]));
+    cfg["plugin"]["sha256"] = json!({ file.clone(): "00".repeat(32) });
+    // A file that does not match its checksum: start-up fails, naming it.
+    let config_path = site.write_config(&cfg);
+    let out = run(&["check", "-c", config_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&file) && text(&out.stderr).contains("sha256"),
+        "{}",
+        text(&out.stderr)
+    );
+    // With `on_failure: skip`, it is skipped with a warning, and the gateway starts.
+    cfg["plugin"]["on_failure"] = json!("skip");
+    let config_path = site.write_config(&cfg);
+    let out = run(&["check", "-c", config_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("WARN") && text(&out.stderr).contains(&file),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("0 plugin file(s) loaded"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn each_kind_alone() {
     let backend = start_backend().await;
 
@@ -379,6 +458,13 @@ async fn plugin_faults_stay_with_their_request() {
 
     let cases = [
         ("/m", ("x-panic", "modifier"), 500, "stamp-modifier"),
+        // The response side: the backend's answer carries `x-panic: response`.
+        (
+            "/m",
+            ("x-reply-header-x-panic", "response"),
+            500,
+            "stamp-modifier",
+        ),
         ("/m", ("x-reject", "429"), 429, "stamp-modifier"),
         ("/m", ("x-panic", "server"), 500, "stamp-server"),
         ("/c", ("x-panic", "client"), 500, "services-client"),
@@ -402,6 +488,34 @@ async fn plugin_faults_stay_with_their_request() {
         "{}",
         gw.logs()
     );
+
+    // A panic in a plugin's body stream, once the head is ready: the connection is closed
+    // (hyper sends no complete response; what it had buffered may not go out), the panic
+    // is logged at ERROR with the request id, and the gateway serves on.
+    let mut stream = std::net::TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /m HTTP/1.1\r\nhost: x\r\nx-panic: body\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut answer).expect("closed, not timed out");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        !answer.ends_with("0\r\n\r\n"),
+        "not a complete response: {answer}"
+    );
+    let line = gw
+        .log_line("body stream panicked on demand")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    assert!(
+        line.contains("ERROR") && line.contains("request_id="),
+        "{line}"
+    );
+    assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

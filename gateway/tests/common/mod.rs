@@ -268,7 +268,8 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
 
 /// A loopback backend: echoes the request as JSON; `x-status` picks the status and
 /// `x-delay-ms` delays the answer; `x-replace-body` comes back as a response header;
-/// `x-stall-body` answers a head and two bytes of body, then nothing more; `x-reply-bytes: N` answers N bytes instead, streamed
+/// `x-stall-body` answers a head and two bytes of body, then nothing more;
+/// `x-reply-header-NAME: VALUE` puts `NAME: VALUE` on the response; `x-reply-bytes: N` answers N bytes instead, streamed
 /// in chunks with pauses between them. Counts requests.
 pub struct Backend {
     pub addr: SocketAddr,
@@ -354,6 +355,15 @@ async fn echo(
     let method = req.method().to_string();
     let uri = req.uri().to_string();
     let replace_body = req.headers().contains_key("x-replace-body");
+    // `x-reply-header-NAME: VALUE` asks for `NAME: VALUE` on the response.
+    let reply_headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.as_str().strip_prefix("x-reply-header-")?;
+            Some((name.to_owned(), v.to_str().ok()?.to_owned()))
+        })
+        .collect();
     let body = req.into_body().collect().await.unwrap().to_bytes();
     tokio::time::sleep(Duration::from_millis(delay)).await;
     let json = json!({
@@ -364,6 +374,9 @@ async fn echo(
         "body_sha": body.iter().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b))),
     });
     let mut resp = hyper::Response::builder();
+    for (name, value) in &reply_headers {
+        resp = resp.header(name.as_str(), value.as_str());
+    }
     if replace_body {
         // For the fixture's response modifier, which then replaces the body.
         resp = resp.header("x-replace-body", "1");

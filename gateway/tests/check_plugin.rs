@@ -409,7 +409,8 @@ fn a_built_file_is_judged_from_its_manifest_and_bad_input_exits_2() {
     assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
-        "error: `missing.so`: No such file or directory (os error 2)\n"
+        "error: `missing.so`: No such file or directory (os error 2)\n\
+         help: check that the path exists and that you may read (and write) it\n"
     );
     let r = run(gwhost(root, &["--lock", gateway().to_str().unwrap()]), root);
     assert_eq!(

@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gwplugin::abi::{ErasedHandler, ErasedModifier, Handler, Kind, pin_box_with};
 use gwplugin::{Body, BoxFuture, Request, Response};
@@ -192,7 +192,8 @@ impl Gateway {
     )]
     pub fn handle(&self, req: Request) -> impl Future<Output = Response> + Send + '_ {
         RequestScope::new(next_request_id(), async move {
-            let head = req.method() == Method::HEAD;
+            // Not for a response to HEAD, whose `Content-Length` describes a body not sent.
+            let match_length = self.plugins_see_responses && req.method() != Method::HEAD;
             let mut resp = match &self.chain {
                 None => self.router.handle(req).await,
                 Some((chain, name)) => match PluginScope::new(name, chain.call(req)).await {
@@ -201,10 +202,13 @@ impl Gateway {
                     Err(e) => plugin_failure(name, Kind::HttpServer, &e),
                 },
             };
-            if self.plugins_see_responses && !head {
-                content_length_of_body(&mut resp);
+            if self.plugins_see_responses {
+                if match_length {
+                    content_length_of_body(&mut resp);
+                }
+                report_plugin_body_failures(&mut resp);
             }
-            reported(resp)
+            resp
         })
     }
 }
@@ -375,10 +379,13 @@ impl Router {
         };
         if let Some(client) = &backend.client {
             let calling = PluginScope::new(client.name, client.handler.call(std::mem::take(req)));
-            return match timer::deadline(backend.timeout, calling).await {
+            return match timer::timeout(backend.timeout, calling).await {
                 Err(_) => Err(timed_out()),
-                Ok((Ok(resp), left)) => Ok(streamed_within(resp, left, backend.timeout)),
-                Ok((Err(e), _)) => Err(plugin_failure(client.name, Kind::HttpClient, &e)),
+                Ok(Ok(mut resp)) => {
+                    watch_backend_body(&mut resp, backend.timeout);
+                    Ok(resp)
+                }
+                Ok(Err(e)) => Err(plugin_failure(client.name, Kind::HttpClient, &e)),
             };
         }
         // A backend modifier may have pointed the request at another host: the same client
@@ -387,16 +394,22 @@ impl Router {
         // the size mimalloc allocates on its fast path when a plugin boxes it.
         if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
             let sending = Box::pin(gwplugin_host::upstream::send(std::mem::take(req)));
-            return match timer::deadline(backend.timeout, sending).await {
+            return match timer::timeout(backend.timeout, sending).await {
                 Err(_) => Err(timed_out()),
-                Ok((Ok(resp), left)) => Ok(streamed_within(resp, left, backend.timeout)),
-                Ok((Err(e), _)) => Err(unreachable(&e.target, e.error)),
+                Ok(Ok(mut resp)) => {
+                    watch_backend_body(&mut resp, backend.timeout);
+                    Ok(resp)
+                }
+                Ok(Err(e)) => Err(unreachable(&e.target, e.error)),
             };
         }
-        match timer::deadline(backend.timeout, upstream.send(req)).await {
+        match timer::timeout(backend.timeout, upstream.send(req)).await {
             Err(_) => Err(timed_out()),
-            Ok((Ok(resp), left)) => Ok(streamed_within(resp, left, backend.timeout)),
-            Ok((Err(e), _)) => Err(unreachable(
+            Ok(Ok(mut resp)) => {
+                watch_backend_body(&mut resp, backend.timeout);
+                Ok(resp)
+            }
+            Ok(Err(e)) => Err(unreachable(
                 &format_args!("{}://{}", upstream.scheme(), upstream.authority()),
                 e,
             )),
@@ -404,31 +417,109 @@ impl Router {
     }
 }
 
-/// A response whose body is still streaming in keeps the backend's deadline: a backend
-/// that sends its head and then stalls would otherwise hold the client, and a graceful
-/// stop, for as long as it likes. A body already in memory (most) needs none.
-fn streamed_within(resp: Response, deadline: timer::Sleep, timeout: Duration) -> Response {
-    if resp.body().as_bytes().is_some() {
-        return resp;
-    }
-    resp.map(|body| {
-        Body::from_stream(BodyWithDeadline {
+/// A backend's body still streaming in after its head: watched for a backend that goes
+/// quiet (no frame for the backend's timeout, while the client is waiting for one) and
+/// for its failures, which are logged here with the request id. A body that came whole
+/// with the head (most) needs neither. In place: a `Response` is ~150 bytes to move.
+#[inline]
+fn watch_backend_body(resp: &mut Response, timeout: Duration) {
+    if resp.body().as_bytes().is_none() {
+        let body = std::mem::take(resp.body_mut());
+        *resp.body_mut() = Body::from_stream(BackendBody {
             body,
-            deadline,
+            idle: None,
             timeout,
-        })
-    })
+            request_id: request_id(),
+        });
+    }
+}
+
+/// Why a backend's body ended early (already logged, by [`BackendBody`]).
+#[derive(Debug)]
+struct BackendBodyFailed(String);
+
+impl std::fmt::Display for BackendBodyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BackendBodyFailed {}
+
+struct BackendBody {
+    body: Body,
+    /// Armed when a poll finds no frame, for `timeout` from then; disarmed by a frame.
+    /// Time the client takes to read what came (hyper polls only when it can write) is
+    /// not the backend's.
+    idle: Option<timer::Sleep>,
+    timeout: Duration,
+    request_id: u64,
+}
+
+impl BackendBody {
+    fn failed(&self, why: String) -> gwplugin::BoxError {
+        // An http-client plugin's body may have panicked: that is the plugin's fault.
+        if why.contains("plugin panicked") {
+            tracing::error!(request_id = self.request_id, "response body failed: {why}");
+        } else {
+            tracing::warn!(request_id = self.request_id, "response cut short: {why}");
+        }
+        Box::new(BackendBodyFailed(why))
+    }
+}
+
+impl hyper::body::Body for BackendBody {
+    type Data = bytes::Bytes;
+    type Error = gwplugin::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle = None;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.failed(e.to_string())))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let idle = this
+                    .idle
+                    .get_or_insert_with(|| timer::sleep_until(Instant::now() + timeout));
+                if Pin::new(idle).poll(cx).is_ready() {
+                    let why = format!("the backend sent nothing for {timeout:?}");
+                    return Poll::Ready(Some(Err(this.failed(why))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A streamed response body whose failure, once its head is out, is logged with the
 /// request id: at ERROR for a plugin's panic (its message says where), at WARN for a
-/// backend's failure. hyper only closes the connection. A body in memory cannot fail.
-fn reported(resp: Response) -> Response {
+/// plugin's error. (A backend's failures are logged where they happen.) Only in a
+/// pipeline with plugins; a body in memory cannot fail. In place, as above.
+fn report_plugin_body_failures(resp: &mut Response) {
     if resp.body().as_bytes().is_some() {
-        return resp;
+        return;
     }
-    let request_id = request_id();
-    resp.map(|body| Body::from_stream(ReportedBody { body, request_id }))
+    let body = std::mem::take(resp.body_mut());
+    *resp.body_mut() = Body::from_stream(ReportedBody {
+        body,
+        request_id: request_id(),
+    });
 }
 
 struct ReportedBody {
@@ -446,7 +537,9 @@ impl hyper::body::Body for ReportedBody {
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if let Poll::Ready(Some(Err(e))) = &polled {
+        if let Poll::Ready(Some(Err(e))) = &polled
+            && !e.is::<BackendBodyFailed>()
+        {
             // By its text too: a plugin's error is its own copy of the type, which a
             // downcast here need not recognise.
             let panicked = e
@@ -460,43 +553,6 @@ impl hyper::body::Body for ReportedBody {
             }
         }
         polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// A backend's response body, cut short (an error: the client's connection is closed)
-/// when it has not ended by the backend's deadline.
-struct BodyWithDeadline {
-    body: Body,
-    deadline: timer::Sleep,
-    timeout: Duration,
-}
-
-impl hyper::body::Body for BodyWithDeadline {
-    type Data = bytes::Bytes;
-    type Error = gwplugin::BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        if Pin::new(&mut this.deadline).poll(cx).is_ready() {
-            // Logged by `ReportedBody`, with the request id.
-            let why = format!("backend body did not end within {:?}", this.timeout);
-            return Poll::Ready(Some(Err(why.into())));
-        }
-        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
@@ -560,8 +616,7 @@ impl ErasedHandler for ServerLayer {
 /// body may have left the backend's, and hyper would then send a length that disagrees
 /// with the bytes that follow (the client reads the rest as the next response). The
 /// length is the body's when the body knows it; otherwise it goes, and hyper chunks the
-/// body. Not for a response to HEAD, nor one whose status has no body, where the header
-/// describes a body not sent.
+/// body. Not for a status without a body, where the header describes a body not sent.
 fn content_length_of_body(resp: &mut Response) {
     let status = resp.status();
     if status.is_informational()
@@ -573,7 +628,13 @@ fn content_length_of_body(resp: &mut Response) {
     let Some(declared) = resp.headers().get(header::CONTENT_LENGTH) else {
         return;
     };
-    let declared = declared.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+    // Digits only, as RFC 9110 has it (and no UTF-8 check: the bytes are ASCII or wrong).
+    let digits = declared.as_bytes();
+    let declared = digits.iter().try_fold(0u64, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    });
+    let declared = declared.filter(|_| !digits.is_empty());
     match resp.body().size_hint().exact() {
         Some(len) if declared == Some(len) => {}
         Some(len) => {

@@ -70,42 +70,6 @@ impl<F: Future> Future for Timeout<F> {
     }
 }
 
-/// Like [`timeout`], but the finished future's output comes with its [`Sleep`], still
-/// armed: what the output goes on doing (a response body streaming in) keeps the same
-/// deadline.
-pub fn deadline<F: Future>(duration: Duration, future: F) -> Deadline<F> {
-    Deadline {
-        future,
-        sleep: Some(sleep_until(Instant::now() + duration)),
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future [`deadline`] returns.
-    #[derive(Debug)]
-    pub struct Deadline<F> {
-        #[pin]
-        future: F,
-        sleep: Option<Sleep>,
-    }
-}
-
-impl<F: Future> Future for Deadline<F> {
-    type Output = Result<(F::Output, Sleep), Elapsed>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(sleep) = this.sleep.as_mut() else {
-            panic!("`Deadline` polled after it completed");
-        };
-        if let Poll::Ready(out) = this.future.poll(cx) {
-            let sleep = this.sleep.take().expect("checked above");
-            return Poll::Ready(Ok((out, sleep)));
-        }
-        Pin::new(sleep).poll(cx).map(|()| Err(Elapsed))
-    }
-}
-
 /// The time given to [`timeout`] ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;

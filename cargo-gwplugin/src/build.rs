@@ -138,14 +138,9 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         target::TargetEnv::default()
     };
     // A config the plugin cannot go into fails now, not after the build.
-    let register_into = match &args.register {
-        Some(config) => Some(register::ConfigFile::read(
-            config,
-            &plugin.package_name(),
-            &args.endpoint,
-        )?),
-        None => None,
-    };
+    if let Some(config) = &args.register {
+        register::ConfigFile::read(config, &plugin.package_name(), &args.endpoint)?;
+    }
     let artifact = cargo_build(&cargo, &plugin, args, target, &env)?;
 
     // Verify before anything is copied or registered.
@@ -230,9 +225,13 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     let text = serde_json::to_string_pretty(&snippet).expect("JSON") + "\n";
     // Merged before anything is written: a conflict leaves the plugin that the config
     // loads now, and its checksum there, as they were.
-    let registered = match (&args.register, &register_into) {
-        (Some(config), Some(file)) => Some((config, file.merge(&snippet, &name, &args.endpoint)?)),
-        _ => None,
+    // Read again: the config may have been edited during the build.
+    let registered = match &args.register {
+        Some(config) => {
+            let file = register::ConfigFile::read(config, &name, &args.endpoint)?;
+            Some((config, file.merge(&snippet, &name, &args.endpoint)?))
+        }
+        None => None,
     };
     let mut files = Transaction::new();
     files.write(&dest, &bytes)?;

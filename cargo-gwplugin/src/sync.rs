@@ -272,7 +272,7 @@ pub fn sync(
     let chosen = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_default();
     let fix = match std::env::var("RUSTUP_TOOLCHAIN_SOURCE").as_deref() {
         Ok("env") => Some("unset RUSTUP_TOOLCHAIN"),
-        Ok("override") => Some("run `rustup override unset` in the plugin's directory"),
+        Ok("path-override") => Some("run `rustup override unset` in the plugin's directory"),
         _ => None,
     };
     if let (Some(channel), Some(fix)) = (host_channel(host), fix)

@@ -26,8 +26,8 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
     /// Create each plugin with this config (JSON) [default: the one in the crate's
-    /// `[package.metadata.gwplugin.config]`, when it has one; without any, plugins are only
-    /// registered, or, with `--request`, created with `{}`]
+    /// `[package.metadata.gwplugin.config]`, when the file registers just that plugin;
+    /// otherwise plugins are only registered, or, with `--request`, created with `{}`]
     #[arg(long, value_name = "JSON")]
     pub config: Option<String>,
     /// Also send this sample request through each plugin (`[METHOD] URL`)
@@ -67,9 +67,10 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
     // Without `--manifest-path`, files given on the command line need no plugin crate;
     // a manifest named, or one found that is broken, is an error as in every command.
+    // (A workspace root or a broken manifest found above the files is not their crate.)
     let plugin = match PluginManifest::locate(args.manifest_path.as_deref()) {
         Ok(plugin) => Some(plugin),
-        Err(Error::NoManifest(_)) if args.manifest_path.is_none() && !args.files.is_empty() => None,
+        Err(_) if args.manifest_path.is_none() && !args.files.is_empty() => None,
         Err(e) => return Err(e),
     };
     // The host tells the default gwhost and the default file's target; with both given
@@ -122,14 +123,25 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         Command::new(&gwhost)
     };
     cmd.arg("test-plugin");
-    // The crate's default config, as `build` puts it in the registration snippet; with
-    // several plugins, each has its own, and `test-plugin` takes one for all.
+    // The crate's default config, as `build` puts it in the registration snippet, when
+    // every file registers exactly one plugin and that is the plugin the default is for
+    // (`test-plugin` takes one config for all: another plugin would get a config not
+    // its own).
     let default_config = match (&args.config, &plugin) {
         (None, Some(plugin)) => {
             let defaults = crate::build::default_configs(plugin);
-            let mut values = defaults.values();
-            match (values.next(), values.next()) {
-                (Some(only), None) => Some(only.to_string()),
+            let only_that_plugin = |name: &str| {
+                files.iter().all(|file| {
+                    std::fs::read(file)
+                        .ok()
+                        .and_then(|bytes| elf::plugin_exports(&bytes).ok())
+                        .is_some_and(|exports| matches!(exports.as_slice(), [e] if e.name == name))
+                })
+            };
+            match defaults.iter().next() {
+                Some((name, config)) if defaults.len() == 1 && only_that_plugin(name) => {
+                    Some(config.to_string())
+                }
                 _ => None,
             }
         }
@@ -160,9 +172,14 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
             status: format!("killed by signal {signal}"),
         });
     }
-    Ok(if status.success() {
-        Outcome::Ok
-    } else {
-        Outcome::Incompatible
-    })
+    match status.code() {
+        Some(0) => Ok(Outcome::Ok),
+        // gwhost refused its arguments (a bad `--config` or `--request`) and said why.
+        Some(2) => Err(Error::Process(process::ProcessError {
+            command: line,
+            what: "refused its arguments (exit status: 2)".to_owned(),
+            stderr: String::new(),
+        })),
+        _ => Ok(Outcome::Incompatible),
+    }
 }

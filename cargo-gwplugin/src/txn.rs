@@ -76,8 +76,11 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // Created as a new file would be (0666 less the umask), not tempfile's 0600: a
+    // gateway running as another user must be able to read a new plugin or config.
     let mut tmp = tempfile::Builder::new()
         .prefix(".gwplugin-tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(io(dir))?;
     tmp.write_all(contents).map_err(io(tmp.path()))?;
@@ -138,5 +141,13 @@ mod tests {
             2,
             "no temporary file left"
         );
+
+        // A new file: readable by others, as `std::fs::write` makes one.
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, "").unwrap();
+        let fresh = dir.path().join("fresh.so");
+        write_atomic(&fresh, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&fresh), mode(&probe));
     }
 }

@@ -289,6 +289,22 @@ fn test_sends_the_sample_request_with_its_headers() {
         root.path(),
     );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    // gwhost refusing its arguments is a usage error here too.
+    let refused = run(
+        gwplugin(
+            root.path(),
+            &[
+                "test",
+                "--gwhost",
+                &gwhost.display().to_string(),
+                "--config",
+                "not json",
+                &so.display().to_string(),
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
         r.stdout.lines().any(|l| l.starts_with("[KO] stamp-modifier (modifier) in ")
             && l.ends_with("libfixture_all_kinds.so: PUT /x -> 418 I'm a teapot: rejected by stamp-modifier")),

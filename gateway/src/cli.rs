@@ -47,7 +47,7 @@ pub enum Command {
     PluginAbi,
     /// Verifies and loads plugin files, one `[OK]`/`[KO]` line per plugin and kind.
     #[command(
-        after_help = "Examples:\n  gwhost test-plugin plugins/*.so\n  gwhost test-plugin --modifier --config '{\"value\": \"acme\"}' --request 'GET http://localhost/users/1' -H 'authorization: Bearer t' plugins/tenant.so"
+        after_help = "Examples:\n  gwhost test-plugin plugins/*.so\n  gwhost test-plugin -m --config '{\"value\": \"acme\"}' --request 'GET http://localhost/users/1' -H 'authorization: Bearer t' plugins/tenant.so\n\nExit status:\n  0  every line is [OK]\n  1  a line is [KO]\n  2  usage error (bad arguments, a --config or --request that cannot be read)"
     )]
     TestPlugin {
         /// Test http-server plugins (default: every kind a file registers).
@@ -96,8 +96,8 @@ Environment:
                         each gives its CPU, at most every 500 µs, to the clients and
                         backends on this host that its writes woke: with wrk and the
                         backend on the same 2 cores, p99 at 1 thread about halved
-  RUST_LOG              log filter, e.g. `warn`, or `gwhost=debug,gwplugin=debug` (plugins'
-                        own lines have the target `gwplugin`) (default: info)
+  RUST_LOG              log filter, e.g. `warn`, or `gwhost=debug,plugin=debug` (plugins'
+                        own lines have the target `plugin`) (default: info)
 
 Exit status:
   0  stopped on SIGTERM or SIGINT, also when the drain was cut short (a warning then says

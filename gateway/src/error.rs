@@ -96,7 +96,10 @@ impl GwError {
     pub fn exit_code(&self) -> u8 {
         match self {
             GwError::Plugin(e) => e.exit_code(),
-            GwError::PluginFile(_) | GwError::NotAPluginLock { .. } => cargo_gwplugin::EXIT_USAGE,
+            GwError::PluginFile(_)
+            | GwError::NotAPluginLock { .. }
+            | GwError::PluginConfigArg(_)
+            | GwError::RequestArg(_) => cargo_gwplugin::EXIT_USAGE,
             _ => 1,
         }
     }

@@ -38,14 +38,38 @@ pub enum PatternError {
 
 /// Whether a request path segment may fill a parameter: not empty, and not a segment that
 /// would take the backend's path somewhere else once the backend decodes and normalises
-/// it (`..`, `%2e%2e`, an encoded `/` or `\`).
+/// it: `.` or `..` (also percent-encoded, or before a `;` as servlet containers read it),
+/// a `/` or `\` (encoded, or a raw `\`, which some servers take for a separator). No
+/// allocation: this runs for every parameterised request.
 fn is_param_value(segment: &str) -> bool {
-    if segment.is_empty() {
+    let bytes = segment.as_bytes();
+    if bytes.is_empty() || bytes.contains(&b'\\') {
         return false;
     }
-    let lower = segment.to_ascii_lowercase();
-    let dots = lower.replace("%2e", ".");
-    dots != "." && dots != ".." && !lower.contains("%2f") && !lower.contains("%5c")
+    let escaped = |i: usize, hex: &[u8; 2]| {
+        bytes
+            .get(i + 1..i + 3)
+            .is_some_and(|h| h.eq_ignore_ascii_case(hex))
+    };
+    // Dots before any `;`, counting `%2e` as one.
+    let mut dots = 0;
+    let mut only_dots = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if escaped(i, b"2f") || escaped(i, b"5c") => return false,
+            b'%' if escaped(i, b"2e") => {
+                dots += 1;
+                i += 3;
+                continue;
+            }
+            b'.' => dots += 1,
+            b';' => break,
+            _ => only_dots = false,
+        }
+        i += 1;
+    }
+    !(only_dots && (dots == 1 || dots == 2))
 }
 
 fn is_param_name(name: &str) -> bool {
@@ -333,6 +357,8 @@ mod tests {
         let endpoint = PathPattern::parse("/users/{id}").unwrap();
         assert!(endpoint.matches("/users/7"));
         assert!(endpoint.matches("/users/a.b"));
+        assert!(endpoint.matches("/users/a;b"));
+        assert!(endpoint.matches("/users/..."));
         for escape in [
             "/users/..",
             "/users/.",
@@ -340,6 +366,9 @@ mod tests {
             "/users/.%2e",
             "/users/a%2Fb",
             "/users/a%5cb",
+            "/users/..\\admin",
+            "/users/..;",
+            "/users/..;x=1",
         ] {
             assert!(!endpoint.matches(escape), "{escape}");
         }

@@ -184,6 +184,16 @@ fn test_plugin_refuses_a_bad_header_or_one_without_a_request() {
         "{}",
         text(&out.stderr)
     );
+    // A `--config` or `--request` that cannot be read is a usage error, as a bad flag is.
+    for args in [&["--config", "[1]"][..], &["--request", "GET /x extra"][..]] {
+        let out = run(&[&["test-plugin"][..], args, &[so_s]].concat());
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
     let out = run(&["test-plugin", "-H", "x-reject: 418", so_s]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -148,8 +148,7 @@ async fn timeout_is_504_and_unreachable_is_502() {
         started.elapsed()
     );
     assert!(
-        gw.log_line("the backend sent nothing for 300ms")
-            .is_some(),
+        gw.log_line("the backend sent nothing for 300ms").is_some(),
         "{}",
         gw.logs()
     );
@@ -335,7 +334,7 @@ async fn each_kind_alone() {
         .log_line("calling backend")
         .unwrap_or_else(|| panic!("{}", gw.logs()));
     for field in [
-        "gwplugin:",
+        " plugin:",
         "plugin=\"services-client\"",
         "library=\"fixture-all-kinds\"",
         "request_id=",

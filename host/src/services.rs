@@ -72,7 +72,8 @@ impl HostServices for TokioHostServices {
         })
     }
 
-    /// Logs under the target `gwplugin` (`RUST_LOG=gwplugin=debug` selects plugins' lines),
+    /// Logs under the target `plugin` (`RUST_LOG=plugin=debug` selects plugins' lines; not
+    /// `gwplugin`, which would also select `gwplugin_host`'s own),
     /// with the plugin's name (the library's, outside any plugin call), its library, the
     /// request id (when in a request) and the record's own target.
     fn log(&self, library: &str, level: gwplugin::log::Level, target: &str, message: &str) {
@@ -81,19 +82,19 @@ impl HostServices for TokioHostServices {
         let request_id = Some(scope::request_id()).filter(|id| *id != 0);
         match level {
             Level::Error => {
-                tracing::error!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+                tracing::error!(target: "plugin", plugin, library, request_id, target, "{message}")
             }
             Level::Warn => {
-                tracing::warn!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+                tracing::warn!(target: "plugin", plugin, library, request_id, target, "{message}")
             }
             Level::Info => {
-                tracing::info!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+                tracing::info!(target: "plugin", plugin, library, request_id, target, "{message}")
             }
             Level::Debug => {
-                tracing::debug!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+                tracing::debug!(target: "plugin", plugin, library, request_id, target, "{message}")
             }
             Level::Trace => {
-                tracing::trace!(target: "gwplugin", plugin, library, request_id, target, "{message}")
+                tracing::trace!(target: "plugin", plugin, library, request_id, target, "{message}")
             }
         }
     }

@@ -40,6 +40,8 @@ pub enum Error {
     ManifestMissing(PathBuf),
     #[error("could not parse `{path}`: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("could not parse `{0}`: it has no `[package]` table: it is not a plugin crate")]
+    NotAPackage(PathBuf),
     #[error("`{path}`: {message}")]
     Io { path: PathBuf, message: String },
     #[error("`{0}` does not exist")]
@@ -143,7 +145,9 @@ impl Error {
                     .to_owned()
             }
             Error::ManifestMissing(_) => "check `--manifest-path`".to_owned(),
-            Error::Parse { .. } => "fix the file and run the command again".to_owned(),
+            Error::Parse { .. } | Error::NotAPackage(_) => {
+                "fix the file and run the command again".to_owned()
+            }
             Error::Io { .. } => {
                 "check that the path exists and that you may read (and write) it".to_owned()
             }

@@ -84,10 +84,7 @@ impl PluginManifest {
                 message: e.to_string().trim_end().to_owned(),
             })?;
         if !doc.get("package").is_some_and(|p| p.is_table_like()) {
-            return Err(Error::Parse {
-                path,
-                message: "it has no `[package]` table: it is not a plugin crate".into(),
-            });
+            return Err(Error::NotAPackage(path));
         }
         Ok(PluginManifest { path, text, doc })
     }

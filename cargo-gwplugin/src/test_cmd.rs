@@ -65,12 +65,16 @@ pub fn parse_header(text: &str) -> Result<(http::HeaderName, http::HeaderValue),
 /// Runs `test`.
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
-    // Without `--manifest-path`, files given on the command line need no plugin crate;
-    // a manifest named, or one found that is broken, is an error as in every command.
-    // (A workspace root or a broken manifest found above the files is not their crate.)
+    // Without `--manifest-path`, files given on the command line need no plugin crate:
+    // none found, or a workspace root's, is fine. A manifest named, or one found that is
+    // broken, is an error as in every command (its crate may name the host to test with).
     let plugin = match PluginManifest::locate(args.manifest_path.as_deref()) {
         Ok(plugin) => Some(plugin),
-        Err(_) if args.manifest_path.is_none() && !args.files.is_empty() => None,
+        Err(Error::NoManifest(_) | Error::NotAPackage(_))
+            if args.manifest_path.is_none() && !args.files.is_empty() =>
+        {
+            None
+        }
         Err(e) => return Err(e),
     };
     // The host tells the default gwhost and the default file's target; with both given

@@ -76,22 +76,29 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    // Created as a new file would be (0666 less the umask), not tempfile's 0600: a
-    // gateway running as another user must be able to read a new plugin or config.
+    // Created with the original's mode, so that its contents are never readable by more
+    // than they were; a new file as `std::fs::write` makes one (0666 less the umask), not
+    // tempfile's 0600: a gateway running as another user must be able to read a new
+    // plugin or config.
+    use std::os::unix::fs::PermissionsExt as _;
+    let original = match std::fs::metadata(&path) {
+        Ok(original) => Some(original.permissions()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let mode = original.as_ref().map_or(0o666, |p| p.mode() & 0o777);
     let mut tmp = tempfile::Builder::new()
         .prefix(".gwplugin-tmp")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(io(dir))?;
-    tmp.write_all(contents).map_err(io(tmp.path()))?;
-    match std::fs::metadata(&path) {
-        Ok(original) => tmp
-            .as_file()
-            .set_permissions(original.permissions())
-            .map_err(io(tmp.path()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(&path)(e)),
+    if let Some(original) = original {
+        // Exactly the original's, also the bits the umask took away at creation.
+        tmp.as_file()
+            .set_permissions(original)
+            .map_err(io(tmp.path()))?;
     }
+    tmp.write_all(contents).map_err(io(tmp.path()))?;
     // Dropped on failure, the temporary file is removed.
     tmp.persist(&path).map_err(|e| io(&path)(e.error))?;
     Ok(())

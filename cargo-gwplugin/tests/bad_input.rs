@@ -430,3 +430,26 @@ fn a_failed_new_removes_the_directories_it_created() {
     assert!(r.stderr.contains("error: no network today"), "{}", r.stderr);
     assert_eq!(snapshot(root.path()), before, "`deep/` was left behind");
 }
+
+#[test]
+fn test_with_files_ignores_a_workspace_root_but_not_a_broken_crate() {
+    let root = tempdir();
+    // A workspace root above: not the files' crate; the files are tested on their own.
+    std::fs::write(root.path().join("Cargo.toml"), "[workspace]\n").unwrap();
+    let r = run(
+        gwplugin(root.path(), &["test", "--gwhost", "/bin/true", "p.so"]),
+        root.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A crate whose Cargo.toml is broken may name the host to test with: an error.
+    let dir = plain_plugin(root.path(), "[package");
+    let stderr = fails(
+        root.path(),
+        &dir,
+        &["test", "--gwhost", "/bin/true", "p.so"],
+    );
+    assert!(
+        stderr.starts_with("error: could not parse `") && stderr.contains("help: fix the file"),
+        "{stderr}"
+    );
+}

@@ -537,8 +537,19 @@ impl hyper::body::Body for ReportedBody {
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
+        // A backend's failure was logged already, also when a plugin wrapped it.
+        let logged = |e: &gwplugin::BoxError| {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+            while let Some(c) = cause {
+                if c.is::<BackendBodyFailed>() {
+                    return true;
+                }
+                cause = c.source();
+            }
+            false
+        };
         if let Poll::Ready(Some(Err(e))) = &polled
-            && !e.is::<BackendBodyFailed>()
+            && !logged(e)
         {
             // By its text too: a plugin's error is its own copy of the type, which a
             // downcast here need not recognise.

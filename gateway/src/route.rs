@@ -51,13 +51,16 @@ fn is_param_value(segment: &str) -> bool {
             .get(i + 1..i + 3)
             .is_some_and(|h| h.eq_ignore_ascii_case(hex))
     };
+    // An encoded `/` or `\`, anywhere (also after a `;`).
+    if (0..bytes.len()).any(|i| bytes[i] == b'%' && (escaped(i, b"2f") || escaped(i, b"5c"))) {
+        return false;
+    }
     // Dots before any `;`, counting `%2e` as one.
     let mut dots = 0;
     let mut only_dots = true;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if escaped(i, b"2f") || escaped(i, b"5c") => return false,
             b'%' if escaped(i, b"2e") => {
                 dots += 1;
                 i += 3;
@@ -369,6 +372,8 @@ mod tests {
             "/users/..\\admin",
             "/users/..;",
             "/users/..;x=1",
+            "/users/x;%2f..%2f..%2fadmin",
+            "/users/x;%5c..%5cadmin",
         ] {
             assert!(!endpoint.matches(escape), "{escape}");
         }

@@ -29,7 +29,8 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
         /// After the signal, how long in-flight requests may take before their
-        /// connections are closed: `500ms`, `30s`, `2m` (default: no limit).
+        /// connections are closed: `500ms`, `30s`, `2m` (default: no limit; a long
+        /// download, or a backend that keeps sending, holds the stop until it ends).
         #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
         drain_timeout: Option<std::time::Duration>,
     },

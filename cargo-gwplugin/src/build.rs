@@ -120,7 +120,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         };
         let early = check::report(host, &predicted, None, None);
         if !early.compatible {
-            print!("{}", early.render_human());
+            crate::print_stdout(&early.render_human());
             return Err(Error::Incompatible {
                 package: plugin.package_name(),
                 host: host.describe(),
@@ -162,7 +162,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     if let Some(host) = &host {
         let report = check::report(host, &built_manifest, None, None);
         if !args.no_check && !report.compatible {
-            print!("{}", report.render_human());
+            crate::print_stdout(&report.render_human());
             return Err(Error::Incompatible {
                 package: plugin.package_name(),
                 host: host.describe(),

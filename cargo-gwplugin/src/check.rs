@@ -48,9 +48,9 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
                     host.describe()
                 ),
             );
-            print!("{}", report.render_human());
+            crate::print_stdout(&report.render_human());
         }
-        MessageFormat::Json => println!("{}", report.to_json()),
+        MessageFormat::Json => crate::print_stdout(&format!("{}\n", report.to_json())),
     }
     Ok(if report.compatible {
         Outcome::Ok

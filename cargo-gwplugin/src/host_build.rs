@@ -34,7 +34,7 @@ pub struct Args {
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let host = build_host(args)?;
     // The path alone on stdout, for scripts: `HOST=$(cargo gwplugin host-build …)`.
-    println!("{}", host.display());
+    crate::print_stdout(&format!("{}\n", host.display()));
     Ok(Outcome::Ok)
 }
 

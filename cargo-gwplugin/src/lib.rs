@@ -177,6 +177,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes `text` to stdout. A reader that has gone (`cargo gwplugin check | head -1`) is
+/// not this command's failure: the rest of the output is dropped, and the command ends as
+/// it would have (`print!` would panic, exit 101).
+pub fn print_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("warning: could not write to stdout: {e}");
+    }
+}
+
 fn paint(text: &str, style: anstyle_like::Style) -> String {
     if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         format!("{}{text}\x1b[0m", style.0)

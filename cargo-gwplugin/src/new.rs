@@ -226,9 +226,9 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     }
     result?;
     let shown = dir.strip_prefix(&cwd).unwrap_or(&dir).display().to_string();
-    println!(
-        "Next:\n    cd {shown}\n    cargo test\n    cargo gwplugin check\n    cargo gwplugin build --release"
-    );
+    crate::print_stdout(&format!(
+        "Next:\n    cd {shown}\n    cargo test\n    cargo gwplugin check\n    cargo gwplugin build --release\n"
+    ));
     Ok(Outcome::Ok)
 }
 

@@ -192,13 +192,14 @@ pub fn sync(
 
     if dry_run {
         if manifest_changed {
-            print!("{}", diff(&plugin.path, &plugin.text, &new_manifest));
+            crate::print_stdout(&diff(&plugin.path, &plugin.text, &new_manifest));
         }
         if let Some(tc) = &new_toolchain {
-            print!(
-                "{}",
-                diff(&toolchain_path, old_toolchain.as_deref().unwrap_or(""), tc)
-            );
+            crate::print_stdout(&diff(
+                &toolchain_path,
+                old_toolchain.as_deref().unwrap_or(""),
+                tc,
+            ));
         }
         match &lock {
             Some(lock) => {

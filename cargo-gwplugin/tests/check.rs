@@ -76,6 +76,22 @@ fn a_fresh_plugin_is_compatible_and_check_changes_nothing() {
     assert!(r.stderr.contains("foo-bar"), "{}", r.stderr);
     assert!(r.stderr.contains("\nhelp: "), "{}", r.stderr);
 
+    // A reader that goes away early (`| head -1`) ends the output, not the command.
+    let mut closed = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-gwplugin"));
+    closed
+        .args(["gwplugin", "check", "--message-format", "json"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("RUSTC")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = closed.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
     let r = check(&dir, root.path(), &["--message-format", "json"]);
     assert_eq!(r.code, 0);
     assert_eq!(

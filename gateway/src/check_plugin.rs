@@ -430,13 +430,13 @@ pub fn exec(args: &Args) -> Result<bool, GwError> {
                 "Using",
                 &format!("rustc {} {}", checked.rustc, checked.compiler.describe()),
             );
-            print!("{}", checked.report.render_human());
+            cargo_gwplugin::print_stdout(&checked.report.render_human());
             if let Some(fix) = &fix {
-                print!("{}", fix.render_human());
+                cargo_gwplugin::print_stdout(&fix.render_human());
             }
         }
         MessageFormat::Json => match &fix {
-            None => println!("{}", checked.report.to_json()),
+            None => cargo_gwplugin::print_stdout(&format!("{}\n", checked.report.to_json())),
             Some(fix) => {
                 /// The shared report's JSON, then `fix`.
                 #[derive(serde::Serialize)]
@@ -449,10 +449,10 @@ pub fn exec(args: &Args) -> Result<bool, GwError> {
                     report: &checked.report,
                     fix,
                 };
-                println!(
-                    "{}",
+                cargo_gwplugin::print_stdout(&format!(
+                    "{}\n",
                     serde_json::to_string(&json).expect("report serialises")
-                );
+                ));
             }
         },
     }

@@ -423,14 +423,41 @@ impl Router {
 /// with the head (most) needs neither. In place: a `Response` is ~150 bytes to move.
 #[inline]
 fn watch_backend_body(resp: &mut Response, timeout: Duration) {
+    wrap_streamed_body(resp, |body| BackendBody {
+        body,
+        idle: None,
+        timeout,
+        request_id: request_id(),
+    });
+}
+
+/// Replaces a response's body by `wrap(body)` when it is a stream; a body in memory can
+/// neither stall nor fail. In place: a `Response` is ~150 bytes to move.
+#[inline]
+fn wrap_streamed_body<B>(resp: &mut Response, wrap: impl FnOnce(Body) -> B)
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<gwplugin::BoxError>,
+{
     if resp.body().as_bytes().is_none() {
         let body = std::mem::take(resp.body_mut());
-        *resp.body_mut() = Body::from_stream(BackendBody {
-            body,
-            idle: None,
-            timeout,
-            request_id: request_id(),
-        });
+        *resp.body_mut() = Body::from_stream(wrap(body));
+    }
+}
+
+/// Logs a response body's failure after its head went out, with the request id: at
+/// ERROR for a plugin's panic (its message says where), at WARN otherwise.
+fn log_body_failure(request_id: u64, e: &(dyn std::error::Error + 'static)) {
+    // By its text too: a plugin's error is its own copy of the type, which a downcast
+    // here need not recognise (and a panic may come wrapped in another error).
+    let panicked = e
+        .downcast_ref::<gwplugin::Error>()
+        .is_some_and(gwplugin::Error::is_panic)
+        || e.to_string().contains("plugin panicked");
+    if panicked {
+        tracing::error!(request_id, "response body failed: {e}");
+    } else {
+        tracing::warn!(request_id, "response cut short: {e}");
     }
 }
 
@@ -457,14 +484,11 @@ struct BackendBody {
 }
 
 impl BackendBody {
-    fn failed(&self, why: String) -> gwplugin::BoxError {
-        // An http-client plugin's body may have panicked: that is the plugin's fault.
-        if why.contains("plugin panicked") {
-            tracing::error!(request_id = self.request_id, "response body failed: {why}");
-        } else {
-            tracing::warn!(request_id = self.request_id, "response cut short: {why}");
-        }
-        Box::new(BackendBodyFailed(why))
+    /// Logs `error` (an http-client plugin's body may have panicked: that is the
+    /// plugin's fault, an ERROR) and marks it logged.
+    fn failed(&self, error: gwplugin::BoxError) -> gwplugin::BoxError {
+        log_body_failure(self.request_id, error.as_ref());
+        Box::new(BackendBodyFailed(error.to_string()))
     }
 }
 
@@ -482,7 +506,7 @@ impl hyper::body::Body for BackendBody {
                 this.idle = None;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.failed(e.to_string())))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.failed(e)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let timeout = this.timeout;
@@ -491,7 +515,7 @@ impl hyper::body::Body for BackendBody {
                     .get_or_insert_with(|| timer::sleep_until(Instant::now() + timeout));
                 if Pin::new(idle).poll(cx).is_ready() {
                     let why = format!("the backend sent nothing for {timeout:?}");
-                    return Poll::Ready(Some(Err(this.failed(why))));
+                    return Poll::Ready(Some(Err(this.failed(why.into()))));
                 }
                 Poll::Pending
             }
@@ -510,13 +534,9 @@ impl hyper::body::Body for BackendBody {
 /// A streamed response body whose failure, once its head is out, is logged with the
 /// request id: at ERROR for a plugin's panic (its message says where), at WARN for a
 /// plugin's error. (A backend's failures are logged where they happen.) Only in a
-/// pipeline with plugins; a body in memory cannot fail. In place, as above.
+/// pipeline with plugins.
 fn report_plugin_body_failures(resp: &mut Response) {
-    if resp.body().as_bytes().is_some() {
-        return;
-    }
-    let body = std::mem::take(resp.body_mut());
-    *resp.body_mut() = Body::from_stream(ReportedBody {
+    wrap_streamed_body(resp, |body| ReportedBody {
         body,
         request_id: request_id(),
     });
@@ -551,17 +571,7 @@ impl hyper::body::Body for ReportedBody {
         if let Poll::Ready(Some(Err(e))) = &polled
             && !logged(e)
         {
-            // By its text too: a plugin's error is its own copy of the type, which a
-            // downcast here need not recognise.
-            let panicked = e
-                .downcast_ref::<gwplugin::Error>()
-                .is_some_and(gwplugin::Error::is_panic)
-                || e.to_string().starts_with("plugin panicked");
-            if panicked {
-                tracing::error!(request_id = this.request_id, "response body failed: {e}");
-            } else {
-                tracing::warn!(request_id = this.request_id, "response cut short: {e}");
-            }
+            log_body_failure(this.request_id, e.as_ref());
         }
         polled
     }

@@ -121,18 +121,10 @@ async fn timeout_is_504_and_unreachable_is_502() {
     // A backend that sends its head and then stalls in the body: the response is cut
     // short at the same deadline (its head already sent, the connection is closed).
     let started = Instant::now();
-    let mut stream = std::net::TcpStream::connect(gw.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    std::io::Write::write_all(
-        &mut stream,
-        b"GET /slow HTTP/1.1\r\nhost: x\r\nx-stall-body: 1\r\n\r\n",
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    std::io::Read::read_to_end(&mut stream, &mut answer).expect("closed, not timed out");
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = raw_until_closed(
+        gw.addr,
+        "GET /slow HTTP/1.1\r\nhost: x\r\nx-stall-body: 1\r\n\r\n",
+    );
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(
         answer.contains("\r\n\r\n2\r\nab\r\n"),
@@ -156,15 +148,10 @@ async fn timeout_is_504_and_unreachable_is_502() {
     // A client that stops reading for longer than the backend's timeout does not use up
     // the backend's time: 20 MB (more than the sockets between hold, and paced by the
     // backend over more than 300 ms), with a 1 s pause after the head, all arrive.
-    let mut stream = std::net::TcpStream::connect(gw.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    std::io::Write::write_all(
-        &mut stream,
-        b"GET /slow HTTP/1.1\r\nhost: x\r\nx-reply-bytes: 20000000\r\n\r\n",
-    )
-    .unwrap();
+    let mut stream = send_raw(
+        gw.addr,
+        "GET /slow HTTP/1.1\r\nhost: x\r\nx-reply-bytes: 20000000\r\n\r\n",
+    );
     let mut answer = Vec::new();
     let mut chunk = vec![0u8; 256 * 1024];
     let mut paused = false;
@@ -516,18 +503,10 @@ async fn plugin_faults_stay_with_their_request() {
     // A panic in a plugin's body stream, once the head is ready: the connection is closed
     // (hyper sends no complete response; what it had buffered may not go out), the panic
     // is logged at ERROR with the request id, and the gateway serves on.
-    let mut stream = std::net::TcpStream::connect(gw.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    std::io::Write::write_all(
-        &mut stream,
-        b"GET /m HTTP/1.1\r\nhost: x\r\nx-panic: body\r\n\r\n",
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    std::io::Read::read_to_end(&mut stream, &mut answer).expect("closed, not timed out");
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = raw_until_closed(
+        gw.addr,
+        "GET /m HTTP/1.1\r\nhost: x\r\nx-panic: body\r\n\r\n",
+    );
     assert!(
         !answer.ends_with("0\r\n\r\n"),
         "not a complete response: {answer}"

@@ -450,6 +450,25 @@ impl hyper::body::Body for StalledBody {
     }
 }
 
+/// Sends `head` (a raw HTTP/1.1 request head) on a new connection to `addr`; the
+/// connection's reads give up after 10 s.
+pub fn send_raw(addr: SocketAddr, head: &str) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
+    stream
+}
+
+/// [`send_raw`], then everything the gateway sends until it closes the connection.
+pub fn raw_until_closed(addr: SocketAddr, head: &str) -> String {
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut send_raw(addr, head), &mut answer)
+        .expect("closed, not timed out");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// A loopback address nothing listens on.
 pub fn dead_address() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

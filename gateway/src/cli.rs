@@ -48,7 +48,7 @@ pub enum Command {
     PluginAbi,
     /// Verifies and loads plugin files, one `[OK]`/`[KO]` line per plugin and kind.
     #[command(
-        after_help = "Examples:\n  gwhost test-plugin plugins/*.so\n  gwhost test-plugin -m --config '{\"value\": \"acme\"}' --request 'GET http://localhost/users/1' -H 'authorization: Bearer t' plugins/tenant.so\n\nExit status:\n  0  every line is [OK]\n  1  a line is [KO]\n  2  usage error (bad arguments, a --config or --request that cannot be read)"
+        after_help = "Examples:\n  gwhost test-plugin plugins/*.so\n  gwhost test-plugin -m --config '{\"value\": \"acme\"}' --request 'GET http://localhost/users/1' -H 'authorization: Bearer t' plugins/tenant.so\n  gwhost test-plugin --config 'tenant={\"value\": \"acme\"}' --config 'audit={\"level\": 2}' plugins/*.so\n\nExit status:\n  0  every line is [OK]\n  1  a line is [KO]\n  2  usage error (bad arguments, a --config, --request or --data that cannot be read)"
     )]
     TestPlugin {
         /// Test http-server plugins (default: every kind a file registers).
@@ -60,15 +60,20 @@ pub enum Command {
         /// Test req-resp-modifier plugins.
         #[arg(short, long)]
         modifier: bool,
-        /// Also create each plugin with this config (a JSON object).
-        #[arg(long, value_name = "JSON")]
-        config: Option<String>,
+        /// Also create each plugin with this config (a JSON object); `NAME=JSON` gives
+        /// plugin NAME its own (repeatable).
+        #[arg(long, value_name = "[NAME=]JSON")]
+        config: Vec<String>,
         /// Also send this sample request through each plugin.
         #[arg(long, value_name = "[METHOD] URL")]
         request: Option<String>,
         /// A header for the sample request (repeatable).
         #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", requires = "request", value_parser = cargo_gwplugin::test_cmd::parse_header)]
         headers: Vec<(http::HeaderName, http::HeaderValue)>,
+        /// The sample request's body: TEXT, or `@FILE` for a file's contents (as curl's
+        /// `-d`); its `content-length` is set unless `-H` gives one.
+        #[arg(short = 'd', long, value_name = "TEXT|@FILE", requires = "request")]
+        data: Option<String>,
         /// How long the sample request may take in each plugin: `500ms`, `10s`.
         #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg, requires = "request")]
         timeout: std::time::Duration,
@@ -90,6 +95,10 @@ Examples:
 const RUN_HELP: &str = "\
 Example:
   gwhost run -c gateway.json --drain-timeout 30s
+
+Health check:
+  GET /__health answers 200 {\"status\":\"ok\"}, as KrakenD's does, unless an endpoint of the
+  config takes that request (its method and path)
 
 Environment:
   TOKIO_WORKER_THREADS  threads serving connections (default, also for 0 or a value that
@@ -171,13 +180,13 @@ fn execute(command: Command) -> Result<(), Done> {
         } => Ok(commands::run(&config, drain_timeout)?),
         Command::Check { config } => {
             let report = commands::check(&config)?;
-            println!(
-                "`{}` is valid: {} endpoint(s), {} plugin file(s) loaded, {} plugin instance(s) created",
+            cargo_gwplugin::print_stdout(&format!(
+                "`{}` is valid: {} endpoint(s), {} plugin file(s) loaded, {} plugin instance(s) created\n",
                 config.display(),
                 report.endpoints,
                 report.plugin_files,
                 report.plugin_instances
-            );
+            ));
             Ok(())
         }
         Command::PluginAbi => {
@@ -197,6 +206,7 @@ fn execute(command: Command) -> Result<(), Done> {
             config,
             request,
             headers,
+            data,
             timeout,
             files,
         } => {
@@ -213,6 +223,7 @@ fn execute(command: Command) -> Result<(), Done> {
                 config,
                 request,
                 headers,
+                data,
                 timeout,
                 files,
             };

@@ -127,12 +127,16 @@ pub fn plugin_abi() -> Result<String, GwError> {
 pub struct TestPlugin {
     /// The kinds to test; empty means every kind a file registers.
     pub kinds: Vec<Kind>,
-    /// Create instances with this config (a JSON object).
-    pub config: Option<String>,
+    /// Create instances with these configs: a JSON object for every plugin, or
+    /// `NAME=JSON` for plugin NAME (which then gets its own, not the common one).
+    pub config: Vec<String>,
     /// Send this sample request (`[METHOD] URL`) through each instance.
     pub request: Option<String>,
     /// The sample request's headers.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The sample request's body: the text, or `@FILE` for a file's contents (as curl's
+    /// `-d`).
+    pub data: Option<String>,
     /// How long the sample request may take in each plugin.
     pub timeout: std::time::Duration,
     pub files: Vec<PathBuf>,
@@ -141,18 +145,11 @@ pub struct TestPlugin {
 /// `gwhost test-plugin`: one `[OK]`/`[KO]` line per file and plugin to `out`, then a
 /// summary. Fails when any check failed.
 pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError> {
-    let config: Option<gwplugin::Config> = match &args.config {
-        None => None,
-        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v) if v.is_object() => Some(v),
-            Ok(v) => return Err(GwError::PluginConfigArg(format!("found {v}"))),
-            Err(e) => return Err(GwError::PluginConfigArg(e.to_string())),
-        },
-    };
+    let configs = PluginConfigs::parse(&args.config)?;
     let request = args
         .request
         .as_deref()
-        .map(|text| parse_request(text, &args.headers))
+        .map(|text| parse_request(text, &args.headers, args.data.as_deref()))
         .transpose()?;
     let rt = runtime()?;
     let (passed, failed) = rt.block_on(async {
@@ -161,6 +158,8 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
             passed: 0,
             failed: 0,
         };
+        // Plugin names the files register, to spot a `--config NAME=` for none of them.
+        let mut registered = std::collections::BTreeSet::new();
         for file in &args.files {
             // A loader per file: each is tested on its own, so two builds of one plugin
             // (`v1/x.so v2/x.so`) don't clash on their names.
@@ -170,6 +169,7 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                 continue;
             }
             let registry = loader.registry();
+            registered.extend(registry.iter().map(|p| p.name.clone()));
             let kinds: &[Kind] = if args.kinds.is_empty() {
                 &[Kind::HttpServer, Kind::HttpClient, Kind::Modifier]
             } else {
@@ -189,7 +189,7 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                 }
                 for name in plugins {
                     let exercised =
-                        exercise(registry, name, kind, config.as_ref(), request.as_ref());
+                        exercise(registry, name, kind, configs.get(name), request.as_ref());
                     let outcome = tokio::time::timeout(args.timeout, exercised)
                         .await
                         .unwrap_or_else(|_| Err(format!("no answer within {:?}", args.timeout)));
@@ -199,6 +199,13 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                         Err(why) => tally.line(false, &format!("{what}: {why}")),
                     }
                 }
+            }
+        }
+        for name in configs.by_name.keys() {
+            if !registered.contains(name) {
+                eprintln!(
+                    "warning: no plugin `{name}` in the files tested: its `--config` was not used"
+                );
             }
         }
         Ok::<_, GwError>((tally.passed, tally.failed))
@@ -212,6 +219,52 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
         });
     }
     Ok(())
+}
+
+/// `test-plugin`'s `--config` values: one for every plugin, and plugins' own.
+#[derive(Debug, Default)]
+struct PluginConfigs {
+    common: Option<gwplugin::Config>,
+    by_name: std::collections::BTreeMap<String, gwplugin::Config>,
+}
+
+impl PluginConfigs {
+    /// Each value is a JSON object (for every plugin) or `NAME=JSON` (for plugin NAME);
+    /// a JSON object starts with `{`, which no plugin name does.
+    fn parse(values: &[String]) -> Result<Self, GwError> {
+        let mut configs = PluginConfigs::default();
+        for value in values {
+            let bad = |why: String| GwError::PluginConfigArg(format!("`{value}`: {why}"));
+            let object = |text: &str| match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(v) if v.is_object() => Ok(v),
+                Ok(_) => Err(bad(format!("`{text}` is not a JSON object"))),
+                Err(e) => Err(bad(format!("`{text}` is not JSON: {e}"))),
+            };
+            if value.trim_start().starts_with('{') {
+                if configs.common.replace(object(value)?).is_some() {
+                    return Err(bad("a second config for every plugin".to_owned()));
+                }
+                continue;
+            }
+            let Some((name, json)) = value.split_once('=') else {
+                return Err(bad("neither a JSON object nor `NAME=JSON`".to_owned()));
+            };
+            let name = name.trim();
+            if configs
+                .by_name
+                .insert(name.to_owned(), object(json)?)
+                .is_some()
+            {
+                return Err(bad(format!("a second config for `{name}`")));
+            }
+        }
+        Ok(configs)
+    }
+
+    /// The config plugin `name` is created with, if any.
+    fn get(&self, name: &str) -> Option<&gwplugin::Config> {
+        self.by_name.get(name).or(self.common.as_ref())
+    }
 }
 
 struct Tally<'o> {
@@ -235,11 +288,13 @@ struct SampleRequest {
     method: Method,
     uri: Uri,
     headers: http::HeaderMap,
+    body: bytes::Bytes,
 }
 
 fn parse_request(
     text: &str,
     headers: &[(http::HeaderName, http::HeaderValue)],
+    data: Option<&str>,
 ) -> Result<SampleRequest, GwError> {
     let bad = || GwError::RequestArg(text.to_owned());
     let mut words = text.split_whitespace();
@@ -256,10 +311,24 @@ fn parse_request(
     for (name, value) in headers {
         map.append(name.clone(), value.clone());
     }
+    let body = match data {
+        None => bytes::Bytes::new(),
+        Some(data) => match data.strip_prefix('@') {
+            Some(file) => std::fs::read(file)
+                .map_err(|e| GwError::DataArg(format!("cannot read `{file}`: {e}")))?
+                .into(),
+            None => bytes::Bytes::copy_from_slice(data.as_bytes()),
+        },
+    };
+    // As a client would send it, unless `-H` says otherwise.
+    if data.is_some() && !map.contains_key(http::header::CONTENT_LENGTH) {
+        map.insert(http::header::CONTENT_LENGTH, body.len().into());
+    }
     Ok(SampleRequest {
         method,
         uri,
         headers: map,
+        body,
     })
 }
 
@@ -287,7 +356,7 @@ async fn exercise(
     let config = config.unwrap_or(&empty);
     let sample = || {
         request.map(|r| {
-            let mut req = Request::new(Body::empty());
+            let mut req = Request::new(Body::from(r.body.clone()));
             *req.method_mut() = r.method.clone();
             *req.uri_mut() = r.uri.clone();
             *req.headers_mut() = r.headers.clone();

@@ -37,10 +37,12 @@ pub enum GwError {
     Stdout(std::io::Error),
     #[error("this host's embedded ABI manifest is unreadable: {0}")]
     Manifest(#[from] gwplugin_build::RecordError),
-    #[error("`--config` is not a JSON object: {0}")]
+    #[error("bad `--config` {0}")]
     PluginConfigArg(String),
     #[error("`--request` is not `[METHOD] URL`: `{0}`")]
     RequestArg(String),
+    #[error("bad `--data`: {0}")]
+    DataArg(String),
     #[error("{failed} of {total} plugin checks failed")]
     TestPluginFailed { failed: usize, total: usize },
     /// `check-plugin`: what `cargo gwplugin check` fails with (missing or malformed
@@ -71,8 +73,12 @@ impl GwError {
             GwError::Runtime(_) | GwError::Stdout(_) => None,
             GwError::Manifest(_) => Some("rebuild gwhost: its build script embeds the manifest".to_owned()),
             GwError::PluginConfigArg(_) => {
-                Some("pass the plugin's config as a JSON object, e.g. `--config '{\"tag\": \"x\"}'`".to_owned())
+                Some("pass a JSON object for every plugin, e.g. `--config '{\"tag\": \"x\"}'`, or one plugin's own as `--config 'NAME={\"tag\": \"x\"}'`, at most once each".to_owned())
             }
+            GwError::DataArg(_) => Some(
+                "pass the body as text, `--data 'a=1'`, or a file's path after `@`, `--data @body.json`"
+                    .to_owned(),
+            ),
             GwError::RequestArg(_) => {
                 Some("write e.g. `--request 'GET http://127.0.0.1:8000/users/1'` or `--request /health`".to_owned())
             }
@@ -99,7 +105,8 @@ impl GwError {
             GwError::PluginFile(_)
             | GwError::NotAPluginLock { .. }
             | GwError::PluginConfigArg(_)
-            | GwError::RequestArg(_) => cargo_gwplugin::EXIT_USAGE,
+            | GwError::RequestArg(_)
+            | GwError::DataArg(_) => cargo_gwplugin::EXIT_USAGE,
             _ => 1,
         }
     }

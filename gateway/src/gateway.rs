@@ -288,7 +288,7 @@ impl Router {
     fn handle(&self, mut req: Request) -> impl Future<Output = Response> + Send + '_ {
         async move {
             let Some(index) = self.table.lookup(req.method(), req.uri().path()) else {
-                return status_response(StatusCode::NOT_FOUND);
+                return unrouted(&req);
             };
             let route = &self.routes[index];
             let backend = &route.backend;
@@ -699,6 +699,26 @@ fn plugin_failure(name: &str, kind: Kind, err: &gwplugin::Error) -> Response {
     resp.headers_mut()
         .insert("x-request-id", HeaderValue::from(id));
     resp
+}
+
+/// The path of gwhost's own health check, as KrakenD's: load balancers and orchestrators
+/// probe it. An endpoint that takes the request (its method and this path) comes first.
+pub const HEALTH_PATH: &str = "/__health";
+
+/// The answer to a request no endpoint takes: the health check, or 404. Out of line:
+/// routed requests don't carry its code.
+#[cold]
+#[inline(never)]
+fn unrouted(req: &Request) -> Response {
+    if req.uri().path() == HEALTH_PATH && matches!(*req.method(), Method::GET | Method::HEAD) {
+        let mut resp = Response::new(Body::from(r#"{"status":"ok"}"#));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return resp;
+    }
+    status_response(StatusCode::NOT_FOUND)
 }
 
 /// A response made by the gateway itself: the status and its reason as the body.

@@ -23,37 +23,120 @@ fn plugin_abi_prints_the_manifest_embedded_in_the_binary() {
 fn test_plugin_ok_lines_and_summary() {
     let so = fixture("all-kinds");
     let so_s = so.to_str().unwrap();
-    let out = run(&["test-plugin", so_s]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        format!(
-            "[OK] stamp-server (http-server) in {so_s}: registered\n\
-             [OK] services-client (http-client) in {so_s}: registered\n\
-             [OK] stamp-modifier (modifier) in {so_s}: registered\n\
-             test-plugin: 3 passed, 0 failed\n"
-        )
+    let own_client = r#"services-client={"backend": "http://127.0.0.1:1"}"#;
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[],
+            "[OK] stamp-server (http-server) in {so}: registered\n\
+             [OK] services-client (http-client) in {so}: registered\n\
+             [OK] stamp-modifier (modifier) in {so}: registered\n\
+             test-plugin: 3 passed, 0 failed\n",
+        ),
+        // Factories and a sample request through each selected kind.
+        (
+            &[
+                "--server",
+                "--modifier",
+                "--config",
+                r#"{"tag": "t", "value": "v"}"#,
+                "--request",
+                "POST /sample",
+            ],
+            "[OK] stamp-server (http-server) in {so}: registered, created, POST /sample -> 200 OK\n\
+             [OK] stamp-modifier (modifier) in {so}: registered, created, POST /sample -> 200 OK\n\
+             test-plugin: 2 passed, 0 failed\n",
+        ),
+        // A plugin's own config: the others get the common one, or none.
+        (
+            &["--config", own_client],
+            "[OK] stamp-server (http-server) in {so}: registered\n\
+             [OK] services-client (http-client) in {so}: registered, created\n\
+             [OK] stamp-modifier (modifier) in {so}: registered\n\
+             test-plugin: 3 passed, 0 failed\n",
+        ),
+        (
+            &[
+                "--client",
+                "--modifier",
+                "--config",
+                "{}",
+                "--config",
+                own_client,
+            ],
+            "[OK] services-client (http-client) in {so}: registered, created\n\
+             [OK] stamp-modifier (modifier) in {so}: registered, created\n\
+             test-plugin: 2 passed, 0 failed\n",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = run(&[&["test-plugin"][..], args, &[so_s]].concat());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), want.replace("{so}", so_s), "{args:?}");
+    }
+    // The sample request's body: none, text, or a file's contents.
+    let body_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(body_file.path(), "{\"id\": 1}").unwrap();
+    let at_file = format!("@{}", body_file.path().display());
+    let required = ["-m", "--request", "POST /x", "-H", "x-require-body: 411"];
+    for (data, code, want) in [
+        (
+            &[][..],
+            1,
+            "[KO] {what}: POST /x -> 411 Length Required: stamp-modifier wants a body",
+        ),
+        (
+            &["-d", "a=1"],
+            0,
+            "[OK] {what}: registered, created, POST /x -> 200 OK",
+        ),
+        (
+            &["--data", at_file.as_str()],
+            0,
+            "[OK] {what}: registered, created, POST /x -> 200 OK",
+        ),
+    ] {
+        let out = run(&[&["test-plugin"][..], &required, data, &[so_s]].concat());
+        let what = format!("stamp-modifier (modifier) in {so_s}");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{data:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stdout).lines().next(),
+            Some(want.replace("{what}", &what).as_str()),
+            "{data:?}"
+        );
+    }
+    let out = run(&[
+        &["test-plugin"][..],
+        &required,
+        &["-d", "@/no/such/file"],
+        &[so_s],
+    ]
+    .concat());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("error: bad `--data`: cannot read `/no/such/file`: "),
+        "{}",
+        text(&out.stderr)
     );
 
-    // Factories and a sample request through each selected kind.
-    let out = run(&[
-        "test-plugin",
-        "--server",
-        "--modifier",
-        "--config",
-        r#"{"tag": "t", "value": "v"}"#,
-        "--request",
-        "POST /sample",
-        so_s,
-    ]);
+    // A config for a plugin that no file registers (a typo) is said, not silently unused.
+    let out = run(&["test-plugin", "--config", "servces-client={}", so_s]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        format!(
-            "[OK] stamp-server (http-server) in {so_s}: registered, created, POST /sample -> 200 OK\n\
-             [OK] stamp-modifier (modifier) in {so_s}: registered, created, POST /sample -> 200 OK\n\
-             test-plugin: 2 passed, 0 failed\n"
-        )
+    assert!(
+        text(&out.stderr).contains(
+            "warning: no plugin `servces-client` in the files tested: its `--config` was not used"
+        ),
+        "{}",
+        text(&out.stderr)
     );
 }
 
@@ -185,7 +268,13 @@ fn test_plugin_refuses_a_bad_header_or_one_without_a_request() {
         text(&out.stderr)
     );
     // A `--config` or `--request` that cannot be read is a usage error, as a bad flag is.
-    for args in [&["--config", "[1]"][..], &["--request", "GET /x extra"][..]] {
+    for args in [
+        &["--config", "[1]"][..],
+        &["--config", "services-client=[1]"],
+        &["--config", "{}", "--config", "{}"],
+        &["--config", "a={}", "--config", "a={}"],
+        &["--request", "GET /x extra"],
+    ] {
         let out = run(&[&["test-plugin"][..], args, &[so_s]].concat());
         assert_eq!(
             out.status.code(),
@@ -194,6 +283,19 @@ fn test_plugin_refuses_a_bad_header_or_one_without_a_request() {
             text(&out.stderr)
         );
     }
+    let out = run(&[
+        "test-plugin",
+        "--config",
+        "a={}",
+        "--config",
+        "a={\"b\": 1}",
+        so_s,
+    ]);
+    assert_eq!(
+        text(&out.stderr),
+        "error: bad `--config` `a={\"b\": 1}`: a second config for `a`\n\
+         help: pass a JSON object for every plugin, e.g. `--config '{\"tag\": \"x\"}'`, or one plugin's own as `--config 'NAME={\"tag\": \"x\"}'`, at most once each\n"
+    );
     let out = run(&["test-plugin", "-H", "x-reject: 418", so_s]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -212,6 +314,7 @@ fn run_help_names_its_environment_and_exit_statuses() {
     let help = text(&out.stdout);
     for needle in [
         "--drain-timeout",
+        "GET /__health",
         "TOKIO_WORKER_THREADS",
         "RUST_LOG",
         "Exit status:",

@@ -89,6 +89,22 @@ fn check_loads_plugins_and_creates_instances() {
         )
     );
 
+    // A reader that goes away early (`| head -0`) ends the output, not the command.
+    let mut closed = gwhost()
+        .args(["check", "-c", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(closed.stdout.take());
+    let out = closed.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // The factories run: a config the plugin rejects fails the check.
     let path = site.write_config(&config(
         None,
@@ -267,23 +283,34 @@ fn read_json(path: &Path) -> Value {
 
 #[test]
 fn the_examples_satisfy_the_schema_and_gwhost() {
-    let mut examples: Vec<_> = std::fs::read_dir(repo_path("examples"))
+    let mut examples: Vec<(String, String)> = std::fs::read_dir(repo_path("examples"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
         .collect();
     examples.sort();
     assert!(examples.len() >= 2, "{examples:?}");
-    for example in &examples {
-        assert_eq!(
-            schema_errors(&read_json(example)),
-            Vec::<String>::new(),
-            "{}",
-            example.display()
-        );
-        let text = std::fs::read_to_string(example).unwrap();
-        gwhost::config::parse(&text, example)
-            .unwrap_or_else(|e| panic!("{}: {e}", example.display()));
+    // And the operators' guide's configs: its ```json blocks that are whole configs.
+    let guide = repo_path("../docs/gwhost.md");
+    let text = std::fs::read_to_string(&guide).unwrap();
+    let configs: Vec<(String, String)> = text
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("\n```").map(|(block, _)| block))
+        .filter(|block| block.contains("\"version\""))
+        .map(|block| (guide.display().to_string(), block.to_owned()))
+        .collect();
+    assert_eq!(configs.len(), 1, "the guide's example config");
+    for (name, text) in examples.iter().chain(&configs) {
+        let config: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(schema_errors(&config), Vec::<String>::new(), "{name}");
+        gwhost::config::parse(text, Path::new(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 

@@ -80,6 +80,33 @@ async fn proxies_method_headers_query_body_and_status() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn health_check_answers_unless_an_endpoint_takes_its_path() {
+    let backend = start_backend().await;
+    let plain = config(None, json!([endpoint("/plain", &backend, "/plain")]));
+    let gw = Gateway::start(Site::new(&[]), &plain);
+    let reply = get(&gw.url("/__health"), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), "application/json");
+    assert_eq!(reply.json(), json!({"status": "ok"}));
+    let post = http::Request::post(gw.url("/__health"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&client(), post).await.status, 404);
+    assert_eq!(backend.hits(), 0, "answered by gwhost itself");
+
+    // An endpoint with that path is proxied like any other.
+    let own = config(
+        None,
+        json!([endpoint("/__health", &backend, "/deep-health")]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &own);
+    assert_eq!(
+        get(&gw.url("/__health"), &[]).await.json()["uri"],
+        "/deep-health"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_large_response_streams_through_then_its_connection_is_reused() {
     let backend = start_backend().await;
     let cfg = config(None, json!([endpoint("/big", &backend, "/big")]));

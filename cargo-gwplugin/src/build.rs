@@ -33,7 +33,9 @@ pub struct Args {
     pub profile: Option<String>,
     #[command(flatten)]
     pub plugin: PluginHostArgs,
-    /// Where to put the plugin and its snippet [default: <target-dir>/gwplugin/<TRIPLE>]
+    /// Where to put the plugin and its snippet [default: <target-dir>/gwplugin/<TRIPLE>;
+    /// with `--register`, a copy of the plugin also goes into the config's `plugin.folder`,
+    /// or `plugins` beside the config when it names none]
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Also add the plugin to this gwhost config (atomically; other keys and their order kept)
@@ -195,8 +197,18 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         ),
     );
 
+    let name = plugin.package_name();
+    // Read again: the config may have been edited during the build.
+    let config = match &args.register {
+        Some(path) => Some((
+            path,
+            register::ConfigFile::read(path, &name, &args.endpoint)?,
+        )),
+        None => None,
+    };
+    let cwd = std::env::current_dir().map_err(io("."))?;
     let out_dir = match &args.out_dir {
-        Some(d) => std::env::current_dir().map_err(io("."))?.join(d),
+        Some(d) => cwd.join(d),
         // <target-dir>/<triple>/<profile>/lib<name>.so → <target-dir>/gwplugin/<triple>
         None => artifact
             .ancestors()
@@ -204,9 +216,24 @@ pub fn build(args: &Args) -> Result<Built, Error> {
             .map(|target_dir| target_dir.join("gwplugin").join(&triple))
             .ok_or_else(|| bad(format!("unexpected artifact path `{}`", artifact.display())))?,
     };
-    std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
-    let out_dir = out_dir.canonicalize().map_err(io(&out_dir))?;
-    let name = plugin.package_name();
+    // Registered without `--out-dir`: a copy goes where the config loads its plugins
+    // from, not the target dir, which `cargo clean` empties under a gateway's config.
+    let install_dir = match (&args.out_dir, &config) {
+        (None, Some((_, file))) => Some(cwd.join(file.plugin_folder())),
+        _ => None,
+    };
+    // From here on all or nothing: a conflict leaves the plugin that the config loads
+    // now, its checksum there, and the folders as they were.
+    let mut files = Transaction::new();
+    let mut made = |dir: PathBuf| -> Result<PathBuf, Error> {
+        files.create_dir_all(&dir)?;
+        dir.canonicalize().map_err(io(&dir))
+    };
+    let out_dir = made(out_dir)?;
+    let install_dir = install_dir
+        .map(&mut made)
+        .transpose()?
+        .filter(|dir| *dir != out_dir);
     let file_name = format!("{name}.so");
     let dest = out_dir.join(&file_name);
     let sha256: String = Sha256::digest(&bytes)
@@ -214,28 +241,23 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         .map(|b| format!("{b:02x}"))
         .collect();
 
-    let snippet = snippet(
-        &out_dir,
-        &file_name,
-        &sha256,
-        &exports,
-        &default_configs(&plugin),
-    );
+    let configs = default_configs(&plugin);
+    let snippet_in = |dir: &Path| snippet(dir, &file_name, &sha256, &exports, &configs);
     let snippet_path = out_dir.join(format!("{name}.gwplugin.json"));
-    let text = serde_json::to_string_pretty(&snippet).expect("JSON") + "\n";
-    // Merged before anything is written: a conflict leaves the plugin that the config
-    // loads now, and its checksum there, as they were.
-    // Read again: the config may have been edited during the build.
-    let registered = match &args.register {
-        Some(config) => {
-            let file = register::ConfigFile::read(config, &name, &args.endpoint)?;
-            Some((config, file.merge(&snippet, &name, &args.endpoint)?))
+    let text = serde_json::to_string_pretty(&snippet_in(&out_dir)).expect("JSON") + "\n";
+    let registered = match config {
+        Some((path, file)) => {
+            let into = install_dir.as_deref().unwrap_or(&out_dir);
+            Some((path, file.merge(&snippet_in(into), &name, &args.endpoint)?))
         }
         None => None,
     };
-    let mut files = Transaction::new();
     files.write(&dest, &bytes)?;
     files.write(&snippet_path, text.as_bytes())?;
+    let installed = install_dir.map(|dir| dir.join(&file_name));
+    if let Some(copy) = &installed {
+        files.write(copy, &bytes)?;
+    }
     if let Some((config, merged)) = &registered
         && let Some(text) = &merged.text
     {
@@ -247,6 +269,9 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         "Wrote",
         &format!("registration snippet `{}`", snippet_path.display()),
     );
+    if let Some(copy) = &installed {
+        status("Installed", &format!("`{}`", copy.display()));
+    }
     if let Some((config, merged)) = registered {
         status(
             "Registered",

@@ -152,15 +152,15 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     drop(gateway);
     drop(backend);
 
-    println!("\n--- before: the backend's answer, without gwhost ---\n{before}");
-    println!("\n--- after: through gwhost with the `hello-plugin` modifier ---\n{after}");
-    println!(
-        "\nThe plugin set `x-tenant: acme` on the request (see the headers the backend echoes)\n\
+    crate::print_stdout(&format!(
+        "\n--- before: the backend's answer, without gwhost ---\n{before}\n\
+         \n--- after: through gwhost with the `hello-plugin` modifier ---\n{after}\n\
+         \nThe plugin set `x-tenant: acme` on the request (see the headers the backend echoes)\n\
          and `x-modified-by: hello-plugin` on the response.\n\n\
          Files, in `{}`:\n  hello-plugin/        the plugin crate (edit src/lib.rs, then `cargo gwplugin build`)\n  \
          plugins/{}  the built plugin, verified, and its registration snippet\n  \
          gateway.json         gwhost's config, with the plugin registered\n  \
-         gwhost.log           what gwhost logged\n\nDone in {:.0?}.",
+         gwhost.log           what gwhost logged\n\nDone in {:.0?}.\n",
         dir.display(),
         built
             .plugin
@@ -168,7 +168,7 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         started.elapsed()
-    );
+    ));
     Ok(Outcome::Ok)
 }
 

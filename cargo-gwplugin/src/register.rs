@@ -161,7 +161,32 @@ pub struct Merged {
     pub changes: Vec<String>,
 }
 
+/// Where `build --register` puts a plugin when the config has no `plugin.folder`: a
+/// folder beside the config, which then names it relatively (the config and its plugins
+/// move together, and `cargo clean` leaves them alone).
+pub const DEFAULT_PLUGIN_FOLDER: &str = "plugins";
+
+/// The directory relative paths in the config at `path` are read from.
+fn config_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 impl ConfigFile {
+    /// The folder the config loads plugins from (its `plugin.folder`, read from the
+    /// config's directory), or [`DEFAULT_PLUGIN_FOLDER`] beside it when it names none.
+    pub fn plugin_folder(&self) -> PathBuf {
+        let folder = self
+            .root
+            .get("plugin")
+            .and_then(|p| p.get("folder"))
+            .and_then(Json::as_str)
+            .unwrap_or(DEFAULT_PLUGIN_FOLDER);
+        config_dir(&self.path).join(folder)
+    }
+
     /// Reads the config at `path` and checks that each of `endpoints` (`PATH` or
     /// `METHOD PATH`) names one of its endpoints.
     pub fn read(path: &Path, plugin: &str, endpoints: &[String]) -> Result<Self, Error> {
@@ -347,24 +372,34 @@ fn merge_into(
             .unwrap_or_default(),
         _ => Default::default(),
     };
-    let config_dir = m.config.parent().map(Path::to_owned).unwrap_or_default();
+    let base = config_dir(m.config).to_owned();
     let block = m.object(root_obj, "plugin", "plugin")?;
     match block.get("folder").and_then(Json::as_str) {
         None => {
-            block.insert("folder".into(), Json::String(folder.clone()));
-            m.changes.push(format!("set `plugin.folder` to `{folder}`"));
+            // Relative to the config when the plugin is beside it or below.
+            let named = base
+                .canonicalize()
+                .ok()
+                .and_then(|dir| Some(Path::new(&folder).strip_prefix(dir).ok()?.to_owned()))
+                .map(|relative| match relative.as_os_str().is_empty() {
+                    true => ".".to_owned(),
+                    false => relative.display().to_string(),
+                })
+                .unwrap_or_else(|| folder.clone());
+            block.insert("folder".into(), Json::String(named.clone()));
+            m.changes.push(format!("set `plugin.folder` to `{named}`"));
             // A pattern already there is kept (and checked against the file below).
             if !block.contains_key("pattern") {
                 block.insert("pattern".into(), Json::String(".so".into()));
             }
         }
         Some(existing) => {
-            let resolved = config_dir.join(existing);
+            let resolved = base.join(existing);
             let same = resolved.canonicalize().ok() == PathBuf::from(&folder).canonicalize().ok();
             if !same {
                 return Err(m.conflict(
                     format!("its `plugin.folder` is `{existing}`, but the plugin was built into `{folder}`"),
-                    format!("build into the config's folder with `--out-dir {}`, or change `plugin.folder`", resolved.display()),
+                    format!("leave out `--out-dir` to build into the config's folder `{}`, or change `plugin.folder`", resolved.display()),
                 ));
             }
         }

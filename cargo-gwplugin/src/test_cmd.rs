@@ -25,11 +25,13 @@ pub struct Args {
     /// Path to the plugin's Cargo.toml
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
-    /// Create each plugin with this config (JSON) [default: the one in the crate's
-    /// `[package.metadata.gwplugin.config]`, when the file registers just that plugin;
-    /// otherwise plugins are only registered, or, with `--request`, created with `{}`]
-    #[arg(long, value_name = "JSON")]
-    pub config: Option<String>,
+    /// Create each plugin with this config: a JSON object for every plugin, or
+    /// `NAME=JSON` for plugin NAME (repeatable) [default: each plugin's own from the
+    /// crate's `[package.metadata.gwplugin.config.NAME]`, unless a config for every
+    /// plugin is given; a plugin without one is only registered, or, with `--request`,
+    /// created with `{}`]
+    #[arg(long, value_name = "[NAME=]JSON")]
+    pub config: Vec<String>,
     /// Also send this sample request through each plugin (`[METHOD] URL`)
     #[arg(long, value_name = "REQUEST")]
     pub request: Option<String>,
@@ -42,6 +44,9 @@ pub struct Args {
         value_parser = header_arg
     )]
     pub headers: Vec<String>,
+    /// The sample request's body: TEXT, or `@FILE` for a file's contents (as curl's `-d`)
+    #[arg(short = 'd', long, value_name = "TEXT|@FILE", requires = "request")]
+    pub data: Option<String>,
 }
 
 /// A `--header` value kept as given, for gwhost: checked here, so that a typo is a usage
@@ -127,31 +132,27 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         Command::new(&gwhost)
     };
     cmd.arg("test-plugin");
-    // The crate's default config, as `build` puts it in the registration snippet, when
-    // every file registers exactly one plugin and that is the plugin the default is for
-    // (`test-plugin` takes one config for all: another plugin would get a config not
-    // its own).
-    let default_config = match (&args.config, &plugin) {
-        (None, Some(plugin)) => {
-            let defaults = crate::build::default_configs(plugin);
-            let only_that_plugin = |name: &str| {
-                files.iter().all(|file| {
-                    std::fs::read(file)
-                        .ok()
-                        .and_then(|bytes| elf::plugin_exports(&bytes).ok())
-                        .is_some_and(|exports| matches!(exports.as_slice(), [e] if e.name == name))
-                })
-            };
-            match defaults.iter().next() {
-                Some((name, config)) if defaults.len() == 1 && only_that_plugin(name) => {
-                    Some(config.to_string())
-                }
-                _ => None,
-            }
+    // Each plugin's default config from the crate, as `build` puts it in the
+    // registration snippet, given to that plugin only: to those the command line gives
+    // no config of their own, when it gives none for every plugin.
+    let for_every_plugin = |c: &String| c.trim_start().starts_with('{');
+    let named: Vec<&str> = args
+        .config
+        .iter()
+        .filter(|c| !for_every_plugin(c))
+        .filter_map(|c| c.split_once('=').map(|(name, _)| name.trim()))
+        .collect();
+    let defaults: Vec<String> = match &plugin {
+        Some(plugin) if !args.config.iter().any(for_every_plugin) => {
+            crate::build::default_configs(plugin)
+                .iter()
+                .filter(|(name, _)| !named.contains(&name.as_str()))
+                .map(|(name, config)| format!("{name}={config}"))
+                .collect()
         }
-        _ => None,
+        _ => Vec::new(),
     };
-    if let Some(config) = args.config.as_ref().or(default_config.as_ref()) {
+    for config in args.config.iter().chain(&defaults) {
         cmd.args(["--config", config]);
     }
     if let Some(request) = &args.request {
@@ -159,6 +160,9 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     }
     for header in &args.headers {
         cmd.args(["--header", header]);
+    }
+    if let Some(data) = &args.data {
+        cmd.args(["--data", data]);
     }
     cmd.args(&files);
     let line = process::command_line(&cmd);

@@ -1,6 +1,7 @@
 //! All-or-nothing file changes: each file is written to a temporary file and renamed
 //! into place; until [`Transaction::commit`], dropping the transaction puts every
-//! touched file back as it was (or removes it, if it did not exist).
+//! touched file back as it was (or removes it, if it did not exist), and removes the
+//! directories it created.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use crate::error::{Error, io};
 #[derive(Debug, Default)]
 pub struct Transaction {
     originals: Vec<(PathBuf, Option<Vec<u8>>)>,
+    /// The directories each `create_dir_all` made, innermost first.
+    created_dirs: Vec<Vec<PathBuf>>,
     committed: bool,
 }
 
@@ -40,6 +43,22 @@ impl Transaction {
         write_atomic(path, contents)
     }
 
+    /// Creates `dir` and its missing parents; a rollback removes the ones made here, if
+    /// they are empty by then (another build may have written to a shared folder since).
+    pub fn create_dir_all(&mut self, dir: &Path) -> Result<(), Error> {
+        // Innermost first, the order they are removed in.
+        let missing: Vec<PathBuf> = dir
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .take_while(|a| !a.exists())
+            .map(Path::to_owned)
+            .collect();
+        let made = std::fs::create_dir_all(dir).map_err(io(dir));
+        // Also those made before a failure.
+        self.created_dirs.push(missing);
+        made
+    }
+
     /// Keeps the changes.
     pub fn commit(mut self) {
         self.committed = true;
@@ -51,6 +70,12 @@ impl Transaction {
                 Some(bytes) => write_atomic(path.as_path(), &bytes).map_err(|_| ()),
                 None => std::fs::remove_file(&path).map_err(|_| ()),
             };
+        }
+        // Later calls' first: their directories may be inside earlier ones'.
+        for made in self.created_dirs.drain(..).rev() {
+            for dir in made {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
 }
@@ -127,6 +152,33 @@ mod tests {
         tx.commit();
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn dropping_removes_the_directories_it_made_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let existing = dir.path().join("existing");
+        std::fs::create_dir(&existing).unwrap();
+        {
+            let mut tx = Transaction::new();
+            tx.create_dir_all(&existing.join("a/b")).unwrap();
+            tx.write(&existing.join("a/b/plugin.so"), b"elf").unwrap();
+            tx.create_dir_all(&existing).unwrap();
+        }
+        assert!(existing.is_dir());
+        assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 0);
+        // What another process wrote there meanwhile stays, and so does its folder.
+        {
+            let mut tx = Transaction::new();
+            tx.create_dir_all(&existing.join("shared/out")).unwrap();
+            std::fs::write(existing.join("shared/other.so"), "theirs").unwrap();
+        }
+        assert!(existing.join("shared/other.so").is_file());
+        assert!(!existing.join("shared/out").exists());
+        let mut tx = Transaction::new();
+        tx.create_dir_all(&existing.join("a")).unwrap();
+        tx.commit();
+        assert!(existing.join("a").is_dir());
     }
 
     #[test]

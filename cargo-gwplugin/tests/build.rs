@@ -55,15 +55,12 @@ fn host_for(target: &str, root: &Path) -> PathBuf {
     )
 }
 
-fn write_config(path: &Path, port: u16, backend: &str, target: &str) {
-    // The default output folder is shared by every plugin built in this target dir: load
-    // just this test's plugin from it.
-    let folder = common::target_dir().join("gwplugin").join(target);
-    std::fs::create_dir_all(&folder).unwrap();
+fn write_config(path: &Path, port: u16, backend: &str) {
+    // No `plugin.folder`: `--register` gives it one beside the config.
     let config = json!({
         "version": 3,
         "port": port,
-        "plugin": {"folder": folder.canonicalize().unwrap(), "pattern": "tenant.so"},
+        "plugin": {"pattern": "tenant.so"},
         "endpoints": [{
             "endpoint": "/users/{id}",
             "method": "GET",
@@ -130,7 +127,7 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
     let plugin = scaffold(root.path(), "tenant", "modifier");
     let config = root.path().join("gateway.json");
     let port = free_port();
-    write_config(&config, port, &backend.url(), target);
+    write_config(&config, port, &backend.url());
 
     let r = run(
         gwplugin(
@@ -166,25 +163,28 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
         registered["endpoints"][0]["extra_config"]["plugin/req-resp-modifier"]["tenant"],
         json!({"header": "x-tenant", "value": "acme"})
     );
-    let folder = PathBuf::from(registered["plugin"]["folder"].as_str().unwrap());
-    assert!(
-        folder.ends_with(format!("gwplugin/{target}")),
-        "{}",
-        folder.display()
-    );
+    // A copy goes into a folder beside the config, named relatively: the config does
+    // not load from the target dir. The snippet stays with the build's output.
+    assert_eq!(registered["plugin"]["folder"], json!("plugins"));
+    let folder = root.path().join("plugins");
     let so = folder.join("tenant.so");
+    assert!(
+        r.stderr.contains("Installed `[ROOT]/plugins/tenant.so`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1);
     let facts = gwplugin_build::elf::facts(&std::fs::read(&so).unwrap()).unwrap();
     assert_eq!(facts.machine, target.split('-').next().unwrap());
 
     // A config the plugin cannot go into, found after the build: the plugin that the
-    // registered config loads, and its snippet, are left as they were.
+    // registered config loads is left as it was, and no snippet is written.
     let elsewhere = root.path().join("elsewhere.json");
     let mut other = registered.clone();
     other["plugin"] = json!({"folder": "other-plugins"});
     std::fs::write(&elsewhere, other.to_string()).unwrap();
     let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
-    let snippet = folder.join("tenant.gwplugin.json");
-    let before = (inode(&so), inode(&snippet));
+    let before = inode(&so);
     let mut args = vec![
         "build",
         "--target",
@@ -192,18 +192,49 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
         "--host",
         host.to_str().unwrap(),
     ];
-    args.extend(["--register", elsewhere.to_str().unwrap()]);
-    let r = run(gwplugin(&plugin, &args), root.path());
+    let out_dir = folder.to_str().unwrap();
+    let mut conflicting = args.clone();
+    conflicting.extend([
+        "--out-dir",
+        out_dir,
+        "--register",
+        elsewhere.to_str().unwrap(),
+    ]);
+    let r = run(gwplugin(&plugin, &conflicting), root.path());
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr.contains("its `plugin.folder` is `other-plugins`"),
         "{}",
         r.stderr
     );
-    assert_eq!((inode(&so), inode(&snippet)), before, "files replaced");
+    assert_eq!(inode(&so), before, "plugin replaced");
+    assert!(!folder.join("tenant.gwplugin.json").exists());
     assert_eq!(
         std::fs::read_to_string(&elsewhere).unwrap(),
         other.to_string()
+    );
+    assert!(!root.path().join("other-plugins").exists());
+
+    // Without `--out-dir` the plugin goes where the config's folder is, made if need be;
+    // a conflict there removes the folder it made.
+    std::fs::create_dir(root.path().join("fresh")).unwrap();
+    let fresh = root.path().join("fresh/gateway.json");
+    let mut unmatched = registered.clone();
+    unmatched["plugin"] = json!({"pattern": ".dylib"});
+    std::fs::write(&fresh, unmatched.to_string()).unwrap();
+    args.extend(["--register", fresh.to_str().unwrap()]);
+    let r = run(gwplugin(&plugin, &args), root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("does not match its `plugin.pattern` `.dylib`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!root.path().join("fresh/plugins").exists());
+    assert_eq!(
+        std::fs::read_to_string(&fresh).unwrap(),
+        unmatched.to_string()
     );
 
     let mut cmd = Command::new(launcher.first().copied().unwrap_or(host.to_str().unwrap()));
@@ -310,6 +341,72 @@ fn test_sends_the_sample_request_with_its_headers() {
             && l.ends_with("libfixture_all_kinds.so: PUT /x -> 418 I'm a teapot: rejected by stamp-modifier")),
         "{}",
         r.stdout
+    );
+    // A body goes with it: the fixture's modifier wants one when asked to.
+    let with_body = run(
+        gwplugin(
+            root.path(),
+            &[
+                "test",
+                "--gwhost",
+                &gwhost.display().to_string(),
+                "--request",
+                "POST /x",
+                "-H",
+                "x-require-body: 411",
+                "-d",
+                "a=1",
+                &so.display().to_string(),
+            ],
+        ),
+        root.path(),
+    );
+    assert!(
+        with_body
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("[OK] stamp-modifier (modifier) in ")
+                && l.ends_with("libfixture_all_kinds.so: registered, created, POST /x -> 200 OK")),
+        "{}",
+        with_body.stdout
+    );
+}
+
+#[test]
+fn test_gives_each_plugin_of_a_crate_its_own_default_config() {
+    common::cargo(&common::repo(), &["build", "-p", "gwhost"]);
+    let gwhost = common::target_dir().join("debug/gwhost");
+    let so = gwplugin_e2e::build_fixture("all-kinds");
+    let manifest = common::repo().join("fixtures/plugins/all-kinds/Cargo.toml");
+    let root = tempdir();
+    let r = run(
+        gwplugin(
+            root.path(),
+            &[
+                "test",
+                "--manifest-path",
+                manifest.to_str().unwrap(),
+                "--gwhost",
+                gwhost.to_str().unwrap(),
+                so.to_str().unwrap(),
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // `services-client` needs a `backend`: its default from Cargo.toml is its alone.
+    let so = so
+        .display()
+        .to_string()
+        .replace(&common::repo().display().to_string(), "[REPO]");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "[OK] stamp-server (http-server) in {so}: registered\n\
+             [OK] services-client (http-client) in {so}: registered, created\n\
+             [OK] stamp-modifier (modifier) in {so}: registered\n\
+             test-plugin: 3 passed, 0 failed\n"
+        )
     );
 }
 

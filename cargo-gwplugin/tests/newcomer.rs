@@ -305,7 +305,11 @@ fn the_readme_plugin_path_runs() {
     let root = tempdir();
     let bin = bin_dir(root.path());
     let work = repo();
-    let made = [work.join("my-plugin"), work.join("my-gateway.json")];
+    let made = [
+        work.join("my-plugin"),
+        work.join("my-gateway.json"),
+        work.join("plugins"),
+    ];
     for path in &made {
         assert!(
             !path.exists(),
@@ -335,4 +339,8 @@ fn the_readme_plugin_path_runs() {
     );
     let config = std::fs::read_to_string(work.join("my-gateway.json")).unwrap();
     assert!(config.contains("\"my-plugin\""), "registered: {config}");
+    assert!(
+        work.join("plugins/my-plugin.so").is_file(),
+        "installed beside the config"
+    );
 }

@@ -106,8 +106,9 @@ Environment:
                         each gives its CPU, at most every 500 µs, to the clients and
                         backends on this host that its writes woke: with wrk and the
                         backend on the same 2 cores, p99 at 1 thread about halved
-  RUST_LOG              log filter, e.g. `warn`, or `gwhost=debug,plugin=debug` (plugins'
-                        own lines have the target `plugin`) (default: info)
+  RUST_LOG              log filter, e.g. `warn`, or `info,plugin=debug` (plugins' own
+                        lines have the target `plugin`; a filter without a bare level
+                        such as `info` turns every other target off) (default: info)
 
 Exit status:
   0  stopped on SIGTERM or SIGINT, also when the drain was cut short (a warning then says

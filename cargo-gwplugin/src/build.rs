@@ -8,7 +8,7 @@ use gwplugin_build::{AbiManifest, PackageName};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::check;
+use crate::check::{self, MessageFormat};
 use crate::error::{Error, io};
 use crate::host::Host;
 use crate::plugin::{PluginHostArgs, PluginManifest};
@@ -49,6 +49,10 @@ pub struct Args {
     /// Build even if `check` finds incompatibilities
     #[arg(long)]
     pub no_check: bool,
+    /// Output format: `json` prints one line describing what was built (or, when the
+    /// build is refused, `check`'s report)
+    #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
     /// Space or comma separated list of features to activate (passed to cargo)
     #[arg(long, short = 'F', value_name = "FEATURES")]
     pub features: Option<String>,
@@ -122,7 +126,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         };
         let early = check::report(host, &predicted, None, None);
         if !early.compatible {
-            crate::print_stdout(&early.render_human());
+            print_report(&early, args.message_format);
             return Err(Error::Incompatible {
                 package: plugin.package_name(),
                 host: host.describe(),
@@ -164,7 +168,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     if let Some(host) = &host {
         let report = check::report(host, &built_manifest, None, None);
         if !args.no_check && !report.compatible {
-            crate::print_stdout(&report.render_human());
+            print_report(&report, args.message_format);
             return Err(Error::Incompatible {
                 package: plugin.package_name(),
                 host: host.describe(),
@@ -272,7 +276,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     if let Some(copy) = &installed {
         status("Installed", &format!("`{}`", copy.display()));
     }
-    if let Some((config, merged)) = registered {
+    if let Some((config, merged)) = &registered {
         status(
             "Registered",
             &format!(
@@ -285,6 +289,26 @@ pub fn build(args: &Args) -> Result<Built, Error> {
                 }
             ),
         );
+    }
+    if args.message_format == MessageFormat::Json {
+        // One line, for scripts and CI: what was built, where it went, and what it holds.
+        let line = json!({
+            "reason": "gwplugin-artifact",
+            "package": name,
+            "target": triple,
+            "plugin": dest,
+            "sha256": sha256,
+            "snippet": snippet_path,
+            "installed": installed,
+            "exports": exports
+                .iter()
+                .map(|e| json!({"kind": e.kind, "name": e.name}))
+                .collect::<Vec<_>>(),
+            "registered": registered.as_ref().map(|(config, merged)| {
+                json!({"config": config, "changes": merged.changes})
+            }),
+        });
+        crate::print_stdout(&format!("{line}\n"));
     }
     Ok(Built {
         plugin: dest,
@@ -462,6 +486,14 @@ pub fn snippet(
         ));
     }
     object(top)
+}
+
+/// A refusal's report, as `check` prints it in that format.
+fn print_report(report: &gwplugin_build::report::Report, format: MessageFormat) {
+    match format {
+        MessageFormat::Human => crate::print_stdout(&report.render_human()),
+        MessageFormat::Json => crate::print_stdout(&format!("{}\n", report.to_json())),
+    }
 }
 
 fn native_triple(rustc: &Path) -> Result<String, Error> {

@@ -125,6 +125,7 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         register: Some(config.clone()),
         endpoint: vec![],
         no_check: false,
+        message_format: crate::check::MessageFormat::Human,
         features: None,
         locked: false,
         offline: false,

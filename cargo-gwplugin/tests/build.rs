@@ -140,11 +140,31 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
                 &host.display().to_string(),
                 "--register",
                 &config.display().to_string(),
+                "--message-format",
+                "json",
             ],
         ),
         root.path(),
     );
     assert_eq!(r.code, 0, "build failed:\n{}", r.stderr);
+    // For scripts: one JSON line that says what was built and where it went.
+    let built: Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(built["reason"], "gwplugin-artifact");
+    assert_eq!(built["target"], target);
+    assert_eq!(built["installed"], "[ROOT]/plugins/tenant.so");
+    assert_eq!(
+        built["exports"],
+        json!([{"kind": "modifier", "name": "tenant"}])
+    );
+    assert_eq!(built["registered"]["config"], "[ROOT]/gateway.json");
+    let unplaceholder = |p: &str| {
+        p.replace("[ROOT]", &root.path().display().to_string())
+            .replace("[REPO]", &common::repo().display().to_string())
+    };
+    let artifact = std::fs::read(unplaceholder(built["plugin"].as_str().unwrap())).unwrap();
+    let installed = std::fs::read(unplaceholder(built["installed"].as_str().unwrap())).unwrap();
+    assert!(artifact == installed, "the installed copy is the artifact");
     assert!(
         r.stderr.contains(
             &format!("Registered `tenant` in `{}`", config.display())
@@ -155,6 +175,7 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
     );
     let registered: Value =
         serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(built["sha256"], registered["plugin"]["sha256"]["tenant.so"]);
     assert_eq!(
         registered["endpoints"][0]["extra_config"]["plugin/req-resp-modifier"]["name"],
         json!(["tenant"])

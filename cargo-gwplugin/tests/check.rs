@@ -145,6 +145,15 @@ fn another_compiler_is_an_incompatibility() {
         )
     );
     assert_eq!(r.code, 1);
+
+    // `build` refuses before building, with the same report; as JSON when asked.
+    let mut cmd = gwplugin(&dir, &["build", "--message-format", "json"]);
+    cmd.env("RUSTC", &wrapper);
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json["compatible"], false);
+    assert_eq!(json["incompatibilities"][0]["field"], "rustc");
 }
 
 #[test]

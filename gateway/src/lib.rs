@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod route;
 pub mod server;
 pub mod timer;
+mod watchdog;
 
 pub use error::GwError;
 

@@ -4,6 +4,7 @@
 //! still open are closed; then `serve` returns.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::gateway::{Gateway, incoming_body};
 use crate::timer::WheelTimer;
+use crate::watchdog::Heartbeats;
 
 /// Serves `gateway` on `listener` until the first stop request arrives on `stops`, then
 /// drains: waits for the requests in flight, for at most `drain_timeout` (if set) and
@@ -49,8 +51,16 @@ pub async fn serve(
         yield_when_parking,
         "starting worker threads"
     );
+    let heartbeats = Heartbeats::new(count);
     for index in 0..count {
-        match Worker::start(index, gateway, stop_rx.clone(), yield_when_parking) {
+        let heartbeats = heartbeats.clone();
+        match Worker::start(
+            index,
+            gateway,
+            stop_rx.clone(),
+            yield_when_parking,
+            heartbeats,
+        ) {
             Ok((worker, done)) => {
                 workers.push(worker);
                 exited.push(done);
@@ -58,6 +68,9 @@ pub async fn serve(
             Err(e) => tracing::error!("cannot start worker thread {index}: {e}"),
         }
     }
+    // Aborted when `serve` returns, however it does.
+    let watchdog = tokio::spawn(heartbeats.watch()).abort_handle();
+    let _stop_watchdog = AbortOnDrop(watchdog);
     let mut next = 0usize;
     loop {
         let stream = tokio::select! {
@@ -157,6 +170,15 @@ async fn until_draining(stop: &mut watch::Receiver<Phase>) {
     .await
 }
 
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Sets [`STOPPING`] when dropped.
 struct StoppingOnDrop;
 
@@ -213,6 +235,7 @@ impl Worker {
         gateway: &'static Gateway,
         stop: watch::Receiver<Phase>,
         yield_when_parking: bool,
+        heartbeats: Arc<Heartbeats>,
     ) -> std::io::Result<(Worker, oneshot::Receiver<()>)> {
         let mut builder = tokio::runtime::Builder::new_current_thread();
         builder.enable_all();
@@ -225,7 +248,9 @@ impl Worker {
         std::thread::Builder::new()
             .name(format!("gwhost-worker-{index}"))
             .spawn(move || {
+                let beating = heartbeats.clone().beat(index);
                 runtime.block_on(async move {
+                    tokio::spawn(beating);
                     // This worker's own connection count, like `stop` for all of them.
                     let (open_tx, open_rx) = watch::channel(());
                     while let Some(stream) = incoming.recv().await {
@@ -248,6 +273,8 @@ impl Worker {
                 });
                 // Backend connections and other leftovers go with the runtime.
                 runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+                // Its beats ended with the runtime; a finished worker is not a stalled one.
+                heartbeats.stopped(index);
                 let _ = done_tx.send(());
             })?;
         Ok((Worker { streams }, done_rx))

@@ -107,6 +107,44 @@ async fn health_check_answers_unless_an_endpoint_takes_its_path() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_a_plugin_blocks_is_reported_and_so_is_its_return() {
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{
+            "endpoint": "/x",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}},
+            "backend": [{"host": [backend.url()], "url_pattern": "/x"}],
+        }]),
+    );
+    let site = Site::new(&["all-kinds"]);
+    let gw = Gateway::start_with_env(site, &cfg, &[], &[("TOKIO_WORKER_THREADS", "1")]);
+    assert_eq!(get(&gw.url("/x"), &[]).await.status, 200);
+    assert!(
+        gw.logs().lines().all(|l| !l.contains("event loop")),
+        "{}",
+        gw.logs()
+    );
+    // The modifier sleeps on the worker's thread, as a plugin must not.
+    let reply = get(&gw.url("/x"), &[("x-block-ms", "1600")]).await;
+    assert_eq!(reply.status, 200);
+    let stalled = gw
+        .log_line("worker thread 0 has not got back to its event loop for")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    assert!(stalled.contains("WARN"), "{stalled}");
+    let again = gw
+        .log_line("worker thread 0 runs again, after about")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let ms: u64 = again
+        .split("after about ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{again}"));
+    assert!((1500..3000).contains(&ms), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_large_response_streams_through_then_its_connection_is_reused() {
     let backend = start_backend().await;
     let cfg = config(None, json!([endpoint("/big", &backend, "/big")]));
@@ -774,18 +812,21 @@ async fn outcome(in_flight: tokio::task::JoinHandle<Result<u16, String>>) -> Res
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drain_timeout_ends_a_drain_that_a_request_holds_up() {
-    let (mut gw, in_flight) = gateway_with_a_hung_request(&["--drain-timeout", "500ms"]).await;
+    // Longer than the watchdog waits for a worker: the worker with no connections ends
+    // at once, and a worker that has ended is not one that something blocks.
+    let (mut gw, in_flight) = gateway_with_a_hung_request(&["--drain-timeout", "1500ms"]).await;
     let signalled = Instant::now();
     gw.terminate();
     let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
     assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
     let took = signalled.elapsed();
     assert!(
-        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
         "exited after {took:?}"
     );
+    assert!(!gw.logs().contains("event loop"), "{}", gw.logs());
     let warning = gw
-        .log_line("drain timeout (500ms) passed: closing the connections still open")
+        .log_line("drain timeout (1.5s) passed: closing the connections still open")
         .unwrap_or_else(|| panic!("{}", gw.logs()));
     assert!(
         warning.contains("WARN") && warning.contains("connections=1"),

@@ -33,12 +33,13 @@ pub struct Args {
     pub profile: Option<String>,
     #[command(flatten)]
     pub plugin: PluginHostArgs,
-    /// Where to put the plugin and its snippet [default: <target-dir>/gwplugin/<TRIPLE>;
-    /// with `--register`, a copy of the plugin also goes into the config's `plugin.folder`,
-    /// or `plugins` beside the config when it names none]
+    /// Where to put the plugin and its snippet [default: <target-dir>/gwplugin/<TRIPLE>].
+    /// With `--register`, the config's `plugin.folder` must be this folder
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Also add the plugin to this gwhost config (atomically; other keys and their order kept)
+    /// Also add the plugin to this gwhost config (atomically; other keys and their order
+    /// kept) and, without `--out-dir`, copy it into the config's `plugin.folder` (`plugins`
+    /// beside the config when it names none)
     #[arg(long, value_name = "CONFIG")]
     pub register: Option<PathBuf>,
     /// With `--register`: the endpoint(s) that get the plugin's modifiers and http-client,
@@ -296,16 +297,16 @@ pub fn build(args: &Args) -> Result<Built, Error> {
             "reason": "gwplugin-artifact",
             "package": name,
             "target": triple,
-            "plugin": dest,
+            "plugin": dest.display().to_string(),
             "sha256": sha256,
-            "snippet": snippet_path,
-            "installed": installed,
+            "snippet": snippet_path.display().to_string(),
+            "installed": installed.as_ref().map(|p| p.display().to_string()),
             "exports": exports
                 .iter()
                 .map(|e| json!({"kind": e.kind, "name": e.name}))
                 .collect::<Vec<_>>(),
             "registered": registered.as_ref().map(|(config, merged)| {
-                json!({"config": config, "changes": merged.changes})
+                json!({"config": config.display().to_string(), "changes": merged.changes})
             }),
         });
         crate::print_stdout(&format!("{line}\n"));

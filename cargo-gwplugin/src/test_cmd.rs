@@ -142,11 +142,22 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         .filter(|c| !for_every_plugin(c))
         .filter_map(|c| c.split_once('=').map(|(name, _)| name.trim()))
         .collect();
+    // Only for plugins the files register: a default for another (the crate's, when the
+    // files are other builds) is no config the user asked for.
+    let exported: Vec<String> = files
+        .iter()
+        .filter_map(|file| std::fs::read(file).ok())
+        .filter_map(|bytes| elf::plugin_exports(&bytes).ok())
+        .flatten()
+        .map(|export| export.name)
+        .collect();
     let defaults: Vec<String> = match &plugin {
         Some(plugin) if !args.config.iter().any(for_every_plugin) => {
             crate::build::default_configs(plugin)
                 .iter()
-                .filter(|(name, _)| !named.contains(&name.as_str()))
+                .filter(|(name, config)| {
+                    config.is_object() && exported.contains(name) && !named.contains(&name.as_str())
+                })
                 .map(|(name, config)| format!("{name}={config}"))
                 .collect()
         }

@@ -429,6 +429,24 @@ fn test_gives_each_plugin_of_a_crate_its_own_default_config() {
              test-plugin: 3 passed, 0 failed\n"
         )
     );
+    // Another crate's file, tested from this crate: no default goes to a plugin it lacks.
+    let other = gwplugin_e2e::build_fixture("order");
+    let r = run(
+        gwplugin(
+            root.path(),
+            &[
+                "test",
+                "--manifest-path",
+                manifest.to_str().unwrap(),
+                "--gwhost",
+                gwhost.to_str().unwrap(),
+                other.to_str().unwrap(),
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("--config"), "{}", r.stderr);
 }
 
 /// `cargo gwplugin test` with this machine's (x86_64 glibc) gwhost on the `tenant`

@@ -97,8 +97,8 @@ Example:
   gwhost run -c gateway.json --drain-timeout 30s
 
 Health check:
-  GET /__health answers 200 {\"status\":\"ok\"}, as KrakenD's does, unless an endpoint of the
-  config takes that request (its method and path)
+  GET /__health answers 200 {\"status\":\"ok\"}, as KrakenD's does, unless an endpoint's path
+  in the config takes it (then that endpoint, or 404 for its other methods)
 
 Environment:
   TOKIO_WORKER_THREADS  threads serving connections (default, also for 0 or a value that

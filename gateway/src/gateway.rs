@@ -149,7 +149,17 @@ impl Gateway {
             });
             table.insert(endpoint.method.clone(), endpoint.pattern.clone(), index);
         }
-        let router: &'static Router = Box::leak(Box::new(Router { table, routes }));
+        // An endpoint whose path takes the health check's, by any method, replaces it
+        // whole: a `HEAD` probe must not get gwhost's "ok" for a `GET` it proxies.
+        let answers_health = !config
+            .endpoints
+            .iter()
+            .any(|e| e.pattern.matches(HEALTH_PATH));
+        let router: &'static Router = Box::leak(Box::new(Router {
+            table,
+            routes,
+            answers_health,
+        }));
         // KrakenD's rule: each plugin wraps what the previous names built, so the last
         // name is the outermost and sees the request first. Inner plugins are wrapped
         // in a `ServerLayer` (their errors become responses there); the outermost is
@@ -278,6 +288,8 @@ impl BackendRoute {
 struct Router {
     table: RouteTable,
     routes: Vec<Route>,
+    /// Whether [`HEALTH_PATH`] is gwhost's own (no endpoint's path takes it).
+    answers_health: bool,
 }
 
 impl Router {
@@ -288,7 +300,7 @@ impl Router {
     fn handle(&self, mut req: Request) -> impl Future<Output = Response> + Send + '_ {
         async move {
             let Some(index) = self.table.lookup(req.method(), req.uri().path()) else {
-                return unrouted(&req);
+                return unrouted(&req, self.answers_health);
             };
             let route = &self.routes[index];
             let backend = &route.backend;
@@ -702,15 +714,18 @@ fn plugin_failure(name: &str, kind: Kind, err: &gwplugin::Error) -> Response {
 }
 
 /// The path of gwhost's own health check, as KrakenD's: load balancers and orchestrators
-/// probe it. An endpoint that takes the request (its method and this path) comes first.
+/// probe it. An endpoint whose path takes it, by whatever method, replaces it.
 pub const HEALTH_PATH: &str = "/__health";
 
 /// The answer to a request no endpoint takes: the health check, or 404. Out of line:
 /// routed requests don't carry its code.
 #[cold]
 #[inline(never)]
-fn unrouted(req: &Request) -> Response {
-    if req.uri().path() == HEALTH_PATH && matches!(*req.method(), Method::GET | Method::HEAD) {
+fn unrouted(req: &Request, answers_health: bool) -> Response {
+    if answers_health
+        && req.uri().path() == HEALTH_PATH
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+    {
         let mut resp = Response::new(Body::from(r#"{"status":"ok"}"#));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

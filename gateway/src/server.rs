@@ -249,6 +249,15 @@ impl Worker {
             .name(format!("gwhost-worker-{index}"))
             .spawn(move || {
                 let beating = heartbeats.clone().beat(index);
+                // Its beats end with the runtime, however the thread ends: a finished
+                // worker is not a stalled one.
+                struct Stopped(Arc<Heartbeats>, usize);
+                impl Drop for Stopped {
+                    fn drop(&mut self) {
+                        self.0.stopped(self.1);
+                    }
+                }
+                let stopped = Stopped(heartbeats, index);
                 runtime.block_on(async move {
                     tokio::spawn(beating);
                     // This worker's own connection count, like `stop` for all of them.
@@ -273,8 +282,7 @@ impl Worker {
                 });
                 // Backend connections and other leftovers go with the runtime.
                 runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-                // Its beats ended with the runtime; a finished worker is not a stalled one.
-                heartbeats.stopped(index);
+                drop(stopped);
                 let _ = done_tx.send(());
             })?;
         Ok((Worker { streams }, done_rx))

@@ -69,7 +69,8 @@ impl Heartbeats {
                             worker = index,
                             "worker thread {index} has not got back to its event loop for {} ms: \
                              something blocks it (a plugin's blocking call or sleep, a long \
-                             computation), and the requests it serves wait",
+                             computation; or the whole process was paused), and the requests \
+                             it serves wait",
                             now.saturating_sub(last)
                         );
                         stalled[index] = Some(last);

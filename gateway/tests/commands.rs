@@ -128,13 +128,28 @@ fn test_plugin_ok_lines_and_summary() {
         text(&out.stderr)
     );
 
-    // A config for a plugin that no file registers (a typo) is said, not silently unused.
+    // A config for a plugin that no file registers (a typo) is said, not silently unused;
+    // unless a file did not load, which may be the one that has it.
     let out = run(&["test-plugin", "--config", "servces-client={}", so_s]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains(
             "warning: no plugin `servces-client` in the files tested: its `--config` was not used"
         ),
+        "{}",
+        text(&out.stderr)
+    );
+    let plain = fixture("plain-cdylib");
+    let out = run(&[
+        "test-plugin",
+        "--config",
+        "servces-client={}",
+        so_s,
+        plain.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("was not used"),
         "{}",
         text(&out.stderr)
     );

@@ -94,7 +94,8 @@ async fn health_check_answers_unless_an_endpoint_takes_its_path() {
     assert_eq!(send(&client(), post).await.status, 404);
     assert_eq!(backend.hits(), 0, "answered by gwhost itself");
 
-    // An endpoint with that path is proxied like any other.
+    // An endpoint with that path is proxied like any other, and its other methods are
+    // not gwhost's "ok": a `HEAD` probe gets no answer the `GET` would not give.
     let own = config(
         None,
         json!([endpoint("/__health", &backend, "/deep-health")]),
@@ -104,6 +105,10 @@ async fn health_check_answers_unless_an_endpoint_takes_its_path() {
         get(&gw.url("/__health"), &[]).await.json()["uri"],
         "/deep-health"
     );
+    let head = http::Request::head(gw.url("/__health"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&client(), head).await.status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -580,6 +580,27 @@ impl Parser<'_> {
             .collect())
     }
 
+    /// KrakenD's `output_encoding` (endpoint) and `encoding` (backend): gwhost proxies
+    /// as KrakenD's `no-op` does, so a KrakenD config that says so reads as it is, and
+    /// one that asks for another encoding is refused rather than proxied differently.
+    fn no_op_encoding(&self, obj: &Obj<'_>, key: &str) -> Result<()> {
+        let Some((v, at)) = self.optional(obj, key) else {
+            return Ok(());
+        };
+        match self.string(v, &at)? {
+            "no-op" => Ok(()),
+            other => Err(self.error(
+                &at,
+                format!("expected `no-op`, found `{other}`"),
+                Some(
+                    "gwhost proxies requests and responses as they are (KrakenD's `no-op`); \
+                     it does not decode or merge bodies: write `\"no-op\"`, or leave the key out"
+                        .to_owned(),
+                ),
+            )),
+        }
+    }
+
     fn method(&self, v: &Value, at: &str) -> Result<Method> {
         const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
         let text = self.string(v, at)?;
@@ -597,8 +618,16 @@ impl Parser<'_> {
         let obj = self.object(
             v,
             at,
-            &["endpoint", "method", "timeout", "extra_config", "backend"],
+            &[
+                "endpoint",
+                "method",
+                "timeout",
+                "output_encoding",
+                "extra_config",
+                "backend",
+            ],
         )?;
+        self.no_op_encoding(&obj, "output_encoding")?;
         let (path, path_at) = self.required(&obj, "endpoint")?;
         let path = self.string(path, &path_at)?;
         let pattern = PathPattern::parse(path)
@@ -653,8 +682,16 @@ impl Parser<'_> {
         let obj = self.object(
             v,
             at,
-            &["host", "url_pattern", "method", "timeout", "extra_config"],
+            &[
+                "host",
+                "url_pattern",
+                "method",
+                "timeout",
+                "encoding",
+                "extra_config",
+            ],
         )?;
+        self.no_op_encoding(&obj, "encoding")?;
         let (hosts_value, hosts_at) = self.required(&obj, "host")?;
         let items = hosts_value
             .as_array()

@@ -568,7 +568,9 @@ impl hyper::body::Body for ReportedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        // Hyper polls the body outside the request's future: what plugin code logs while
+        // it streams still carries the request id.
+        let polled = scope::in_request(this.request_id, || Pin::new(&mut this.body).poll_frame(cx));
         // A backend's failure was logged already, also when a plugin wrapped it.
         let logged = |e: &gwplugin::BoxError| {
             let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());

@@ -588,6 +588,25 @@ async fn plugin_faults_stay_with_their_request() {
         line.contains("ERROR") && line.contains("request_id="),
         "{line}"
     );
+    // What the body stream logged before, polled by hyper outside the request's future,
+    // carries the same request id, and its library's name.
+    let id = |line: &str| {
+        line.split("request_id=")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .map(str::to_owned)
+    };
+    let streamed = gw
+        .log_line("body stream sends its first chunk")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    assert!(
+        streamed.contains("library=\"fixture-all-kinds\""),
+        "{streamed}"
+    );
+    assert!(
+        id(&streamed).is_some() && id(&streamed) == id(&line),
+        "{streamed}\n{line}"
+    );
     assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
 }
 

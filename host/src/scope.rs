@@ -49,6 +49,13 @@ impl<T: Copy + 'static> Drop for Restore<T> {
     }
 }
 
+/// Runs `f` as part of request `id` (for code that runs outside the request's future,
+/// such as a response body hyper polls after the head is out).
+pub fn in_request<R>(id: u64, f: impl FnOnce() -> R) -> R {
+    let _restore = Restore::set(&REQUEST_ID, id);
+    f()
+}
+
 /// Runs `f` as plugin `name` (a modifier call, a factory).
 pub fn in_plugin<R>(name: &'static str, f: impl FnOnce() -> R) -> R {
     let _restore = Restore::set(&PLUGIN, Some(name));

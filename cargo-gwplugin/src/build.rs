@@ -43,8 +43,8 @@ pub struct Args {
     #[arg(long, value_name = "CONFIG")]
     pub register: Option<PathBuf>,
     /// With `--register`: the endpoint(s) that get the plugin's modifiers and http-client,
-    /// as `PATH`, or `'METHOD PATH'` when endpoints share a path [default: the config's
-    /// only endpoint]
+    /// as `PATH`, or `'METHOD PATH'` when endpoints share a path [default: the endpoints
+    /// already using the plugin, else the config's only endpoint]
     #[arg(long, value_name = "[METHOD] PATH", requires = "register")]
     pub endpoint: Vec<String>,
     /// Build even if `check` finds incompatibilities

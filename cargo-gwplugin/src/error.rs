@@ -195,6 +195,10 @@ impl Error {
             Error::Process(e) if e.what.starts_with("could not be started") => {
                 "check that the program exists: `$CARGO` if set, else `cargo` on PATH".to_owned()
             }
+            // `cargo gwplugin test`: gwhost printed why, just above.
+            Error::Process(e) if e.what.starts_with("refused its arguments") => {
+                "fix the argument gwhost's message above names".to_owned()
+            }
             Error::Process(_) => {
                 "run the command above to see the whole of its output"
                     .to_owned()

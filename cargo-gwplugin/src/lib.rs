@@ -57,7 +57,7 @@ const MAIN_HELP: &str = concat!(
     exit_codes!()
 );
 const NEW_HELP: &str = concat!(
-    "Examples:\n  cargo gwplugin new my-plugin --kind modifier --host ../gateway\n  cargo gwplugin new auth --kind http-server --host /usr/local/bin/gwhost --path plugins/auth",
+    "Examples:\n  cargo gwplugin new my-plugin --kind modifier --host ../gateway\n  cargo gwplugin new auth --kind http-server --host ../gateway/Cargo.toml --path plugins/auth",
     "\n\n",
     exit_codes!()
 );

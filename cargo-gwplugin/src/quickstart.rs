@@ -158,7 +158,7 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
          \n--- after: through gwhost with the `hello-plugin` modifier ---\n{after}\n\
          \nThe plugin set `x-tenant: acme` on the request (see the headers the backend echoes)\n\
          and `x-modified-by: hello-plugin` on the response.\n\n\
-         Files, in `{}`:\n  hello-plugin/        the plugin crate (edit src/lib.rs, then `cargo gwplugin build`)\n  \
+         Files, in `{}`:\n  hello-plugin/        the plugin crate (edit src/lib.rs, then, in it,\n                       `cargo gwplugin build --register ../gateway.json`)\n  \
          plugins/{}  the built plugin, verified, and its registration snippet\n  \
          gateway.json         gwhost's config, with the plugin registered\n  \
          gwhost.log           what gwhost logged\n\nDone in {:.0?}.\n",

@@ -217,7 +217,7 @@ impl ConfigFile {
                 Some(Json::Array(list)) => list.as_slice(),
                 _ => &[],
             };
-            select_endpoints(list, endpoints)
+            select_endpoints(list, endpoints, plugin)
                 .map_err(|(message, help)| m.conflict(message, help))?;
         }
         Ok(ConfigFile {
@@ -264,10 +264,38 @@ pub fn register(
     Ok(merged.changes)
 }
 
+/// Whether an endpoint already uses `plugin`: as one of its own or its backends'
+/// modifiers, or as a backend's http-client.
+fn uses_plugin(endpoint: &Json, plugin: &str) -> bool {
+    let names = |block: Option<&Json>| -> bool {
+        match block.and_then(|b| b.get("name")) {
+            Some(Json::String(name)) => name == plugin,
+            Some(Json::Array(names)) => names.iter().any(|n| n.as_str() == Some(plugin)),
+            _ => false,
+        }
+    };
+    let in_extra = |owner: &Json, namespace: &str| {
+        names(owner.get("extra_config").and_then(|e| e.get(namespace)))
+    };
+    let backends = match endpoint.get("backend") {
+        Some(Json::Array(list)) => list.as_slice(),
+        _ => &[],
+    };
+    in_extra(endpoint, "plugin/req-resp-modifier")
+        || backends
+            .iter()
+            .any(|b| in_extra(b, "plugin/req-resp-modifier") || in_extra(b, "plugin/http-client"))
+}
+
 /// The endpoints `selectors` name, as indices into `list`: a selector is a path, or a
 /// method and a path when several endpoints share the path. Without selectors, the
-/// config's only endpoint. On failure, the message and the help.
-fn select_endpoints(list: &[Json], selectors: &[String]) -> Result<Vec<usize>, (String, String)> {
+/// endpoints that already use `plugin`, else the config's only endpoint. On failure, the
+/// message and the help.
+fn select_endpoints(
+    list: &[Json],
+    selectors: &[String],
+    plugin: &str,
+) -> Result<Vec<usize>, (String, String)> {
     // (index, method, path) of each endpoint; gwhost's default method is GET.
     let endpoints: Vec<(usize, String, &str)> = list
         .iter()
@@ -293,6 +321,13 @@ fn select_endpoints(list: &[Json], selectors: &[String]) -> Result<Vec<usize>, (
             .join(", ")
     };
     if selectors.is_empty() {
+        // A rebuild registers into the endpoints it is already in.
+        let using: Vec<usize> = (0..list.len())
+            .filter(|i| uses_plugin(&list[*i], plugin))
+            .collect();
+        if !using.is_empty() {
+            return Ok(using);
+        }
         return match endpoints.as_slice() {
             [(i, _, _)] => Ok(vec![*i]),
             _ => Err((
@@ -453,7 +488,7 @@ fn merge_into(
                 ));
             }
         };
-        let chosen = select_endpoints(list, endpoints)
+        let chosen = select_endpoints(list, endpoints, m.plugin)
             .map_err(|(message, help)| m.conflict(message, help))?;
         for i in chosen {
             let at = format!("endpoints[{i}]");

@@ -358,6 +358,14 @@ fn test_sends_the_sample_request_with_its_headers() {
     );
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
+        refused.stderr.contains("error: bad `--config` `not json`")
+            && refused
+                .stderr
+                .contains("help: fix the argument gwhost's message above names"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
         r.stdout.lines().any(|l| l.starts_with("[KO] stamp-modifier (modifier) in ")
             && l.ends_with("libfixture_all_kinds.so: PUT /x -> 418 I'm a teapot: rejected by stamp-modifier")),
         "{}",

@@ -77,6 +77,7 @@ pub enum Command {
         /// How long the sample request may take in each plugin: `500ms`, `10s`.
         #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg, requires = "request")]
         timeout: std::time::Duration,
+        /// Plugin files (`.so`), each loaded and tested on its own.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },

@@ -360,8 +360,11 @@ impl Router {
                 Err(failure) => return failure,
             };
             // Whoever answered (the proxy's client, another client, an http-client plugin),
-            // hop-by-hop headers are never forwarded.
+            // hop-by-hop headers are never forwarded, nor is the backend's HTTP version:
+            // hyper answers a response marked HTTP/1.0 as 1.0, and closes the client's
+            // keep-alive connection after it.
             strip_hop_by_hop(resp.headers_mut());
+            *resp.version_mut() = Version::HTTP_11;
             for m in backend.modifiers.iter().chain(&route.modifiers) {
                 if let Err(e) = scope::in_plugin(m.name, || m.instance.modify_response(&mut resp)) {
                     return plugin_failure(m.name, Kind::Modifier, &e);

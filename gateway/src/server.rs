@@ -105,7 +105,7 @@ pub async fn serve(
     drop(workers);
     drop(stop_rx);
     tracing::info!(
-        connections = stop_tx.receiver_count().saturating_sub(exited.len()),
+        connections = OPEN_CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed),
         "stopped accepting; finishing in-flight requests"
     );
     // Before the send: see `until_draining`.
@@ -129,7 +129,7 @@ pub async fn serve(
         () = next_stop(&mut stops) => "second stop signal".to_owned(),
     };
     tracing::warn!(
-        connections = stop_tx.receiver_count(),
+        connections = OPEN_CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed),
         "{why}: closing the connections still open"
     );
     let _ = stop_tx.send(Phase::Closing);
@@ -168,6 +168,28 @@ async fn until_draining(stop: &mut watch::Receiver<Phase>) {
         waiting.as_mut().poll(cx).map(|_| ())
     })
     .await
+}
+
+/// Connections being served now, for the stop's log lines. (The stop watch's receiver
+/// count, used before, also counted the workers' own receivers, which they drop when
+/// they please: the lines said 0 with a request in flight.) Counted per connection, not
+/// per request.
+static OPEN_CONNECTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One connection counted in [`OPEN_CONNECTIONS`] while it lives.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn enter() -> OpenConnection {
+        OPEN_CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        OPEN_CONNECTIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Aborts its task when dropped.
@@ -296,6 +318,7 @@ async fn serve_connection(
     gateway: &'static Gateway,
     mut stop: watch::Receiver<Phase>,
 ) {
+    let _open = OpenConnection::enter();
     let service = service_fn(
         move |req: hyper::Request<hyper::body::Incoming>| async move {
             let in_flight = InFlight::enter();

@@ -150,6 +150,56 @@ async fn a_worker_that_a_plugin_blocks_is_reported_and_so_is_its_return() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
+    // A backend that answers in HTTP/1.0 and closes (as `python3 -m http.server` does).
+    let old = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let old_addr = old.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in old.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n")
+                && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1
+            {
+                head.push(byte[0]);
+            }
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            );
+        }
+    });
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/old", "backend": [{"host": [format!("http://{old_addr}")], "url_pattern": "/"}]}]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    // Two requests on one connection: each answered in HTTP/1.1, the connection kept.
+    let mut client = send_raw(gw.addr, "GET /old HTTP/1.1\r\nhost: x\r\n\r\n");
+    for round in 0..2 {
+        if round == 1 {
+            std::io::Write::write_all(&mut client, b"GET /old HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+        }
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !answer.ends_with(b"\r\n\r\nok") {
+            let n = std::io::Read::read(&mut client, &mut chunk).expect("an answer");
+            assert!(
+                n > 0,
+                "closed after {round} answers: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer).to_lowercase();
+        assert!(answer.starts_with("http/1.1 200 ok\r\n"), "{answer}");
+        assert!(!answer.contains("connection: close"), "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_large_response_streams_through_then_its_connection_is_reused() {
     let backend = start_backend().await;
     let cfg = config(None, json!([endpoint("/big", &backend, "/big")]));
@@ -753,6 +803,11 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
     assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
     assert!(gw.log_line("gwhost stopped").is_some(), "{}", gw.logs());
+    // The stop's log line counts the connection whose request is in flight.
+    let stopping = gw
+        .log_line("stopped accepting; finishing in-flight requests")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    assert!(stopping.contains("connections=1"), "{stopping}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -37,7 +37,14 @@ fn load_plugins(config: &Config) -> Result<(PluginRegistry, usize), GwError> {
     let mut loader = loader()?;
     let mut files = 0;
     if let Some(plugin) = &config.plugin {
-        files = loader.load_folder(plugin)?.loaded.len();
+        files = loader
+            .load_folder(plugin)
+            .map_err(|source| GwError::ConfigPlugins {
+                file: config.file.clone(),
+                source: Box::new(source),
+            })?
+            .loaded
+            .len();
     }
     Ok((loader.into_registry(), files))
 }

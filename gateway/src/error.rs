@@ -21,6 +21,13 @@ pub enum GwError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// Loading the config's plugin folder failed: the config is named too (its
+    /// `plugin` block, `sha256` included, is often what to change).
+    #[error("{source}")]
+    ConfigPlugins {
+        file: std::path::PathBuf,
+        source: Box<LoadError>,
+    },
     #[error("{source}")]
     Build {
         file: std::path::PathBuf,
@@ -65,6 +72,7 @@ impl GwError {
         match self {
             GwError::Config(e) => e.help(),
             GwError::Load(e) => Some(load_help(e).to_owned()),
+            GwError::ConfigPlugins { source, .. } => Some(load_help(source).to_owned()),
             GwError::Build { source, .. } => Some(source.help()),
             GwError::Listen { .. } => Some(
                 "free the port or change `listen_ip`/`port` in the config (port 0 picks a free one)"
@@ -142,7 +150,9 @@ fn load_help(e: &LoadError) -> &'static str {
 pub fn render(err: &GwError) -> String {
     let mut out = format!("error: {err}\n");
     match err {
-        GwError::Config(ConfigError::Invalid { file, .. }) | GwError::Build { file, .. } => {
+        GwError::Config(ConfigError::Invalid { file, .. })
+        | GwError::Build { file, .. }
+        | GwError::ConfigPlugins { file, .. } => {
             let _ = writeln!(out, "  --> {}", file.display());
         }
         GwError::Plugin(cargo_gwplugin::Error::Process(p)) if !p.stderr.is_empty() => {

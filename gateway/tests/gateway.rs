@@ -368,6 +368,12 @@ async fn plugin_checksums_and_the_failure_policy_apply_at_start_up() {
         "{}",
         text(&out.stderr)
     );
+    // And the config whose `plugin.sha256` says so.
+    assert!(
+        text(&out.stderr).contains(&format!("\n  --> {}\n", config_path.display())),
+        "{}",
+        text(&out.stderr)
+    );
     // With `on_failure: skip`, it is skipped with a warning, and the gateway starts.
     cfg["plugin"]["on_failure"] = json!("skip");
     let config_path = site.write_config(&cfg);

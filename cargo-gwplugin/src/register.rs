@@ -105,14 +105,7 @@ impl Merge<'_> {
         snippet: &Json,
         at: &str,
     ) -> Result<(), Error> {
-        let names: Vec<String> = match snippet.get("name") {
-            Some(Json::String(s)) => vec![s.clone()],
-            Some(Json::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            _ => vec![],
-        };
+        let names = block_names(snippet);
         let list = block
             .entry("name".to_owned())
             .or_insert_with(|| Json::Array(vec![]));
@@ -127,14 +120,14 @@ impl Merge<'_> {
         };
         for name in &names {
             if !list.iter().any(|n| n.as_str() == Some(name)) {
-                list.push(Json::String(name.clone()));
+                list.push(Json::String((*name).to_owned()));
                 self.changes.push(format!("added `{name}` to `{at}.name`"));
             }
         }
         for name in &names {
-            if !block.contains_key(name) {
+            if !block.contains_key(*name) {
                 block.insert(
-                    name.clone(),
+                    (*name).to_owned(),
                     snippet.get(name).cloned().unwrap_or(Json::Null),
                 );
                 self.changes
@@ -264,18 +257,23 @@ pub fn register(
     Ok(merged.changes)
 }
 
+/// The plugin names a namespace block's `name` gives: one string, or a list of them.
+fn block_names(block: &Json) -> Vec<&str> {
+    match block.get("name") {
+        Some(Json::String(name)) => vec![name.as_str()],
+        Some(Json::Array(names)) => names.iter().filter_map(Json::as_str).collect(),
+        _ => vec![],
+    }
+}
+
 /// Whether an endpoint already uses `plugin`: as one of its own or its backends'
 /// modifiers, or as a backend's http-client.
 fn uses_plugin(endpoint: &Json, plugin: &str) -> bool {
-    let names = |block: Option<&Json>| -> bool {
-        match block.and_then(|b| b.get("name")) {
-            Some(Json::String(name)) => name == plugin,
-            Some(Json::Array(names)) => names.iter().any(|n| n.as_str() == Some(plugin)),
-            _ => false,
-        }
-    };
     let in_extra = |owner: &Json, namespace: &str| {
-        names(owner.get("extra_config").and_then(|e| e.get(namespace)))
+        owner
+            .get("extra_config")
+            .and_then(|e| e.get(namespace))
+            .is_some_and(|block| block_names(block).contains(&plugin))
     };
     let backends = match endpoint.get("backend") {
         Some(Json::Array(list)) => list.as_slice(),

@@ -55,6 +55,32 @@ fn header_arg(text: &str) -> Result<String, String> {
     parse_header(text).map(|_| text.to_owned())
 }
 
+/// What a `test-plugin --config` value is for. Read here by `cargo gwplugin test`, which
+/// passes values on, and by `gwhost test-plugin`, which parses their JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigArg<'a> {
+    /// A JSON object, for every plugin (it starts with `{`, which no plugin name does).
+    EveryPlugin(&'a str),
+    /// `NAME=JSON`, for plugin NAME.
+    Plugin { name: &'a str, json: &'a str },
+    /// Neither.
+    Neither,
+}
+
+/// Classifies a `--config` value (see [`ConfigArg`]).
+pub fn config_arg(value: &str) -> ConfigArg<'_> {
+    if value.trim_start().starts_with('{') {
+        return ConfigArg::EveryPlugin(value);
+    }
+    match value.split_once('=') {
+        Some((name, json)) => ConfigArg::Plugin {
+            name: name.trim(),
+            json,
+        },
+        None => ConfigArg::Neither,
+    }
+}
+
 /// A `name: value` header, as curl's `-H` takes it (and `gwhost test-plugin -H`).
 pub fn parse_header(text: &str) -> Result<(http::HeaderName, http::HeaderValue), String> {
     let (name, value) = text
@@ -135,12 +161,14 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     // Each plugin's default config from the crate, as `build` puts it in the
     // registration snippet, given to that plugin only: to those the command line gives
     // no config of their own, when it gives none for every plugin.
-    let for_every_plugin = |c: &String| c.trim_start().starts_with('{');
+    let for_every_plugin = |c: &String| matches!(config_arg(c), ConfigArg::EveryPlugin(_));
     let named: Vec<&str> = args
         .config
         .iter()
-        .filter(|c| !for_every_plugin(c))
-        .filter_map(|c| c.split_once('=').map(|(name, _)| name.trim()))
+        .filter_map(|c| match config_arg(c) {
+            ConfigArg::Plugin { name, .. } => Some(name),
+            _ => None,
+        })
         .collect();
     // Only for plugins the files register: a default for another (the crate's, when the
     // files are other builds) is no config the user asked for.

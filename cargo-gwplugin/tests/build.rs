@@ -408,20 +408,19 @@ fn test_gives_each_plugin_of_a_crate_its_own_default_config() {
     let so = gwplugin_e2e::build_fixture("all-kinds");
     let manifest = common::repo().join("fixtures/plugins/all-kinds/Cargo.toml");
     let root = tempdir();
-    let r = run(
-        gwplugin(
-            root.path(),
-            &[
-                "test",
-                "--manifest-path",
-                manifest.to_str().unwrap(),
-                "--gwhost",
-                gwhost.to_str().unwrap(),
-                so.to_str().unwrap(),
-            ],
-        ),
-        root.path(),
-    );
+    // `cargo gwplugin test FILE` from the all-kinds crate.
+    let test = |file: &Path| {
+        let args = [
+            "test",
+            "--manifest-path",
+            manifest.to_str().unwrap(),
+            "--gwhost",
+            gwhost.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ];
+        run(gwplugin(root.path(), &args), root.path())
+    };
+    let r = test(&so);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     // `services-client` needs a `backend`: its default from Cargo.toml is its alone.
     let so = so
@@ -438,21 +437,7 @@ fn test_gives_each_plugin_of_a_crate_its_own_default_config() {
         )
     );
     // Another crate's file, tested from this crate: no default goes to a plugin it lacks.
-    let other = gwplugin_e2e::build_fixture("order");
-    let r = run(
-        gwplugin(
-            root.path(),
-            &[
-                "test",
-                "--manifest-path",
-                manifest.to_str().unwrap(),
-                "--gwhost",
-                gwhost.to_str().unwrap(),
-                other.to_str().unwrap(),
-            ],
-        ),
-        root.path(),
-    );
+    let r = test(&gwplugin_e2e::build_fixture("order"));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(!r.stderr.contains("--config"), "{}", r.stderr);
 }

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cargo_gwplugin::test_cmd::ConfigArg;
 use gwplugin::abi::{ErasedHandler, Kind};
 use gwplugin::{Body, BoxFuture, Request, Response};
 use gwplugin_host::{Loader, PluginRegistry, TokioHostServices};
@@ -239,8 +240,8 @@ struct PluginConfigs {
 }
 
 impl PluginConfigs {
-    /// Each value is a JSON object (for every plugin) or `NAME=JSON` (for plugin NAME);
-    /// a JSON object starts with `{`, which no plugin name does.
+    /// Each value is a JSON object (for every plugin) or `NAME=JSON` (for plugin NAME),
+    /// told apart as `cargo gwplugin test` tells them ([`ConfigArg`]).
     fn parse(values: &[String]) -> Result<Self, GwError> {
         let mut configs = PluginConfigs::default();
         for value in values {
@@ -250,22 +251,24 @@ impl PluginConfigs {
                 Ok(_) => Err(bad(format!("`{text}` is not a JSON object"))),
                 Err(e) => Err(bad(format!("`{text}` is not JSON: {e}"))),
             };
-            if value.trim_start().starts_with('{') {
-                if configs.common.replace(object(value)?).is_some() {
-                    return Err(bad("a second config for every plugin".to_owned()));
+            match cargo_gwplugin::test_cmd::config_arg(value) {
+                ConfigArg::EveryPlugin(json) => {
+                    if configs.common.replace(object(json)?).is_some() {
+                        return Err(bad("a second config for every plugin".to_owned()));
+                    }
                 }
-                continue;
-            }
-            let Some((name, json)) = value.split_once('=') else {
-                return Err(bad("neither a JSON object nor `NAME=JSON`".to_owned()));
-            };
-            let name = name.trim();
-            if configs
-                .by_name
-                .insert(name.to_owned(), object(json)?)
-                .is_some()
-            {
-                return Err(bad(format!("a second config for `{name}`")));
+                ConfigArg::Plugin { name, json } => {
+                    if configs
+                        .by_name
+                        .insert(name.to_owned(), object(json)?)
+                        .is_some()
+                    {
+                        return Err(bad(format!("a second config for `{name}`")));
+                    }
+                }
+                ConfigArg::Neither => {
+                    return Err(bad("neither a JSON object nor `NAME=JSON`".to_owned()));
+                }
             }
         }
         Ok(configs)

@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -50,8 +50,8 @@ pub enum BackendError {
 /// One backend host (scheme and authority) and its per-thread connection pools.
 #[derive(Debug)]
 pub struct Upstream {
-    /// Index of this host's pool in each thread's [`IDLE`].
-    id: usize,
+    /// Where this host's idle connections wait, on each thread.
+    pool: PoolKey,
     scheme: Scheme,
     authority: Authority,
     /// `host:port` to connect to.
@@ -60,13 +60,52 @@ pub struct Upstream {
     host: HeaderValue,
 }
 
+/// Which pool a host's connections go back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PoolKey {
+    /// A host made with [`Upstream::new`]: its pool is at this index in each thread's
+    /// [`IDLE`], for the life of the process.
+    Listed(usize),
+    /// A host [`send`] was asked for: its pool lives beside it in one thread's
+    /// [`AD_HOC`], and goes when the host is forgotten. Keys are never reused, so a
+    /// connection coming back after that (or on another thread) finds no pool and closes.
+    AdHoc(u64),
+}
+
 /// One host's idle connections on one thread.
 #[derive(Default)]
 struct Pool {
     idle: Vec<IdleConn>,
-    /// The host was forgotten ([`MAX_AD_HOC`]): its connections close instead of waiting
-    /// here for a request that will never come.
-    retired: bool,
+}
+
+impl Pool {
+    /// The newest idle connection that can take a request now.
+    #[inline(always)]
+    fn take(&mut self) -> Option<Conn> {
+        while let Some(mut idle) = self.idle.pop() {
+            if idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_reusable() {
+                return Some(idle.conn);
+            }
+            // Closed by the backend, or expired: dropping it closes it.
+        }
+        None
+    }
+
+    #[inline(always)]
+    fn put(&mut self, conn: Conn) {
+        if self.idle.len() < MAX_IDLE {
+            self.idle.push(IdleConn {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+/// A host [`send`] was asked for on this thread, with its pool.
+struct AdHocHost {
+    upstream: Arc<Upstream>,
+    pool: Pool,
 }
 
 struct IdleConn {
@@ -75,12 +114,30 @@ struct IdleConn {
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+static NEXT_AD_HOC: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// This thread's idle connections, by [`Upstream::id`], newest last.
+    /// This thread's idle connections to listed hosts, by [`PoolKey::Listed`] index,
+    /// newest last.
     static IDLE: RefCell<Vec<Pool>> = const { RefCell::new(Vec::new()) };
-    /// The hosts [`send`] was asked for on this thread, oldest first.
-    static AD_HOC: RefCell<Vec<Arc<Upstream>>> = const { RefCell::new(Vec::new()) };
+    /// The hosts [`send`] was asked for on this thread, oldest first, with their idle
+    /// connections. At most [`MAX_AD_HOC`]: however many hosts a plugin calls over the
+    /// life of the process, what this thread keeps for them stays bounded.
+    static AD_HOC: RefCell<Vec<AdHocHost>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's pool for the listed host at `index`, made on first use.
+fn listed_pool(pools: &mut Vec<Pool>, index: usize) -> &mut Pool {
+    if pools.len() <= index {
+        pools.resize_with(index + 1, Pool::default);
+    }
+    &mut pools[index]
+}
+
+/// This thread's pool for the ad-hoc host `key`, if this thread still has it.
+fn ad_hoc_pool(hosts: &mut [AdHocHost], key: PoolKey) -> Option<&mut Pool> {
+    let host = hosts.iter_mut().find(|h| h.upstream.pool == key)?;
+    Some(&mut host.pool)
 }
 
 impl Upstream {
@@ -96,7 +153,17 @@ impl Upstream {
         upstream
     }
 
+    /// An upstream for a host known up front. Its pool takes a slot in each thread's
+    /// table for the life of the process: [`send`] keeps its own hosts apart.
     pub fn new(scheme: &Scheme, authority: &Authority) -> Self {
+        Self::with_pool(
+            scheme,
+            authority,
+            PoolKey::Listed(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+        )
+    }
+
+    fn with_pool(scheme: &Scheme, authority: &Authority, pool: PoolKey) -> Self {
         let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
         let port = authority.port_u16().unwrap_or(default_port);
         let host = if port == default_port {
@@ -105,7 +172,7 @@ impl Upstream {
             authority.as_str()
         };
         Upstream {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            pool,
             scheme: scheme.clone(),
             authority: authority.clone(),
             connect_to: format!("{}:{port}", authority.host()),
@@ -133,36 +200,35 @@ impl Upstream {
 
     /// A pooled connection that can take a request now.
     fn checkout(&self) -> Option<Conn> {
-        IDLE.with_borrow_mut(|pools| {
-            let pool = pools.get_mut(self.id)?;
-            while let Some(mut idle) = pool.idle.pop() {
-                if idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_reusable() {
-                    return Some(idle.conn);
-                }
-                // Closed by the backend, or expired: dropping it closes it.
+        match self.pool {
+            PoolKey::Listed(index) => IDLE.with_borrow_mut(|pools| pools.get_mut(index)?.take()),
+            key @ PoolKey::AdHoc(_) => {
+                AD_HOC.with_borrow_mut(|hosts| ad_hoc_pool(hosts, key)?.take())
             }
-            None
-        })
+        }
     }
 
-    fn checkin(id: usize, conn: Conn) {
+    /// Returns a connection to its pool. Without one (during thread teardown, or for a
+    /// forgotten host) the connection just closes.
+    fn checkin(key: PoolKey, conn: Conn) {
         // Whether the backend has closed it since is seen at checkout.
         if !conn.ended_cleanly() {
             return;
         }
-        // During thread teardown the pool is gone: the connection just closes.
-        let _ = IDLE.try_with(|pools| {
-            let Ok(mut pools) = pools.try_borrow_mut() else {
-                return;
-            };
-            let pool = pool_mut(&mut pools, id);
-            if !pool.retired && pool.idle.len() < MAX_IDLE {
-                pool.idle.push(IdleConn {
-                    conn,
-                    since: Instant::now(),
-                });
-            }
-        });
+        let _ = match key {
+            PoolKey::Listed(index) => IDLE.try_with(|pools| {
+                if let Ok(mut pools) = pools.try_borrow_mut() {
+                    listed_pool(&mut pools, index).put(conn);
+                }
+            }),
+            PoolKey::AdHoc(_) => AD_HOC.try_with(|hosts| {
+                if let Ok(mut hosts) = hosts.try_borrow_mut()
+                    && let Some(pool) = ad_hoc_pool(&mut hosts, key)
+                {
+                    pool.put(conn);
+                }
+            }),
+        };
     }
 
     async fn connect(&self) -> Result<Conn, BackendError> {
@@ -211,13 +277,13 @@ impl Upstream {
             // A small body has usually arrived with the head: the connection goes
             // back to the pool before the response is even returned.
             Some(data) => {
-                Upstream::checkin(self.id, conn);
+                Upstream::checkin(self.pool, conn);
                 Body::from(data)
             }
             None => Body::from_stream(PooledBody {
                 reader: BodyReader::new(head.framing),
                 conn: Some(conn),
-                id: self.id,
+                pool: self.pool,
             }),
         };
         Ok(Response::from_parts(head.parts, body))
@@ -263,36 +329,25 @@ pub fn send(mut req: Request) -> impl Future<Output = Result<Response, SendError
     }
 }
 
-/// This thread's pool for the [`Upstream`] numbered `id`, made on first use.
-fn pool_mut(pools: &mut Vec<Pool>, id: usize) -> &mut Pool {
-    if pools.len() <= id {
-        pools.resize_with(id + 1, Pool::default);
-    }
-    &mut pools[id]
-}
-
 /// This thread's [`Upstream`] for a host, made on first use.
 fn ad_hoc(scheme: &Scheme, authority: &Authority) -> Arc<Upstream> {
     AD_HOC.with_borrow_mut(|hosts| {
         // Exact spelling: a differently cased authority just gets its own pool.
-        if let Some(u) = hosts
-            .iter()
-            .find(|u| u.authority.as_str() == authority.as_str() && u.scheme == *scheme)
-        {
-            return u.clone();
+        if let Some(host) = hosts.iter().find(|h| {
+            h.upstream.authority.as_str() == authority.as_str() && h.upstream.scheme == *scheme
+        }) {
+            return host.upstream.clone();
         }
         if hosts.len() >= MAX_AD_HOC {
-            let forgotten = hosts.remove(0);
             // Its idle connections close now (and any in use, when they come back).
-            IDLE.with_borrow_mut(|pools| {
-                *pool_mut(pools, forgotten.id) = Pool {
-                    idle: Vec::new(),
-                    retired: true,
-                };
-            });
+            drop(hosts.remove(0));
         }
-        let upstream = Arc::new(Upstream::new(scheme, authority));
-        hosts.push(upstream.clone());
+        let key = PoolKey::AdHoc(NEXT_AD_HOC.fetch_add(1, Ordering::Relaxed));
+        let upstream = Arc::new(Upstream::with_pool(scheme, authority, key));
+        hosts.push(AdHocHost {
+            upstream: upstream.clone(),
+            pool: Pool::default(),
+        });
         upstream
     })
 }
@@ -302,8 +357,8 @@ fn ad_hoc(scheme: &Scheme, authority: &Authority) -> Arc<Upstream> {
 struct PooledBody {
     reader: BodyReader,
     conn: Option<Conn>,
-    /// The [`Upstream::id`] whose pool the connection returns to.
-    id: usize,
+    /// The pool the connection returns to.
+    pool: PoolKey,
 }
 
 impl PooledBody {
@@ -311,7 +366,7 @@ impl PooledBody {
         if self.reader.is_done()
             && let Some(conn) = self.conn.take()
         {
-            Upstream::checkin(self.id, conn);
+            Upstream::checkin(self.pool, conn);
         }
     }
 }
@@ -349,5 +404,28 @@ impl http_body::Body for PooledBody {
 impl Drop for PooledBody {
     fn drop(&mut self) {
         self.release_if_done();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However many hosts a plugin calls over a process's life, a thread keeps what it
+    /// needs for the last [`MAX_AD_HOC`] of them and nothing for the others.
+    #[tokio::test(flavor = "current_thread")]
+    async fn forgotten_hosts_leave_nothing_behind() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let listed = IDLE.with_borrow(Vec::len);
+        for n in 0..MAX_AD_HOC * 4 {
+            // Distinct hosts, all refusing: 127.0.0.0/8 is loopback.
+            let url = format!("http://127.0.{}.{}:{port}/", n / 250, n % 250 + 1);
+            let req = http::Request::get(url).body(Body::empty()).unwrap();
+            assert!(send(req).await.is_err());
+        }
+        assert_eq!(AD_HOC.with_borrow(Vec::len), MAX_AD_HOC);
+        assert_eq!(IDLE.with_borrow(Vec::len), listed);
     }
 }

@@ -69,7 +69,7 @@ pub async fn serve(
         }
     }
     // Aborted when `serve` returns, however it does.
-    let watchdog = tokio::spawn(heartbeats.watch()).abort_handle();
+    let watchdog = tokio::spawn(heartbeats.clone().watch()).abort_handle();
     let _stop_watchdog = AbortOnDrop(watchdog);
     let mut next = 0usize;
     loop {
@@ -91,11 +91,19 @@ pub async fn serve(
             tokio::spawn(serve_connection(stream, gateway, stop_rx.clone()));
             continue;
         }
-        // Round robin. The stream leaves this runtime's reactor for the worker's.
+        // Round robin, past workers whose event loop has not run lately (something blocks
+        // it, see `watchdog`): a connection handed to one would wait as long. When none
+        // has run lately, the turn's worker. The stream leaves this runtime's reactor for
+        // the worker's.
+        let count = workers.len();
+        let turn = (0..count)
+            .map(|k| (next + k) % count)
+            .find(|&i| heartbeats.is_running(workers[i].index))
+            .unwrap_or(next % count);
         match stream.into_std() {
             Ok(stream) => {
-                let _ = workers[next % workers.len()].streams.send(stream);
-                next = next.wrapping_add(1);
+                let _ = workers[turn].streams.send(stream);
+                next = turn.wrapping_add(1);
             }
             Err(e) => tracing::warn!("cannot hand a connection to a worker: {e}"),
         }
@@ -245,6 +253,8 @@ pub(crate) fn worker_count(cores: usize) -> usize {
 
 /// A worker thread: a current-thread runtime serving the connections it is handed.
 struct Worker {
+    /// Its number, as in its thread's name and in [`Heartbeats`].
+    index: usize,
     streams: mpsc::UnboundedSender<std::net::TcpStream>,
 }
 
@@ -307,7 +317,7 @@ impl Worker {
                 drop(stopped);
                 let _ = done_tx.send(());
             })?;
-        Ok((Worker { streams }, done_rx))
+        Ok((Worker { index, streams }, done_rx))
     }
 }
 

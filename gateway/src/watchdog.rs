@@ -3,7 +3,8 @@
 //! call, `std::thread::sleep`, a long computation) holds every request on it, and nothing
 //! else would say so. Each worker's event loop beats every 100 ms; the watchdog, on the
 //! accept loop's runtime, warns once a beat is a second late and says when the worker
-//! runs again. Nothing of it is on the request path.
+//! runs again, and the accept loop hands new connections to the workers that beat.
+//! Nothing of it is on the request path.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 const BEAT: Duration = Duration::from_millis(100);
 /// How late a beat may be before the watchdog speaks.
 const LATE_MS: u64 = 1000;
+/// How late a beat may be before new connections go to other workers: long enough that
+/// a busy worker, or one the kernel has not run for a while, keeps its turn.
+const RUNNING_MS: u64 = 500;
 /// A worker that has not beaten yet, or has stopped.
 const NOT_RUNNING: u64 = u64::MAX;
 
@@ -42,6 +46,13 @@ impl Heartbeats {
         }
     }
 
+    /// Whether worker `index`'s event loop has run lately: one that something blocks, or
+    /// that has stopped, would leave a new connection waiting.
+    pub(crate) fn is_running(&self, index: usize) -> bool {
+        let last = self.last[index].load(Ordering::Relaxed);
+        last != NOT_RUNNING && self.now_ms().saturating_sub(last) < RUNNING_MS
+    }
+
     /// Worker `index` has stopped (after its runtime, and so its heartbeat, ended).
     pub(crate) fn stopped(&self, index: usize) {
         self.last[index].store(NOT_RUNNING, Ordering::Relaxed);
@@ -52,6 +63,11 @@ impl Heartbeats {
     pub(crate) async fn watch(self: Arc<Self>) {
         // The last beat before each stall being reported.
         let mut stalled: Vec<Option<u64>> = vec![None; self.last.len()];
+        let others = if self.last.len() > 1 {
+            "; new connections go to the other workers meanwhile"
+        } else {
+            ""
+        };
         let mut tick = tokio::time::interval(BEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -70,7 +86,7 @@ impl Heartbeats {
                             "worker thread {index} has not got back to its event loop for {} ms: \
                              something blocks it (a plugin's blocking call or sleep, a long \
                              computation; or the whole process was paused), and the requests \
-                             it serves wait",
+                             it serves wait{others}",
                             now.saturating_sub(last)
                         );
                         stalled[index] = Some(last);

@@ -150,6 +150,47 @@ async fn a_worker_that_a_plugin_blocks_is_reported_and_so_is_its_return() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn new_connections_go_past_a_worker_that_a_plugin_blocks() {
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{
+            "endpoint": "/x",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}},
+            "backend": [{"host": [backend.url()], "url_pattern": "/x"}],
+        }]),
+    );
+    let site = Site::new(&["all-kinds"]);
+    let gw = Gateway::start_with_env(site, &cfg, &[], &[("TOKIO_WORKER_THREADS", "2")]);
+    let url = gw.url("/x");
+    // The modifier sleeps on one worker's thread for 3 s, as a plugin must not.
+    let blocked = tokio::spawn({
+        let url = url.clone();
+        async move { get(&url, &[("x-block-ms", "3000")]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Each on a connection of its own: in turn, two would have gone to the blocked worker
+    // and waited for it.
+    for _ in 0..4 {
+        let started = Instant::now();
+        assert_eq!(get(&url, &[]).await.status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "a new connection waited {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(blocked.await.unwrap().status, 200);
+    let stalled = gw
+        .log_line("has not got back to its event loop")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    assert!(
+        stalled.contains("new connections go to the other workers meanwhile"),
+        "{stalled}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
     // A backend that answers in HTTP/1.0 and closes (as `python3 -m http.server` does).
     let old = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

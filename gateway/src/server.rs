@@ -341,6 +341,7 @@ async fn serve_connection(
     );
     let conn = http1::Builder::new()
         .timer(WheelTimer)
+        .header_read_timeout(CLIENT_HEAD_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
@@ -366,6 +367,11 @@ async fn serve_connection(
     }
     drop(stop);
 }
+
+/// How long a client connection may go without sending a complete request head, idle
+/// between requests or never sending one, before it is closed (hyper's default, set here
+/// because docs/gwhost.md promises it).
+const CLIENT_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 thread_local! {
     /// Requests this worker thread is handling now.

@@ -858,6 +858,44 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_connection_that_sends_no_request_head_for_30_s_is_closed() {
+    use std::io::{Read, Write};
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/idle", "backend": [{"host": [backend.url()], "url_pattern": "/"}]}]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    let addr = gw.addr;
+    // Seconds until the gateway closes a connection that has sent `sent` (after its answer).
+    let closed_after = move |sent: &'static [u8]| {
+        tokio::task::spawn_blocking(move || {
+            let mut conn = std::net::TcpStream::connect(addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            conn.write_all(sent).unwrap();
+            let started = Instant::now();
+            let mut buf = [0u8; 4096];
+            while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
+            started.elapsed().as_secs_f64()
+        })
+    };
+    let idle = closed_after(b"GET /idle HTTP/1.1\r\nhost: t\r\n\r\n");
+    let silent = closed_after(b"");
+    let half = closed_after(b"GET /idle HTTP/1.1\r\nhost:");
+    for (what, secs) in [
+        ("idle after a request", idle.await.unwrap()),
+        ("silent", silent.await.unwrap()),
+        ("half a head", half.await.unwrap()),
+    ] {
+        assert!(
+            (29.0..40.0).contains(&secs),
+            "{what}: closed after {secs} s"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn sigterm_closes_idle_keep_alive_connections_at_once() {
     use std::io::{Read, Write};
     let backend = start_backend().await;

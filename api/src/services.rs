@@ -64,7 +64,8 @@ pub fn spawn(task: impl Future<Output = ()> + Send + 'static) {
     }));
 }
 
-/// Sends a request to a backend with the host's HTTP client.
+/// Sends a request to a backend with the host's HTTP client. Its URI is absolute,
+/// `http://` or `https://` (gwhost: over TLS, checked against the system's CAs).
 pub fn send(request: Request) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
     host().send(request)
 }

@@ -806,8 +806,8 @@ impl NameShape {
 fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static str> {
     let uri: http::Uri = text.parse().map_err(|_| "not a URL")?;
     let scheme = uri.scheme().ok_or("no scheme")?;
-    if *scheme != Scheme::HTTP {
-        return Err("only `http` is supported");
+    if *scheme != Scheme::HTTP && *scheme != Scheme::HTTPS {
+        return Err("only `http` and `https` are supported");
     }
     let authority = uri.authority().ok_or("no host")?;
     if authority.host().is_empty() {
@@ -879,8 +879,8 @@ mod tests {
         assert!(parse_host("http://backend").is_ok());
         assert!(parse_host("http://[::1]:8000").is_ok());
         assert_eq!(
-            parse_host("https://x").unwrap_err(),
-            "only `http` is supported"
+            parse_host("ftp://x").unwrap_err(),
+            "only `http` and `https` are supported"
         );
         assert_eq!(parse_host("127.0.0.1:80").unwrap_err(), "no scheme");
         assert_eq!(parse_host("http://x/api").unwrap_err(), "it has a path");

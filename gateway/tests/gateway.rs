@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -188,6 +189,81 @@ async fn new_connections_go_past_a_worker_that_a_plugin_blocks() {
         stalled.contains("new connections go to the other workers meanwhile"),
         "{stalled}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_backend_is_reached_over_tls_on_a_kept_connection() {
+    let tls = start_tls_backend().await;
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/s", "backend": [{"host": [tls.url()], "url_pattern": "/secure"}]}]),
+    );
+    let ca = tls.ca_file.to_str().unwrap();
+    let env = [("SSL_CERT_FILE", ca), ("TOKIO_WORKER_THREADS", "1")];
+    let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
+    let client = client();
+    for _ in 0..3 {
+        let req = http::Request::get(gw.url("/s"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let reply = send(&client, req).await;
+        assert_eq!(reply.status, 200, "{}", gw.logs());
+        let echo = reply.json();
+        assert_eq!(echo["uri"], "/secure");
+        let host = format!("localhost:{}", tls.backend.addr.port());
+        assert_eq!(echo["headers"]["host"], json!([host]));
+    }
+    assert_eq!(tls.backend.hits(), 3);
+    assert_eq!(tls.connections.load(Ordering::SeqCst), 1, "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_backend_with_an_untrusted_certificate_is_a_502_that_says_why() {
+    let tls = start_tls_backend().await;
+    // Trusting another CA only.
+    let other = start_tls_backend().await;
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/s", "backend": [{"host": [tls.url()], "url_pattern": "/secure"}]}]),
+    );
+    let env = [("SSL_CERT_FILE", other.ca_file.to_str().unwrap())];
+    let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
+    assert_eq!(get(&gw.url("/s"), &[]).await.status, 502);
+    assert_eq!(tls.backend.hits(), 0);
+    let line = gw
+        .log_line("backend unreachable")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    assert!(
+        line.contains("connect: TLS handshake: invalid peer certificate: UnknownIssuer"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_sends_to_an_https_url_with_the_host_s_client() {
+    let tls = start_tls_backend().await;
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/s", "backend": [{
+            "host": [tls.url()],
+            "url_pattern": "/secure",
+            "extra_config": {"plugin/http-client": {
+                "name": "services-client",
+                "services-client": {"backend": tls.url()},
+            }},
+        }]}]),
+    );
+    let env = [("SSL_CERT_FILE", tls.ca_file.to_str().unwrap())];
+    let gw = Gateway::start_with_env(Site::new(&["all-kinds"]), &cfg, &[], &env);
+    let reply = get(&gw.url("/s"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", gw.logs());
+    assert_eq!(reply.json()["uri"], "/secure");
+    // The plugin's spawned call to `/spawned`, over TLS too.
+    let start = Instant::now();
+    while tls.backend.hits() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", gw.logs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

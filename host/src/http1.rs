@@ -21,8 +21,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 use http_body::Body as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use crate::tls::Stream;
 use crate::upstream::BackendError;
 
 /// How much is read from the socket at a time (hyper's initial read buffer).
@@ -41,7 +41,7 @@ const MAX_TRAILERS: usize = 32;
 /// One connection to a backend, with what has been read from it and not yet used.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    io: TcpStream,
+    io: Stream,
     read: BytesMut,
     /// The request being written; kept between requests for its capacity.
     write: Vec<u8>,
@@ -85,7 +85,7 @@ impl Failure {
 }
 
 impl Conn {
-    pub(crate) fn new(io: TcpStream) -> Self {
+    pub(crate) fn new(io: Stream) -> Self {
         Conn {
             io,
             read: BytesMut::new(),
@@ -102,18 +102,23 @@ impl Conn {
 
     /// Whether this connection may take another request: its last exchange ended cleanly
     /// and, while idle, the backend neither closed it nor sent anything.
+    #[inline(always)]
     pub(crate) fn is_reusable(&mut self) -> bool {
         if !self.ended_cleanly() {
             return false;
         }
         // Readiness comes from the reactor's last poll: no system call unless the socket
         // became readable, which for an idle connection means closed (or misbehaving).
+        let tcp = match &mut self.io {
+            Stream::Tcp(tcp) => tcp,
+            Stream::Tls(tls) => return Stream::tls_idle_is_usable(tls),
+        };
         let mut cx = Context::from_waker(Waker::noop());
-        match self.io.poll_read_ready(&mut cx) {
+        match tcp.poll_read_ready(&mut cx) {
             Poll::Pending => true,
             Poll::Ready(Err(_)) => false,
             Poll::Ready(Ok(())) => matches!(
-                self.io.try_read(&mut [0u8; 1]),
+                tcp.try_read(&mut [0u8; 1]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock
             ),
         }
@@ -245,6 +250,10 @@ impl Conn {
             if self.write.capacity() > 4 * COPY_LIMIT {
                 self.write.shrink_to(COPY_LIMIT);
             }
+        }
+        // TLS may hold records back that its writes could not send yet; TCP holds none.
+        if let Stream::Tls(_) = self.io {
+            self.io.flush().await.map_err(BackendError::Io)?;
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ use http::uri::{Authority, Scheme};
 use http_body::{Body as _, Frame, SizeHint};
 
 use crate::http1::{BodyReader, Conn};
+use crate::tls::Stream;
 
 /// How long an idle keep-alive connection is kept (hyper-util's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -33,6 +34,7 @@ pub const MAX_AD_HOC: usize = 128;
 /// Why a backend call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// Connecting failed, TLS handshake included (its errors say `TLS handshake: `).
     #[error("connect: {0}")]
     Connect(std::io::Error),
     #[error("{0}")]
@@ -236,7 +238,13 @@ impl Upstream {
             .await
             .map_err(BackendError::Connect)?;
         let _ = stream.set_nodelay(true);
-        Ok(Conn::new(stream))
+        if self.scheme == Scheme::HTTPS {
+            let tls = crate::tls::handshake(stream, self.authority.host())
+                .await
+                .map_err(BackendError::Connect)?;
+            return Ok(Conn::new(Stream::Tls(Box::new(tls))));
+        }
+        Ok(Conn::new(Stream::Tcp(stream)))
     }
 
     /// Sends `req` on a pooled or new connection. Its URI names this host, or is already
@@ -294,13 +302,14 @@ impl Upstream {
 #[derive(Debug, thiserror::Error)]
 #[error("backend `{target}`: {error}")]
 pub struct SendError {
-    /// `scheme://authority`, or the URI as given when it names no `http` host.
+    /// `scheme://authority`, or the URI as given when it names no `http` or `https` host.
     pub target: String,
     #[source]
     pub error: BackendError,
 }
 
-/// Sends a request with an absolute `http://` URI, on this thread's pool for its host.
+/// Sends a request with an absolute `http://` or `https://` URI, on this thread's pool for
+/// its host.
 ///
 /// A failure names the host, not the URI: the request, URI included, is gone by then,
 /// and keeping a copy of the URI for a rare message costs every request.
@@ -311,10 +320,10 @@ pub struct SendError {
 pub fn send(mut req: Request) -> impl Future<Output = Result<Response, SendError>> + Send {
     async move {
         let upstream = match (req.uri().scheme(), req.uri().authority()) {
-            (Some(s), Some(a)) if *s == Scheme::HTTP => ad_hoc(s, a),
+            (Some(s), Some(a)) if *s == Scheme::HTTP || *s == Scheme::HTTPS => ad_hoc(s, a),
             (scheme, authority) => {
                 let error = BackendError::Uri(if scheme.is_some() && authority.is_some() {
-                    "invalid URL, scheme is not http"
+                    "invalid URL, scheme is not http or https"
                 } else {
                     "client requires absolute-form URIs"
                 });

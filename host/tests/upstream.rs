@@ -411,10 +411,10 @@ async fn send_takes_absolute_http_urls_and_pools_per_host() {
         err.to_string(),
         "backend `/relative`: client requires absolute-form URIs"
     );
-    let err = send(get("https://example.com/")).await.unwrap_err();
+    let err = send(get("ftp://example.com/")).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "backend `https://example.com/`: invalid URL, scheme is not http"
+        "backend `ftp://example.com/`: invalid URL, scheme is not http or https"
     );
     // A failure once sent names the host, not the whole URL.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -306,19 +306,98 @@ pub async fn start_backend() -> Backend {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    async move { Ok::<_, Infallible>(echo(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            tokio::spawn(serve_echo(stream, counter.clone()));
         }
     });
     Backend { addr, hits }
+}
+
+/// Serves [`echo`] on one connection, counting requests in `hits`.
+async fn serve_echo<S>(stream: S, hits: Arc<AtomicUsize>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        hits.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, Infallible>(echo(req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// A [`start_backend`] behind TLS: its certificate names `localhost` and `127.0.0.1` and
+/// is signed by a CA of its own, whose certificate is the PEM file `ca_file`.
+pub struct TlsBackend {
+    pub backend: Backend,
+    pub ca_file: PathBuf,
+    /// TLS connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsBackend {
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.backend.addr.port())
+    }
+}
+
+pub async fn start_tls_backend() -> TlsBackend {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Each its own name: a client that trusts another test CA then finds no issuer.
+    static CAS: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("gwhost test CA {}", CAS.fetch_add(1, Ordering::SeqCst));
+    ca_params.distinguished_name.push(DnType::CommonName, name);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (counter, accepted) = (hits.clone(), connections.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, counter) = (acceptor.clone(), counter.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake: nothing to serve.
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    serve_echo(tls, counter).await;
+                }
+            });
+        }
+    });
+    TlsBackend {
+        backend: Backend { addr, hits },
+        ca_file,
+        connections,
+        _dir: dir,
+    }
 }
 
 async fn echo(

@@ -1,0 +1,168 @@
+//! TLS to `https` backends: rustls with the system's trust store, HTTP/1.1 by ALPN.
+//!
+//! The roots are read once per process, on the first `https` connection: the system's
+//! store, or the file `SSL_CERT_FILE` (and folder `SSL_CERT_DIR`) names, as OpenSSL
+//! reads them, so a private CA is trusted the way operators already trust it.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// The client configuration every `https` connection shares.
+fn connector() -> &'static TlsConnector {
+    static CONNECTOR: OnceLock<TlsConnector> = OnceLock::new();
+    CONNECTOR.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for error in &found.errors {
+            tracing::warn!("reading the system's CA certificates: {error}");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(found.certs);
+        if ignored > 0 {
+            tracing::warn!("{ignored} of the system's CA certificates could not be used");
+        }
+        if added == 0 {
+            tracing::warn!(
+                "no CA certificates found: every https backend will fail its TLS handshake \
+                 (install the system's CA certificates, e.g. Debian's `ca-certificates`, or \
+                 name a PEM file in SSL_CERT_FILE)"
+            );
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        TlsConnector::from(Arc::new(config))
+    })
+}
+
+/// Runs the TLS handshake on `tcp` for `host` (a DNS name or an IP address), checking
+/// the backend's certificate against the roots.
+/// Its error says `TLS handshake: ` and why.
+pub(crate) async fn handshake(tcp: TcpStream, host: &str) -> io::Result<TlsStream<UnderTls>> {
+    let failed =
+        |e: &dyn std::fmt::Display, kind| io::Error::new(kind, format!("TLS handshake: {e}"));
+    // `[::1]` in an authority is `::1` in a certificate.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| failed(&e, io::ErrorKind::InvalidInput))?;
+    connector()
+        .connect(name, UnderTls(tcp))
+        .await
+        .map_err(|e| failed(&e, e.kind()))
+}
+
+/// A backend connection's byte stream: plain TCP, or TLS over it.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    // Boxed: the TLS state is kilobytes, and most backends are plain.
+    Tls(Box<TlsStream<UnderTls>>),
+}
+
+impl Stream {
+    /// Whether an idle connection is still usable: TLS records that carry no data (a TLS
+    /// 1.3 session ticket) are read and leave it so; data, an alert or the end do not.
+    /// For TCP, see `Conn::is_reusable`.
+    #[inline(never)]
+    pub(crate) fn tls_idle_is_usable(tls: &mut TlsStream<UnderTls>) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match tls.get_ref().0.0.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut byte = [0u8; 1];
+                let mut buf = ReadBuf::new(&mut byte);
+                Pin::new(tls).poll_read(&mut cx, &mut buf).is_pending()
+            }
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Stream::Tls(tls) => Pin::new(&mut **tls).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::Tls(tls) => Pin::new(&mut **tls).poll_write(cx, buf),
+        }
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Stream::Tls(tls) => Pin::new(&mut **tls).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The TCP stream under TLS, without vectored writes. rustls would use them, and a second
+/// caller of `TcpStream::poll_write_vectored` (hyper's writes to clients are the other)
+/// kept the compiler from inlining it there: +47 instructions per proxied request, TLS
+/// or not (callgrind). TLS gets the records it writes one `write` at a time.
+#[derive(Debug)]
+pub(crate) struct UnderTls(TcpStream);
+
+impl AsyncRead for UnderTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for UnderTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}

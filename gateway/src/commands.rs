@@ -66,6 +66,13 @@ pub fn run(config_file: &Path, drain_timeout: Option<std::time::Duration>) -> Re
         let (registry, files) = load_plugins(&config)?;
         // Like the plugins it runs, the gateway stays until the process exits.
         let gateway: &'static Gateway = Box::leak(Box::new(build(&config, &registry)?));
+        let tls = match &config.tls {
+            Some(files) => Some(&*Box::leak(Box::new(crate::tls::acceptor(
+                &config.file,
+                files,
+            )?))),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| GwError::Listen {
@@ -73,12 +80,20 @@ pub fn run(config_file: &Path, drain_timeout: Option<std::time::Duration>) -> Re
                 source,
             })?;
         let addr = listener.local_addr().unwrap_or(config.listen);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(
             endpoints = config.endpoints.len(),
             plugin_files = files,
-            "gwhost listening on http://{addr}"
+            "gwhost listening on {scheme}://{addr}"
         );
-        server::serve(listener, gateway, server::stop_signals(), drain_timeout).await;
+        server::serve(
+            listener,
+            gateway,
+            tls,
+            server::stop_signals(),
+            drain_timeout,
+        )
+        .await;
         tracing::info!("gwhost stopped");
         // Plugins are never unloaded; the registry simply goes with the process.
         drop(registry);
@@ -105,6 +120,9 @@ pub fn check(config_file: &Path) -> Result<CheckReport, GwError> {
     let report = rt.block_on(async {
         let (registry, plugin_files) = load_plugins(&config)?;
         build(&config, &registry)?;
+        if let Some(files) = &config.tls {
+            crate::tls::acceptor(&config.file, files)?;
+        }
         let plugin_instances = config.server_plugins.len()
             + config
                 .endpoints

@@ -32,11 +32,33 @@ pub struct Config {
     /// The file it was read from.
     pub file: PathBuf,
     pub listen: SocketAddr,
+    /// Serve HTTPS with these files; `None` for plain HTTP.
+    pub tls: Option<TlsFiles>,
     /// Which plugin files to load; `None` when the config has no `plugin` block.
     pub plugin: Option<LoaderConfig>,
     /// Service-level `plugin/http-server` names, in list order (the last is outermost).
     pub server_plugins: Vec<PluginUse>,
     pub endpoints: Vec<Endpoint>,
+}
+
+/// The top-level `tls` block (KrakenD's keys): the gateway serves HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// JSON path of the block (`tls`), for errors about its files.
+    pub at: String,
+    /// PEM certificate chain, the gateway's own certificate first.
+    pub public_key: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
+}
+
+/// The TLS versions gwhost speaks, as KrakenD names them in `min_version`/`max_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
 }
 
 /// One use of a plugin by name, with its config and where the name was written.
@@ -362,6 +384,7 @@ impl Parser<'_> {
                 "name",
                 "listen_ip",
                 "port",
+                "tls",
                 "timeout",
                 "plugin",
                 "extra_config",
@@ -409,6 +432,10 @@ impl Parser<'_> {
                     })?
             }
         };
+        let tls = match self.optional(&obj, "tls") {
+            None => None,
+            Some((v, at)) => self.tls_block(v, &at)?,
+        };
         let timeout = match self.optional(&obj, "timeout") {
             None => DEFAULT_TIMEOUT,
             Some((v, at)) => self.duration(v, &at)?,
@@ -437,21 +464,81 @@ impl Parser<'_> {
         Ok(Config {
             file: self.file.to_owned(),
             listen: SocketAddr::new(ip, port),
+            tls,
             plugin,
             server_plugins,
             endpoints,
         })
     }
 
+    /// A path in the config, relative to the config file's folder: a config and the files
+    /// it names can move together.
+    fn path(&self, v: &Value, at: &str) -> Result<PathBuf> {
+        let path = Path::new(self.string(v, at)?);
+        Ok(match self.file.parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_owned(),
+        })
+    }
+
+    fn tls_block(&self, v: &Value, at: &str) -> Result<Option<TlsFiles>> {
+        let obj = self.object(
+            v,
+            at,
+            &[
+                "public_key",
+                "private_key",
+                "disabled",
+                "min_version",
+                "max_version",
+            ],
+        )?;
+        if let Some((disabled, at)) = self.optional(&obj, "disabled") {
+            let disabled = disabled
+                .as_bool()
+                .ok_or_else(|| self.expected(&at, "true or false", disabled))?;
+            if disabled {
+                return Ok(None);
+            }
+        }
+        let (public_key, public_at) = self.required(&obj, "public_key")?;
+        let (private_key, private_at) = self.required(&obj, "private_key")?;
+        let version = |key: &str, default: TlsVersion| -> Result<(TlsVersion, String)> {
+            let Some((v, at)) = self.optional(&obj, key) else {
+                return Ok((default, join_key(at, key)));
+            };
+            match self.string(v, &at)? {
+                "TLS12" => Ok((TlsVersion::Tls12, at)),
+                "TLS13" => Ok((TlsVersion::Tls13, at)),
+                other => Err(self.error(
+                    &at,
+                    format!("expected `TLS12` or `TLS13`, found `{other}`"),
+                    Some("gwhost speaks TLS 1.2 and 1.3 only".to_owned()),
+                )),
+            }
+        };
+        let (min_version, _) = version("min_version", TlsVersion::Tls12)?;
+        let (max_version, max_at) = version("max_version", TlsVersion::Tls13)?;
+        if max_version < min_version {
+            return Err(self.error(
+                &max_at,
+                "`max_version` is below `min_version`",
+                Some("allow at least one version".to_owned()),
+            ));
+        }
+        Ok(Some(TlsFiles {
+            at: at.to_owned(),
+            public_key: self.path(public_key, &public_at)?,
+            private_key: self.path(private_key, &private_at)?,
+            min_version,
+            max_version,
+        }))
+    }
+
     fn plugin_block(&self, v: &Value, at: &str) -> Result<LoaderConfig> {
         let obj = self.object(v, at, &["folder", "pattern", "sha256", "on_failure"])?;
         let (folder, folder_at) = self.required(&obj, "folder")?;
-        let folder = Path::new(self.string(folder, &folder_at)?);
-        // Relative to the config file, so a config and its plugins can move together.
-        let folder = match self.file.parent() {
-            Some(dir) if folder.is_relative() => dir.join(folder),
-            _ => folder.to_owned(),
-        };
+        let folder = self.path(folder, &folder_at)?;
         let (pattern, pattern_at) = self.required(&obj, "pattern")?;
         let pattern = self.string(pattern, &pattern_at)?.to_owned();
         let mut sha256 = BTreeMap::new();

@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod route;
 pub mod server;
 pub mod timer;
+pub mod tls;
 mod watchdog;
 
 pub use error::GwError;

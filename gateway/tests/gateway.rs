@@ -267,6 +267,87 @@ async fn a_plugin_sends_to_an_https_url_with_the_host_s_client() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_a_tls_block_the_gateway_serves_https_and_only_https() {
+    use std::io::{Read, Write};
+    let backend = start_backend().await;
+    let pki = TestPki::new();
+    let mut cfg = config(
+        None,
+        json!([{"endpoint": "/x", "backend": [{"host": [backend.url()], "url_pattern": "/y"}]}]),
+    );
+    cfg["tls"] = json!({
+        "public_key": pki.file("cert.pem"),
+        "private_key": pki.file("key.pem"),
+    });
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    assert!(
+        gw.log_line("listening on https://").is_some(),
+        "{}",
+        gw.logs()
+    );
+    for _ in 0..2 {
+        let reply = https_get(gw.addr, &pki.file("ca.pem"), "/x").await.unwrap();
+        assert_eq!(reply.status, 200, "{}", gw.logs());
+        assert_eq!(reply.json()["uri"], "/y");
+    }
+    // Plain HTTP on the same port gets no HTTP answer.
+    let addr = gw.addr;
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = conn.read_to_end(&mut buf);
+        buf
+    })
+    .await
+    .unwrap();
+    assert!(!answer.starts_with(b"HTTP/"), "{}", text(&answer));
+    assert_eq!(backend.hits(), 2);
+}
+
+#[test]
+fn check_refuses_tls_files_that_do_not_make_an_identity_and_names_the_key() {
+    let pki = TestPki::new();
+    let other = TestPki::new();
+    let site = Site::new(&[]);
+    let cases = [
+        (
+            json!({"public_key": pki.file("cert.pem"), "private_key": pki.file("missing.pem")}),
+            "error: tls.private_key: cannot read a private key from `",
+        ),
+        (
+            json!({"public_key": pki.file("key.pem"), "private_key": pki.file("key.pem")}),
+            "error: tls.public_key: no certificate in `",
+        ),
+        (
+            json!({"public_key": pki.file("cert.pem"), "private_key": other.file("key.pem")}),
+            "error: tls: the certificate in `",
+        ),
+        (
+            json!({"public_key": "cert.pem", "private_key": "key.pem", "min_version": "TLS11"}),
+            "error: tls.min_version: expected `TLS12` or `TLS13`, found `TLS11`",
+        ),
+    ];
+    for (tls, expected) in cases {
+        let mut cfg = config(None, json!([]));
+        cfg["tls"] = tls;
+        let path = site.write_config(&cfg);
+        let out = run(&["check", "-c", path.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains("help: "), "{stderr}");
+    }
+    // `disabled` turns it off, files unread.
+    let mut cfg = config(None, json!([]));
+    cfg["tls"] = json!({"public_key": "nowhere", "private_key": "nowhere", "disabled": true});
+    let out = run(&["check", "-c", site.write_config(&cfg).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
     // A backend that answers in HTTP/1.0 and closes (as `python3 -m http.server` does).
     let old = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -21,7 +21,7 @@ mod http1;
 mod loader;
 pub mod scope;
 mod services;
-mod tls;
+pub mod tls;
 pub mod upstream;
 
 pub use error::{LoadError, LookupError};

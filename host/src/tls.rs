@@ -132,12 +132,13 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// The TCP stream under TLS, without vectored writes. rustls would use them, and a second
-/// caller of `TcpStream::poll_write_vectored` (hyper's writes to clients are the other)
-/// kept the compiler from inlining it there: +47 instructions per proxied request, TLS
-/// or not (callgrind). TLS gets the records it writes one `write` at a time.
+/// A TCP stream for TLS to run over (here, and in a gateway that serves HTTPS), without
+/// vectored writes. rustls would use them, and a second caller of
+/// `TcpStream::poll_write_vectored` (hyper's writes to clients are the other) kept the
+/// compiler from inlining it there: +47 instructions per proxied request, TLS or not
+/// (callgrind). TLS gets the records it writes one `write` at a time.
 #[derive(Debug)]
-pub(crate) struct UnderTls(TcpStream);
+pub struct UnderTls(pub TcpStream);
 
 impl AsyncRead for UnderTls {
     fn poll_read(

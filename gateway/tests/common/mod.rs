@@ -126,8 +126,11 @@ impl Gateway {
         // Drain stderr for good: a full pipe would block the gateway's logging.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let addr = line[at + "listening on http://".len()..]
+                if let Some(at) = line.find("listening on http") {
+                    let rest = &line[at + "listening on http".len()..];
+                    let addr = rest
+                        .trim_start_matches('s')
+                        .trim_start_matches("://")
                         .split_whitespace()
                         .next()
                         .unwrap_or("")
@@ -326,14 +329,106 @@ where
         .await;
 }
 
-/// A [`start_backend`] behind TLS: its certificate names `localhost` and `127.0.0.1` and
-/// is signed by a CA of its own, whose certificate is the PEM file `ca_file`.
+/// A certificate for `localhost` and `127.0.0.1`, signed by a CA of its own, as PEM files
+/// `ca.pem`, `cert.pem` and `key.pem` in `dir`.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestPki {
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Each its own name: a client that trusts another test CA then finds no issuer.
+        static CAS: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("gwhost test CA {}", CAS.fetch_add(1, Ordering::SeqCst));
+        ca_params.distinguished_name.push(DnType::CommonName, name);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        TestPki { dir, cert, key }
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn server_config(&self) -> rustls::ServerConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(self.key.serialize_der().into()),
+            )
+            .unwrap()
+    }
+}
+
+/// `GET path` over HTTPS from `addr`, as `localhost`, trusting the CA in `ca_file` only.
+pub async fn https_get(addr: SocketAddr, ca_file: &Path, path: &str) -> Result<Reply, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca_file).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", format!("localhost:{}", addr.port()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Reply {
+        status,
+        headers,
+        body: text(&body.to_bytes()),
+    })
+}
+
+/// A [`start_backend`] behind TLS, with a [`TestPki`] certificate.
 pub struct TlsBackend {
     pub backend: Backend,
     pub ca_file: PathBuf,
     /// TLS connections accepted.
     pub connections: Arc<AtomicUsize>,
-    _dir: tempfile::TempDir,
+    _pki: TestPki,
 }
 
 impl TlsBackend {
@@ -343,34 +438,9 @@ impl TlsBackend {
 }
 
 pub async fn start_tls_backend() -> TlsBackend {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Each its own name: a client that trusts another test CA then finds no issuer.
-    static CAS: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("gwhost test CA {}", CAS.fetch_add(1, Ordering::SeqCst));
-    ca_params.distinguished_name.push(DnType::CommonName, name);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
+    let pki = TestPki::new();
+    let ca_file = pki.file("ca.pem");
+    let config = pki.server_config();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -396,7 +466,7 @@ pub async fn start_tls_backend() -> TlsBackend {
         backend: Backend { addr, hits },
         ca_file,
         connections,
-        _dir: dir,
+        _pki: pki,
     }
 }
 

@@ -352,6 +352,12 @@ impl Conn {
         let head = self.read.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(found.len());
         for (name, start, end) in found {
+            // With both, the body is delimited by the transfer coding, and a proxy that
+            // passed the length on would cut it or leave the client waiting: RFC 9112
+            // §6.3 has an intermediary drop it.
+            if framing.transfer_encoding && name == header::CONTENT_LENGTH {
+                continue;
+            }
             // SAFETY: httparse accepted the value: tab, space, visible ASCII and bytes
             // 0x80 and up, which are exactly the bytes a `HeaderValue` may hold.
             let value = unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(start..end)) };

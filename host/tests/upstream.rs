@@ -144,6 +144,18 @@ async fn a_chunked_body_with_extensions_and_trailers_then_the_connection_is_reus
 }
 
 #[tokio::test]
+async fn a_response_with_a_length_and_chunked_is_read_chunked_and_loses_its_length() {
+    let backend = Backend::start(&[&[
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n\
+         a\r\n0123456789\r\n0\r\n\r\n",
+    ]])
+    .await;
+    let resp = backend.upstream().send(&mut get("/")).await.unwrap();
+    assert_eq!(resp.headers().get("content-length"), None);
+    assert_eq!(body_of(resp).await, "0123456789");
+}
+
+#[tokio::test]
 async fn a_body_with_a_length_streams_in_pieces_then_the_connection_is_reused() {
     let backend = Backend::start(&[&[
         "HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello<pause> wor<pause>ld",

@@ -34,6 +34,13 @@ pub enum PatternError {
         "`{0}` is not a valid URL path: spaces and other reserved characters must be percent-encoded (`%20`)"
     )]
     InvalidUrl(String),
+    #[error("`{0}` has a fragment (`#…`), which never reaches a backend")]
+    Fragment(String),
+    #[error(
+        "`{0}` is not a path a request can have: write it percent-encoded, without a query \
+         (`/caf%C3%A9`, not `/café`; no spaces, `?` or `#`)"
+    )]
+    InvalidPath(String),
 }
 
 /// Whether a request path segment may fill a parameter: not empty, and not a segment that
@@ -107,6 +114,13 @@ impl PathPattern {
                         Segment::Param(inner.to_owned())
                     } else if raw.contains(['{', '}']) {
                         return Err(PatternError::MalformedParam(source.to_owned()));
+                    } else if !raw.is_ascii()
+                        || raw.contains(['?', '#'])
+                        || http::uri::PathAndQuery::try_from(format!("/{raw}")).is_err()
+                    {
+                        // Routing compares the request's path as sent, percent-encoded:
+                        // such a segment would never match.
+                        return Err(PatternError::InvalidPath(source.to_owned()));
                     } else {
                         Segment::Literal(raw.to_owned())
                     };
@@ -180,6 +194,10 @@ enum UrlPiece {
     Literal(String),
     /// The index of the endpoint path segment holding the value.
     Param(usize),
+    /// A parameter in the query: its value is percent-encoded where it would otherwise
+    /// end the query parameter (`&`, `=`, `+`, `;`, `#`), so a request path
+    /// `/users/7&role=admin` cannot add a parameter of its own.
+    QueryParam(usize),
 }
 
 /// A backend `url_pattern` such as `/v1/users/{id}.json`, bound to its endpoint's
@@ -197,8 +215,12 @@ impl UrlPattern {
         if !source.starts_with('/') {
             return Err(PatternError::NoLeadingSlash(source.to_owned()));
         }
+        if source.contains('#') {
+            return Err(PatternError::Fragment(source.to_owned()));
+        }
         let mut pieces = Vec::new();
         let mut rest = source;
+        let mut in_query = false;
         while let Some(open) = rest.find('{') {
             let close = rest[open..]
                 .find('}')
@@ -209,6 +231,7 @@ impl UrlPattern {
                 return Err(PatternError::MalformedParam(source.to_owned()));
             }
             if open > 0 {
+                in_query |= rest[..open].contains('?');
                 pieces.push(UrlPiece::Literal(rest[..open].to_owned()));
             }
             let index = endpoint
@@ -217,7 +240,11 @@ impl UrlPattern {
                     param: name.to_owned(),
                     endpoint: endpoint.as_str().to_owned(),
                 })?;
-            pieces.push(UrlPiece::Param(index));
+            pieces.push(if in_query {
+                UrlPiece::QueryParam(index)
+            } else {
+                UrlPiece::Param(index)
+            });
             rest = &rest[close + 1..];
         }
         if rest.contains('}') {
@@ -230,7 +257,7 @@ impl UrlPattern {
             .iter()
             .map(|p| match p {
                 UrlPiece::Literal(l) => l.len(),
-                UrlPiece::Param(_) => 0,
+                UrlPiece::Param(_) | UrlPiece::QueryParam(_) => 0,
             })
             .sum();
         // Checked once here, with a stand-in for each parameter, rather than failing every
@@ -239,7 +266,7 @@ impl UrlPattern {
             .iter()
             .map(|p| match p {
                 UrlPiece::Literal(l) => l.as_str(),
-                UrlPiece::Param(_) => "x",
+                UrlPiece::Param(_) | UrlPiece::QueryParam(_) => "x",
             })
             .collect();
         if http::uri::PathAndQuery::try_from(sample.as_str()).is_err() {
@@ -264,6 +291,20 @@ impl UrlPattern {
                     // The endpoint matched, so segment `i` exists.
                     if let Some(value) = path.trim_start_matches('/').split('/').nth(*i) {
                         out.push_str(value);
+                    }
+                }
+                UrlPiece::QueryParam(i) => {
+                    if let Some(value) = path.trim_start_matches('/').split('/').nth(*i) {
+                        for c in value.chars() {
+                            match c {
+                                '&' => out.push_str("%26"),
+                                '=' => out.push_str("%3D"),
+                                '+' => out.push_str("%2B"),
+                                ';' => out.push_str("%3B"),
+                                '#' => out.push_str("%23"),
+                                c => out.push(c),
+                            }
+                        }
                     }
                 }
             }
@@ -353,6 +394,35 @@ mod tests {
         let mut out = String::new();
         url.render_into("/users/7/posts/9", Some("q=1"), &mut out);
         assert_eq!(out, "/s/7?format=json&q=1");
+    }
+
+    #[test]
+    fn a_parameter_in_the_query_cannot_add_query_parameters() {
+        let endpoint = PathPattern::parse("/users/{id}").unwrap();
+        let url = UrlPattern::parse("/api/{id}?id={id}&role=guest", &endpoint).unwrap();
+        let mut out = String::new();
+        url.render_into("/users/7&role=admin;x+y", Some("q=1"), &mut out);
+        assert_eq!(
+            out,
+            "/api/7&role=admin;x+y?id=7%26role%3Dadmin%3Bx%2By&role=guest&q=1"
+        );
+    }
+
+    #[test]
+    fn paths_no_request_can_have_are_refused() {
+        for path in ["/a?x=1", "/a b", "/caf\u{e9}", "/a#b", "/{id}/x?q"] {
+            assert_eq!(
+                PathPattern::parse(path),
+                Err(PatternError::InvalidPath(path.to_owned())),
+                "{path}"
+            );
+        }
+        assert!(PathPattern::parse("/caf%C3%A9/{id}/a:b@c").is_ok());
+        let endpoint = PathPattern::parse("/users/{id}").unwrap();
+        assert_eq!(
+            UrlPattern::parse("/echo#f", &endpoint),
+            Err(PatternError::Fragment("/echo#f".to_owned()))
+        );
     }
 
     #[test]

@@ -329,6 +329,8 @@ fn the_schema_rejects_what_gwhost_rejects_by_shape() {
         "host-url-with-path",
         "host-port-out-of-range",
         "url-pattern-with-space",
+        "url-pattern-with-fragment",
+        "endpoint-not-encoded",
         "invalid-json",
         "missing-plugin-folder",
         "unknown-plugin",

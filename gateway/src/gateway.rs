@@ -389,6 +389,17 @@ impl Router {
             status_response(StatusCode::GATEWAY_TIMEOUT)
         };
         let unreachable = |target: &dyn std::fmt::Display, e: BackendError| {
+            // The client's own body broke off or was malformed (hyper's error, from
+            // `incoming_body`): its request is at fault, not the backend.
+            if let BackendError::RequestBody(body_error) = &e
+                && body_error.downcast_ref::<hyper::Error>().is_some()
+            {
+                tracing::info!(
+                    request_id = request_id(),
+                    "the client's request body failed: {body_error}"
+                );
+                return status_response(StatusCode::BAD_REQUEST);
+            }
             tracing::warn!(request_id = request_id(), backend = %target, "backend unreachable: {e}");
             status_response(StatusCode::BAD_GATEWAY)
         };

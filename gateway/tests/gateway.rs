@@ -348,6 +348,54 @@ fn check_refuses_tls_files_that_do_not_make_an_identity_and_names_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_body_that_breaks_off_or_is_malformed_is_a_400_not_the_backend_s_fault() {
+    use std::io::{Read, Write};
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/up", "method": "POST", "backend": [{"host": [backend.url()], "url_pattern": "/up"}]}]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    let addr = gw.addr;
+    let exchange = |request: &'static [u8]| {
+        tokio::task::spawn_blocking(move || {
+            let mut conn = std::net::TcpStream::connect(addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            conn.write_all(request).unwrap();
+            // No more is coming.
+            conn.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut answer = Vec::new();
+            let _ = conn.read_to_end(&mut answer);
+            text(&answer)
+        })
+    };
+    let short = exchange(b"POST /up HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n0123456789");
+    let bad_chunks = exchange(
+        b"POST /up HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n5\r\nabc\r\nXYZ\r\n",
+    );
+    for answer in [short.await.unwrap(), bad_chunks.await.unwrap()] {
+        assert!(
+            answer.starts_with("HTTP/1.1 400 "),
+            "{answer}\n{}",
+            gw.logs()
+        );
+    }
+    assert!(
+        gw.log_line("the client's request body failed").is_some(),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.logs()
+            .lines()
+            .all(|l| !l.contains("backend unreachable")),
+        "{}",
+        gw.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
     // A backend that answers in HTTP/1.0 and closes (as `python3 -m http.server` does).
     let old = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

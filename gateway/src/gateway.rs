@@ -215,6 +215,11 @@ impl Gateway {
             if self.plugins_see_responses {
                 if match_length {
                     content_length_of_body(&mut resp);
+                } else {
+                    // HEAD: a body a plugin set is not sent. Dropped here, it cannot
+                    // stream for nothing, nor contradict the `Content-Length` kept (hyper
+                    // checks the two in debug builds and drops the connection).
+                    *resp.body_mut() = Body::empty();
                 }
                 report_plugin_body_failures(&mut resp);
             }

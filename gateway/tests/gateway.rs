@@ -396,6 +396,32 @@ async fn a_client_body_that_breaks_off_or_is_malformed_is_a_400_not_the_backend_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_head_response_whose_body_a_plugin_replaced_keeps_its_headers_and_sends_no_body() {
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{
+            "endpoint": "/x",
+            "method": "HEAD",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}},
+            "backend": [{"host": [backend.url()], "url_pattern": "/x"}],
+        }]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let client = client();
+    for _ in 0..2 {
+        let req = http::Request::head(gw.url("/x"))
+            .header("x-replace-body", "1")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let reply = send(&client, req).await;
+        assert_eq!(reply.status, 200, "{}", gw.logs());
+        assert_eq!(reply.headers["x-response-modified"], "1");
+        assert_eq!(reply.body, "");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
     // A backend that answers in HTTP/1.0 and closes (as `python3 -m http.server` does).
     let old = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

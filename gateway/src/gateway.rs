@@ -388,7 +388,7 @@ impl Router {
         let timed_out = || {
             tracing::warn!(
                 request_id = request_id(),
-                "backend did not answer within {:?}",
+                "backend did not answer within {:?} (sending the request body counts)",
                 backend.timeout
             );
             status_response(StatusCode::GATEWAY_TIMEOUT)

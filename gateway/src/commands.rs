@@ -176,7 +176,8 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
         .request
         .as_deref()
         .map(|text| parse_request(text, &args.headers, args.data.as_deref()))
-        .transpose()?;
+        .transpose()?
+        .map(Arc::new);
     let rt = runtime()?;
     let (passed, failed) = rt.block_on(async {
         let mut tally = Tally {
@@ -197,7 +198,9 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                 all_loaded = false;
                 continue;
             }
-            let registry = loader.registry();
+            // Leaked: plugins are never unloaded, and a plugin whose test timed out may
+            // still be running on a worker thread.
+            let registry: &'static PluginRegistry = Box::leak(Box::new(loader)).registry();
             registered.extend(registry.iter().map(|p| p.name.clone()));
             let kinds: &[Kind] = if args.kinds.is_empty() {
                 &[Kind::HttpServer, Kind::HttpClient, Kind::Modifier]
@@ -217,10 +220,18 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                     );
                 }
                 for name in plugins {
-                    let exercised =
-                        exercise(registry, name, kind, configs.get(name), request.as_ref());
-                    let outcome = tokio::time::timeout(args.timeout, exercised)
-                        .await
+                    // On a worker thread, waited for from this one: a plugin that blocks
+                    // its thread (rather than awaiting) is caught by the timeout too.
+                    let (done, outcome) = std::sync::mpsc::channel();
+                    let (owned, config, sample) =
+                        (name.to_owned(), configs.get(name).cloned(), request.clone());
+                    tokio::spawn(async move {
+                        let exercised =
+                            exercise(registry, &owned, kind, config.as_ref(), sample.as_deref());
+                        let _ = done.send(exercised.await);
+                    });
+                    let outcome = outcome
+                        .recv_timeout(args.timeout)
                         .unwrap_or_else(|_| Err(format!("no answer within {:?}", args.timeout)));
                     let what = format!("{name} ({kind}) in {}", file.display());
                     match outcome {
@@ -423,16 +434,28 @@ async fn exercise(
             modifier
                 .modify_response(&mut resp)
                 .map_err(|e| failed(&e))?;
-            return Ok(describe(&resp));
+            return read_body(resp, &sent).await.map(|resp| describe(&resp));
         }
     }
     .map_err(|e| err(&e))?;
     match sample() {
         None => Ok("registered, created".to_owned()),
-        Some(req) => handler
-            .call(req)
-            .await
-            .map(|r| describe(&r))
-            .map_err(|e| failed(&e)),
+        Some(req) => {
+            let resp = handler.call(req).await.map_err(|e| failed(&e))?;
+            read_body(resp, &sent).await.map(|resp| describe(&resp))
+        }
+    }
+}
+
+/// Reads a plugin's response body to its end, as a client would: a body that fails or
+/// panics part way is a failure, which the response's head alone would not show.
+async fn read_body(resp: Response, sent: &str) -> Result<Response, String> {
+    let (parts, body) = resp.into_parts();
+    match body.collect().await {
+        Ok(data) => Ok(Response::from_parts(parts, Body::from(data))),
+        Err(e) => Err(format!(
+            "{sent} -> {}, then its body failed: {e}",
+            parts.status
+        )),
     }
 }

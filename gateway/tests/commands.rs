@@ -403,3 +403,37 @@ fn test_plugin_takes_krakends_short_flags_each_file_on_its_own_and_a_time_limit(
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn test_plugin_fails_a_plugin_that_blocks_its_thread_or_whose_body_fails() {
+    let so = fixture("all-kinds");
+    let so = so.to_str().unwrap();
+    // The modifier sleeps on its thread for 3 s: given up after the timeout all the same.
+    let started = std::time::Instant::now();
+    let request = ["--request", "GET http://x/", "-H", "x-block-ms: 3000"];
+    let out = run(&[
+        &["test-plugin", "-m", "--timeout", "500ms"][..],
+        &request,
+        &[so],
+    ]
+    .concat());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("[KO] stamp-modifier (modifier) in ")
+            && stdout.contains(": no answer within 500ms\n"),
+        "{stdout}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+
+    // The server plugin answers 200, then its body panics: read to the end, it fails.
+    let request = ["--request", "GET http://x/", "-H", "x-panic: body"];
+    let out = run(&[&["test-plugin", "-s"][..], &request, &[so]].concat());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("[KO] stamp-server (http-server) in ")
+            && stdout.contains(": GET http://x/ -> 200 OK, then its body failed: "),
+        "{stdout}"
+    );
+}

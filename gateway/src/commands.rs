@@ -220,19 +220,38 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                     );
                 }
                 for name in plugins {
-                    // On a worker thread, waited for from this one: a plugin that blocks
-                    // its thread (rather than awaiting) is caught by the timeout too.
+                    // On a thread of its own, waited for from this one: a plugin that
+                    // blocks its thread (rather than awaiting) is caught by the timeout too,
+                    // and cannot hold up the plugins tested after it.
                     let (done, outcome) = std::sync::mpsc::channel();
                     let (owned, config, sample) =
                         (name.to_owned(), configs.get(name).cloned(), request.clone());
-                    tokio::spawn(async move {
-                        let exercised =
-                            exercise(registry, &owned, kind, config.as_ref(), sample.as_deref());
-                        let _ = done.send(exercised.await);
-                    });
-                    let outcome = outcome
-                        .recv_timeout(args.timeout)
-                        .unwrap_or_else(|_| Err(format!("no answer within {:?}", args.timeout)));
+                    let runtime = tokio::runtime::Handle::current();
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("test-plugin {name}"))
+                        .spawn(move || {
+                            let exercised = exercise(
+                                registry,
+                                &owned,
+                                kind,
+                                config.as_ref(),
+                                sample.as_deref(),
+                            );
+                            let _ = done.send(runtime.block_on(exercised));
+                        });
+                    let outcome = match spawned {
+                        Err(e) => Err(format!("cannot start a thread to test it: {e}")),
+                        Ok(_) => match outcome.recv_timeout(args.timeout) {
+                            Ok(outcome) => outcome,
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                                Err(format!("no answer within {:?}", args.timeout))
+                            }
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                                Err("the test ended without an answer (test-plugin panicked)"
+                                    .to_owned())
+                            }
+                        },
+                    };
                     let what = format!("{name} ({kind}) in {}", file.display());
                     match outcome {
                         Ok(done) => tally.line(true, &format!("{what}: {done}")),

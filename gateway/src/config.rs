@@ -517,7 +517,8 @@ impl Parser<'_> {
                 )),
             }
         };
-        let (min_version, _) = version("min_version", TlsVersion::Tls12)?;
+        // TLS 1.3 only unless asked, as KrakenD.
+        let (min_version, _) = version("min_version", TlsVersion::Tls13)?;
         let (max_version, max_at) = version("max_version", TlsVersion::Tls13)?;
         if max_version < min_version {
             return Err(self.error(

@@ -37,8 +37,8 @@ pub enum PatternError {
     #[error("`{0}` has a fragment (`#…`), which never reaches a backend")]
     Fragment(String),
     #[error(
-        "`{0}` is not a path a request can have: write it percent-encoded, without a query \
-         (`/caf%C3%A9`, not `/café`; no spaces, `?` or `#`)"
+        "`{0}` is not written as requests send it: percent-encode it (`/caf%C3%A9`, not \
+         `/café`), with no spaces, query (`?`) or fragment (`#`)"
     )]
     InvalidPath(String),
 }
@@ -118,8 +118,8 @@ impl PathPattern {
                         || raw.contains(['?', '#'])
                         || http::uri::PathAndQuery::try_from(format!("/{raw}")).is_err()
                     {
-                        // Routing compares the request's path as sent, percent-encoded:
-                        // such a segment would never match.
+                        // Routing compares the request's path as sent, and clients send
+                        // it percent-encoded: such a segment would not match theirs.
                         return Err(PatternError::InvalidPath(source.to_owned()));
                     } else {
                         Segment::Literal(raw.to_owned())
@@ -295,16 +295,7 @@ impl UrlPattern {
                 }
                 UrlPiece::QueryParam(i) => {
                     if let Some(value) = path.trim_start_matches('/').split('/').nth(*i) {
-                        for c in value.chars() {
-                            match c {
-                                '&' => out.push_str("%26"),
-                                '=' => out.push_str("%3D"),
-                                '+' => out.push_str("%2B"),
-                                ';' => out.push_str("%3B"),
-                                '#' => out.push_str("%23"),
-                                c => out.push(c),
-                            }
-                        }
+                        push_query_value(value, out);
                     }
                 }
             }
@@ -318,6 +309,30 @@ impl UrlPattern {
     pub fn push_query(&self, query: &str, out: &mut String) {
         out.push(if self.has_query { '&' } else { '?' });
         out.push_str(query);
+    }
+}
+
+/// Appends a path segment as a query parameter's value: percent-encoded where it would
+/// end the parameter (`&`, `=`, `+`, `;`, `#`), where it is no escape (a `%` without two
+/// hex digits) and where it is not ASCII (a client's raw UTF-8).
+fn push_query_value(value: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = value.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'&' | b'=' | b'+' | b';' | b'#' | 0x80.. => true,
+            b'%' => !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+            _ => false,
+        };
+        if escape {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        } else {
+            out.push(char::from(b));
+        }
     }
 }
 
@@ -405,6 +420,13 @@ mod tests {
         assert_eq!(
             out,
             "/api/7&role=admin;x+y?id=7%26role%3Dadmin%3Bx%2By&role=guest&q=1"
+        );
+        // An escape stays one; a stray `%` and raw UTF-8 are escaped.
+        let mut out = String::new();
+        url.render_into("/users/50%25%-caf\u{e9}", None, &mut out);
+        assert_eq!(
+            out,
+            "/api/50%25%-caf\u{e9}?id=50%25%25-caf%C3%A9&role=guest"
         );
     }
 

@@ -435,10 +435,15 @@ async fn serve_tls(
     stream: TcpStream,
     acceptor: &'static TlsAcceptor,
     gateway: &'static Gateway,
-    stop: watch::Receiver<Phase>,
+    mut stop: watch::Receiver<Phase>,
 ) {
     let handshake = acceptor.accept(UnderTls(stream));
-    match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake).await {
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake) => done,
+        // No request yet: at the stop it closes at once, as an idle connection does.
+        () = until_draining(&mut stop) => return,
+    };
+    match handshake {
         Ok(Ok(stream)) => {
             serve_connection(ClientStream::Tls(Box::new(stream)), gateway, stop).await;
         }

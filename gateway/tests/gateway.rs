@@ -2,7 +2,8 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -218,6 +219,144 @@ async fn an_https_backend_is_reached_over_tls_on_a_kept_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_tls_backend_connection_closed_or_with_bytes_after_its_response_is_not_reused() {
+    use std::io::{Read, Write};
+    // A backend whose answers come with what must stop the connection's reuse, in the
+    // same TCP write as the response, so that the client's TLS reads them with it: after
+    // a HEAD's head, a body it must not send; after a GET's response, a TLS close_notify
+    // (without `connection: close`). It answers anything else with `ok`.
+    let pki = TestPki::new();
+    let server = Arc::new(pki.server_config());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let server = server.clone();
+            std::thread::spawn(move || {
+                let mut tls = rustls::ServerConnection::new(server).unwrap();
+                let mut buf = [0u8; 4096];
+                loop {
+                    // A request head, decrypted (a body after it is ignored).
+                    let mut request = Vec::new();
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        if tls.complete_io(&mut tcp).is_err() {
+                            return;
+                        }
+                        match tls.reader().read(&mut buf) {
+                            Ok(0) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(_) => return,
+                        }
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if request.starts_with(b"HEAD") {
+                        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n";
+                        let _ = tls.writer().write_all(head);
+                        let _ = tls.writer().write_all(b"stray");
+                    } else if request.starts_with(b"GET") {
+                        let _ = tls.writer().write_all(ok);
+                        tls.send_close_notify();
+                    } else if tls.writer().write_all(ok).is_err() {
+                        return;
+                    }
+                    let mut records = Vec::new();
+                    while tls.wants_write() {
+                        tls.write_tls(&mut records).unwrap();
+                    }
+                    // Kept open after a close_notify: only TLS says the connection is done.
+                    if tcp.write_all(&records).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let cfg = config(
+        None,
+        json!([
+            {"endpoint": "/x", "method": "HEAD",
+             "backend": [{"host": [format!("https://localhost:{port}")], "url_pattern": "/x"}]},
+            {"endpoint": "/x",
+             "backend": [{"host": [format!("https://localhost:{port}")], "url_pattern": "/x"}]},
+            {"endpoint": "/x", "method": "POST",
+             "backend": [{"host": [format!("https://localhost:{port}")], "url_pattern": "/x"}]},
+        ]),
+    );
+    let env = [
+        (
+            "SSL_CERT_FILE",
+            pki.file("ca.pem").to_str().unwrap().to_owned(),
+        ),
+        ("TOKIO_WORKER_THREADS", "1".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
+    let client = client();
+    let head = http::Request::head(gw.url("/x"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&client, head).await.status, 200, "{}", gw.logs());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let get = http::Request::get(gw.url("/x"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = send(&client, get).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "ok"),
+        "{}",
+        gw.logs()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Not repeatable: on a closed connection it would be a 502, not retried.
+    let post = http::Request::post(gw.url("/x"))
+        .body(Full::new(Bytes::from_static(b"data")))
+        .unwrap();
+    let reply = send(&client, post).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "ok"),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 3, "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_stop_a_client_still_in_its_tls_handshake_is_closed_at_once() {
+    let backend = start_backend().await;
+    let pki = TestPki::new();
+    let mut cfg = config(
+        None,
+        json!([{"endpoint": "/x", "backend": [{"host": [backend.url()], "url_pattern": "/y"}]}]),
+    );
+    cfg["tls"] = json!({"public_key": pki.file("cert.pem"), "private_key": pki.file("key.pem")});
+    let mut gw = Gateway::start(Site::new(&[]), &cfg);
+    // Connected, and silent: its handshake has not begun.
+    let _silent = std::net::TcpStream::connect(gw.addr).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    gw.terminate();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = gw.wait(Duration::from_secs(8));
+        (status, gw.logs())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.map(|s| s.code()), Some(Some(0)), "{}", status.1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_https_backend_with_an_untrusted_certificate_is_a_502_that_says_why() {
     let tls = start_tls_backend().await;
     // Trusting another CA only.
@@ -417,8 +556,26 @@ async fn a_head_response_whose_body_a_plugin_replaced_keeps_its_headers_and_send
         let reply = send(&client, req).await;
         assert_eq!(reply.status, 200, "{}", gw.logs());
         assert_eq!(reply.headers["x-response-modified"], "1");
-        assert_eq!(reply.body, "");
     }
+    // On the wire: the next response follows the HEAD's head at once, no body between.
+    let addr = gw.addr;
+    let wire = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        conn.write_all(
+            b"HEAD /x HTTP/1.1\r\nhost: t\r\nx-replace-body: 1\r\n\r\n\
+              GET /nothing HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut wire = Vec::new();
+        let _ = conn.read_to_end(&mut wire);
+        text(&wire)
+    })
+    .await
+    .unwrap();
+    let (_, after_head) = wire.split_once("\r\n\r\n").expect("a head");
+    assert!(after_head.starts_with("HTTP/1.1 404 "), "{wire}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -74,18 +74,17 @@ impl Stream {
     /// Whether an idle connection is still usable: TLS records that carry no data (a TLS
     /// 1.3 session ticket) are read and leave it so; data, an alert or the end do not.
     /// For TCP, see `Conn::is_reusable`.
+    ///
+    /// Always a read, not the socket's readiness first as for TCP: rustls may already
+    /// hold what came after the response (tokio-rustls hands out one record per read,
+    /// and a short read clears the socket's readiness), such as a stray body or a
+    /// `close_notify`. With nothing there, the read costs no system call.
     #[inline(never)]
     pub(crate) fn tls_idle_is_usable(tls: &mut TlsStream<UnderTls>) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        match tls.get_ref().0.0.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => {
-                let mut byte = [0u8; 1];
-                let mut buf = ReadBuf::new(&mut byte);
-                Pin::new(tls).poll_read(&mut cx, &mut buf).is_pending()
-            }
-        }
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        Pin::new(tls).poll_read(&mut cx, &mut buf).is_pending()
     }
 }
 

@@ -110,6 +110,9 @@ Environment:
   RUST_LOG              log filter, e.g. `warn`, or `info,plugin=debug` (plugins' own
                         lines have the target `plugin`; a filter without a bare level
                         such as `info` turns every other target off) (default: info)
+  SSL_CERT_FILE, SSL_CERT_DIR
+                        the CAs an https backend's certificate must chain to, instead
+                        of the system's: a PEM file; folders, `:`-separated
 
 Exit status:
   0  stopped on SIGTERM or SIGINT, also when the drain was cut short (a warning then says

@@ -437,9 +437,26 @@ async fn serve_tls(
     gateway: &'static Gateway,
     mut stop: watch::Receiver<Phase>,
 ) {
-    let handshake = acceptor.accept(UnderTls(stream));
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let handshake = async {
+        // A TLS handshake starts with a handshake record (22); anything else is most
+        // likely plain HTTP sent to the HTTPS port: answered as Go's servers do, in
+        // words, rather than with a TLS alert a browser shows as garbage.
+        let mut first = [0u8; 1];
+        if matches!(stream.peek(&mut first).await, Ok(1)) && first[0] != 22 {
+            refuse_plain_http(stream).await;
+            return Err(());
+        }
+        Ok(acceptor.accept(UnderTls(stream)).await)
+    };
     let handshake = tokio::select! {
-        done = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake) => done,
+        done = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake) => match done {
+            Ok(Err(())) => return,
+            Ok(Ok(done)) => Ok(done),
+            Err(elapsed) => Err(elapsed),
+        },
         // No request yet: at the stop it closes at once, as an idle connection does.
         // (Not `until_draining`: a second caller kept it from being inlined into
         // `serve_connection`, +44 instructions per request.)
@@ -449,12 +466,34 @@ async fn serve_tls(
         Ok(Ok(stream)) => {
             serve_connection(ClientStream::Tls(Box::new(stream)), gateway, stop).await;
         }
-        Ok(Err(e)) => tracing::debug!("a client's TLS handshake failed: {e}"),
+        Ok(Err(e)) => tracing::debug!(client = peer, "a client's TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(
+            client = peer,
             "a client's TLS handshake took over {:?}: closed",
             crate::tls::HANDSHAKE_TIMEOUT
         ),
     }
+}
+
+/// Answers a client that spoke plain HTTP to the HTTPS port, and closes.
+async fn refuse_plain_http(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = "Client sent an HTTP request to an HTTPS server.\n";
+    // What the client sent is read, not left unread: a close with unread data is a
+    // reset, which can reach the client before the answer does.
+    let mut sent = [0u8; 4096];
+    let _ = stream.try_read(&mut sent);
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while matches!(stream.read(&mut sent).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// Serves one connection until it ends; once `stop` says [`Phase::Draining`], finishes

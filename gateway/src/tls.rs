@@ -47,6 +47,21 @@ pub fn acceptor(config_file: &Path, files: &TlsFiles) -> Result<TlsAcceptor, Con
         ));
     }
     let key = PrivateKeyDer::from_pem_file(&files.private_key).map_err(|e| {
+        // A key under a passphrase reads as no key at all: say what it is.
+        let encrypted =
+            std::fs::read_to_string(&files.private_key).is_ok_and(|pem| pem.contains("ENCRYPTED"));
+        if encrypted {
+            return error(
+                "private_key",
+                format!(
+                    "the private key in `{}` is encrypted (it has a passphrase), which gwhost \
+                     cannot use",
+                    shown(&files.private_key)
+                ),
+                "write it out unencrypted, readable by gwhost only: `openssl pkey -in KEY -out \
+                 KEY.plain`, then name that file",
+            );
+        }
         error(
             "private_key",
             format!(
@@ -73,7 +88,7 @@ pub fn acceptor(config_file: &Path, files: &TlsFiles) -> Result<TlsAcceptor, Con
         .with_single_cert(chain, key)
         .map_err(|e| {
             error(
-                "",
+                "private_key",
                 format!(
                     "the certificate in `{}` and the key in `{}` do not make a TLS identity: {e}",
                     shown(&files.public_key),

@@ -328,6 +328,64 @@ async fn a_tls_backend_connection_closed_or_with_bytes_after_its_response_is_not
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_tls_backend_that_ends_its_body_by_closing_without_close_notify_is_read_to_the_end() {
+    use std::io::{Read, Write};
+    // An HTTP/1.0-style answer, its body delimited by the close, and the close without a
+    // TLS close_notify, as Python's `ssl` and many servers do.
+    let pki = TestPki::new();
+    let server = Arc::new(pki.server_config());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            let mut tls = rustls::ServerConnection::new(server.clone()).unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                if tls.complete_io(&mut tcp).is_err() {
+                    break;
+                }
+                if let Ok(n) = tls.reader().read(&mut buf) {
+                    request.extend_from_slice(&buf[..n]);
+                }
+            }
+            let body = "x".repeat(100_000);
+            let answer = format!("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n{body}");
+            // In pieces: rustls buffers at most 64 KiB of what is written to it.
+            for piece in answer.as_bytes().chunks(16 * 1024) {
+                let _ = tls.writer().write_all(piece);
+                while tls.wants_write() {
+                    if tls.write_tls(&mut tcp).is_err() {
+                        break;
+                    }
+                }
+            }
+            // The TCP connection closes, with no close_notify (and after the client, so
+            // that nothing it sent is left unread, which would make the close a reset).
+            let _ = tcp.shutdown(std::net::Shutdown::Write);
+            let _ = tcp.read_to_end(&mut Vec::new());
+        }
+    });
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/x",
+                "backend": [{"host": [format!("https://localhost:{port}")], "url_pattern": "/x"}]}]),
+    );
+    let env = [(
+        "SSL_CERT_FILE",
+        pki.file("ca.pem").to_str().unwrap().to_owned(),
+    )];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
+    for _ in 0..2 {
+        let reply = get(&gw.url("/x"), &[]).await;
+        assert_eq!(reply.status, 200, "{}", gw.logs());
+        assert_eq!(reply.body.len(), 100_000, "{}", gw.logs());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn at_the_stop_a_client_still_in_its_tls_handshake_is_closed_at_once() {
     let backend = start_backend().await;
     let pki = TestPki::new();
@@ -429,7 +487,7 @@ async fn with_a_tls_block_the_gateway_serves_https_and_only_https() {
         assert_eq!(reply.status, 200, "{}", gw.logs());
         assert_eq!(reply.json()["uri"], "/y");
     }
-    // Plain HTTP on the same port gets no HTTP answer.
+    // Plain HTTP on the same port gets a 400 that says why.
     let addr = gw.addr;
     let answer = tokio::task::spawn_blocking(move || {
         let mut conn = std::net::TcpStream::connect(addr).unwrap();
@@ -442,7 +500,12 @@ async fn with_a_tls_block_the_gateway_serves_https_and_only_https() {
     })
     .await
     .unwrap();
-    assert!(!answer.starts_with(b"HTTP/"), "{}", text(&answer));
+    let answer = text(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(
+        answer.ends_with("Client sent an HTTP request to an HTTPS server.\n"),
+        "{answer}"
+    );
     assert_eq!(backend.hits(), 2);
 }
 
@@ -451,6 +514,13 @@ fn check_refuses_tls_files_that_do_not_make_an_identity_and_names_the_key() {
     let pki = TestPki::new();
     let other = TestPki::new();
     let site = Site::new(&[]);
+    // What `openssl pkey -aes256` writes (the content does not matter here).
+    let encrypted = pki.file("encrypted.pem");
+    std::fs::write(
+        &encrypted,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAECAwQFBgcICQoLDA0ODw==\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let cases = [
         (
             json!({"public_key": pki.file("cert.pem"), "private_key": pki.file("missing.pem")}),
@@ -462,11 +532,15 @@ fn check_refuses_tls_files_that_do_not_make_an_identity_and_names_the_key() {
         ),
         (
             json!({"public_key": pki.file("cert.pem"), "private_key": other.file("key.pem")}),
-            "error: tls: the certificate in `",
+            "error: tls.private_key: the certificate in `",
         ),
         (
             json!({"public_key": "cert.pem", "private_key": "key.pem", "min_version": "TLS11"}),
             "error: tls.min_version: expected `TLS12` or `TLS13`, found `TLS11`",
+        ),
+        (
+            json!({"public_key": pki.file("cert.pem"), "private_key": encrypted}),
+            "is encrypted (it has a passphrase), which gwhost cannot use",
         ),
     ];
     for (tls, expected) in cases {

@@ -97,7 +97,16 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Stream::Tls(tls) => Pin::new(&mut **tls).poll_read(cx, buf),
+            Stream::Tls(tls) => match Pin::new(&mut **tls).poll_read(cx, buf) {
+                // The backend closed without a TLS close_notify: read as the end of the
+                // stream, as over TCP, and as Go's and OpenSSL's clients commonly do. A
+                // body with a length or chunks still fails when cut short (its framing
+                // says so); one delimited by the close is as truncatable as over TCP.
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    Poll::Ready(Ok(()))
+                }
+                other => other,
+            },
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use gwplugin_host::tls::UnderTls;
+use gwplugin_host::tls::{TcpOrTls, UnderTls};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -94,7 +94,7 @@ pub async fn serve(
             // No worker thread could be started: serve here.
             match tls {
                 None => tokio::spawn(serve_connection(
-                    ClientStream::Tcp(stream),
+                    TcpOrTls::Tcp(stream),
                     gateway,
                     stop_rx.clone(),
                 )),
@@ -319,11 +319,8 @@ impl Worker {
                         // layer.
                         match tls {
                             None => {
-                                let conn = serve_connection(
-                                    ClientStream::Tcp(stream),
-                                    gateway,
-                                    stop.clone(),
-                                );
+                                let conn =
+                                    serve_connection(TcpOrTls::Tcp(stream), gateway, stop.clone());
                                 tokio::spawn(async move {
                                     conn.await;
                                     drop(open);
@@ -351,84 +348,7 @@ impl Worker {
 }
 
 /// A client connection: TCP, or TLS over it.
-///
-/// One type, not a generic parameter of [`serve_connection`]: hyper's server code
-/// instantiated for two stream types was no longer inlined into either, +300
-/// instructions per plain request (callgrind); the match per read or write costs a few.
-enum ClientStream {
-    Tcp(TcpStream),
-    // Boxed: TLS state is kilobytes, which a plain connection's task need not carry.
-    Tls(Box<tokio_rustls::server::TlsStream<UnderTls>>),
-}
-
-impl tokio::io::AsyncRead for ClientStream {
-    #[inline(always)]
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            ClientStream::Tls(s) => std::pin::Pin::new(&mut **s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for ClientStream {
-    #[inline(always)]
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            ClientStream::Tls(s) => std::pin::Pin::new(&mut **s).poll_write(cx, buf),
-        }
-    }
-
-    #[inline(always)]
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-            ClientStream::Tls(s) => std::pin::Pin::new(&mut **s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    #[inline(always)]
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            ClientStream::Tcp(s) => s.is_write_vectored(),
-            ClientStream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    #[inline(always)]
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
-            ClientStream::Tls(s) => std::pin::Pin::new(&mut **s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            ClientStream::Tls(s) => std::pin::Pin::new(&mut **s).poll_shutdown(cx),
-        }
-    }
-}
+type ClientStream = TcpOrTls<tokio_rustls::server::TlsStream<UnderTls>>;
 
 /// Serves one client connection of a gateway that serves HTTPS, after its handshake.
 async fn serve_tls(
@@ -437,9 +357,7 @@ async fn serve_tls(
     gateway: &'static Gateway,
     mut stop: watch::Receiver<Phase>,
 ) {
-    let peer = stream
-        .peer_addr()
-        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let peer = stream.peer_addr().ok();
     let handshake = async {
         // A TLS handshake starts with a handshake record (22); anything else is most
         // likely plain HTTP sent to the HTTPS port: answered as Go's servers do, in
@@ -464,11 +382,11 @@ async fn serve_tls(
     };
     match handshake {
         Ok(Ok(stream)) => {
-            serve_connection(ClientStream::Tls(Box::new(stream)), gateway, stop).await;
+            serve_connection(TcpOrTls::Tls(Box::new(stream)), gateway, stop).await;
         }
-        Ok(Err(e)) => tracing::debug!(client = peer, "a client's TLS handshake failed: {e}"),
+        Ok(Err(e)) => tracing::debug!(client = ?peer, "a client's TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(
-            client = peer,
+            client = ?peer,
             "a client's TLS handshake took over {:?}: closed",
             crate::tls::HANDSHAKE_TIMEOUT
         ),

@@ -22,7 +22,7 @@ use http::{Method, StatusCode, Version};
 use http_body::Body as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::tls::Stream;
+use crate::tls::{Stream, TcpOrTls, tls_idle_is_usable};
 use crate::upstream::BackendError;
 
 /// How much is read from the socket at a time (hyper's initial read buffer).
@@ -110,8 +110,8 @@ impl Conn {
         // Readiness comes from the reactor's last poll: no system call unless the socket
         // became readable, which for an idle connection means closed (or misbehaving).
         let tcp = match &mut self.io {
-            Stream::Tcp(tcp) => tcp,
-            Stream::Tls(tls) => return Stream::tls_idle_is_usable(tls),
+            TcpOrTls::Tcp(tcp) => tcp,
+            TcpOrTls::Tls(tls) => return tls_idle_is_usable(tls),
         };
         let mut cx = Context::from_waker(Waker::noop());
         match tcp.poll_read_ready(&mut cx) {
@@ -252,7 +252,7 @@ impl Conn {
             }
         }
         // TLS may hold records back that its writes could not send yet; TCP holds none.
-        if let Stream::Tls(_) = self.io {
+        if let TcpOrTls::Tls(_) = self.io {
             self.io.flush().await.map_err(BackendError::Io)?;
         }
         Ok(())

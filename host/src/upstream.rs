@@ -22,7 +22,7 @@ use http::uri::{Authority, Scheme};
 use http_body::{Body as _, Frame, SizeHint};
 
 use crate::http1::{BodyReader, Conn};
-use crate::tls::Stream;
+use crate::tls::TcpOrTls;
 
 /// How long an idle keep-alive connection is kept (hyper-util's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -242,9 +242,9 @@ impl Upstream {
             let tls = crate::tls::handshake(stream, self.authority.host())
                 .await
                 .map_err(BackendError::Connect)?;
-            return Ok(Conn::new(Stream::Tls(Box::new(tls))));
+            return Ok(Conn::new(TcpOrTls::Tls(Box::new(tls))));
         }
-        Ok(Conn::new(Stream::Tcp(stream)))
+        Ok(Conn::new(TcpOrTls::Tcp(stream)))
     }
 
     /// Sends `req` on a pooled or new connection. Its URI names this host, or is already

@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -220,61 +219,30 @@ async fn an_https_backend_is_reached_over_tls_on_a_kept_connection() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tls_backend_connection_closed_or_with_bytes_after_its_response_is_not_reused() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     // A backend whose answers come with what must stop the connection's reuse, in the
     // same TCP write as the response, so that the client's TLS reads them with it: after
     // a HEAD's head, a body it must not send; after a GET's response, a TLS close_notify
     // (without `connection: close`). It answers anything else with `ok`.
     let pki = TestPki::new();
-    let server = Arc::new(pki.server_config());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let accepted = connections.clone();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming() {
-            let Ok(mut tcp) = tcp else { return };
-            accepted.fetch_add(1, Ordering::SeqCst);
-            let server = server.clone();
-            std::thread::spawn(move || {
-                let mut tls = rustls::ServerConnection::new(server).unwrap();
-                let mut buf = [0u8; 4096];
-                loop {
-                    // A request head, decrypted (a body after it is ignored).
-                    let mut request = Vec::new();
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        if tls.complete_io(&mut tcp).is_err() {
-                            return;
-                        }
-                        match tls.reader().read(&mut buf) {
-                            Ok(0) => return,
-                            Ok(n) => request.extend_from_slice(&buf[..n]),
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                            Err(_) => return,
-                        }
-                    }
-                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if request.starts_with(b"HEAD") {
-                        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n";
-                        let _ = tls.writer().write_all(head);
-                        let _ = tls.writer().write_all(b"stray");
-                    } else if request.starts_with(b"GET") {
-                        let _ = tls.writer().write_all(ok);
-                        tls.send_close_notify();
-                    } else if tls.writer().write_all(ok).is_err() {
-                        return;
-                    }
-                    let mut records = Vec::new();
-                    while tls.wants_write() {
-                        tls.write_tls(&mut records).unwrap();
-                    }
-                    // Kept open after a close_notify: only TLS says the connection is done.
-                    if tcp.write_all(&records).is_err() {
-                        return;
-                    }
-                }
-            });
+    let (port, connections) = start_scripted_tls_backend(&pki, |request, tls, tcp| {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        if request.starts_with(b"HEAD") {
+            let head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n";
+            let _ = tls.writer().write_all(head);
+            let _ = tls.writer().write_all(b"stray");
+        } else if request.starts_with(b"GET") {
+            let _ = tls.writer().write_all(ok);
+            tls.send_close_notify();
+        } else if tls.writer().write_all(ok).is_err() {
+            return false;
         }
+        let mut records = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut records).unwrap();
+        }
+        // Kept open after a close_notify: only TLS says the connection is done.
+        tcp.write_all(&records).is_ok()
     });
     let cfg = config(
         None,
@@ -287,14 +255,11 @@ async fn a_tls_backend_connection_closed_or_with_bytes_after_its_response_is_not
              "backend": [{"host": [format!("https://localhost:{port}")], "url_pattern": "/x"}]},
         ]),
     );
+    let ca = pki.file("ca.pem");
     let env = [
-        (
-            "SSL_CERT_FILE",
-            pki.file("ca.pem").to_str().unwrap().to_owned(),
-        ),
-        ("TOKIO_WORKER_THREADS", "1".to_owned()),
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+        ("TOKIO_WORKER_THREADS", "1"),
     ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
     let client = client();
     let head = http::Request::head(gw.url("/x"))
@@ -333,50 +298,31 @@ async fn a_tls_backend_that_ends_its_body_by_closing_without_close_notify_is_rea
     // An HTTP/1.0-style answer, its body delimited by the close, and the close without a
     // TLS close_notify, as Python's `ssl` and many servers do.
     let pki = TestPki::new();
-    let server = Arc::new(pki.server_config());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming() {
-            let Ok(mut tcp) = tcp else { return };
-            let mut tls = rustls::ServerConnection::new(server.clone()).unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                if tls.complete_io(&mut tcp).is_err() {
+    let (port, _) = start_scripted_tls_backend(&pki, |_, tls, tcp| {
+        let body = "x".repeat(100_000);
+        let answer = format!("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n{body}");
+        // In pieces: rustls buffers at most 64 KiB of what is written to it.
+        for piece in answer.as_bytes().chunks(16 * 1024) {
+            let _ = tls.writer().write_all(piece);
+            while tls.wants_write() {
+                if tls.write_tls(tcp).is_err() {
                     break;
                 }
-                if let Ok(n) = tls.reader().read(&mut buf) {
-                    request.extend_from_slice(&buf[..n]);
-                }
             }
-            let body = "x".repeat(100_000);
-            let answer = format!("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n{body}");
-            // In pieces: rustls buffers at most 64 KiB of what is written to it.
-            for piece in answer.as_bytes().chunks(16 * 1024) {
-                let _ = tls.writer().write_all(piece);
-                while tls.wants_write() {
-                    if tls.write_tls(&mut tcp).is_err() {
-                        break;
-                    }
-                }
-            }
-            // The TCP connection closes, with no close_notify (and after the client, so
-            // that nothing it sent is left unread, which would make the close a reset).
-            let _ = tcp.shutdown(std::net::Shutdown::Write);
-            let _ = tcp.read_to_end(&mut Vec::new());
         }
+        // The TCP connection closes, with no close_notify (and after the client, so that
+        // nothing it sent is left unread, which would make the close a reset).
+        let _ = tcp.shutdown(std::net::Shutdown::Write);
+        let _ = tcp.read_to_end(&mut Vec::new());
+        false
     });
     let cfg = config(
         None,
         json!([{"endpoint": "/x",
                 "backend": [{"host": [format!("https://localhost:{port}")], "url_pattern": "/x"}]}]),
     );
-    let env = [(
-        "SSL_CERT_FILE",
-        pki.file("ca.pem").to_str().unwrap().to_owned(),
-    )];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ca = pki.file("ca.pem");
+    let env = [("SSL_CERT_FILE", ca.to_str().unwrap())];
     let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
     for _ in 0..2 {
         let reply = get(&gw.url("/x"), &[]).await;

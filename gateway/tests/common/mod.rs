@@ -422,6 +422,62 @@ pub async fn https_get(addr: SocketAddr, ca_file: &Path, path: &str) -> Result<R
     })
 }
 
+/// A TLS backend driven by hand (rustls over a blocking socket), for what a server library
+/// would not do: for each request head on a connection, `answer(head, tls, tcp)` writes
+/// the answer, and returning false ends the connection. Its port, and a count of the
+/// connections it accepted.
+pub fn start_scripted_tls_backend<F>(pki: &TestPki, answer: F) -> (u16, Arc<AtomicUsize>)
+where
+    F: Fn(&[u8], &mut rustls::ServerConnection, &mut std::net::TcpStream) -> bool
+        + Send
+        + Sync
+        + 'static,
+{
+    let server = Arc::new(pki.server_config());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let (server, answer) = (server.clone(), answer.clone());
+            std::thread::spawn(move || {
+                let mut tls = rustls::ServerConnection::new(server).unwrap();
+                while let Some(head) = read_tls_request_head(&mut tls, &mut tcp) {
+                    if !answer(&head, &mut tls, &mut tcp) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, connections)
+}
+
+/// One request head off a TLS connection, decrypted (a body after it is not waited for);
+/// `None` once the connection ends.
+fn read_tls_request_head(
+    tls: &mut rustls::ServerConnection,
+    tcp: &mut std::net::TcpStream,
+) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        tls.complete_io(tcp).ok()?;
+        match tls.reader().read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return None,
+        }
+    }
+    Some(head)
+}
+
 /// A [`start_backend`] behind TLS, with a [`TestPki`] certificate.
 pub struct TlsBackend {
     pub backend: Backend,

@@ -251,14 +251,19 @@ pub async fn send(
     req: http::Request<Full<Bytes>>,
 ) -> Reply {
     let resp = client.request(req).await.expect("gateway answers");
+    reply(resp).await.expect("body")
+}
+
+/// A response read to its end.
+async fn reply(resp: hyper::Response<Incoming>) -> Result<Reply, hyper::Error> {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    Reply {
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok(Reply {
         status,
         headers,
         body: text(&body),
-    }
+    })
 }
 
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
@@ -408,18 +413,7 @@ pub async fn https_get(addr: SocketAddr, ca_file: &Path, path: &str) -> Result<R
         .body(Full::new(Bytes::new()))
         .unwrap();
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Reply {
-        status,
-        headers,
-        body: text(&body.to_bytes()),
-    })
+    reply(resp).await.map_err(|e| e.to_string())
 }
 
 /// A TLS backend driven by hand (rustls over a blocking socket), for what a server library

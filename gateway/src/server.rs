@@ -92,14 +92,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         if workers.is_empty() {
             // No worker thread could be started: serve here.
-            match tls {
-                None => tokio::spawn(serve_connection(
-                    TcpOrTls::Tcp(stream),
-                    gateway,
-                    stop_rx.clone(),
-                )),
-                Some(tls) => tokio::spawn(serve_tls(stream, tls, gateway, stop_rx.clone())),
-            };
+            spawn_client(stream, gateway, tls, stop_rx.clone(), ());
             continue;
         }
         // Round robin, past workers whose event loop has not run lately (something blocks
@@ -314,26 +307,7 @@ impl Worker {
                                 continue;
                             }
                         };
-                        let open = open_rx.clone();
-                        // Two kinds of task: a plain connection's polls go through no TLS
-                        // layer.
-                        match tls {
-                            None => {
-                                let conn =
-                                    serve_connection(TcpOrTls::Tcp(stream), gateway, stop.clone());
-                                tokio::spawn(async move {
-                                    conn.await;
-                                    drop(open);
-                                });
-                            }
-                            Some(tls) => {
-                                let conn = serve_tls(stream, tls, gateway, stop.clone());
-                                tokio::spawn(async move {
-                                    conn.await;
-                                    drop(open);
-                                });
-                            }
-                        }
+                        spawn_client(stream, gateway, tls, stop.clone(), open_rx.clone());
                     }
                     drop((open_rx, stop));
                     open_tx.closed().await;
@@ -344,6 +318,34 @@ impl Worker {
                 let _ = done_tx.send(());
             })?;
         Ok((Worker { index, streams }, done_rx))
+    }
+}
+
+/// Spawns the task that serves one client connection, on the current runtime; `held` is
+/// dropped when it ends. Two kinds of task: a plain connection's polls go through no TLS
+/// layer.
+fn spawn_client<T: Send + 'static>(
+    stream: TcpStream,
+    gateway: &'static Gateway,
+    tls: Option<&'static TlsAcceptor>,
+    stop: watch::Receiver<Phase>,
+    held: T,
+) {
+    match tls {
+        None => {
+            let conn = serve_connection(TcpOrTls::Tcp(stream), gateway, stop);
+            tokio::spawn(async move {
+                conn.await;
+                drop(held);
+            });
+        }
+        Some(tls) => {
+            let conn = serve_tls(stream, tls, gateway, stop);
+            tokio::spawn(async move {
+                conn.await;
+                drop(held);
+            });
+        }
     }
 }
 

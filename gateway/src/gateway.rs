@@ -202,6 +202,9 @@ impl Gateway {
     )]
     pub fn handle(&self, req: Request) -> impl Future<Output = Response> + Send + '_ {
         RequestScope::new(next_request_id(), async move {
+            if let Some(refused) = refuse_malformed(&req) {
+                return refused;
+            }
             // Not for a response to HEAD, whose `Content-Length` describes a body not sent.
             let match_length = self.plugins_see_responses && req.method() != Method::HEAD;
             let mut resp = match &self.chain {
@@ -385,9 +388,10 @@ impl Router {
         upstream: &Upstream,
         req: &mut Request,
     ) -> Result<Response, Response> {
-        let timed_out = || {
+        let timed_out = |target: &dyn std::fmt::Display| {
             tracing::warn!(
                 request_id = request_id(),
+                backend = %target,
                 "backend did not answer within {:?} (sending the request body counts)",
                 backend.timeout
             );
@@ -411,7 +415,10 @@ impl Router {
         if let Some(client) = &backend.client {
             let calling = PluginScope::new(client.name, client.handler.call(std::mem::take(req)));
             return match timer::timeout(backend.timeout, calling).await {
-                Err(_) => Err(timed_out()),
+                Err(_) => Err(timed_out(&format_args!(
+                    "http-client plugin `{}`",
+                    client.name
+                ))),
                 Ok(Ok(mut resp)) => {
                     watch_backend_body(&mut resp, backend.timeout);
                     Ok(resp)
@@ -424,9 +431,11 @@ impl Router {
         // state inline (~900 bytes) would grow every request's future by a third, past
         // the size mimalloc allocates on its fast path when a plugin boxes it.
         if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
+            // For the log: the request is the sender's from here.
+            let target = req.uri().clone();
             let sending = Box::pin(gwplugin_host::upstream::send(std::mem::take(req)));
             return match timer::timeout(backend.timeout, sending).await {
-                Err(_) => Err(timed_out()),
+                Err(_) => Err(timed_out(&target)),
                 Ok(Ok(mut resp)) => {
                     watch_backend_body(&mut resp, backend.timeout);
                     Ok(resp)
@@ -435,7 +444,11 @@ impl Router {
             };
         }
         match timer::timeout(backend.timeout, upstream.send(req)).await {
-            Err(_) => Err(timed_out()),
+            Err(_) => Err(timed_out(&format_args!(
+                "{}://{}",
+                upstream.scheme(),
+                upstream.authority()
+            ))),
             Ok(Ok(mut resp)) => {
                 watch_backend_body(&mut resp, backend.timeout);
                 Ok(resp)
@@ -742,6 +755,40 @@ pub const HEALTH_PATH: &str = "/__health";
 /// routed requests don't carry its code.
 #[cold]
 #[inline(never)]
+/// The answer to a request RFC 9112 has a server refuse, before any plugin or backend
+/// sees it; `None` for the others (hyper checks the rest of the framing).
+fn refuse_malformed(req: &Request) -> Option<Response> {
+    // §3.2: HTTP/1.1 needs a `Host`, and no request may have two (which one would a
+    // plugin, and a backend behind another proxy, go by?).
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let first = hosts.next();
+    if (first.is_none() && req.version() == Version::HTTP_11) || hosts.next().is_some() {
+        tracing::debug!(
+            request_id = request_id(),
+            "refused (400): a request needs exactly one `Host` header"
+        );
+        return Some(status_response(StatusCode::BAD_REQUEST));
+    }
+    // §6.1: a transfer coding the gateway does not decode (hyper takes `gzip, chunked`,
+    // and undoes only the `chunked`) would reach the backend as if it were the content.
+    if !req.body().is_end_stream()
+        // A scan, not a lookup: a further caller of `get`/`get_all` changes how the
+        // compiler inlines the hot ones, on every request; this is only for those with a body.
+        && let Some((_, coding)) = req
+            .headers()
+            .iter()
+            .find(|(name, _)| *name == header::TRANSFER_ENCODING)
+        && !coding.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked")
+    {
+        tracing::debug!(
+            request_id = request_id(),
+            "refused (501): transfer coding {coding:?} is not supported, only `chunked`"
+        );
+        return Some(status_response(StatusCode::NOT_IMPLEMENTED));
+    }
+    None
+}
+
 fn unrouted(req: &Request, answers_health: bool) -> Response {
     if answers_health
         && req.uri().path() == HEALTH_PATH

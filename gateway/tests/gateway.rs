@@ -555,6 +555,70 @@ async fn a_client_body_that_breaks_off_or_is_malformed_is_a_400_not_the_backend_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_request_without_one_host_or_with_a_coding_beyond_chunked_is_refused_before_the_backend()
+{
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([
+            {"endpoint": "/x", "backend": [{"host": [backend.url()], "url_pattern": "/x"}]},
+            {"endpoint": "/up", "method": "POST", "backend": [{"host": [backend.url()], "url_pattern": "/up"}]},
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    let addr = gw.addr;
+    let status = |request: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let answer = raw_until_closed(addr, request);
+            // The status, after the version (hyper answers HTTP/1.0 in kind).
+            let line = answer.lines().next().unwrap_or_default();
+            line.split_once(' ')
+                .map_or("", |(_, status)| status)
+                .to_owned()
+        })
+    };
+    let chunked = "5\r\nhello\r\n0\r\n\r\n";
+    for (request, expected) in [
+        (
+            "GET /x HTTP/1.1\r\nconnection: close\r\n\r\n",
+            "400 Bad Request",
+        ),
+        (
+            "GET /x HTTP/1.1\r\nhost: a\r\nhost: b\r\nconnection: close\r\n\r\n",
+            "400 Bad Request",
+        ),
+        (
+            "GET /x HTTP/1.0\r\nhost: a\r\nhost: a\r\n\r\n",
+            "400 Bad Request",
+        ),
+        (
+            Box::leak(
+                format!(
+                    "POST /up HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked\r\n\
+                     connection: close\r\n\r\n{chunked}"
+                )
+                .into_boxed_str(),
+            ),
+            "501 Not Implemented",
+        ),
+    ] {
+        assert_eq!(status(request).await.unwrap(), expected, "{request:?}");
+    }
+    assert_eq!(backend.hits(), 0, "none reached the backend");
+    // HTTP/1.0 may leave `Host` out; plain chunked is forwarded.
+    assert_eq!(status("GET /x HTTP/1.0\r\n\r\n").await.unwrap(), "200 OK");
+    let post = Box::leak(
+        format!(
+            "POST /up HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\
+             connection: close\r\n\r\n{chunked}"
+        )
+        .into_boxed_str(),
+    );
+    assert_eq!(status(post).await.unwrap(), "200 OK");
+    assert_eq!(backend.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_head_response_whose_body_a_plugin_replaced_keeps_its_headers_and_sends_no_body() {
     let backend = start_backend().await;
     let cfg = config(
@@ -601,24 +665,7 @@ async fn a_head_response_whose_body_a_plugin_replaced_keeps_its_headers_and_send
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
     // A backend that answers in HTTP/1.0 and closes (as `python3 -m http.server` does).
-    let old = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let old_addr = old.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in old.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n")
-                && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1
-            {
-                head.push(byte[0]);
-            }
-            let _ = std::io::Write::write_all(
-                &mut stream,
-                b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            );
-        }
-    });
+    let old_addr = start_raw_backend(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", drop);
     let cfg = config(
         None,
         json!([{"endpoint": "/old", "backend": [{"host": [format!("http://{old_addr}")], "url_pattern": "/"}]}]),
@@ -645,6 +692,142 @@ async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
         let answer = String::from_utf8_lossy(&answer).to_lowercase();
         assert!(answer.starts_with("http/1.1 200 ok\r\n"), "{answer}");
         assert!(!answer.contains("connection: close"), "{answer}");
+    }
+}
+
+/// A backend that reads a request's head only and answers `413` at once (after a `100
+/// Continue`). Then, with `close`, it closes the connection, the body unread (its writes
+/// fail on the gateway's side); without, it stops reading and holds the connection for 5 s.
+fn start_early_answer_backend(close: bool) -> std::net::SocketAddr {
+    const ANSWER: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 413 Payload Too Large\r\n\
+                            content-length: 9\r\nconnection: close\r\n\r\ntoo large";
+    if close {
+        start_raw_backend(ANSWER, drop)
+    } else {
+        start_raw_backend(ANSWER, |_| std::thread::sleep(Duration::from_secs(5)))
+    }
+}
+
+/// POSTs a body of `length` bytes to `addr`, sending only `send` of them (then holding
+/// the connection open); returns what comes back, and when, up to the closing or 10 s.
+fn post_raw(
+    addr: std::net::SocketAddr,
+    path: &str,
+    length: usize,
+    send: usize,
+) -> (String, Duration) {
+    let started = Instant::now();
+    let mut stream = send_raw(
+        addr,
+        &format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {length}\r\n\r\n"),
+    );
+    let mut writer = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        // Fails once the gateway has answered and closed: what the client sees then is
+        // the question, not its upload.
+        let _ = std::io::Write::write_all(&mut writer, &vec![b'u'; send]);
+        std::thread::sleep(Duration::from_secs(10));
+    });
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.ends_with(b"too large") {
+        match std::io::Read::read(&mut stream, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_that_answers_before_the_upload_ends_has_its_answer_passed_on() {
+    let closing = start_early_answer_backend(true);
+    let holding = start_early_answer_backend(false);
+    let cfg = config(
+        None,
+        json!([
+            {"endpoint": "/closing", "method": "POST", "backend": [{"host": [format!("http://{closing}")],
+                "url_pattern": "/", "timeout": "8s"}]},
+            {"endpoint": "/holding", "method": "POST", "backend": [{"host": [format!("http://{holding}")],
+                "url_pattern": "/", "timeout": "8s"}]},
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    let big = 32 << 20;
+    for (path, length, send, case) in [
+        // The backend closes while the upload goes on: the gateway's writes fail.
+        ("/closing", big, big, "closed on"),
+        // The backend stops reading, the upload fills every buffer on the way.
+        ("/holding", big, big, "not read"),
+        // The client sends a little, then waits: the gateway waits for the body.
+        ("/holding", 1_000_000, 10, "slow client"),
+    ] {
+        let (answer, took) = post_raw(gw.addr, path, length, send);
+        assert!(
+            answer.starts_with("HTTP/1.1 413 ") && answer.ends_with("\r\n\r\ntoo large"),
+            "{case}: {answer:?}"
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "{case}: answered after {took:?}"
+        );
+    }
+    assert!(!gw.logs().contains("backend unreachable"), "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_s_100_continue_during_an_upload_is_not_taken_for_its_answer() {
+    // hyper's server sends `100 Continue` for the client's `Expect` (which the gateway
+    // passes on) once it starts reading the body, while the gateway is still sending it.
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/up", "method": "POST", "backend": [{"host": [backend.url()],
+            "url_pattern": "/", "timeout": "20s"}]}]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    let body = vec![b'u'; 32 << 20];
+    let req = http::Request::post(gw.url("/up"))
+        .header("expect", "100-continue")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let reply = send(&client(), req).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["body_len"], 32 << 20);
+    assert_eq!(reply.json()["headers"]["expect"][0], "100-continue");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_s_content_length_list_reaches_the_client_as_one_length() {
+    let list = start_raw_backend(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\nhello",
+        drop,
+    );
+    let twice = start_raw_backend(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\nhello",
+        drop,
+    );
+    let cfg = config(
+        None,
+        json!([
+            {"endpoint": "/list", "backend": [{"host": [format!("http://{list}")], "url_pattern": "/"}]},
+            {"endpoint": "/twice", "backend": [{"host": [format!("http://{twice}")], "url_pattern": "/"}]},
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    for path in ["/list", "/twice"] {
+        let answer = raw_until_closed(
+            gw.addr,
+            &format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+        )
+        .to_lowercase();
+        assert!(answer.starts_with("http/1.1 200 ok\r\n"), "{answer}");
+        assert_eq!(answer.matches("content-length").count(), 1, "{answer}");
+        assert!(answer.contains("\r\ncontent-length: 5\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
     }
 }
 
@@ -742,6 +925,15 @@ async fn timeout_is_504_and_unreachable_is_502() {
         "{:?}",
         started.elapsed()
     );
+    // The operator is told which backend.
+    let line = gw
+        .log_line("backend did not answer within 300ms")
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("backend={}", backend.url())),
+        "{}",
+        gw.logs()
+    );
     // Under the timeout it is answered.
     assert_eq!(
         get(&gw.url("/slow"), &[("x-delay-ms", "50")]).await.status,
@@ -799,6 +991,12 @@ async fn timeouts_are_inherited_and_bound_http_client_plugins_too() {
             started.elapsed()
         );
     }
+    assert!(
+        gw.log_line("backend=http-client plugin `services-client`")
+            .is_some(),
+        "{}",
+        gw.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -20,7 +20,7 @@ use gwplugin::Request;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 use http_body::Body as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::tls::{Stream, TcpOrTls, tls_idle_is_usable};
 use crate::upstream::BackendError;
@@ -125,15 +125,34 @@ impl Conn {
     }
 
     /// Writes `req`, reading its body to the end, then reads the response head.
+    ///
+    /// A backend may answer before it has the whole body (a 413, a 401) and then stop
+    /// reading it or close the connection: its answer is the response then, not a failure
+    /// to send, and the rest of the body is not sent.
     pub(crate) async fn exchange(&mut self, req: &mut Request) -> Result<Head, Failure> {
-        if let Err(error) = self.write_request(req).await {
-            self.reusable = false;
-            let unanswered = matches!(error, BackendError::Io(_));
-            return Err(Failure { error, unanswered });
-        }
+        let written = match self.write_request(req).await {
+            Ok(written) => written,
+            // What the backend sent before it closed is still there to read (a closed
+            // connection answers reads at once). Kept as a kind: an error held over the
+            // read would grow every exchange's state.
+            Err(BackendError::Io(e)) if closed_on_us(&e) => Written::CutShort(e.kind()),
+            Err(error) => {
+                self.reusable = false;
+                let unanswered = matches!(error, BackendError::Io(_)) && self.read.is_empty();
+                return Err(Failure { error, unanswered });
+            }
+        };
         let head = self.read_head(req.method()).await;
-        if head.is_err() {
+        // After an early answer the rest of the body was never sent: the backend would
+        // read the next request from the middle of it.
+        if head.is_err() || written != Written::Whole {
             self.reusable = false;
+            if let (Err(_), Written::CutShort(kind)) = (&head, written) {
+                return Err(Failure {
+                    error: BackendError::Io(kind.into()),
+                    unanswered: self.read.is_empty(),
+                });
+            }
         }
         head
     }
@@ -152,7 +171,7 @@ impl Conn {
         }
     }
 
-    async fn write_request(&mut self, req: &mut Request) -> Result<(), BackendError> {
+    async fn write_request(&mut self, req: &mut Request) -> Result<Written, BackendError> {
         let body = req.body();
         let length = if body.is_end_stream() {
             // RFC 9110 §8.6: a length for methods whose content means something.
@@ -187,7 +206,22 @@ impl Conn {
         }
         w.extend_from_slice(b"\r\n");
 
-        let body = req.body_mut();
+        if req.body().is_end_stream() {
+            self.flush().await?;
+            return Ok(Written::Whole);
+        }
+        // Boxed: its state inline would grow every request's future, bodies or not.
+        Box::pin(self.write_body(req.body_mut(), length)).await
+    }
+
+    /// Sends the head in `write` and then `body`, framed by `length` or else chunked.
+    async fn write_body(
+        &mut self,
+        body: &mut gwplugin::Body,
+        length: Option<u64>,
+    ) -> Result<Written, BackendError> {
+        let chunked = length.is_none();
+        let mut watch = AnswerWatch::default();
         let mut sent = 0u64;
         while !body.is_end_stream() {
             // Whatever is buffered goes out before waiting for more of the body.
@@ -197,8 +231,23 @@ impl Conn {
                 {
                     Poll::Ready(frame) => frame,
                     Poll::Pending => {
-                        self.flush().await?;
-                        std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+                        if self.flush_watching(&mut watch).await? == Written::AnsweredEarly {
+                            return Ok(Written::AnsweredEarly);
+                        }
+                        let (io, read) = (&mut self.io, &mut self.read);
+                        let next = std::future::poll_fn(|cx| {
+                            if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(cx) {
+                                return Poll::Ready(Ok(Some(frame)));
+                            }
+                            ready!(watch.poll_answer(io, read, cx))?;
+                            Poll::Ready(Ok(None))
+                        })
+                        .await
+                        .map_err(BackendError::Io)?;
+                        match next {
+                            Some(frame) => frame,
+                            None => return Ok(Written::AnsweredEarly),
+                        }
                     }
                 };
             let data = match frame {
@@ -220,8 +269,12 @@ impl Conn {
                 let _ = write!(self.write, "{:x}\r\n", data.len());
             }
             if data.len() >= COPY_LIMIT {
-                self.flush().await?;
-                self.io.write_all(&data).await.map_err(BackendError::Io)?;
+                if self.flush_watching(&mut watch).await? == Written::AnsweredEarly
+                    || watch.write_all(&mut self.io, &mut self.read, &data).await?
+                        == Written::AnsweredEarly
+                {
+                    return Ok(Written::AnsweredEarly);
+                }
             } else {
                 self.write.extend_from_slice(&data);
             }
@@ -237,7 +290,21 @@ impl Conn {
         if chunked {
             self.write.extend_from_slice(b"0\r\n\r\n");
         }
-        self.flush().await
+        self.flush_watching(&mut watch).await
+    }
+
+    /// [`Conn::flush`], unless the backend answers while it does not take the bytes.
+    async fn flush_watching(&mut self, watch: &mut AnswerWatch) -> Result<Written, BackendError> {
+        if watch
+            .write_all(&mut self.io, &mut self.read, &self.write)
+            .await?
+            == Written::AnsweredEarly
+        {
+            return Ok(Written::AnsweredEarly);
+        }
+        self.write.clear();
+        // What is left is TLS's to send, if anything.
+        self.flush().await.map(|()| Written::Whole)
     }
 
     async fn flush(&mut self) -> Result<(), BackendError> {
@@ -351,16 +418,28 @@ impl Conn {
         }
         let head = self.read.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(found.len());
+        let length_to_fix = framing.transfer_encoding || framing.length_listed;
         for (name, start, end) in found {
-            // With both, the body is delimited by the transfer coding, and a proxy that
-            // passed the length on would cut it or leave the client waiting: RFC 9112
-            // §6.3 has an intermediary drop it.
-            if framing.transfer_encoding && name == header::CONTENT_LENGTH {
-                continue;
-            }
-            // SAFETY: httparse accepted the value: tab, space, visible ASCII and bytes
-            // 0x80 and up, which are exactly the bytes a `HeaderValue` may hold.
-            let value = unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(start..end)) };
+            let value = if length_to_fix && name == header::CONTENT_LENGTH {
+                // With both, the body is delimited by the transfer coding, and a proxy that
+                // passed the length on would cut it or leave the client waiting: RFC 9112
+                // §6.3 has an intermediary drop it. A list of equal lengths (`5, 5`, or
+                // the field twice) goes on as the one length it means, once: not every
+                // client reads a list.
+                match framing.content_length {
+                    Some(n)
+                        if !framing.transfer_encoding
+                            && !headers.contains_key(header::CONTENT_LENGTH) =>
+                    {
+                        HeaderValue::from(n)
+                    }
+                    _ => continue,
+                }
+            } else {
+                // SAFETY: httparse accepted the value: tab, space, visible ASCII and bytes
+                // 0x80 and up, which are exactly the bytes a `HeaderValue` may hold.
+                unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(start..end)) }
+            };
             headers.append(name, value);
         }
 
@@ -394,6 +473,115 @@ impl Conn {
     }
 }
 
+/// How much of a request went to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Whole,
+    /// The backend started its answer first: what it read of the request was enough.
+    AnsweredEarly,
+    /// The backend closed the connection before it had the whole request.
+    CutShort(io::ErrorKind),
+}
+
+/// While a request body is sent, whether the backend has started to answer.
+#[derive(Default)]
+struct AnswerWatch {
+    /// The backend's side of the connection ended without an answer: nothing to watch.
+    closed: bool,
+}
+
+impl AnswerWatch {
+    /// Ready when the answer's first bytes are in `read`; pending (with a wake-up when
+    /// some arrive) otherwise.
+    fn poll_answer(
+        &mut self,
+        io: &mut Stream,
+        read: &mut BytesMut,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.closed {
+            return Poll::Pending;
+        }
+        loop {
+            // Into a buffer of its own: this path is rare, and sharing the hot read's code
+            // would change how the compiler inlines that.
+            let mut buf = [MaybeUninit::uninit(); 1024];
+            let mut buf = tokio::io::ReadBuf::uninit(&mut buf);
+            let got = ready!(Pin::new(&mut *io).poll_read(cx, &mut buf)).map(|()| {
+                read.extend_from_slice(buf.filled());
+                buf.filled().len()
+            });
+            match got {
+                Ok(0) => {
+                    self.closed = true;
+                    return Poll::Pending;
+                }
+                // A `100 Continue` (the client's `Expect` goes to the backend too) or
+                // another interim response is no answer: the body is still wanted.
+                Ok(_) if !skip_interim_responses(read) => {}
+                Ok(_) => return Poll::Ready(Ok(())),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Writes `bytes` whole, or until the backend answers while it does not take them.
+    async fn write_all(
+        &mut self,
+        io: &mut Stream,
+        read: &mut BytesMut,
+        bytes: &[u8],
+    ) -> Result<Written, BackendError> {
+        let mut written = 0;
+        std::future::poll_fn(|cx| {
+            while written < bytes.len() {
+                match Pin::new(&mut *io).poll_write(cx, &bytes[written..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => written += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        ready!(self.poll_answer(io, read, cx))?;
+                        return Poll::Ready(Ok(Written::AnsweredEarly));
+                    }
+                }
+            }
+            Poll::Ready(Ok(Written::Whole))
+        })
+        .await
+        .map_err(BackendError::Io)
+    }
+}
+
+/// Drops the complete interim (1xx) response heads at the front of `read`; whether what
+/// is left starts a final answer (or something that is no response at all), rather than
+/// nothing or a part of an interim head.
+fn skip_interim_responses(read: &mut BytesMut) -> bool {
+    // By hand, not with httparse: a second caller of its parser would change how the
+    // compiler inlines it on every response's path. `read_head` parses the answer whole.
+    loop {
+        let Some(code) = read.get(..12) else {
+            return false;
+        };
+        let interim = code.starts_with(b"HTTP/1.") && code[9] == b'1' && &code[9..12] != b"101";
+        if !interim {
+            return true;
+        }
+        match read.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(end) => read.advance(end + 4),
+            None => return false,
+        }
+    }
+}
+
+/// Whether a write failed because the backend closed the connection (maybe after
+/// answering), rather than for another reason.
+fn closed_on_us(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
+}
+
 enum Parsed {
     Partial,
     Informational,
@@ -404,6 +592,8 @@ enum Parsed {
 #[derive(Default)]
 struct FramingHeaders {
     content_length: Option<u64>,
+    /// `Content-Length` was a list, or came more than once.
+    length_listed: bool,
     transfer_encoding: bool,
     /// The last transfer coding is `chunked`.
     chunked: bool,
@@ -419,10 +609,13 @@ impl FramingHeaders {
                 let n = parse_decimal(item.trim_ascii()).ok_or(BackendError::Protocol(
                     "invalid content-length in the response",
                 ))?;
-                if self.content_length.is_some_and(|seen| seen != n) {
-                    return Err(BackendError::Protocol(
-                        "conflicting content-length values in the response",
-                    ));
+                if let Some(seen) = self.content_length {
+                    if seen != n {
+                        return Err(BackendError::Protocol(
+                            "conflicting content-length values in the response",
+                        ));
+                    }
+                    self.length_listed = true;
                 }
                 self.content_length = Some(n);
             }

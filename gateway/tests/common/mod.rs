@@ -668,6 +668,30 @@ pub fn raw_until_closed(addr: SocketAddr, head: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// A backend on a raw socket: for each connection, reads one request's head, writes
+/// `answer` as it is, then `after` (a thread per connection, so it may block).
+pub fn start_raw_backend(answer: &'static [u8], after: fn(std::net::TcpStream)) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n")
+                    && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let _ = std::io::Write::write_all(&mut stream, answer);
+                after(stream);
+            });
+        }
+    });
+    addr
+}
+
 /// A loopback address nothing listens on.
 pub fn dead_address() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -431,11 +431,16 @@ impl Router {
         // state inline (~900 bytes) would grow every request's future by a third, past
         // the size mimalloc allocates on its fast path when a plugin boxes it.
         if req.uri().authority().is_some() && !upstream.is_target_of(req.uri()) {
-            // For the log: the request is the sender's from here.
-            let target = req.uri().clone();
+            // For the log (not the query, which may hold a token): the request is the
+            // sender's from here.
+            let target = (req.uri().scheme().cloned(), req.uri().authority().cloned());
             let sending = Box::pin(gwplugin_host::upstream::send(std::mem::take(req)));
             return match timer::timeout(backend.timeout, sending).await {
-                Err(_) => Err(timed_out(&target)),
+                Err(_) => Err(timed_out(&format_args!(
+                    "{}://{}",
+                    target.0.unwrap_or(http::uri::Scheme::HTTP),
+                    target.1.as_ref().map_or("", |a| a.as_str())
+                ))),
                 Ok(Ok(mut resp)) => {
                     watch_backend_body(&mut resp, backend.timeout);
                     Ok(resp)
@@ -751,44 +756,64 @@ fn plugin_failure(name: &str, kind: Kind, err: &gwplugin::Error) -> Response {
 /// probe it. An endpoint whose path takes it, by whatever method, replaces it.
 pub const HEALTH_PATH: &str = "/__health";
 
-/// The answer to a request no endpoint takes: the health check, or 404. Out of line:
-/// routed requests don't carry its code.
-#[cold]
-#[inline(never)]
 /// The answer to a request RFC 9112 has a server refuse, before any plugin or backend
 /// sees it; `None` for the others (hyper checks the rest of the framing).
+#[inline]
 fn refuse_malformed(req: &Request) -> Option<Response> {
     // §3.2: HTTP/1.1 needs a `Host`, and no request may have two (which one would a
     // plugin, and a backend behind another proxy, go by?).
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let first = hosts.next();
     if (first.is_none() && req.version() == Version::HTTP_11) || hosts.next().is_some() {
-        tracing::debug!(
-            request_id = request_id(),
-            "refused (400): a request needs exactly one `Host` header"
-        );
-        return Some(status_response(StatusCode::BAD_REQUEST));
+        return Some(refuse(
+            StatusCode::BAD_REQUEST,
+            &"a request needs exactly one `Host` header",
+        ));
     }
-    // §6.1: a transfer coding the gateway does not decode (hyper takes `gzip, chunked`,
-    // and undoes only the `chunked`) would reach the backend as if it were the content.
-    if !req.body().is_end_stream()
-        // A scan, not a lookup: a further caller of `get`/`get_all` changes how the
-        // compiler inlines the hot ones, on every request; this is only for those with a body.
-        && let Some((_, coding)) = req
-            .headers()
-            .iter()
-            .find(|(name, _)| *name == header::TRANSFER_ENCODING)
-        && !coding.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked")
-    {
-        tracing::debug!(
-            request_id = request_id(),
-            "refused (501): transfer coding {coding:?} is not supported, only `chunked`"
-        );
-        return Some(status_response(StatusCode::NOT_IMPLEMENTED));
+    if req.body().is_end_stream() {
+        return None;
     }
-    None
+    unsupported_coding(req)
 }
 
+/// §6.1: a transfer coding the gateway does not decode (hyper takes `gzip, chunked`, and
+/// undoes only the `chunked`) would reach the backend as if it were the content.
+#[inline(never)]
+fn unsupported_coding(req: &Request) -> Option<Response> {
+    // A scan, not a lookup: a further caller of `get`/`get_all` changes how the compiler
+    // inlines the hot ones, on every request; this is only for requests with a body.
+    let (_, coding) = req
+        .headers()
+        .iter()
+        .find(|(name, _)| *name == header::TRANSFER_ENCODING)?;
+    if coding
+        .as_bytes()
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"chunked")
+    {
+        return None;
+    }
+    Some(refuse(
+        StatusCode::NOT_IMPLEMENTED,
+        &format_args!("transfer coding {coding:?} is not supported, only `chunked`"),
+    ))
+}
+
+#[cold]
+#[inline(never)]
+fn refuse(status: StatusCode, why: &dyn std::fmt::Display) -> Response {
+    tracing::debug!(
+        request_id = request_id(),
+        "refused ({}): {why}",
+        status.as_u16()
+    );
+    status_response(status)
+}
+
+/// The answer to a request no endpoint takes: the health check, or 404. Out of line:
+/// routed requests don't carry its code.
+#[cold]
+#[inline(never)]
 fn unrouted(req: &Request, answers_health: bool) -> Response {
     if answers_health
         && req.uri().path() == HEALTH_PATH

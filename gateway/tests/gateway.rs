@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -697,14 +697,20 @@ async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
 
 /// A backend that reads a request's head only and answers `413` at once (after a `100
 /// Continue`). Then, with `close`, it closes the connection, the body unread (its writes
-/// fail on the gateway's side); without, it stops reading and holds the connection for 5 s.
+/// fail on the gateway's side); without, it keeps the connection (its answer says
+/// keep-alive) but stops reading, for 5 s.
 fn start_early_answer_backend(close: bool) -> std::net::SocketAddr {
-    const ANSWER: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 413 Payload Too Large\r\n\
-                            content-length: 9\r\nconnection: close\r\n\r\ntoo large";
     if close {
-        start_raw_backend(ANSWER, drop)
+        start_raw_backend(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 413 Payload Too Large\r\n\
+              content-length: 9\r\nconnection: close\r\n\r\ntoo large",
+            drop,
+        )
     } else {
-        start_raw_backend(ANSWER, |_| std::thread::sleep(Duration::from_secs(5)))
+        start_raw_backend(
+            b"HTTP/1.1 100 Continue\n\nHTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\n\r\ntoo large",
+            |_| std::thread::sleep(Duration::from_secs(5)),
+        )
     }
 }
 
@@ -746,24 +752,50 @@ fn post_raw(
 async fn a_backend_that_answers_before_the_upload_ends_has_its_answer_passed_on() {
     let closing = start_early_answer_backend(true);
     let holding = start_early_answer_backend(false);
+    // The same over TLS, where rustls takes what the socket does not, until its flush.
+    let pki = TestPki::new();
+    let (tls_port, _) = start_scripted_tls_backend(&pki, |_, tls, tcp| {
+        let _ = std::io::Write::write_all(
+            &mut tls.writer(),
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\n\r\ntoo large",
+        );
+        while tls.wants_write() {
+            if tls.write_tls(tcp).is_err() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(5));
+        false
+    });
+    let backend = |host: String| json!([{"host": [host], "url_pattern": "/", "timeout": "8s"}]);
     let cfg = config(
         None,
         json!([
-            {"endpoint": "/closing", "method": "POST", "backend": [{"host": [format!("http://{closing}")],
-                "url_pattern": "/", "timeout": "8s"}]},
-            {"endpoint": "/holding", "method": "POST", "backend": [{"host": [format!("http://{holding}")],
-                "url_pattern": "/", "timeout": "8s"}]},
+            {"endpoint": "/closing", "method": "POST", "backend": backend(format!("http://{closing}"))},
+            {"endpoint": "/holding", "method": "POST", "backend": backend(format!("http://{holding}"))},
+            {"endpoint": "/tls", "method": "POST", "backend": backend(format!("https://localhost:{tls_port}"))},
         ]),
     );
-    let gw = Gateway::start(Site::new(&[]), &cfg);
+    let ca = pki.file("ca.pem");
+    // One worker: one pool of backend connections, for the second request to `/holding`
+    // to be offered the first one's connection.
+    let env = [
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+        ("TOKIO_WORKER_THREADS", "1"),
+    ];
+    let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
     let big = 32 << 20;
     for (path, length, send, case) in [
-        // The backend closes while the upload goes on: the gateway's writes fail.
+        // The backend closes while the upload goes on: the gateway's writes fail, or
+        // block first and see the answer (which of the two, timing decides).
         ("/closing", big, big, "closed on"),
         // The backend stops reading, the upload fills every buffer on the way.
         ("/holding", big, big, "not read"),
-        // The client sends a little, then waits: the gateway waits for the body.
+        // The client sends a little, then waits: the gateway waits for the body. Its
+        // backend connection is not the one above, kept alive but out of step.
         ("/holding", 1_000_000, 10, "slow client"),
+        ("/tls", big, big, "not read, over TLS"),
+        ("/tls", 1_000_000, 10, "slow client, over TLS"),
     ] {
         let (answer, took) = post_raw(gw.addr, path, length, send);
         assert!(
@@ -776,6 +808,57 @@ async fn a_backend_that_answers_before_the_upload_ends_has_its_answer_passed_on(
         );
     }
     assert!(!gw.logs().contains("backend unreachable"), "{}", gw.logs());
+}
+
+/// Body bytes read by [`start_streaming_backend`]'s connections.
+static STREAMING_BACKEND_READ: AtomicUsize = AtomicUsize::new(0);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_that_answers_200_early_and_reads_on_gets_the_whole_body() {
+    // It answers once it has the head (as a server that streams its reply does), then
+    // reads the body to its end.
+    let streaming = start_raw_backend(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+        |mut stream| {
+            let mut chunk = [0u8; 64 * 1024];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stream, &mut chunk) {
+                STREAMING_BACKEND_READ.fetch_add(n, Ordering::SeqCst);
+            }
+        },
+    );
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/stream", "method": "POST",
+                "backend": [{"host": [format!("http://{streaming}")], "url_pattern": "/"}]}]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    let half = 100_000;
+    let mut client = send_raw(
+        gw.addr,
+        &format!(
+            "POST /stream HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+            2 * half
+        ),
+    );
+    // Half the body, a pause (the backend's answer comes in meanwhile), the other half.
+    std::io::Write::write_all(&mut client, &vec![b'a'; half]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::io::Write::write_all(&mut client, &vec![b'b'; half]).unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.ends_with(b"\r\n\r\nok") {
+        match std::io::Read::read(&mut client, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while STREAMING_BACKEND_READ.load(Ordering::SeqCst) < 2 * half && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(STREAMING_BACKEND_READ.load(Ordering::SeqCst), 2 * half);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -802,6 +885,7 @@ async fn a_backend_s_100_continue_during_an_upload_is_not_taken_for_its_answer()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_s_content_length_list_reaches_the_client_as_one_length() {
+    // `5, 5` is gwhost's to mend; the field twice, hyper's server already sends once.
     let list = start_raw_backend(
         b"HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\nhello",
         drop,

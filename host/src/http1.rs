@@ -303,8 +303,12 @@ impl Conn {
             return Ok(Written::AnsweredEarly);
         }
         self.write.clear();
-        // What is left is TLS's to send, if anything.
-        self.flush().await.map(|()| Written::Whole)
+        if self.write.capacity() > 4 * COPY_LIMIT {
+            self.write.shrink_to(COPY_LIMIT);
+        }
+        // What is left is TLS's to send, if anything (rustls takes bytes the socket does
+        // not yet: its flush is where the backend's not reading shows).
+        watch.flush(&mut self.io, &mut self.read).await
     }
 
     async fn flush(&mut self) -> Result<(), BackendError> {
@@ -483,11 +487,15 @@ enum Written {
     CutShort(io::ErrorKind),
 }
 
-/// While a request body is sent, whether the backend has started to answer.
+/// While a request body is sent, whether the backend has refused it already: answered
+/// with an error status (a 413, a 401) before it had it all. Other answers (a 2xx from a
+/// backend that streams its reply while it reads) leave the body to be sent whole, as the
+/// backend may still be reading it.
 #[derive(Default)]
 struct AnswerWatch {
-    /// The backend's side of the connection ended without an answer: nothing to watch.
-    closed: bool,
+    /// Nothing more to watch: the backend's side of the connection ended, or it started
+    /// an answer that is no refusal (read with the rest of the head once the body is sent).
+    done: bool,
 }
 
 impl AnswerWatch {
@@ -499,7 +507,7 @@ impl AnswerWatch {
         read: &mut BytesMut,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.closed {
+        if self.done {
             return Poll::Pending;
         }
         loop {
@@ -513,13 +521,17 @@ impl AnswerWatch {
             });
             match got {
                 Ok(0) => {
-                    self.closed = true;
+                    self.done = true;
                     return Poll::Pending;
                 }
                 // A `100 Continue` (the client's `Expect` goes to the backend too) or
                 // another interim response is no answer: the body is still wanted.
                 Ok(_) if !skip_interim_responses(read) => {}
-                Ok(_) => return Poll::Ready(Ok(())),
+                Ok(_) if is_refusal(read) => return Poll::Ready(Ok(())),
+                Ok(_) => {
+                    self.done = true;
+                    return Poll::Pending;
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
@@ -550,11 +562,34 @@ impl AnswerWatch {
         .await
         .map_err(BackendError::Io)
     }
+
+    /// Flushes `io`, or until the backend refuses the request while it does not take it.
+    async fn flush(
+        &mut self,
+        io: &mut Stream,
+        read: &mut BytesMut,
+    ) -> Result<Written, BackendError> {
+        std::future::poll_fn(|cx| match Pin::new(&mut *io).poll_flush(cx) {
+            Poll::Ready(result) => Poll::Ready(result.map(|()| Written::Whole)),
+            Poll::Pending => {
+                ready!(self.poll_answer(io, read, cx))?;
+                Poll::Ready(Ok(Written::AnsweredEarly))
+            }
+        })
+        .await
+        .map_err(BackendError::Io)
+    }
+}
+
+/// Whether the answer starting in `read` refuses the request: an error status, or
+/// something that is no HTTP/1 response (for `read_head` to report).
+fn is_refusal(read: &[u8]) -> bool {
+    !read.starts_with(b"HTTP/1.") || read.get(9).is_none_or(|&digit| digit >= b'4')
 }
 
 /// Drops the complete interim (1xx) response heads at the front of `read`; whether what
-/// is left starts a final answer (or something that is no response at all), rather than
-/// nothing or a part of an interim head.
+/// is left starts a final answer (or something that is no response at all, or too long to
+/// be a head), rather than nothing or a part of an interim head.
 fn skip_interim_responses(read: &mut BytesMut) -> bool {
     // By hand, not with httparse: a second caller of its parser would change how the
     // compiler inlines it on every response's path. `read_head` parses the answer whole.
@@ -566,11 +601,27 @@ fn skip_interim_responses(read: &mut BytesMut) -> bool {
         if !interim {
             return true;
         }
-        match read.windows(4).position(|w| w == b"\r\n\r\n") {
-            Some(end) => read.advance(end + 4),
-            None => return false,
+        match head_end(read) {
+            Some(end) => read.advance(end),
+            // `read_head` refuses a head this long.
+            None => return read.len() > MAX_HEAD,
         }
     }
+}
+
+/// Where the head at the start of `bytes` ends, after its empty line (CRLF or, as
+/// httparse also takes, a bare LF).
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = bytes[from..].iter().position(|&b| b == b'\n') {
+        let after = from + i + 1;
+        match &bytes[after..] {
+            [b'\n', ..] => return Some(after + 1),
+            [b'\r', b'\n', ..] => return Some(after + 2),
+            _ => from = after,
+        }
+    }
+    None
 }
 
 /// Whether a write failed because the backend closed the connection (maybe after

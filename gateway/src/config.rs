@@ -23,6 +23,8 @@ use crate::route::{PathPattern, UrlPattern};
 pub const VERSION: u64 = 3;
 /// The timeout when none is configured (KrakenD's default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest timeout a config may set.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// The port when none is configured (KrakenD's default).
 pub const DEFAULT_PORT: u16 = 8080;
 
@@ -363,15 +365,36 @@ impl Parser<'_> {
         obj.map.get(key).map(|v| (v, join_key(&obj.at, key)))
     }
 
+    /// A timeout: more than nothing, and at most [`MAX_TIMEOUT`] (beyond, a deadline
+    /// would not fit a clock reading, and no call waits that long on purpose).
     fn duration(&self, v: &Value, at: &str) -> Result<Duration> {
         let text = self.string(v, at)?;
-        parse_duration(text).ok_or_else(|| {
+        let duration = parse_duration(text).ok_or_else(|| {
             self.error(
                 at,
                 format!("expected a duration like `2s` or `500ms`, found `{text}`"),
                 Some("units are `ns`, `us`, `ms`, `s`, `m` and `h`".to_owned()),
             )
-        })
+        })?;
+        if duration.is_zero() {
+            return Err(self.error(
+                at,
+                format!("expected a timeout above 0, found `{text}`"),
+                Some(
+                    "a timeout of 0 ends every call at once; leave it out to take the \
+                     enclosing one (the top level's is 2s by default)"
+                        .to_owned(),
+                ),
+            ));
+        }
+        if duration > MAX_TIMEOUT {
+            return Err(self.error(
+                at,
+                format!("expected a timeout of at most `24h`, found `{text}`"),
+                Some("set the longest wait you mean, up to `24h`".to_owned()),
+            ));
+        }
+        Ok(duration)
     }
 
     fn config(&self, root: &Value) -> Result<Config> {
@@ -892,6 +915,10 @@ impl NameShape {
 }
 
 fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static str> {
+    // `http` drops a fragment without a word.
+    if text.contains('#') {
+        return Err("it has a fragment (`#…`)");
+    }
     let uri: http::Uri = text.parse().map_err(|_| "not a URL")?;
     let scheme = uri.scheme().ok_or("no scheme")?;
     if *scheme != Scheme::HTTP && *scheme != Scheme::HTTPS {

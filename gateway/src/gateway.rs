@@ -200,11 +200,15 @@ impl Gateway {
         clippy::manual_async_fn,
         reason = "an `async fn` keeps its request twice in its state: parameter and local"
     )]
-    pub fn handle(&self, req: Request) -> impl Future<Output = Response> + Send + '_ {
+    pub fn handle(&self, mut req: Request) -> impl Future<Output = Response> + Send + '_ {
         RequestScope::new(next_request_id(), async move {
             if let Some(refused) = refuse_malformed(&req) {
                 return refused;
             }
+            // The client's hop-by-hop headers, before any plugin runs: the headers its
+            // `Connection` names are the client's own, never those a plugin adds (RFC
+            // 9110 §7.6.1), which a client could otherwise have dropped.
+            strip_hop_by_hop(req.headers_mut());
             // Not for a response to HEAD, whose `Content-Length` describes a body not sent.
             let match_length = self.plugins_see_responses && req.method() != Method::HEAD;
             let mut resp = match &self.chain {
@@ -348,7 +352,6 @@ impl Router {
                 *req.method_mut() = method.clone();
             }
             *req.version_mut() = Version::HTTP_11;
-            strip_hop_by_hop(req.headers_mut());
             // The backend's host, not the gateway's. With backend modifiers or an http-client
             // plugin, whoever finally sends the request sets it from the URI they leave.
             if direct {

@@ -46,7 +46,8 @@ pub enum PatternError {
 /// Whether a request path segment may fill a parameter: not empty, and not a segment that
 /// would take the backend's path somewhere else once the backend decodes and normalises
 /// it: `.` or `..` (also percent-encoded, or before a `;` as servlet containers read it),
-/// a `/` or `\` (encoded, or a raw `\`, which some servers take for a separator). No
+/// a `/` or `\` (encoded, or a raw `\`, which some servers take for a separator), an
+/// encoded NUL. No
 /// allocation: this runs for every parameterised request.
 fn is_param_value(segment: &str) -> bool {
     let bytes = segment.as_bytes();
@@ -58,11 +59,15 @@ fn is_param_value(segment: &str) -> bool {
             .get(i + 1..i + 3)
             .is_some_and(|h| h.eq_ignore_ascii_case(hex))
     };
-    // An encoded `/` or `\`, anywhere (also after a `;`).
-    if (0..bytes.len()).any(|i| bytes[i] == b'%' && (escaped(i, b"2f") || escaped(i, b"5c"))) {
+    // An encoded `/` or `\`, anywhere (also after a `;`), or a NUL, which ends the path
+    // early for a backend written in C.
+    if (0..bytes.len())
+        .any(|i| bytes[i] == b'%' && (escaped(i, b"2f") || escaped(i, b"5c") || escaped(i, b"00")))
+    {
         return false;
     }
-    // Dots before any `;`, counting `%2e` as one.
+    // Dots before any `;` (or `%3b`, which a backend may decode first), counting `%2e`
+    // as one.
     let mut dots = 0;
     let mut only_dots = true;
     let mut i = 0;
@@ -73,6 +78,7 @@ fn is_param_value(segment: &str) -> bool {
                 i += 3;
                 continue;
             }
+            b'%' if escaped(i, b"3b") => break,
             b'.' => dots += 1,
             b';' => break,
             _ => only_dots = false,
@@ -464,6 +470,9 @@ mod tests {
             "/users/..\\admin",
             "/users/..;",
             "/users/..;x=1",
+            "/users/..%3b",
+            "/users/.%3Bx=1",
+            "/users/a%00.txt",
             "/users/x;%2f..%2f..%2fadmin",
             "/users/x;%5c..%5cadmin",
         ] {

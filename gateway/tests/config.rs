@@ -323,10 +323,13 @@ fn the_schema_rejects_what_gwhost_rejects_by_shape() {
     let beyond_schema = [
         "bad-host-url",
         "bad-timeout",
+        "timeout-zero",
+        "timeout-too-long",
         "duplicate-endpoint",
         "duplicate-key",
         "duplicate-plugin-name",
         "host-url-with-path",
+        "host-url-with-fragment",
         "host-port-out-of-range",
         "url-pattern-with-space",
         "url-pattern-with-fragment",

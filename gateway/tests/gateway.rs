@@ -44,7 +44,14 @@ async fn proxies_method_headers_query_body_and_status() {
         "/f/a.txt"
     );
     let hits = backend.hits();
-    for escape in ["/files/..", "/files/%2e%2e", "/files/..%2Fadmin"] {
+    for escape in [
+        "/files/..",
+        "/files/%2e%2e",
+        "/files/..%2Fadmin",
+        "/files/..%3b",
+        "/files/.%3Bx",
+        "/files/a%00.txt",
+    ] {
         assert_eq!(get(&gw.url(escape), &[]).await.status, 404, "{escape}");
     }
     assert_eq!(backend.hits(), hits, "none reached the backend");
@@ -110,6 +117,29 @@ async fn health_check_answers_unless_an_endpoint_takes_its_path() {
         .body(Full::new(Bytes::new()))
         .unwrap();
     assert_eq!(send(&client(), head).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_s_connection_header_drops_its_own_headers_not_those_plugins_add() {
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{
+            "endpoint": "/x",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}},
+            "backend": [{"host": [backend.url()], "url_pattern": "/x"}],
+        }]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let reply = get(
+        &gw.url("/x"),
+        &[("connection", "x-modified, x-own"), ("x-own", "hop")],
+    )
+    .await;
+    let headers = &reply.json()["headers"];
+    // The modifier's header reaches the backend; the client's own hop-by-hop one does not.
+    assert_eq!(headers["x-modified"][0], "yes", "{headers}");
+    assert!(headers.get("x-own").is_none(), "{headers}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -913,6 +943,88 @@ async fn a_backend_s_content_length_list_reaches_the_client_as_one_length() {
         assert!(answer.contains("\r\ncontent-length: 5\r\n"), "{answer}");
         assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_response_in_a_transfer_coding_beyond_chunked_is_a_502() {
+    let gzip_chunked = start_raw_backend(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        drop,
+    );
+    let gzip = start_raw_backend(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nhello",
+        drop,
+    );
+    let chunked = start_raw_backend(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        drop,
+    );
+    let endpoint = |path: &str, addr: std::net::SocketAddr| json!({"endpoint": path, "backend": [{"host": [format!("http://{addr}")], "url_pattern": "/"}]});
+    let cfg = config(
+        None,
+        json!([
+            endpoint("/gzip-chunked", gzip_chunked),
+            endpoint("/gzip", gzip),
+            endpoint("/chunked", chunked),
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&[]), &cfg);
+    for path in ["/gzip-chunked", "/gzip"] {
+        assert_eq!(get(&gw.url(path), &[]).await.status, 502, "{path}");
+    }
+    assert!(
+        gw.log_line("the response's transfer coding is not `chunked`")
+            .is_some(),
+        "{}",
+        gw.logs()
+    );
+    let reply = get(&gw.url("/chunked"), &[]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "hello"));
+}
+
+/// Connections accepted by the backend of the test below.
+static CHUNKED_1_0_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_responses_with_many_trailers_pass_and_chunked_http_1_0_is_not_reused() {
+    // Chunked, with 40 trailer fields (the head's limits apply, not tighter ones); in
+    // HTTP/1.0, which has no chunked, so its connection must close after it (RFC 9112
+    // §6.1), though it says keep-alive and keeps serving.
+    const ANSWER: &[u8] = b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n\
+        transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\
+        t0: v\r\nt1: v\r\nt2: v\r\nt3: v\r\nt4: v\r\nt5: v\r\nt6: v\r\nt7: v\r\nt8: v\r\nt9: v\r\n\
+        u0: v\r\nu1: v\r\nu2: v\r\nu3: v\r\nu4: v\r\nu5: v\r\nu6: v\r\nu7: v\r\nu8: v\r\nu9: v\r\n\
+        v0: v\r\nv1: v\r\nv2: v\r\nv3: v\r\nv4: v\r\nv5: v\r\nv6: v\r\nv7: v\r\nv8: v\r\nv9: v\r\n\
+        w0: v\r\nw1: v\r\nw2: v\r\nw3: v\r\nw4: v\r\nw5: v\r\nw6: v\r\nw7: v\r\nw8: v\r\nw9: v\r\n\r\n";
+    let addr = start_raw_backend(ANSWER, |mut stream| {
+        CHUNKED_1_0_CONNECTIONS.fetch_add(1, Ordering::SeqCst);
+        // Serves on, as a keep-alive connection would.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+            if head.ends_with(b"\r\n\r\n") {
+                head.clear();
+                let _ = std::io::Write::write_all(&mut stream, ANSWER);
+            }
+        }
+    });
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/t", "backend": [{"host": [format!("http://{addr}")], "url_pattern": "/"}]}]),
+    );
+    let env = [("TOKIO_WORKER_THREADS", "1")];
+    let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
+    for _ in 0..2 {
+        let reply = get(&gw.url("/t"), &[]).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "hello"),
+            "{}",
+            gw.logs()
+        );
+    }
+    assert_eq!(CHUNKED_1_0_CONNECTIONS.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -34,9 +34,8 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// Request body data at least this large is written from its own buffer, not copied.
 const COPY_LIMIT: usize = 16 * 1024;
-/// A chunk-size line, or a trailer section, longer than this is refused.
+/// A chunk-size line longer than this is refused.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
-const MAX_TRAILERS: usize = 32;
 
 /// One connection to a backend, with what has been read from it and not yet used.
 #[derive(Debug)]
@@ -463,8 +462,10 @@ impl Conn {
         self.reusable = !framing.close
             && (version == Version::HTTP_11 || framing.keep_alive)
             && framing_kind != Framing::Close
-            // Both framings at once may be a smuggling attempt: close afterwards (§6.3).
-            && !(framing.transfer_encoding && framing.content_length.is_some());
+            // Both framings at once may be a smuggling attempt: close afterwards (§6.3);
+            // and chunked from HTTP/1.0, which has no such thing, likewise (§6.1).
+            && !(framing.transfer_encoding
+                && (framing.content_length.is_some() || version == Version::HTTP_10));
 
         let mut parts = http::Response::new(()).into_parts().0;
         parts.status = status;
@@ -672,8 +673,22 @@ impl FramingHeaders {
             }
         } else if name == header::TRANSFER_ENCODING {
             self.transfer_encoding = true;
-            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            self.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            // Only `chunked`, once: the gateway undoes no other coding, and one it passed
+            // on undone (`gzip, chunked`) would reach the client as if it were the content,
+            // with nothing left to say it is not. nginx answers 502 too.
+            for coding in value.split(|&b| b == b',') {
+                let coding = coding.trim_ascii();
+                if coding.is_empty() {
+                    continue;
+                }
+                if self.chunked || !coding.eq_ignore_ascii_case(b"chunked") {
+                    return Err(BackendError::Protocol(
+                        "the response's transfer coding is not `chunked`, the only one \
+                         gwhost undoes",
+                    ));
+                }
+                self.chunked = true;
+            }
         } else if name == header::CONNECTION {
             for token in value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
@@ -832,7 +847,8 @@ impl BodyReader {
                     self.state = BodyState::ChunkSize;
                 }
                 BodyState::Trailers => {
-                    let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILERS];
+                    // The limits of a head: trailers are fields too (hyper's are as wide).
+                    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
                     match httparse::parse_headers(&read[..], &mut fields) {
                         // Trailers are not forwarded.
                         Ok(httparse::Status::Complete((used, _))) => {
@@ -840,7 +856,7 @@ impl BodyReader {
                             self.state = BodyState::Done;
                             return Ok(true);
                         }
-                        Ok(httparse::Status::Partial) if read.len() <= MAX_CHUNK_LINE => {
+                        Ok(httparse::Status::Partial) if read.len() <= MAX_HEAD => {
                             return Ok(advanced);
                         }
                         _ => {

@@ -228,7 +228,7 @@ impl Gateway {
                     // checks the two in debug builds and drops the connection).
                     *resp.body_mut() = Body::empty();
                 }
-                report_plugin_body_failures(&mut resp);
+                report_plugin_body_failures(&mut resp).await;
             }
             resp
         })
@@ -587,14 +587,59 @@ impl hyper::body::Body for BackendBody {
 /// request id: at ERROR for a plugin's panic (its message says where), at WARN for a
 /// plugin's error. (A backend's failures are logged where they happen.) Only in a
 /// pipeline with plugins.
-fn report_plugin_body_failures(resp: &mut Response) {
-    wrap_streamed_body(resp, |body| ReportedBody {
+///
+/// The body is polled once first, without waiting: one that fails at once (a plugin's
+/// that panics before its first chunk) becomes a 500 the client can read (a 502 for a
+/// backend's), where hyper would close the connection before any head went out.
+async fn report_plugin_body_failures(resp: &mut Response) {
+    if resp.body().as_bytes().is_some() {
+        return;
+    }
+    let mut body = std::mem::take(resp.body_mut());
+    let first =
+        match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+            Poll::Ready(Some(Err(e))) => {
+                let status = if is_backend_failure(&e) {
+                    StatusCode::BAD_GATEWAY
+                } else {
+                    log_body_failure(request_id(), e.as_ref());
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                *resp = status_response(status);
+                resp.headers_mut()
+                    .insert("x-request-id", HeaderValue::from(request_id()));
+                return;
+            }
+            Poll::Ready(Some(Ok(frame))) => Some(frame),
+            Poll::Ready(None) => {
+                *resp.body_mut() = Body::empty();
+                return;
+            }
+            Poll::Pending => None,
+        };
+    *resp.body_mut() = Body::from_stream(ReportedBody {
+        first,
         body,
         request_id: request_id(),
     });
 }
 
+/// Whether a body's failure is a backend's (logged already, by [`BackendBody`]), also when
+/// a plugin wrapped it.
+fn is_backend_failure(e: &gwplugin::BoxError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+    while let Some(c) = cause {
+        if c.is::<BackendBodyFailed>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 struct ReportedBody {
+    /// A frame polled before the head went out, sent first.
+    first: Option<hyper::body::Frame<bytes::Bytes>>,
     body: Body,
     request_id: u64,
 }
@@ -608,22 +653,14 @@ impl hyper::body::Body for ReportedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
         let this = self.get_mut();
+        if let Some(frame) = this.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
         // Hyper polls the body outside the request's future: what plugin code logs while
         // it streams still carries the request id.
         let polled = scope::in_request(this.request_id, || Pin::new(&mut this.body).poll_frame(cx));
-        // A backend's failure was logged already, also when a plugin wrapped it.
-        let logged = |e: &gwplugin::BoxError| {
-            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
-            while let Some(c) = cause {
-                if c.is::<BackendBodyFailed>() {
-                    return true;
-                }
-                cause = c.source();
-            }
-            false
-        };
         if let Poll::Ready(Some(Err(e))) = &polled
-            && !logged(e)
+            && !is_backend_failure(e)
         {
             log_body_failure(this.request_id, e.as_ref());
         }
@@ -631,11 +668,24 @@ impl hyper::body::Body for ReportedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.first.is_none() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
+        let mut hint = self.body.size_hint();
+        let first = self
+            .first
+            .as_ref()
+            .and_then(|f| f.data_ref())
+            .map_or(0, |d| d.len() as u64);
+        if first > 0 {
+            // Upper first: a lower bound above the upper one panics.
+            if let Some(upper) = hint.upper() {
+                hint.set_upper(upper + first);
+            }
+            hint.set_lower(hint.lower() + first);
+        }
+        hint
     }
 }
 

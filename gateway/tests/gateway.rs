@@ -1507,6 +1507,20 @@ async fn plugin_faults_stay_with_their_request() {
         "{streamed}\n{line}"
     );
     assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
+
+    // A body stream that panics at its first poll, before anything went out: a 500 with
+    // its request id, not a connection closed without an answer.
+    let reply = get(&gw.url("/m"), &[("x-panic", "first-chunk")]).await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    let id = format!("request_id={}", reply.header("x-request-id"));
+    assert!(
+        gw.logs().lines().any(|l| l.contains("ERROR")
+            && l.contains("body stream panicked on demand")
+            && l.ends_with(&id)),
+        "{id}: {}",
+        gw.logs()
+    );
+    assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -365,9 +365,10 @@ impl Parser<'_> {
         obj.map.get(key).map(|v| (v, join_key(&obj.at, key)))
     }
 
-    /// A timeout: more than nothing, and at most [`MAX_TIMEOUT`] (beyond, a deadline
-    /// would not fit a clock reading, and no call waits that long on purpose).
-    fn duration(&self, v: &Value, at: &str) -> Result<Duration> {
+    /// A timeout, at most [`MAX_TIMEOUT`] (beyond, a deadline would not fit a clock
+    /// reading, and no call waits that long on purpose); `None` for 0, which takes the
+    /// enclosing one, as in KrakenD.
+    fn timeout(&self, v: &Value, at: &str) -> Result<Option<Duration>> {
         let text = self.string(v, at)?;
         let duration = parse_duration(text).ok_or_else(|| {
             self.error(
@@ -376,17 +377,6 @@ impl Parser<'_> {
                 Some("units are `ns`, `us`, `ms`, `s`, `m` and `h`".to_owned()),
             )
         })?;
-        if duration.is_zero() {
-            return Err(self.error(
-                at,
-                format!("expected a timeout above 0, found `{text}`"),
-                Some(
-                    "a timeout of 0 ends every call at once; leave it out to take the \
-                     enclosing one (the top level's is 2s by default)"
-                        .to_owned(),
-                ),
-            ));
-        }
         if duration > MAX_TIMEOUT {
             return Err(self.error(
                 at,
@@ -394,7 +384,7 @@ impl Parser<'_> {
                 Some("set the longest wait you mean, up to `24h`".to_owned()),
             ));
         }
-        Ok(duration)
+        Ok(Some(duration).filter(|d| !d.is_zero()))
     }
 
     fn config(&self, root: &Value) -> Result<Config> {
@@ -461,7 +451,7 @@ impl Parser<'_> {
         };
         let timeout = match self.optional(&obj, "timeout") {
             None => DEFAULT_TIMEOUT,
-            Some((v, at)) => self.duration(v, &at)?,
+            Some((v, at)) => self.timeout(v, &at)?.unwrap_or(DEFAULT_TIMEOUT),
         };
         let plugin = match self.optional(&obj, "plugin") {
             None => None,
@@ -749,7 +739,7 @@ impl Parser<'_> {
         };
         let timeout = match self.optional(&obj, "timeout") {
             None => default_timeout,
-            Some((v, at)) => self.duration(v, &at)?,
+            Some((v, at)) => self.timeout(v, &at)?.unwrap_or(default_timeout),
         };
         let mut modifiers = Vec::new();
         if let Some((v, at)) = self.optional(&obj, "extra_config") {
@@ -838,7 +828,7 @@ impl Parser<'_> {
         };
         let timeout = match self.optional(&obj, "timeout") {
             None => default_timeout,
-            Some((v, at)) => self.duration(v, &at)?,
+            Some((v, at)) => self.timeout(v, &at)?.unwrap_or(default_timeout),
         };
         let mut modifiers = Vec::new();
         let mut client = None;
@@ -977,6 +967,24 @@ mod tests {
         assert_eq!(parse_duration("2"), None);
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("3 weeks"), None);
+    }
+
+    #[test]
+    fn a_zero_timeout_takes_the_enclosing_one_as_in_krakend() {
+        let config = parse(
+            r#"{"version": 3, "timeout": "300ms", "endpoints": [
+                {"endpoint": "/a", "timeout": "0s",
+                 "backend": [{"host": ["http://b"], "url_pattern": "/", "timeout": "0ms"}]},
+                {"endpoint": "/b", "timeout": "1s",
+                 "backend": [{"host": ["http://b"], "url_pattern": "/", "timeout": "0s"}]}]}"#,
+            Path::new("gateway.json"),
+        )
+        .unwrap();
+        let timeouts: Vec<_> = config.endpoints.iter().map(|e| e.backend.timeout).collect();
+        assert_eq!(
+            timeouts,
+            [Duration::from_millis(300), Duration::from_secs(1)]
+        );
     }
 
     #[test]

@@ -602,8 +602,14 @@ async fn report_plugin_body_failures(resp: &mut Response) {
                 let status = if is_backend_failure(&e) {
                     StatusCode::BAD_GATEWAY
                 } else {
-                    log_body_failure(request_id(), e.as_ref());
-                    StatusCode::INTERNAL_SERVER_ERROR
+                    tracing::error!(
+                        request_id = request_id(),
+                        "response body failed before its first chunk: {e}"
+                    );
+                    // The status a plugin's error carries, as for its other failures.
+                    e.downcast_ref::<gwplugin::Error>()
+                        .and_then(gwplugin::Error::status)
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
                 };
                 *resp = status_response(status);
                 resp.headers_mut()
@@ -681,9 +687,9 @@ impl hyper::body::Body for ReportedBody {
         if first > 0 {
             // Upper first: a lower bound above the upper one panics.
             if let Some(upper) = hint.upper() {
-                hint.set_upper(upper + first);
+                hint.set_upper(upper.saturating_add(first));
             }
-            hint.set_lower(hint.lower() + first);
+            hint.set_lower(hint.lower().saturating_add(first));
         }
         hint
     }
@@ -951,7 +957,12 @@ fn declared_in_connection(value: &HeaderValue, declared: &mut Vec<HeaderName>) {
         {
             continue;
         }
-        if let Ok(name) = HeaderName::from_bytes(token) {
+        // Not `host` nor `content-length`: gwhost has checked and read them, and a
+        // plugin goes by them.
+        if let Ok(name) = HeaderName::from_bytes(token)
+            && name != header::HOST
+            && name != header::CONTENT_LENGTH
+        {
             declared.push(name);
         }
     }

@@ -323,7 +323,6 @@ fn the_schema_rejects_what_gwhost_rejects_by_shape() {
     let beyond_schema = [
         "bad-host-url",
         "bad-timeout",
-        "timeout-zero",
         "timeout-too-long",
         "duplicate-endpoint",
         "duplicate-key",

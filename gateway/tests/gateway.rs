@@ -955,6 +955,10 @@ async fn a_backend_response_in_a_transfer_coding_beyond_chunked_is_a_502() {
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nhello",
         drop,
     );
+    let empty = start_raw_backend(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: ,\r\n\r\nhello",
+        drop,
+    );
     let chunked = start_raw_backend(
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         drop,
@@ -965,11 +969,12 @@ async fn a_backend_response_in_a_transfer_coding_beyond_chunked_is_a_502() {
         json!([
             endpoint("/gzip-chunked", gzip_chunked),
             endpoint("/gzip", gzip),
+            endpoint("/empty", empty),
             endpoint("/chunked", chunked),
         ]),
     );
     let gw = Gateway::start(Site::new(&[]), &cfg);
-    for path in ["/gzip-chunked", "/gzip"] {
+    for path in ["/gzip-chunked", "/gzip", "/empty"] {
         assert_eq!(get(&gw.url(path), &[]).await.status, 502, "{path}");
     }
     assert!(

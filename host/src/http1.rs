@@ -449,11 +449,14 @@ impl Conn {
         let framing_kind = if *method == Method::HEAD || code == 204 || code == 304 {
             Framing::Length(0)
         } else if framing.transfer_encoding {
-            if framing.chunked {
-                Framing::Chunked
-            } else {
-                Framing::Close
+            // Present but empty (`Transfer-Encoding:` or `,`): no coding gwhost undoes.
+            if !framing.chunked {
+                return Err(BackendError::Protocol(
+                    "the response's transfer coding is not `chunked`, the only one gwhost \
+                     undoes",
+                ));
             }
+            Framing::Chunked
         } else if let Some(n) = framing.content_length {
             Framing::Length(n)
         } else {

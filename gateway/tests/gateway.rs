@@ -1035,15 +1035,27 @@ async fn chunked_responses_with_many_trailers_pass_and_chunked_http_1_0_is_not_r
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_response_streams_through_then_its_connection_is_reused() {
     let backend = start_backend().await;
-    let cfg = config(None, json!([endpoint("/big", &backend, "/big")]));
-    let gw = Gateway::start(Site::new(&[]), &cfg);
-    for len in [1_000_000usize, 17, 0, 300_000] {
-        let reply = get(&gw.url("/big"), &[("x-reply-bytes", &len.to_string())]).await;
-        assert_eq!(reply.status, 200);
-        let bytes = reply.body.as_bytes();
-        assert_eq!(bytes.len(), len);
-        let wrong = (0..len).find(|&i| bytes[i] != slow_chunks_byte(i));
-        assert_eq!(wrong, None, "the body differs from what the backend sent");
+    // Also with a plugin in the pipeline, where the body's first chunk is polled before
+    // its head goes out, and held.
+    let mut with_plugin = endpoint("/big-m", &backend, "/big");
+    with_plugin["extra_config"] = json!({"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}});
+    let cfg = config(
+        None,
+        json!([endpoint("/big", &backend, "/big"), with_plugin]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    for path in ["/big", "/big-m"] {
+        for len in [1_000_000usize, 17, 0, 300_000] {
+            let reply = get(&gw.url(path), &[("x-reply-bytes", &len.to_string())]).await;
+            assert_eq!(reply.status, 200, "{path}");
+            let bytes = reply.body.as_bytes();
+            assert_eq!(bytes.len(), len, "{path}");
+            let wrong = (0..len).find(|&i| bytes[i] != slow_chunks_byte(i));
+            assert_eq!(
+                wrong, None,
+                "{path}: the body differs from what the backend sent"
+            );
+        }
     }
     // The pooled backend connections still answer, one request after another.
     for _ in 0..20 {

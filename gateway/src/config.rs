@@ -374,7 +374,10 @@ impl Parser<'_> {
             self.error(
                 at,
                 format!("expected a duration like `2s` or `500ms`, found `{text}`"),
-                Some("units are `ns`, `us`, `ms`, `s`, `m` and `h`".to_owned()),
+                Some(
+                    "units are `ns`, `us`, `ms`, `s`, `m` and `h`, and several add up: `1m30s`"
+                        .to_owned(),
+                ),
             )
         })?;
         if duration > MAX_TIMEOUT {
@@ -937,20 +940,39 @@ fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static s
     Ok((scheme.clone(), authority.clone()))
 }
 
-/// Parses `500ms`, `2s`, `1m`, `1h` (one number, one unit, as in KrakenD configs).
+/// Parses a duration as KrakenD (Go's `time.ParseDuration`) does: numbers, each with a
+/// unit, added up: `500ms`, `1.5s`, `1m30s`, `2h45m`; `0` alone is zero. No sign.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "ns" => number / 1e9,
-        "us" | "µs" => number / 1e6,
-        "ms" => number / 1e3,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut seconds = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let split = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let (number, tail) = rest.split_at(split);
+        if number.is_empty() || number == "." {
+            return None;
+        }
+        let number: f64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        seconds += match unit {
+            "ns" => number / 1e9,
+            "us" | "µs" | "μs" => number / 1e6,
+            "ms" => number / 1e3,
+            "s" => number,
+            "m" => number * 60.0,
+            "h" => number * 3600.0,
+            _ => return None,
+        };
+        rest = next;
+    }
     Duration::try_from_secs_f64(seconds).ok()
 }
 
@@ -967,6 +989,17 @@ mod tests {
         assert_eq!(parse_duration("2"), None);
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("3 weeks"), None);
+        // Go's composite form, as KrakenD configs may use it.
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("2h45m0.5s"),
+            Some(Duration::from_millis((2 * 3600 + 45 * 60) * 1000 + 500))
+        );
+        assert_eq!(parse_duration("1s500ms"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "1m30", "1x", "-1s", "1.s2", ".s", "1 s", "1s "] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

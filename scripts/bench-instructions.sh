@@ -7,7 +7,9 @@
 # request at a time) the count repeats to about ±10 instructions, for small A/B steps;
 # at the default 8, batching moves it by about ±150.
 #
-# Usage: [CONNECTIONS=8] scripts/bench-instructions.sh [GWHOST-BINARY]   (default: build this checkout)
+# Usage: [CONNECTIONS=8] [KEEP=DIR] scripts/bench-instructions.sh [GWHOST-BINARY]   (default: build this checkout)
+#   KEEP=DIR keeps each run's profile and request count (DIR/plain.callgrind, DIR/plain.n,
+#   DIR/plugins.*) for scripts/callgrind-diff.py, which says per function what changed.
 set -euo pipefail
 CONNECTIONS="${CONNECTIONS:-8}"
 
@@ -48,6 +50,11 @@ count() { # name, with-plugins -> instructions per request
     requests="$(wrk -t1 -c"$CONNECTIONS" -d10s "http://127.0.0.1:$PORT/hello" | awk '/requests in/ {print $1}')"
     kill -TERM "$pid"
     wait "$pid" || true
+    if [[ -n "${KEEP:-}" ]]; then
+        mkdir -p "$KEEP"
+        cp "$WORK/$1.callgrind" "$KEEP/$1.callgrind"
+        echo "$requests" >"$KEEP/$1.n"
+    fi
     awk -v n="$requests" '/I *refs:/ {gsub(",", "", $NF); printf "%.0f\n", $NF / n}' "$WORK/$1.log"
 }
 

@@ -38,14 +38,21 @@ fn load_plugins(config: &Config) -> Result<(PluginRegistry, usize), GwError> {
     let mut loader = loader()?;
     let mut files = 0;
     if let Some(plugin) = &config.plugin {
-        files = loader
+        let report = loader
             .load_folder(plugin)
             .map_err(|source| GwError::ConfigPlugins {
                 file: config.file.clone(),
                 source: Box::new(source),
-            })?
-            .loaded
-            .len();
+            })?;
+        files = report.loaded.len();
+        if files == 0 && report.skipped.is_empty() && report.unlisted.is_empty() {
+            // Not an error (a config may name no plugin yet), but seldom meant.
+            tracing::warn!(
+                "no plugin loaded: no file in `{}` matches the pattern `{}`",
+                plugin.folder.display(),
+                plugin.pattern
+            );
+        }
     }
     Ok((loader.into_registry(), files))
 }
@@ -179,7 +186,7 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
         .transpose()?
         .map(Arc::new);
     let rt = runtime()?;
-    let (passed, failed) = rt.block_on(async {
+    let (passed, failed, abandoned) = rt.block_on(async {
         let mut tally = Tally {
             out,
             passed: 0,
@@ -189,6 +196,8 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
         // (when every file loaded: one that did not may be the one with that name).
         let mut registered = std::collections::BTreeSet::new();
         let mut all_loaded = true;
+        // A test that timed out still runs on its thread, maybe in a plugin's `await`.
+        let mut abandoned = false;
         for file in &args.files {
             // A loader per file: each is tested on its own, so two builds of one plugin
             // (`v1/x.so v2/x.so`) don't clash on their names.
@@ -244,6 +253,7 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                         Ok(_) => match outcome.recv_timeout(args.timeout) {
                             Ok(outcome) => outcome,
                             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                                abandoned = true;
                                 Err(format!("no answer within {:?}", args.timeout))
                             }
                             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -267,9 +277,16 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                 );
             }
         }
-        Ok::<_, GwError>((tally.passed, tally.failed))
+        Ok::<_, GwError>((tally.passed, tally.failed, abandoned))
     })?;
-    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    if abandoned {
+        // Not shut down under it: the timer or reactor would go from under the plugin's
+        // `await`, and the panic that makes, unwinding through the plugin's frames, aborts
+        // the process. The process ends next, and the thread with it.
+        std::mem::forget(rt);
+    } else {
+        rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    }
     let _ = writeln!(out, "test-plugin: {passed} passed, {failed} failed");
     if failed > 0 {
         return Err(GwError::TestPluginFailed {

@@ -398,7 +398,11 @@ impl Router {
                 "backend did not answer within {:?} (sending the request body counts)",
                 backend.timeout
             );
-            status_response(StatusCode::GATEWAY_TIMEOUT)
+            // With its id, as a plugin's failures: an http-client plugin's timeout is one.
+            let mut resp = status_response(StatusCode::GATEWAY_TIMEOUT);
+            resp.headers_mut()
+                .insert("x-request-id", HeaderValue::from(request_id()));
+            resp
         };
         let unreachable = |target: &dyn std::fmt::Display, e: BackendError| {
             // The client's own body broke off or was malformed (hyper's error, from
@@ -608,8 +612,7 @@ async fn report_plugin_body_failures(resp: &mut Response) {
                     );
                     // The status a plugin's error carries, as for its other failures.
                     e.downcast_ref::<gwplugin::Error>()
-                        .and_then(gwplugin::Error::status)
-                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                        .map_or(StatusCode::INTERNAL_SERVER_ERROR, failure_status)
                 };
                 *resp = status_response(status);
                 resp.headers_mut()
@@ -790,7 +793,7 @@ pub fn incoming_body(body: Incoming) -> Body {
 
 /// The answer to a request a plugin failed, logged at ERROR.
 fn plugin_failure(name: &str, kind: Kind, err: &gwplugin::Error) -> Response {
-    let status = err.status().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = failure_status(err);
     let id = request_id();
     tracing::error!(
         plugin = name,
@@ -809,6 +812,16 @@ fn plugin_failure(name: &str, kind: Kind, err: &gwplugin::Error) -> Response {
     resp.headers_mut()
         .insert("x-request-id", HeaderValue::from(id));
     resp
+}
+
+/// The status a plugin's error answers with: the one it carries, if that is an error
+/// status (4xx, 5xx), else 500. A 1xx would be no final answer at all (hyper sends a 500
+/// of its own, or a `101` that switches to nothing), and a 2xx or 3xx would pass a
+/// failure off as a success.
+fn failure_status(err: &gwplugin::Error) -> StatusCode {
+    err.status()
+        .filter(|s| s.is_client_error() || s.is_server_error())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The path of gwhost's own health check, as KrakenD's: load balancers and orchestrators

@@ -20,6 +20,20 @@ fn plugin_abi_prints_the_manifest_embedded_in_the_binary() {
 }
 
 #[test]
+fn check_warns_when_the_plugin_folder_has_no_matching_file() {
+    let site = Site::new(&[]);
+    let cfg = config(None, serde_json::json!([]));
+    let out = run(&["check", "-c", site.write_config(&cfg).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no plugin loaded: no file in `")
+            && text(&out.stderr).contains("` matches the pattern `.so`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn test_plugin_ok_lines_and_summary() {
     let so = fixture("all-kinds");
     let so_s = so.to_str().unwrap();
@@ -402,6 +416,32 @@ fn test_plugin_takes_krakends_short_flags_each_file_on_its_own_and_a_time_limit(
         text(&out.stdout)
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // A plugin still in a timer's `await` when it is given up: the process ends with its
+    // exit code, not aborted by a runtime shut down under the plugin (it was, most times).
+    let config = format!(
+        r#"{{"backend": "http://{}", "sleep_ms": 3000}}"#,
+        silent.local_addr().unwrap()
+    );
+    for _ in 0..3 {
+        let out = run(&[
+            "test-plugin",
+            "-c",
+            "--config",
+            &config,
+            "--request",
+            "GET /x",
+            "--timeout",
+            "300ms",
+            so.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]

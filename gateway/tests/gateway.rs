@@ -1133,6 +1133,7 @@ async fn timeout_is_504_and_unreachable_is_502() {
     let started = Instant::now();
     let reply = get(&gw.url("/slow"), &[("x-delay-ms", "3000")]).await;
     assert_eq!(reply.status, 504);
+    assert!(!reply.header("x-request-id").is_empty());
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -1463,6 +1464,10 @@ async fn plugin_faults_stay_with_their_request() {
             "stamp-modifier",
         ),
         ("/m", ("x-reject", "429"), 429, "stamp-modifier"),
+        // Not an error status: no final answer (1xx), or a failure passed off as a
+        // success (2xx).
+        ("/m", ("x-reject", "101"), 500, "stamp-modifier"),
+        ("/m", ("x-reject", "200"), 500, "stamp-modifier"),
         ("/m", ("x-panic", "server"), 500, "stamp-server"),
         ("/c", ("x-panic", "client"), 500, "services-client"),
     ];

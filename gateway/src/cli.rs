@@ -75,7 +75,7 @@ pub enum Command {
         #[arg(short = 'd', long, value_name = "TEXT|@FILE", requires = "request")]
         data: Option<String>,
         /// How long the sample request may take in each plugin: `500ms`, `10s`.
-        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg, requires = "request")]
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = timeout_arg, requires = "request")]
         timeout: std::time::Duration,
         /// Plugin files (`.so`), each loaded and tested on its own.
         #[arg(required = true, value_name = "FILE")]
@@ -234,6 +234,16 @@ fn execute(command: Command) -> Result<(), Done> {
             };
             Ok(commands::test_plugin(&args, &mut std::io::stdout().lock())?)
         }
+    }
+}
+
+/// A `--timeout` value: a duration above 0 (at 0, every plugin would be given up at once).
+fn timeout_arg(text: &str) -> Result<std::time::Duration, String> {
+    match duration_arg(text)? {
+        d if d.is_zero() => Err(format!(
+            "`{text}` would give every plugin up at once: write a duration above 0, e.g. `10s`"
+        )),
+        d => Ok(d),
     }
 }
 

@@ -385,6 +385,10 @@ fn parse_request(
         _ => return Err(bad()),
     };
     let uri: Uri = url.parse().map_err(|_| bad())?;
+    // A path, or an absolute URL: not a word such as a method given alone.
+    if uri.scheme().is_none() && !url.starts_with('/') {
+        return Err(bad());
+    }
     let mut map = http::HeaderMap::new();
     for (name, value) in headers {
         map.append(name.clone(), value.clone());

@@ -303,6 +303,9 @@ fn test_plugin_refuses_a_bad_header_or_one_without_a_request() {
         &["--config", "{}", "--config", "{}"],
         &["--config", "a={}", "--config", "a={}"],
         &["--request", "GET /x extra"],
+        // A method alone is no URL.
+        &["--request", "GET"],
+        &["--request", "/x", "--timeout", "0s"],
     ] {
         let out = run(&[&["test-plugin"][..], args, &[so_s]].concat());
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The library's typed errors. Each knows what the user should do about it
 //! ([`Error::help`]) and its exit code; `crate::report_error` prints them cargo-style.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::process::ProcessError;
 
@@ -36,7 +36,7 @@ pub enum Error {
     },
     #[error("could not find `Cargo.toml` in `{0}` or any parent directory")]
     NoManifest(PathBuf),
-    #[error("manifest `{0}` does not exist")]
+    #[error("{}", manifest_missing(.0))]
     ManifestMissing(PathBuf),
     #[error("could not parse `{path}`: {message}")]
     Parse { path: PathBuf, message: String },
@@ -87,7 +87,7 @@ pub enum Error {
         target: String,
         reason: String,
     },
-    #[error("`{package}` is incompatible with host {host}: {count} incompatibilities found")]
+    #[error("`{package}` is incompatible with host {host}: {}", found(*.count))]
     Incompatible {
         package: String,
         host: String,
@@ -144,6 +144,10 @@ impl Error {
                 "run this in a plugin crate, or pass `--manifest-path path/to/Cargo.toml`"
                     .to_owned()
             }
+            Error::ManifestMissing(path) if path.is_dir() => format!(
+                "pass the `Cargo.toml` in it: `--manifest-path {}`",
+                path.join("Cargo.toml").display()
+            ),
             Error::ManifestMissing(_) => "check `--manifest-path`".to_owned(),
             Error::Parse { .. } | Error::NotAPackage(_) => {
                 "fix the file and run the command again".to_owned()
@@ -218,11 +222,51 @@ impl Error {
     }
 }
 
+fn manifest_missing(path: &Path) -> String {
+    if path.is_dir() {
+        format!(
+            "manifest `{}` is a directory, not a `Cargo.toml`",
+            path.display()
+        )
+    } else {
+        format!("manifest `{}` does not exist", path.display())
+    }
+}
+
+fn found(count: usize) -> String {
+    match count {
+        1 => "1 incompatibility found".to_owned(),
+        n => format!("{n} incompatibilities found"),
+    }
+}
+
 /// `Error::Io` for a path.
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |e| Error::Io {
         path,
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incompatible_plugin_s_count_reads_right() {
+        let error = |count| Error::Incompatible {
+            package: "p".to_owned(),
+            host: "`h`".to_owned(),
+            count,
+        };
+        assert_eq!(
+            error(1).to_string(),
+            "`p` is incompatible with host `h`: 1 incompatibility found"
+        );
+        assert_eq!(
+            error(3).to_string(),
+            "`p` is incompatible with host `h`: 3 incompatibilities found"
+        );
     }
 }

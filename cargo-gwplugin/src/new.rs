@@ -225,11 +225,51 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         }
     }
     result?;
+    if let Some((workspace, relative)) = enclosing_workspace(&dir) {
+        status(
+            "Warning",
+            &format!(
+                "`{}` is a workspace above the plugin, which is a workspace of its own: \
+                 cargo there stops with \"multiple workspace roots found\" until it lists \
+                 `{relative}` in its `[workspace] exclude`",
+                workspace.display()
+            ),
+        );
+    }
     let shown = dir.strip_prefix(&cwd).unwrap_or(&dir).display().to_string();
     crate::print_stdout(&format!(
         "Next:\n    cd {shown}\n    cargo test\n    cargo gwplugin check\n    cargo gwplugin build --release\n"
     ));
     Ok(Outcome::Ok)
+}
+
+/// The nearest workspace manifest above `dir` that does not exclude it, with `dir` relative
+/// to it: the plugin's own `[workspace]` (a plugin is built on its own, with its own lock)
+/// clashes with it.
+fn enclosing_workspace(dir: &Path) -> Option<(PathBuf, String)> {
+    for root in dir.ancestors().skip(1) {
+        let manifest = root.join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+            continue;
+        };
+        let Some(workspace) = doc.get("workspace") else {
+            continue;
+        };
+        let relative = dir.strip_prefix(root).ok()?;
+        let excluded = workspace
+            .get("exclude")
+            .and_then(|e| e.as_array())
+            .is_some_and(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str())
+                    .any(|x| relative.starts_with(x))
+            });
+        return (!excluded).then(|| (manifest, relative.display().to_string()));
+    }
+    None
 }
 
 fn scaffold(

@@ -117,6 +117,63 @@ fn no_manifest_at_all() {
         ),
         "error: manifest `[ROOT]/x/Cargo.toml` does not exist\nhelp: check `--manifest-path`\n"
     );
+    // A directory: cargo's `--manifest-path` takes the file.
+    std::fs::create_dir(root.path().join("p1")).unwrap();
+    assert_eq!(
+        fails(
+            root.path(),
+            root.path(),
+            &["check", "--manifest-path", "p1"]
+        ),
+        "error: manifest `[ROOT]/p1` is a directory, not a `Cargo.toml`\nhelp: pass the `Cargo.toml` in it: `--manifest-path [ROOT]/p1/Cargo.toml`\n"
+    );
+}
+
+#[test]
+fn new_inside_a_workspace_warns_that_it_must_exclude_the_plugin() {
+    let root = tempdir();
+    std::fs::write(
+        root.path().join("Cargo.toml"),
+        "[workspace]\nmembers = [\"p/*\"]\nresolver = \"2\"\n",
+    )
+    .unwrap();
+    let host = repo().join("gateway");
+    let new = |name: &str| {
+        let path = format!("p/{name}");
+        let args = [
+            "new",
+            name,
+            "--kind",
+            "modifier",
+            "--host",
+            host.to_str().unwrap(),
+            "--path",
+            &path,
+        ];
+        run(gwplugin(root.path(), &args), root.path())
+    };
+    let r = new("zz");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .replace(&root.path().display().to_string(), "[ROOT]")
+            .contains(
+                "warning: `[ROOT]/Cargo.toml` is a workspace above the plugin, which is a \
+                 workspace of its own: cargo there stops with \"multiple workspace roots \
+                 found\" until it lists `p/zz` in its `[workspace] exclude`"
+            ),
+        "{}",
+        r.stderr
+    );
+    // Once excluded, no warning.
+    std::fs::write(
+        root.path().join("Cargo.toml"),
+        "[workspace]\nmembers = [\"p/*\"]\nexclude = [\"p\"]\nresolver = \"2\"\n",
+    )
+    .unwrap();
+    let r = new("yy");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("warning:"), "{}", r.stderr);
 }
 
 #[test]

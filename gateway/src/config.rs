@@ -365,10 +365,14 @@ impl Parser<'_> {
         obj.map.get(key).map(|v| (v, join_key(&obj.at, key)))
     }
 
-    /// A timeout, at most [`MAX_TIMEOUT`] (beyond, a deadline would not fit a clock
-    /// reading, and no call waits that long on purpose); `None` for 0, which takes the
-    /// enclosing one, as in KrakenD.
-    fn timeout(&self, v: &Value, at: &str) -> Result<Option<Duration>> {
+    /// `obj`'s `timeout`, at most [`MAX_TIMEOUT`] (beyond, a deadline would not fit a
+    /// clock reading, and no call waits that long on purpose); `enclosing` when it has
+    /// none, or 0, as in KrakenD.
+    fn timeout(&self, obj: &Obj<'_>, enclosing: Duration) -> Result<Duration> {
+        let Some((v, at)) = self.optional(obj, "timeout") else {
+            return Ok(enclosing);
+        };
+        let at = at.as_str();
         let text = self.string(v, at)?;
         let duration = parse_duration(text).ok_or_else(|| {
             self.error(
@@ -387,7 +391,11 @@ impl Parser<'_> {
                 Some("set the longest wait you mean, up to `24h`".to_owned()),
             ));
         }
-        Ok(Some(duration).filter(|d| !d.is_zero()))
+        Ok(if duration.is_zero() {
+            enclosing
+        } else {
+            duration
+        })
     }
 
     fn config(&self, root: &Value) -> Result<Config> {
@@ -452,10 +460,7 @@ impl Parser<'_> {
             None => None,
             Some((v, at)) => self.tls_block(v, &at)?,
         };
-        let timeout = match self.optional(&obj, "timeout") {
-            None => DEFAULT_TIMEOUT,
-            Some((v, at)) => self.timeout(v, &at)?.unwrap_or(DEFAULT_TIMEOUT),
-        };
+        let timeout = self.timeout(&obj, DEFAULT_TIMEOUT)?;
         let plugin = match self.optional(&obj, "plugin") {
             None => None,
             Some((v, at)) => Some(self.plugin_block(v, &at)?),
@@ -740,10 +745,7 @@ impl Parser<'_> {
             None => Method::GET,
             Some((v, at)) => self.method(v, &at)?,
         };
-        let timeout = match self.optional(&obj, "timeout") {
-            None => default_timeout,
-            Some((v, at)) => self.timeout(v, &at)?.unwrap_or(default_timeout),
-        };
+        let timeout = self.timeout(&obj, default_timeout)?;
         let mut modifiers = Vec::new();
         if let Some((v, at)) = self.optional(&obj, "extra_config") {
             let extra = self.object(v, &at, &[Kind::Modifier.namespace()])?;
@@ -829,10 +831,7 @@ impl Parser<'_> {
             None => None,
             Some((v, at)) => Some(self.method(v, &at)?),
         };
-        let timeout = match self.optional(&obj, "timeout") {
-            None => default_timeout,
-            Some((v, at)) => self.timeout(v, &at)?.unwrap_or(default_timeout),
-        };
+        let timeout = self.timeout(&obj, default_timeout)?;
         let mut modifiers = Vec::new();
         let mut client = None;
         if let Some((v, at)) = self.optional(&obj, "extra_config") {
@@ -943,14 +942,13 @@ fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static s
 /// Parses a duration as KrakenD (Go's `time.ParseDuration`) does: numbers, each with a
 /// unit, added up: `500ms`, `1.5s`, `1m30s`, `2h45m`; `0` alone is zero. No sign.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    if text == "0" {
-        return Some(Duration::ZERO);
+    match text {
+        "" => return None,
+        "0" => return Some(Duration::ZERO),
+        _ => {}
     }
     let mut rest = text;
     let mut seconds = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
     while !rest.is_empty() {
         let split = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let (number, tail) = rest.split_at(split);

@@ -399,10 +399,7 @@ impl Router {
                 backend.timeout
             );
             // With its id, as a plugin's failures: an http-client plugin's timeout is one.
-            let mut resp = status_response(StatusCode::GATEWAY_TIMEOUT);
-            resp.headers_mut()
-                .insert("x-request-id", HeaderValue::from(request_id()));
-            resp
+            failure_response(StatusCode::GATEWAY_TIMEOUT, request_id())
         };
         let unreachable = |target: &dyn std::fmt::Display, e: BackendError| {
             // The client's own body broke off or was malformed (hyper's error, from
@@ -614,9 +611,7 @@ async fn report_plugin_body_failures(resp: &mut Response) {
                     e.downcast_ref::<gwplugin::Error>()
                         .map_or(StatusCode::INTERNAL_SERVER_ERROR, failure_status)
                 };
-                *resp = status_response(status);
-                resp.headers_mut()
-                    .insert("x-request-id", HeaderValue::from(request_id()));
+                *resp = failure_response(status, request_id());
                 return;
             }
             Poll::Ready(Some(Ok(frame))) => Some(frame),
@@ -808,9 +803,14 @@ fn plugin_failure(name: &str, kind: Kind, err: &gwplugin::Error) -> Response {
             "plugin failed: "
         }
     );
+    failure_response(status, id)
+}
+
+/// A failure's answer: its status, and the request's id, which its log lines carry.
+fn failure_response(status: StatusCode, request_id: u64) -> Response {
     let mut resp = status_response(status);
     resp.headers_mut()
-        .insert("x-request-id", HeaderValue::from(id));
+        .insert("x-request-id", HeaderValue::from(request_id));
     resp
 }
 

@@ -395,22 +395,23 @@ fn test_plugin_takes_krakends_short_flags_each_file_on_its_own_and_a_time_limit(
     // A backend that takes the connection and never answers: the sample request is given
     // up after `--timeout`, as a `[KO]` line.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = format!(
-        r#"{{"backend": "http://{}"}}"#,
-        silent.local_addr().unwrap()
-    );
+    // The http-client plugin sends `GET /x` to `silent`, given up after 300 ms.
+    let test_client = |config: &str| {
+        run(&[
+            "test-plugin",
+            "-c",
+            "--config",
+            config,
+            "--request",
+            "GET /x",
+            "--timeout",
+            "300ms",
+            so.to_str().unwrap(),
+        ])
+    };
+    let backend = silent.local_addr().unwrap();
     let started = std::time::Instant::now();
-    let out = run(&[
-        "test-plugin",
-        "-c",
-        "--config",
-        &config,
-        "--request",
-        "GET /x",
-        "--timeout",
-        "300ms",
-        so.to_str().unwrap(),
-    ]);
+    let out = test_client(&format!(r#"{{"backend": "http://{backend}"}}"#));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("[KO] services-client (http-client) in ")
@@ -422,22 +423,10 @@ fn test_plugin_takes_krakends_short_flags_each_file_on_its_own_and_a_time_limit(
 
     // A plugin still in a timer's `await` when it is given up: the process ends with its
     // exit code, not aborted by a runtime shut down under the plugin (it was, most times).
-    let config = format!(
-        r#"{{"backend": "http://{}", "sleep_ms": 3000}}"#,
-        silent.local_addr().unwrap()
-    );
     for _ in 0..3 {
-        let out = run(&[
-            "test-plugin",
-            "-c",
-            "--config",
-            &config,
-            "--request",
-            "GET /x",
-            "--timeout",
-            "300ms",
-            so.to_str().unwrap(),
-        ]);
+        let out = test_client(&format!(
+            r#"{{"backend": "http://{backend}", "sleep_ms": 3000}}"#
+        ));
         assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
         assert!(
             !text(&out.stderr).contains("panicked"),

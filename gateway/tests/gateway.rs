@@ -10,6 +10,11 @@ use common::*;
 use http_body_util::Full;
 use serde_json::json;
 
+/// An endpoint `path` whose backend is the root of the raw-socket server at `addr`.
+fn raw_endpoint(path: &str, addr: std::net::SocketAddr) -> serde_json::Value {
+    json!({"endpoint": path, "backend": [{"host": [format!("http://{addr}")], "url_pattern": "/"}]})
+}
+
 fn endpoint(path: &str, backend: &Backend, url_pattern: &str) -> serde_json::Value {
     json!({
         "endpoint": path,
@@ -696,10 +701,7 @@ async fn a_head_response_whose_body_a_plugin_replaced_keeps_its_headers_and_send
 async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
     // A backend that answers in HTTP/1.0 and closes (as `python3 -m http.server` does).
     let old_addr = start_raw_backend(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", drop);
-    let cfg = config(
-        None,
-        json!([{"endpoint": "/old", "backend": [{"host": [format!("http://{old_addr}")], "url_pattern": "/"}]}]),
-    );
+    let cfg = config(None, json!([raw_endpoint("/old", old_addr)]));
     let gw = Gateway::start(Site::new(&[]), &cfg);
     // Two requests on one connection: each answered in HTTP/1.1, the connection kept.
     let mut client = send_raw(gw.addr, "GET /old HTTP/1.1\r\nhost: x\r\n\r\n");
@@ -764,18 +766,7 @@ fn post_raw(
         let _ = std::io::Write::write_all(&mut writer, &vec![b'u'; send]);
         std::thread::sleep(Duration::from_secs(10));
     });
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !answer.ends_with(b"too large") {
-        match std::io::Read::read(&mut stream, &mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&chunk[..n]),
-        }
-    }
-    (
-        String::from_utf8_lossy(&answer).into_owned(),
-        started.elapsed(),
-    )
+    (read_until(&mut stream, b"too large"), started.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -874,15 +865,7 @@ async fn a_backend_that_answers_200_early_and_reads_on_gets_the_whole_body() {
     std::io::Write::write_all(&mut client, &vec![b'a'; half]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     std::io::Write::write_all(&mut client, &vec![b'b'; half]).unwrap();
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !answer.ends_with(b"\r\n\r\nok") {
-        match std::io::Read::read(&mut client, &mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = read_until(&mut client, b"\r\n\r\nok");
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while STREAMING_BACKEND_READ.load(Ordering::SeqCst) < 2 * half && Instant::now() < deadline {
@@ -926,10 +909,7 @@ async fn a_backend_s_content_length_list_reaches_the_client_as_one_length() {
     );
     let cfg = config(
         None,
-        json!([
-            {"endpoint": "/list", "backend": [{"host": [format!("http://{list}")], "url_pattern": "/"}]},
-            {"endpoint": "/twice", "backend": [{"host": [format!("http://{twice}")], "url_pattern": "/"}]},
-        ]),
+        json!([raw_endpoint("/list", list), raw_endpoint("/twice", twice)]),
     );
     let gw = Gateway::start(Site::new(&[]), &cfg);
     for path in ["/list", "/twice"] {
@@ -963,14 +943,13 @@ async fn a_backend_response_in_a_transfer_coding_beyond_chunked_is_a_502() {
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         drop,
     );
-    let endpoint = |path: &str, addr: std::net::SocketAddr| json!({"endpoint": path, "backend": [{"host": [format!("http://{addr}")], "url_pattern": "/"}]});
     let cfg = config(
         None,
         json!([
-            endpoint("/gzip-chunked", gzip_chunked),
-            endpoint("/gzip", gzip),
-            endpoint("/empty", empty),
-            endpoint("/chunked", chunked),
+            raw_endpoint("/gzip-chunked", gzip_chunked),
+            raw_endpoint("/gzip", gzip),
+            raw_endpoint("/empty", empty),
+            raw_endpoint("/chunked", chunked),
         ]),
     );
     let gw = Gateway::start(Site::new(&[]), &cfg);
@@ -1014,10 +993,7 @@ async fn chunked_responses_with_many_trailers_pass_and_chunked_http_1_0_is_not_r
             }
         }
     });
-    let cfg = config(
-        None,
-        json!([{"endpoint": "/t", "backend": [{"host": [format!("http://{addr}")], "url_pattern": "/"}]}]),
-    );
+    let cfg = config(None, json!([raw_endpoint("/t", addr)]));
     let env = [("TOKIO_WORKER_THREADS", "1")];
     let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
     for _ in 0..2 {

@@ -36,6 +36,9 @@ const MAX_HEADERS: usize = 100;
 const COPY_LIMIT: usize = 16 * 1024;
 /// A chunk-size line longer than this is refused.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Why a response whose `Transfer-Encoding` is anything but one `chunked` is refused.
+const NOT_CHUNKED: &str =
+    "the response's transfer coding is not `chunked`, the only one gwhost undoes";
 
 /// One connection to a backend, with what has been read from it and not yet used.
 #[derive(Debug)]
@@ -301,13 +304,19 @@ impl Conn {
         {
             return Ok(Written::AnsweredEarly);
         }
+        self.clear_write();
+        // What is left is TLS's to send, if anything (rustls takes bytes the socket does
+        // not yet: its flush is where the backend's not reading shows).
+        watch.flush(&mut self.io, &mut self.read).await
+    }
+
+    /// Empties `write` once it went out, keeping a usual request's capacity.
+    #[inline]
+    fn clear_write(&mut self) {
         self.write.clear();
         if self.write.capacity() > 4 * COPY_LIMIT {
             self.write.shrink_to(COPY_LIMIT);
         }
-        // What is left is TLS's to send, if anything (rustls takes bytes the socket does
-        // not yet: its flush is where the backend's not reading shows).
-        watch.flush(&mut self.io, &mut self.read).await
     }
 
     async fn flush(&mut self) -> Result<(), BackendError> {
@@ -316,10 +325,7 @@ impl Conn {
                 .write_all(&self.write)
                 .await
                 .map_err(BackendError::Io)?;
-            self.write.clear();
-            if self.write.capacity() > 4 * COPY_LIMIT {
-                self.write.shrink_to(COPY_LIMIT);
-            }
+            self.clear_write();
         }
         // TLS may hold records back that its writes could not send yet; TCP holds none.
         if let TcpOrTls::Tls(_) = self.io {
@@ -451,10 +457,7 @@ impl Conn {
         } else if framing.transfer_encoding {
             // Present but empty (`Transfer-Encoding:` or `,`): no coding gwhost undoes.
             if !framing.chunked {
-                return Err(BackendError::Protocol(
-                    "the response's transfer coding is not `chunked`, the only one gwhost \
-                     undoes",
-                ));
+                return Err(BackendError::Protocol(NOT_CHUNKED));
             }
             Framing::Chunked
         } else if let Some(n) = framing.content_length {
@@ -650,7 +653,7 @@ struct FramingHeaders {
     /// `Content-Length` was a list, or came more than once.
     length_listed: bool,
     transfer_encoding: bool,
-    /// The last transfer coding is `chunked`.
+    /// `Transfer-Encoding` named `chunked` (and, by `see`, nothing else).
     chunked: bool,
     close: bool,
     keep_alive: bool,
@@ -685,10 +688,7 @@ impl FramingHeaders {
                     continue;
                 }
                 if self.chunked || !coding.eq_ignore_ascii_case(b"chunked") {
-                    return Err(BackendError::Protocol(
-                        "the response's transfer coding is not `chunked`, the only one \
-                         gwhost undoes",
-                    ));
+                    return Err(BackendError::Protocol(NOT_CHUNKED));
                 }
                 self.chunked = true;
             }

@@ -692,6 +692,20 @@ pub fn start_raw_backend(answer: &'static [u8], after: fn(std::net::TcpStream)) 
     addr
 }
 
+/// What `stream` sends until it ends with `end`, or until it closes or fails (10 s for
+/// a [`send_raw`] stream), as text.
+pub fn read_until(stream: &mut std::net::TcpStream, end: &[u8]) -> String {
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.ends_with(end) {
+        match std::io::Read::read(stream, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// A loopback address nothing listens on.
 pub fn dead_address() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,6 +1,6 @@
 //! `cargo gwplugin sync`: bring a plugin to its host's versions.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::edit;
 use crate::error::{Error, io};
@@ -124,6 +124,84 @@ fn diff(path: &Path, old: &str, new: &str) -> String {
         .to_string()
 }
 
+/// What `sync` writes, decided beforehand.
+struct Written<'a> {
+    /// The new Cargo.toml, if it changed.
+    manifest: Option<&'a str>,
+    /// The toolchain file and its new text, if it changed.
+    toolchain: Option<(&'a Path, &'a str)>,
+    lock_path: &'a Path,
+    old_lock: Option<&'a Lockfile>,
+}
+
+/// Writes the files and moves the lock's boundary crates to the host's versions, within
+/// `tx`. Returns whether the lock was resolved again, and the crates moved.
+fn write_and_lock(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    host: &Host,
+    tx: &mut Transaction,
+    written: &Written<'_>,
+) -> Result<(bool, Vec<LockMove>), Error> {
+    let lock_path = written.lock_path;
+    if let Some(manifest) = written.manifest {
+        tx.write(&plugin.path, manifest.as_bytes())?;
+    }
+    if let Some((path, text)) = written.toolchain {
+        tx.write(path, text.as_bytes())?;
+    }
+    tx.guard(lock_path)?;
+    let mut resolve = written.manifest.is_some();
+    if written.old_lock.is_none() {
+        resolve = true;
+        if let Some(text) = &host.lock_text {
+            // Start from the host's lock: every crate the host has keeps its version.
+            tx.write(lock_path, text.as_bytes())?;
+        }
+    }
+    if resolve {
+        cargo.run_offline_first("update", &plugin.path, &["--workspace"])?;
+    }
+    let lock = read_lock(lock_path)?.unwrap_or_default();
+    let moves = lock_moves(&lock, host);
+    for m in &moves {
+        let spec = format!("{}@{}", m.name, m.from);
+        cargo.run_offline_first("update", &plugin.path, &["-p", &spec, "--precise", &m.to])?;
+    }
+    let final_lock = read_lock(lock_path)?.unwrap_or_default();
+    if !moves.is_empty()
+        && let Some(m) = lock_moves(&final_lock, host).into_iter().next()
+    {
+        return Err(Error::Unsyncable {
+            krate: m.name,
+            have: m.from,
+            want: m.to,
+            lock: lock_path.to_owned(),
+        });
+    }
+    if let Some(old) = written.old_lock {
+        let before = boundary_versions(old);
+        for (name, version) in boundary_versions(&final_lock) {
+            if let Some(was) = before.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+                && *was != version
+            {
+                status("Locking", &format!("`{name}` {was} -> {version}"));
+            }
+        }
+    }
+    Ok((resolve, moves))
+}
+
+/// `` `a` ``, `` `a` and `b` ``, `` `a`, `b` and `c` ``.
+fn backticked_list(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// Brings `plugin` to `host`'s versions. Any failure leaves every file as it was.
 pub fn sync(
     cargo: &Cargo,
@@ -165,7 +243,6 @@ pub fn sync(
     };
 
     let lock = read_lock(&lock_path)?;
-    let old_lock = lock.clone();
     for c in &changes {
         status(
             if dry_run { "Would update" } else { "Updating" },
@@ -178,8 +255,7 @@ pub fn sync(
             "`cdylib` to [lib] crate-type",
         );
     }
-    if let Some(tc) = &new_toolchain {
-        let _ = tc;
+    if new_toolchain.is_some() {
         status(
             if dry_run { "Would pin" } else { "Pinning" },
             &format!(
@@ -221,52 +297,44 @@ pub fn sync(
         return Ok(());
     }
 
-    let mut tx = Transaction::new();
-    if manifest_changed {
-        tx.write(&plugin.path, new_manifest.as_bytes())?;
-    }
-    if let Some(tc) = &new_toolchain {
-        tx.write(&toolchain_path, tc.as_bytes())?;
-    }
-    tx.guard(&lock_path)?;
-    let mut resolve = manifest_changed;
     if lock.is_none() {
-        resolve = true;
-        if let Some(text) = &host.lock_text {
-            // Start from the host's lock: every crate the host has keeps its version.
-            tx.write(&lock_path, text.as_bytes())?;
-        }
+        status(
+            "Creating",
+            &format!(
+                "`{}`{}",
+                lock_path.display(),
+                if host.lock_text.is_some() {
+                    " from the host's lock"
+                } else {
+                    ""
+                }
+            ),
+        );
     }
-    if resolve {
-        cargo.run_offline_first("update", &plugin.path, &["--workspace"])?;
-    }
-    let lock = read_lock(&lock_path)?.unwrap_or_default();
-    let moves = lock_moves(&lock, host);
-    for m in &moves {
-        let spec = format!("{}@{}", m.name, m.from);
-        cargo.run_offline_first("update", &plugin.path, &["-p", &spec, "--precise", &m.to])?;
-    }
-    let final_lock = read_lock(&lock_path)?.unwrap_or_default();
-    if !moves.is_empty()
-        && let Some(m) = lock_moves(&final_lock, host).into_iter().next()
-    {
-        return Err(Error::Unsyncable {
-            krate: m.name,
-            have: m.from,
-            want: m.to,
-            lock: lock_path,
-        });
-    }
-    if let Some(old) = &old_lock {
-        let before = boundary_versions(old);
-        for (name, version) in boundary_versions(&final_lock) {
-            if let Some(was) = before.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
-                && *was != version
-            {
-                status("Locking", &format!("`{name}` {was} -> {version}"));
+    let mut tx = Transaction::new();
+    let written = Written {
+        manifest: manifest_changed.then_some(new_manifest.as_str()),
+        toolchain: new_toolchain
+            .as_deref()
+            .map(|tc| (toolchain_path.as_path(), tc)),
+        lock_path: &lock_path,
+        old_lock: lock.as_ref(),
+    };
+    let (resolve, moves) = match write_and_lock(cargo, plugin, host, &mut tx, &written) {
+        Ok(done) => done,
+        Err(e) => {
+            // Said before the error, which follows: the "Updating" lines above did not hold.
+            let files = tx.paths();
+            drop(tx);
+            if !files.is_empty() {
+                status(
+                    "Restored",
+                    &format!("{} as they were", backticked_list(&files)),
+                );
             }
+            return Err(e);
         }
-    }
+    };
     tx.commit();
     // rustup tells its children which toolchain it chose and why: one set in the
     // environment or by `rustup override` outranks the file just pinned.

@@ -59,6 +59,11 @@ impl Transaction {
         made
     }
 
+    /// The files guarded or written so far, in that order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.originals.iter().map(|(p, _)| p.clone()).collect()
+    }
+
     /// Keeps the changes.
     pub fn commit(mut self) {
         self.committed = true;

@@ -74,20 +74,6 @@ fn already_in_sync_manifest() {
     dry_run_case("in-sync");
 }
 
-fn lock_version(dir: &Path, name: &str) -> Vec<String> {
-    let lock = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap();
-    let needle = format!("name = \"{name}\"\nversion = \"");
-    lock.match_indices(&needle)
-        .map(|(i, _)| {
-            lock[i + needle.len()..]
-                .split('"')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
 #[test]
 fn sync_pins_moves_the_lock_and_pins_the_compiler() {
     let root = tempdir();
@@ -214,4 +200,18 @@ fn the_pin_goes_in_a_legacy_rust_toolchain_file_which_rustup_reads_first() {
     // And it is in sync now.
     let r = run(gwplugin(&dir, &["sync"]), root.path());
     assert!(r.stderr.contains("is already in sync"), "{}", r.stderr);
+}
+
+#[test]
+fn a_missing_lock_is_created_from_the_hosts_and_sync_says_so() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "unlocked", "modifier");
+    std::fs::remove_file(dir.join("Cargo.lock")).unwrap();
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "    Creating `[ROOT]/unlocked/Cargo.lock` from the host's lock\n    Finished `unlocked` is in sync with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`)\n"
+    );
+    assert_eq!(lock_version(&dir, "bytes"), lock_version(&repo(), "bytes"));
 }

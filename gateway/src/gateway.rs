@@ -219,6 +219,9 @@ impl Gateway {
                     Err(e) => plugin_failure(name, Kind::HttpServer, &e),
                 },
             };
+            if let Some((_, name)) = &self.chain {
+                attribute_streamed_body(&mut resp, name, Kind::HttpServer);
+            }
             if self.plugins_see_responses {
                 if match_length {
                     content_length_of_body(&mut resp);
@@ -380,6 +383,8 @@ impl Router {
                 if let Err(e) = scope::in_plugin(m.name, || m.instance.modify_response(&mut resp)) {
                     return plugin_failure(m.name, Kind::Modifier, &e);
                 }
+                // It may have set a stream of its own.
+                attribute_streamed_body(&mut resp, m.name, Kind::Modifier);
             }
             resp
         }
@@ -424,6 +429,7 @@ impl Router {
                     client.name
                 ))),
                 Ok(Ok(mut resp)) => {
+                    attribute_streamed_body(&mut resp, client.name, Kind::HttpClient);
                     watch_backend_body(&mut resp, backend.timeout);
                     Ok(resp)
                 }
@@ -498,19 +504,104 @@ where
     }
 }
 
-/// Logs a response body's failure after its head went out, with the request id: at
-/// ERROR for a plugin's panic (its message says where), at WARN otherwise.
+/// Logs a response body's failure after its head went out, with the request id and, when
+/// a plugin's body failed, the plugin: at ERROR for a plugin's panic (its message says
+/// where), at WARN otherwise.
 fn log_body_failure(request_id: u64, e: &(dyn std::error::Error + 'static)) {
+    let (plugin, kind) =
+        failed_plugin(e).map_or((None, None), |p| (Some(p.name), Some(p.kind.as_str())));
+    if is_panic(e) {
+        tracing::error!(plugin, kind, request_id, "response body failed: {e}");
+    } else {
+        tracing::warn!(plugin, kind, request_id, "response cut short: {e}");
+    }
+}
+
+/// Whether a body's failure is a plugin's panic.
+fn is_panic(e: &(dyn std::error::Error + 'static)) -> bool {
     // By its text too: a plugin's error is its own copy of the type, which a downcast
     // here need not recognise (and a panic may come wrapped in another error).
-    let panicked = e
-        .downcast_ref::<gwplugin::Error>()
-        .is_some_and(gwplugin::Error::is_panic)
-        || e.to_string().contains("plugin panicked");
-    if panicked {
-        tracing::error!(request_id, "response body failed: {e}");
-    } else {
-        tracing::warn!(request_id, "response cut short: {e}");
+    causes(e).any(|c| {
+        c.downcast_ref::<gwplugin::Error>()
+            .is_some_and(gwplugin::Error::is_panic)
+    }) || e.to_string().contains("plugin panicked")
+}
+
+/// `e` and its sources, outermost first.
+fn causes<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |c| c.source())
+}
+
+/// The plugin whose body stream failed, if a plugin's did.
+fn failed_plugin<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e PluginBodyFailed> {
+    causes(e).find_map(|c| c.downcast_ref::<PluginBodyFailed>())
+}
+
+/// A plugin's body stream failed: which plugin, and why.
+#[derive(Debug)]
+struct PluginBodyFailed {
+    name: &'static str,
+    kind: Kind,
+    source: gwplugin::BoxError,
+}
+
+impl std::fmt::Display for PluginBodyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for PluginBodyFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+/// Polls a plugin's streamed response body as that plugin, as its calls are: what it logs
+/// while hyper streams it carries its name, and its failure says whose it was. Each
+/// plugin that answers wraps what it answers, so a failure is the innermost plugin's
+/// whose stream it came from (a backend's stays a backend's).
+fn attribute_streamed_body(resp: &mut Response, name: &'static str, kind: Kind) {
+    wrap_streamed_body(resp, |body| PluginBody { name, kind, body });
+}
+
+struct PluginBody {
+    name: &'static str,
+    kind: Kind,
+    body: Body,
+}
+
+impl hyper::body::Body for PluginBody {
+    type Data = bytes::Bytes;
+    type Error = gwplugin::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match scope::in_plugin(this.name, || Pin::new(&mut this.body).poll_frame(cx)) {
+            Poll::Ready(Some(Err(e)))
+                if failed_plugin(e.as_ref()).is_none() && !is_backend_failure(&e) =>
+            {
+                Poll::Ready(Some(Err(Box::new(PluginBodyFailed {
+                    name: this.name,
+                    kind: this.kind,
+                    source: e,
+                }))))
+            }
+            polled => polled,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -603,12 +694,16 @@ async fn report_plugin_body_failures(resp: &mut Response) {
                 let status = if is_backend_failure(&e) {
                     StatusCode::BAD_GATEWAY
                 } else {
+                    let failed = failed_plugin(e.as_ref());
                     tracing::error!(
+                        plugin = failed.map(|p| p.name),
+                        kind = failed.map(|p| p.kind.as_str()),
                         request_id = request_id(),
                         "response body failed before its first chunk: {e}"
                     );
                     // The status a plugin's error carries, as for its other failures.
-                    e.downcast_ref::<gwplugin::Error>()
+                    causes(e.as_ref())
+                        .find_map(|c| c.downcast_ref::<gwplugin::Error>())
                         .map_or(StatusCode::INTERNAL_SERVER_ERROR, failure_status)
                 };
                 *resp = failure_response(status, request_id());
@@ -631,14 +726,7 @@ async fn report_plugin_body_failures(resp: &mut Response) {
 /// Whether a body's failure is a backend's (logged already, by [`BackendBody`]), also when
 /// a plugin wrapped it.
 fn is_backend_failure(e: &gwplugin::BoxError) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
-    while let Some(c) = cause {
-        if c.is::<BackendBodyFailed>() {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
+    causes(e.as_ref()).any(|c| c.is::<BackendBodyFailed>())
 }
 
 struct ReportedBody {
@@ -734,7 +822,10 @@ impl ErasedHandler for ServerLayer {
         let fut = PluginScope::new(self.name, self.inner.call(req));
         Box::pin(async move {
             Ok(match fut.await {
-                Ok(resp) => resp,
+                Ok(mut resp) => {
+                    attribute_streamed_body(&mut resp, self.name, Kind::HttpServer);
+                    resp
+                }
                 Err(e) => plugin_failure(self.name, Kind::HttpServer, &e),
             })
         })

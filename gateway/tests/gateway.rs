@@ -1482,11 +1482,13 @@ async fn plugin_faults_stay_with_their_request() {
         .log_line("body stream panicked on demand")
         .unwrap_or_else(|| panic!("{}", gw.logs()));
     assert!(
-        line.contains("ERROR") && line.contains("request_id="),
+        line.contains("ERROR")
+            && line.contains("request_id=")
+            && line.contains("plugin=\"stamp-server\" kind=\"http-server\""),
         "{line}"
     );
     // What the body stream logged before, polled by hyper outside the request's future,
-    // carries the same request id, and its library's name.
+    // carries the same request id, and its plugin's and library's names.
     let id = |line: &str| {
         line.split("request_id=")
             .nth(1)
@@ -1497,7 +1499,7 @@ async fn plugin_faults_stay_with_their_request() {
         .log_line("body stream sends its first chunk")
         .unwrap_or_else(|| panic!("{}", gw.logs()));
     assert!(
-        streamed.contains("library=\"fixture-all-kinds\""),
+        streamed.contains("plugin=\"stamp-server\" library=\"fixture-all-kinds\""),
         "{streamed}"
     );
     assert!(
@@ -1514,6 +1516,20 @@ async fn plugin_faults_stay_with_their_request() {
     assert!(
         gw.logs().lines().any(|l| l.contains("ERROR")
             && l.contains("body stream panicked on demand")
+            && l.contains("plugin=\"stamp-server\"")
+            && l.ends_with(&id)),
+        "{id}: {}",
+        gw.logs()
+    );
+    // A body stream the modifier set, passed on by the server plugin: the modifier's
+    // failure, not the plugin's that passed it on.
+    let reply = get(&gw.url("/m"), &[("x-reply-header-x-panic", "modifier-body")]).await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    let id = format!("request_id={}", reply.header("x-request-id"));
+    assert!(
+        gw.logs().lines().any(|l| l.contains("ERROR")
+            && l.contains("body stream panicked on demand")
+            && l.contains("plugin=\"stamp-modifier\" kind=\"modifier\"")
             && l.ends_with(&id)),
         "{id}: {}",
         gw.logs()

@@ -127,3 +127,18 @@ pub fn cargo(dir: &Path, args: &[&str]) -> String {
     );
     stderr
 }
+
+/// The versions of crate `name` in `dir/Cargo.lock`.
+pub fn lock_version(dir: &Path, name: &str) -> Vec<String> {
+    let lock = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap();
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    lock.match_indices(&needle)
+        .map(|(i, _)| {
+            lock[i + needle.len()..]
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}

@@ -305,7 +305,7 @@ fn scaffold(
         ),
     );
     let plugin = PluginManifest::read(dir.join("Cargo.toml"))?;
-    crate::sync::sync(cargo, &plugin, host, false)
+    crate::sync::sync_new_plugin(cargo, &plugin, host)
 }
 
 fn write_dir(d: &Dir<'_>, root: &Path, out: &Path, vars: &[(&str, &str)]) -> Result<(), Error> {

@@ -8,7 +8,7 @@ use crate::host::Host;
 use crate::lockfile::Lockfile;
 use crate::plugin::{PluginHostArgs, PluginManifest};
 use crate::process::Cargo;
-use crate::txn::Transaction;
+use crate::txn::{RolledBack, Transaction};
 use crate::{Outcome, status};
 
 /// Align the plugin's dependencies, compiler and Cargo.lock with its host.
@@ -192,6 +192,36 @@ fn write_and_lock(
     Ok((resolve, moves))
 }
 
+/// Says, before the error that follows, that the "Updating" lines above did not hold.
+fn report_rolled_back(undone: &RolledBack) {
+    if !undone.restored.is_empty() {
+        let as_was = if undone.restored.len() == 1 {
+            "as it was"
+        } else {
+            "as they were"
+        };
+        status(
+            "Restored",
+            &format!("{} {as_was}", backticked_list(&undone.restored)),
+        );
+    }
+    if !undone.removed.is_empty() {
+        status(
+            "Removed",
+            &format!("{}, created by this sync", backticked_list(&undone.removed)),
+        );
+    }
+    for (path, why) in &undone.failed {
+        status(
+            "Warning",
+            &format!(
+                "could not put `{}` back as it was: {why}\nhelp: restore it from version control",
+                path.display()
+            ),
+        );
+    }
+}
+
 /// `` `a` ``, `` `a` and `b` ``, `` `a`, `b` and `c` ``.
 fn backticked_list(paths: &[PathBuf]) -> String {
     let names: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
@@ -202,12 +232,29 @@ fn backticked_list(paths: &[PathBuf]) -> String {
     }
 }
 
-/// Brings `plugin` to `host`'s versions. Any failure leaves every file as it was.
+/// Brings `plugin` to `host`'s versions. Any failure leaves every file as it was, and
+/// says which it put back.
 pub fn sync(
     cargo: &Cargo,
     plugin: &PluginManifest,
     host: &Host,
     dry_run: bool,
+) -> Result<(), Error> {
+    sync_reporting(cargo, plugin, host, dry_run, true)
+}
+
+/// [`sync`] of a plugin `new` has just written, which removes the whole plugin if this
+/// fails: what was put back is not worth a word.
+pub fn sync_new_plugin(cargo: &Cargo, plugin: &PluginManifest, host: &Host) -> Result<(), Error> {
+    sync_reporting(cargo, plugin, host, false, false)
+}
+
+fn sync_reporting(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    host: &Host,
+    dry_run: bool,
+    report_rollback: bool,
 ) -> Result<(), Error> {
     let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
     let ws_dir = ws_manifest.parent().unwrap_or(plugin.dir()).to_owned();
@@ -323,14 +370,9 @@ pub fn sync(
     let (resolve, moves) = match write_and_lock(cargo, plugin, host, &mut tx, &written) {
         Ok(done) => done,
         Err(e) => {
-            // Said before the error, which follows: the "Updating" lines above did not hold.
-            let files = tx.paths();
-            drop(tx);
-            if !files.is_empty() {
-                status(
-                    "Restored",
-                    &format!("{} as they were", backticked_list(&files)),
-                );
+            let undone = tx.roll_back();
+            if report_rollback {
+                report_rolled_back(&undone);
             }
             return Err(e);
         }

@@ -8,6 +8,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, io};
 
+/// What [`Transaction::roll_back`] did, each list in the order the files were first touched.
+#[derive(Debug, Default)]
+pub struct RolledBack {
+    pub restored: Vec<PathBuf>,
+    pub removed: Vec<PathBuf>,
+    /// Files it could not put back, and why.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
 /// Files changed so far, with their original contents.
 #[derive(Debug, Default)]
 pub struct Transaction {
@@ -59,9 +68,31 @@ impl Transaction {
         made
     }
 
-    /// The files guarded or written so far, in that order.
-    pub fn paths(&self) -> Vec<PathBuf> {
-        self.originals.iter().map(|(p, _)| p.clone()).collect()
+    /// Puts every file back now, and says what that took: files that had changed and
+    /// were restored, files that had been created and were removed, and those it could
+    /// not put back. A file found as it was is left alone and not listed.
+    pub fn roll_back(mut self) -> RolledBack {
+        let mut done = RolledBack::default();
+        for (path, original) in self.originals.drain(..).rev() {
+            let now = std::fs::read(&path).ok();
+            if now == original {
+                continue;
+            }
+            let undone = match &original {
+                Some(bytes) => write_atomic(&path, bytes)
+                    .map(|()| &mut done.restored)
+                    .map_err(|e| e.to_string()),
+                None => std::fs::remove_file(&path)
+                    .map(|()| &mut done.removed)
+                    .map_err(|e| e.to_string()),
+            };
+            match undone {
+                Ok(list) => list.insert(0, path),
+                Err(e) => done.failed.insert(0, (path, e)),
+            }
+        }
+        self.rollback();
+        done
     }
 
     /// Keeps the changes.
@@ -157,6 +188,36 @@ mod tests {
         tx.commit();
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn roll_back_says_what_it_restored_removed_and_could_not_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let changed = dir.path().join("Cargo.toml");
+        let untouched = dir.path().join("Cargo.lock");
+        let created = dir.path().join("rust-toolchain.toml");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let lost = sub.join("gone");
+        std::fs::write(&changed, "old").unwrap();
+        std::fs::write(&untouched, "lock").unwrap();
+        std::fs::write(&lost, "old").unwrap();
+        let mut tx = Transaction::new();
+        tx.write(&changed, b"new").unwrap();
+        tx.guard(&untouched).unwrap();
+        tx.write(&created, b"pin").unwrap();
+        tx.write(&lost, b"new").unwrap();
+        // Its folder replaced by a file: it cannot be written back.
+        std::fs::remove_dir_all(&sub).unwrap();
+        std::fs::write(&sub, "in the way").unwrap();
+        let undone = tx.roll_back();
+        assert_eq!(undone.restored, std::slice::from_ref(&changed));
+        assert_eq!(undone.removed, std::slice::from_ref(&created));
+        assert_eq!(undone.failed.len(), 1);
+        assert_eq!(undone.failed[0].0, lost);
+        assert_eq!(std::fs::read_to_string(&changed).unwrap(), "old");
+        assert_eq!(std::fs::read_to_string(&untouched).unwrap(), "lock");
+        assert!(!created.exists());
     }
 
     #[test]

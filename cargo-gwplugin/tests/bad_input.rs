@@ -287,7 +287,7 @@ fn a_failing_cargo_is_reported_with_its_command_line_and_nothing_changes() {
     assert_eq!(
         r.stderr,
         format!(
-            "    Updating `bytes` in [dependencies]: \"1\" -> \"={}\"\n    Restored `[ROOT]/sync-fails/Cargo.toml` and `[ROOT]/sync-fails/Cargo.lock` as they were\nerror: `[ROOT]/fake-cargo update --manifest-path [ROOT]/sync-fails/Cargo.toml --workspace` failed (exit status: 101)\n--- stderr\nerror: no network today\nhelp: run the command above to see the whole of its output\n",
+            "    Updating `bytes` in [dependencies]: \"1\" -> \"={}\"\n    Restored `[ROOT]/sync-fails/Cargo.toml` as it was\nerror: `[ROOT]/fake-cargo update --manifest-path [ROOT]/sync-fails/Cargo.toml --workspace` failed (exit status: 101)\n--- stderr\nerror: no network today\nhelp: run the command above to see the whole of its output\n",
             lock_version(&repo(), "bytes")[0]
         )
     );

@@ -155,10 +155,17 @@ impl Gateway {
             .endpoints
             .iter()
             .any(|e| e.pattern.matches(HEALTH_PATH));
+        let plugins_see_responses = !config.server_plugins.is_empty()
+            || routes.iter().any(|r| {
+                !r.modifiers.is_empty()
+                    || !r.backend.modifiers.is_empty()
+                    || r.backend.client.is_some()
+            });
         let router: &'static Router = Box::leak(Box::new(Router {
             table,
             routes,
             answers_health,
+            hyper_polls_backend_bodies: !plugins_see_responses,
         }));
         // KrakenD's rule: each plugin wraps what the previous names built, so the last
         // name is the outermost and sees the request first. Inner plugins are wrapped
@@ -182,12 +189,6 @@ impl Gateway {
             }
         }
         drop(next);
-        let plugins_see_responses = chain.is_some()
-            || router.routes.iter().any(|r| {
-                !r.modifiers.is_empty()
-                    || !r.backend.modifiers.is_empty()
-                    || r.backend.client.is_some()
-            });
         Ok(Gateway {
             router,
             chain,
@@ -305,6 +306,11 @@ struct Router {
     routes: Vec<Route>,
     /// Whether [`HEALTH_PATH`] is gwhost's own (no endpoint's path takes it).
     answers_health: bool,
+    /// Whether a backend's streamed body goes to hyper as [`BackendBody`] made it (no
+    /// plugins), which then holds its failure back itself ([`hold_back`]); otherwise
+    /// [`ReportedBody`] does, where one held back here too would hide a failure at the
+    /// first poll from [`report_plugin_body_failures`].
+    hyper_polls_backend_bodies: bool,
 }
 
 impl Router {
@@ -383,7 +389,8 @@ impl Router {
                 if let Err(e) = scope::in_plugin(m.name, || m.instance.modify_response(&mut resp)) {
                     return plugin_failure(m.name, Kind::Modifier, &e);
                 }
-                // It may have set a stream of its own.
+                // It may have set a stream of its own. (One it passes on fails as whose
+                // it is: a failure already attributed, or a backend's, goes through.)
                 attribute_streamed_body(&mut resp, m.name, Kind::Modifier);
             }
             resp
@@ -430,7 +437,7 @@ impl Router {
                 ))),
                 Ok(Ok(mut resp)) => {
                     attribute_streamed_body(&mut resp, client.name, Kind::HttpClient);
-                    watch_backend_body(&mut resp, backend.timeout);
+                    watch_backend_body(&mut resp, backend.timeout, self.hyper_polls_backend_bodies);
                     Ok(resp)
                 }
                 Ok(Err(e)) => Err(plugin_failure(client.name, Kind::HttpClient, &e)),
@@ -452,7 +459,7 @@ impl Router {
                     target.1.as_ref().map_or("", |a| a.as_str())
                 ))),
                 Ok(Ok(mut resp)) => {
-                    watch_backend_body(&mut resp, backend.timeout);
+                    watch_backend_body(&mut resp, backend.timeout, self.hyper_polls_backend_bodies);
                     Ok(resp)
                 }
                 Ok(Err(e)) => Err(unreachable(&e.target, e.error)),
@@ -465,7 +472,7 @@ impl Router {
                 upstream.authority()
             ))),
             Ok(Ok(mut resp)) => {
-                watch_backend_body(&mut resp, backend.timeout);
+                watch_backend_body(&mut resp, backend.timeout, self.hyper_polls_backend_bodies);
                 Ok(resp)
             }
             Ok(Err(e)) => Err(unreachable(
@@ -481,12 +488,14 @@ impl Router {
 /// for its failures, which are logged here with the request id. A body that came whole
 /// with the head (most) needs neither. In place: a `Response` is ~150 bytes to move.
 #[inline]
-fn watch_backend_body(resp: &mut Response, timeout: Duration) {
+fn watch_backend_body(resp: &mut Response, timeout: Duration, hyper_polls_it: bool) {
     wrap_streamed_body(resp, |body| BackendBody {
         body,
         idle: None,
         timeout,
         request_id: request_id(),
+        hold_back: hyper_polls_it,
+        held: None,
     });
 }
 
@@ -524,7 +533,8 @@ fn is_panic(e: &(dyn std::error::Error + 'static)) -> bool {
     causes(e).any(|c| {
         c.downcast_ref::<gwplugin::Error>()
             .is_some_and(gwplugin::Error::is_panic)
-    }) || e.to_string().contains("plugin panicked")
+            || c.to_string().contains("plugin panicked")
+    })
 }
 
 /// `e` and its sources, outermost first.
@@ -605,17 +615,37 @@ impl hyper::body::Body for PluginBody {
     }
 }
 
+/// Keeps a body's failure in `slot` for the next poll and has it come at once. A failure
+/// in the pass that wrote the head and the chunks before it would have hyper drop them
+/// unsent with the connection: the client would get nothing, as if never answered. Held
+/// back one poll, they are flushed first, and the client sees the status and what came
+/// before the connection closes (as from nginx).
+fn hold_back<T>(
+    slot: &mut Option<gwplugin::BoxError>,
+    failure: gwplugin::BoxError,
+    cx: &mut Context<'_>,
+) -> Poll<T> {
+    *slot = Some(failure);
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
 /// Why a backend's body ended early (already logged, by [`BackendBody`]).
 #[derive(Debug)]
-struct BackendBodyFailed(String);
+struct BackendBodyFailed(gwplugin::BoxError);
 
 impl std::fmt::Display for BackendBodyFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        self.0.fmt(f)
     }
 }
 
-impl std::error::Error for BackendBodyFailed {}
+impl std::error::Error for BackendBodyFailed {
+    // Kept: an http-client plugin's body that failed is the plugin's (its status, 500).
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
 
 struct BackendBody {
     body: Body,
@@ -625,6 +655,9 @@ struct BackendBody {
     idle: Option<timer::Sleep>,
     timeout: Duration,
     request_id: u64,
+    /// Whether its failure is held back for one poll ([`hold_back`]), and that failure.
+    hold_back: bool,
+    held: Option<gwplugin::BoxError>,
 }
 
 impl BackendBody {
@@ -632,7 +665,20 @@ impl BackendBody {
     /// plugin's fault, an ERROR) and marks it logged.
     fn failed(&self, error: gwplugin::BoxError) -> gwplugin::BoxError {
         log_body_failure(self.request_id, error.as_ref());
-        Box::new(BackendBodyFailed(error.to_string()))
+        Box::new(BackendBodyFailed(error))
+    }
+
+    /// Ends the body with `failure`, held back one poll if hyper polls this body.
+    fn fail(
+        &mut self,
+        failure: gwplugin::BoxError,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, gwplugin::BoxError>>> {
+        if self.hold_back {
+            hold_back(&mut self.held, failure, cx)
+        } else {
+            Poll::Ready(Some(Err(failure)))
+        }
     }
 }
 
@@ -645,12 +691,18 @@ impl hyper::body::Body for BackendBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
         let this = self.get_mut();
+        if let Some(e) = this.held.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle = None;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.failed(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                let failed = this.failed(e);
+                this.fail(failed, cx)
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let timeout = this.timeout;
@@ -659,7 +711,8 @@ impl hyper::body::Body for BackendBody {
                     .get_or_insert_with(|| timer::sleep_until(Instant::now() + timeout));
                 if Pin::new(idle).poll(cx).is_ready() {
                     let why = format!("the backend sent nothing for {timeout:?}");
-                    return Poll::Ready(Some(Err(this.failed(why.into()))));
+                    let failed = this.failed(why.into());
+                    return this.fail(failed, cx);
                 }
                 Poll::Pending
             }
@@ -667,7 +720,7 @@ impl hyper::body::Body for BackendBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.held.is_none() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
@@ -691,20 +744,31 @@ async fn report_plugin_body_failures(resp: &mut Response) {
     let first =
         match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
             Poll::Ready(Some(Err(e))) => {
-                let status = if is_backend_failure(&e) {
-                    StatusCode::BAD_GATEWAY
-                } else {
-                    let failed = failed_plugin(e.as_ref());
-                    tracing::error!(
-                        plugin = failed.map(|p| p.name),
-                        kind = failed.map(|p| p.kind.as_str()),
-                        request_id = request_id(),
-                        "response body failed before its first chunk: {e}"
-                    );
+                let failed = failed_plugin(e.as_ref());
+                if !is_logged(&e) {
+                    if failed.is_some() || is_panic(e.as_ref()) {
+                        tracing::error!(
+                            plugin = failed.map(|p| p.name),
+                            kind = failed.map(|p| p.kind.as_str()),
+                            request_id = request_id(),
+                            "response body failed before its first chunk: {e}"
+                        );
+                    } else {
+                        tracing::warn!(
+                            request_id = request_id(),
+                            "the backend's response body failed before its first chunk: {e}"
+                        );
+                    }
+                }
+                let status = if failed.is_some() {
                     // The status a plugin's error carries, as for its other failures.
                     causes(e.as_ref())
                         .find_map(|c| c.downcast_ref::<gwplugin::Error>())
                         .map_or(StatusCode::INTERNAL_SERVER_ERROR, failure_status)
+                } else if is_backend_failure(&e) {
+                    StatusCode::BAD_GATEWAY
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
                 };
                 *resp = failure_response(status, request_id());
                 return;
@@ -720,12 +784,19 @@ async fn report_plugin_body_failures(resp: &mut Response) {
         first,
         body,
         request_id: request_id(),
+        held: None,
     });
 }
 
 /// Whether a body's failure is a backend's (logged already, by [`BackendBody`]), also when
 /// a plugin wrapped it.
 fn is_backend_failure(e: &gwplugin::BoxError) -> bool {
+    // A plugin's `send` gives it the backend's body as the host's client made it.
+    causes(e.as_ref()).any(|c| c.is::<BackendBodyFailed>() || c.is::<BackendError>())
+}
+
+/// Whether a body's failure was logged where it happened (by [`BackendBody`]).
+fn is_logged(e: &gwplugin::BoxError) -> bool {
     causes(e.as_ref()).any(|c| c.is::<BackendBodyFailed>())
 }
 
@@ -734,6 +805,8 @@ struct ReportedBody {
     first: Option<hyper::body::Frame<bytes::Bytes>>,
     body: Body,
     request_id: u64,
+    /// The body's failure, held back for one poll ([`hold_back`]).
+    held: Option<gwplugin::BoxError>,
 }
 
 impl hyper::body::Body for ReportedBody {
@@ -748,19 +821,24 @@ impl hyper::body::Body for ReportedBody {
         if let Some(frame) = this.first.take() {
             return Poll::Ready(Some(Ok(frame)));
         }
+        if let Some(e) = this.held.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         // Hyper polls the body outside the request's future: what plugin code logs while
         // it streams still carries the request id.
-        let polled = scope::in_request(this.request_id, || Pin::new(&mut this.body).poll_frame(cx));
-        if let Poll::Ready(Some(Err(e))) = &polled
-            && !is_backend_failure(e)
-        {
-            log_body_failure(this.request_id, e.as_ref());
+        match scope::in_request(this.request_id, || Pin::new(&mut this.body).poll_frame(cx)) {
+            Poll::Ready(Some(Err(e))) => {
+                if !is_logged(&e) {
+                    log_body_failure(this.request_id, e.as_ref());
+                }
+                hold_back(&mut this.held, e, cx)
+            }
+            polled => polled,
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.body.is_end_stream()
+        self.first.is_none() && self.held.is_none() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {

@@ -1009,6 +1009,55 @@ async fn chunked_responses_with_many_trailers_pass_and_chunked_http_1_0_is_not_r
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_backend_that_closes_mid_body_leaves_the_client_its_head_and_what_came() {
+    // The backend's head and its first bytes arrive together, then the connection
+    // closes, 93 bytes short: as nginx does, the client gets the head and those bytes,
+    // then the connection closes before the body's end (not a close with nothing, as
+    // if the gateway had never answered). Without plugins, then with one in the pipeline.
+    let addr = start_raw_backend(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial",
+        drop,
+    );
+    let mut with_modifier = raw_endpoint("/cut", addr);
+    with_modifier["extra_config"] =
+        json!({"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}});
+    // An http-client plugin that forwards with the host's client, as most do.
+    let mut with_client = raw_endpoint("/cut", addr);
+    with_client["backend"][0]["extra_config"] = json!({"plugin/http-client": {
+        "name": "services-client",
+        "services-client": {"backend": format!("http://{addr}")}}});
+    for (cfg, site) in [
+        (
+            config(None, json!([raw_endpoint("/cut", addr)])),
+            Site::new(&[]),
+        ),
+        (
+            config(None, json!([with_modifier])),
+            Site::new(&["all-kinds"]),
+        ),
+        (
+            config(None, json!([with_client])),
+            Site::new(&["all-kinds"]),
+        ),
+    ] {
+        let gw = Gateway::start(site, &cfg);
+        let answer = raw_until_closed(gw.addr, "GET /cut HTTP/1.1\r\nhost: x\r\n\r\n");
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n")
+                && answer.contains("content-length: 100\r\n")
+                && answer.ends_with("\r\n\r\npartial"),
+            "{answer:?}\n{}",
+            gw.logs()
+        );
+        // The backend's failure, logged as such: no plugin is blamed.
+        let line = gw
+            .log_line("response cut short")
+            .unwrap_or_else(|| panic!("{}", gw.logs()));
+        assert!(line.contains("WARN") && !line.contains("plugin="), "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_large_response_streams_through_then_its_connection_is_reused() {
     let backend = start_backend().await;
     // Also with a plugin in the pipeline, where the body's first chunk is polled before
@@ -1467,16 +1516,17 @@ async fn plugin_faults_stay_with_their_request() {
         gw.logs()
     );
 
-    // A panic in a plugin's body stream, once the head is ready: the connection is closed
-    // (hyper sends no complete response; what it had buffered may not go out), the panic
-    // is logged at ERROR with the request id, and the gateway serves on.
+    // A panic in a plugin's body stream right after its first chunk, once the head is
+    // ready: the client gets the head and that chunk, then the connection closes before
+    // the body's end; the panic is logged at ERROR with the request id, and the gateway
+    // serves on.
     let answer = raw_until_closed(
         gw.addr,
         "GET /m HTTP/1.1\r\nhost: x\r\nx-panic: body\r\n\r\n",
     );
     assert!(
-        !answer.ends_with("0\r\n\r\n"),
-        "not a complete response: {answer}"
+        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\n7\r\npartial\r\n"),
+        "the head and the first chunk, not a complete response: {answer:?}"
     );
     let line = gw
         .log_line("body stream panicked on demand")
@@ -1521,19 +1571,34 @@ async fn plugin_faults_stay_with_their_request() {
         "{id}: {}",
         gw.logs()
     );
-    // A body stream the modifier set, passed on by the server plugin: the modifier's
-    // failure, not the plugin's that passed it on.
-    let reply = get(&gw.url("/m"), &[("x-reply-header-x-panic", "modifier-body")]).await;
-    assert_eq!(reply.status, 500, "{}", reply.body);
-    let id = format!("request_id={}", reply.header("x-request-id"));
-    assert!(
-        gw.logs().lines().any(|l| l.contains("ERROR")
-            && l.contains("body stream panicked on demand")
-            && l.contains("plugin=\"stamp-modifier\" kind=\"modifier\"")
-            && l.ends_with(&id)),
-        "{id}: {}",
-        gw.logs()
-    );
+    // A body stream the modifier set, or the http-client plugin answered with, passed on
+    // by the server plugin: that plugin's failure (a 500, as for its other panics), not
+    // the server plugin's that passed it on, nor the backend's; logged once.
+    for (path, header, plugin) in [
+        (
+            "/m",
+            ("x-reply-header-x-panic", "modifier-body"),
+            "plugin=\"stamp-modifier\" kind=\"modifier\"",
+        ),
+        (
+            "/c",
+            ("x-panic", "client-body"),
+            "plugin=\"services-client\" kind=\"http-client\"",
+        ),
+    ] {
+        let reply = get(&gw.url(path), &[header]).await;
+        assert_eq!(reply.status, 500, "{path}: {}", reply.body);
+        let id = format!("request_id={}", reply.header("x-request-id"));
+        let logs = gw.logs();
+        let logged: Vec<&str> = logs.lines().filter(|l| l.ends_with(&id)).collect();
+        assert!(
+            logged.len() == 1
+                && logged[0].contains("ERROR")
+                && logged[0].contains("body stream panicked on demand")
+                && logged[0].contains(plugin),
+            "{path}: once, naming the plugin: {logged:#?}\n{logs}"
+        );
+    }
     assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
 }
 

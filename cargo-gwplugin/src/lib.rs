@@ -186,7 +186,7 @@ pub fn print_stdout(text: &str) {
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
-        eprintln!("warning: could not write to stdout: {e}");
+        let _ = writeln!(std::io::stderr(), "warning: could not write to stdout: {e}");
     }
 }
 
@@ -235,7 +235,9 @@ pub fn status(verb: &str, message: &str) {
     } else {
         paint(&format!("{verb:>12}"), style)
     };
-    eprintln!("{verb} {message}");
+    // Not `eprintln!`, which panics when stderr's reader is gone (`2>&1 | head`), in the
+    // middle of a sync or a build.
+    let _ = writeln!(std::io::stderr(), "{verb} {message}");
 }
 
 #[cfg(test)]

@@ -215,3 +215,35 @@ fn a_missing_lock_is_created_from_the_hosts_and_sync_says_so() {
     );
     assert_eq!(lock_version(&dir, "bytes"), lock_version(&repo(), "bytes"));
 }
+
+#[test]
+fn with_its_output_reader_gone_sync_still_finishes() {
+    // `cargo gwplugin sync 2>&1 | head -1`, or a CI log reader that died: the status
+    // lines' writes fail. They must not panic in the middle of the sync.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "piped", "modifier");
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "[build-dependencies]",
+        "bytes = \"1\"\n\n[build-dependencies]",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            "set -o pipefail; \"$0\" gwplugin sync 2>&1 | true",
+            assert_cmd::cargo::cargo_bin("cargo-gwplugin").to_str().unwrap(),
+        ])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("RUSTC")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .contains(&format!("bytes = \"={}\"", lock_version(&repo(), "bytes")[0])),
+        "synced"
+    );
+}

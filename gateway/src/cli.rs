@@ -143,6 +143,10 @@ fn init_logging(command: &Command) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log write that fails (its reader gone, `2>&1 | head`; a full disk) is dropped:
+        // reported, it goes to the same stderr with `eprint!`, which panics, taking down
+        // whatever was logging (a request's answer, the stop signals' task).
+        .log_internal_errors(false)
         .init();
 }
 
@@ -154,7 +158,8 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Done::Incompatible) => ExitCode::FAILURE,
         Err(Done::Failed(e)) => {
-            eprint!("{}", render(&e));
+            // Not `eprint!`, which panics when stderr is gone: the exit code still tells.
+            let _ = std::io::stderr().write_all(render(&e).as_bytes());
             ExitCode::from(e.exit_code())
         }
     }

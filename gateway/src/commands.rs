@@ -272,7 +272,8 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
         }
         for name in configs.by_name.keys().filter(|_| all_loaded) {
             if !registered.contains(name) {
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "warning: no plugin `{name}` in the files tested: its `--config` was not used"
                 );
             }

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -1788,6 +1790,49 @@ async fn a_client_connection_that_sends_no_request_head_for_30_s_is_closed() {
             "{what}: closed after {secs} s"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_its_log_reader_gone_it_still_answers_failures_and_stops_on_sigterm() {
+    // `gwhost run … 2>&1 | head`: once the reader exits, every write to stderr fails.
+    // A failed log write must not take down what was logging: the request's 502, or
+    // the signal task's stop (it used to panic in the log call: no answer, and SIGTERM
+    // ignored for good).
+    let dead = "127.0.0.1:1".parse().unwrap();
+    let site = Site::new(&[]);
+    let path = site.write_config(&config(None, json!([raw_endpoint("/dead", dead)])));
+    let mut child = gwhost()
+        .env("RUST_LOG", "info")
+        .args(["run", "-c"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gwhost");
+    let addr = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| listen_address(&line))
+        .expect("gwhost started");
+    // The reader, and with it the pipe's only read end, is gone here.
+    for _ in 0..3 {
+        let reply = get(&format!("http://{addr}/dead"), &[]).await;
+        assert_eq!(reply.status, 502, "{}", reply.body);
+    }
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("SIGTERM ignored");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

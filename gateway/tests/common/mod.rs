@@ -126,15 +126,7 @@ impl Gateway {
         // Drain stderr for good: a full pipe would block the gateway's logging.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http") {
-                    let rest = &line[at + "listening on http".len()..];
-                    let addr = rest
-                        .trim_start_matches('s')
-                        .trim_start_matches("://")
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_owned();
+                if let Some(addr) = listen_address(&line) {
                     let _ = tx.send(addr);
                 }
                 let mut l = sink.lock().unwrap();
@@ -218,6 +210,20 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address in gwhost's `listening on http://ADDR` (or `https://`) log line.
+pub fn listen_address(line: &str) -> Option<String> {
+    let at = line.find("listening on http")?;
+    let rest = &line[at + "listening on http".len()..];
+    Some(
+        rest.trim_start_matches('s')
+            .trim_start_matches("://")
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+    )
 }
 
 /// A test HTTP client.

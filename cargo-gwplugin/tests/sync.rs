@@ -232,7 +232,9 @@ fn with_its_output_reader_gone_sync_still_finishes() {
         .args([
             "-c",
             "set -o pipefail; \"$0\" gwplugin sync 2>&1 | true",
-            assert_cmd::cargo::cargo_bin("cargo-gwplugin").to_str().unwrap(),
+            assert_cmd::cargo::cargo_bin("cargo-gwplugin")
+                .to_str()
+                .unwrap(),
         ])
         .current_dir(&dir)
         .env("CARGO_TARGET_DIR", target_dir())
@@ -243,7 +245,10 @@ fn with_its_output_reader_gone_sync_still_finishes() {
     assert!(
         std::fs::read_to_string(&manifest)
             .unwrap()
-            .contains(&format!("bytes = \"={}\"", lock_version(&repo(), "bytes")[0])),
+            .contains(&format!(
+                "bytes = \"={}\"",
+                lock_version(&repo(), "bytes")[0]
+            )),
         "synced"
     );
 }

@@ -103,7 +103,7 @@ Health check:
 
 Environment:
   TOKIO_WORKER_THREADS  threads serving connections (default, also for 0 or a value that
-                        is not a number: one per core). With fewer threads than cores,
+                        is not a number, with a warning: one per core). With fewer threads than cores,
                         each gives its CPU, at most every 500 µs, to the clients and
                         backends on this host that its writes woke: with wrk and the
                         backend on the same 2 cores, p99 at 1 thread about halved

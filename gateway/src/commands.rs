@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cargo_gwplugin::test_cmd::ConfigArg;
 use gwplugin::abi::{ErasedHandler, Kind};
 use gwplugin::{Body, BoxFuture, Request, Response};
+use gwplugin_host::scope::PluginScope;
 use gwplugin_host::{Loader, PluginRegistry, TokioHostServices};
 use http::{Method, StatusCode, Uri};
 use tokio::runtime::Runtime;
@@ -17,6 +18,11 @@ use crate::gateway::Gateway;
 use crate::server;
 
 fn runtime() -> Result<Runtime, GwError> {
+    if let Some(value) = server::ignored_worker_count() {
+        tracing::warn!(
+            "TOKIO_WORKER_THREADS={value:?} is not a positive number: one worker thread per core"
+        );
+    }
     tokio::runtime::Builder::new_multi_thread()
         // Set here, so tokio does not read `TOKIO_WORKER_THREADS` itself: it panics on 0
         // or a value that is not a number, which `run --help` says mean the default.
@@ -239,14 +245,12 @@ pub fn test_plugin(args: &TestPlugin, out: &mut dyn Write) -> Result<(), GwError
                     let spawned = std::thread::Builder::new()
                         .name(format!("test-plugin {name}"))
                         .spawn(move || {
-                            let exercised = exercise(
-                                registry,
-                                &owned,
-                                kind,
-                                config.as_ref(),
-                                sample.as_deref(),
-                            );
-                            let _ = done.send(runtime.block_on(exercised));
+                            // Leaked, as a scope's name: a few per run of a one-shot command.
+                            let name: &'static str = Box::leak(owned.into_boxed_str());
+                            let exercised =
+                                exercise(registry, name, kind, config.as_ref(), sample.as_deref());
+                            // As in `run`: what the plugin logs carries its name.
+                            let _ = done.send(runtime.block_on(PluginScope::new(name, exercised)));
                         });
                     let outcome = match spawned {
                         Err(e) => Err(format!("cannot start a thread to test it: {e}")),

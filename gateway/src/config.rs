@@ -425,8 +425,10 @@ impl Parser<'_> {
                 )),
             ));
         }
-        if let Some((name, at)) = self.optional(&obj, "name") {
-            self.string(name, &at)?;
+        for key in ["$schema", "name"] {
+            if let Some((value, at)) = self.optional(&obj, key) {
+                self.string(value, &at)?;
+            }
         }
         let ip = match self.optional(&obj, "listen_ip") {
             None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -495,7 +497,16 @@ impl Parser<'_> {
     /// A path in the config, relative to the config file's folder: a config and the files
     /// it names can move together.
     fn path(&self, v: &Value, at: &str) -> Result<PathBuf> {
-        let path = Path::new(self.string(v, at)?);
+        let text = self.string(v, at)?;
+        if text.is_empty() {
+            // Not the config's own folder, as joining it would make it: an unfinished edit.
+            return Err(self.error(
+                at,
+                "expected a path, found an empty string",
+                Some("write `.` for the config file's own folder".to_owned()),
+            ));
+        }
+        let path = Path::new(text);
         Ok(match self.file.parent() {
             Some(dir) if path.is_relative() => dir.join(path),
             _ => path.to_owned(),
@@ -514,16 +525,12 @@ impl Parser<'_> {
                 "max_version",
             ],
         )?;
-        if let Some((disabled, at)) = self.optional(&obj, "disabled") {
-            let disabled = disabled
+        let disabled = match self.optional(&obj, "disabled") {
+            None => false,
+            Some((disabled, at)) => disabled
                 .as_bool()
-                .ok_or_else(|| self.expected(&at, "true or false", disabled))?;
-            if disabled {
-                return Ok(None);
-            }
-        }
-        let (public_key, public_at) = self.required(&obj, "public_key")?;
-        let (private_key, private_at) = self.required(&obj, "private_key")?;
+                .ok_or_else(|| self.expected(&at, "true or false", disabled))?,
+        };
         let version = |key: &str, default: TlsVersion| -> Result<(TlsVersion, String)> {
             let Some((v, at)) = self.optional(&obj, key) else {
                 return Ok((default, join_key(at, key)));
@@ -548,6 +555,12 @@ impl Parser<'_> {
                 Some("allow at least one version".to_owned()),
             ));
         }
+        // Checked all the same: what `disabled` turns off is to be turned on again as it is.
+        if disabled {
+            return Ok(None);
+        }
+        let (public_key, public_at) = self.required(&obj, "public_key")?;
+        let (private_key, private_at) = self.required(&obj, "private_key")?;
         Ok(Some(TlsFiles {
             at: at.to_owned(),
             public_key: self.path(public_key, &public_at)?,
@@ -624,6 +637,18 @@ impl Parser<'_> {
         let names: Vec<(&str, String)> = match (name, shape) {
             (Value::String(s), NameShape::String | NameShape::StringOrList) => {
                 vec![(s.as_str(), name_at.clone())]
+            }
+            (Value::Array(items), NameShape::List | NameShape::StringOrList)
+                if items.is_empty() =>
+            {
+                return Err(self.error(
+                    &name_at,
+                    "expected at least one plugin name, found an empty list",
+                    Some(format!(
+                        "name the plugin(s) to use, `\"name\": {}`, or remove this namespace",
+                        shape.example()
+                    )),
+                ));
             }
             (Value::Array(items), NameShape::List | NameShape::StringOrList) => {
                 let mut names = Vec::with_capacity(items.len());

@@ -426,7 +426,8 @@ impl Router {
                 return status_response(StatusCode::BAD_REQUEST);
             }
             tracing::warn!(request_id = request_id(), backend = %target, "backend unreachable: {e}");
-            status_response(StatusCode::BAD_GATEWAY)
+            // With its id, as a 504: the client can point at the log line that says why.
+            failure_response(StatusCode::BAD_GATEWAY, request_id())
         };
         if let Some(client) = &backend.client {
             let calling = PluginScope::new(client.name, client.handler.call(std::mem::take(req)));

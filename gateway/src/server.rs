@@ -250,9 +250,19 @@ pub(crate) fn cores() -> usize {
 pub(crate) fn worker_count(cores: usize) -> usize {
     std::env::var("TOKIO_WORKER_THREADS")
         .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
+        .and_then(|v| positive_count(&v))
         .unwrap_or(cores)
+}
+
+/// `TOKIO_WORKER_THREADS` when it is set to something [`worker_count`] passes over.
+pub(crate) fn ignored_worker_count() -> Option<String> {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .filter(|v| positive_count(v).is_none())
+}
+
+fn positive_count(value: &str) -> Option<usize> {
+    value.trim().parse::<usize>().ok().filter(|n| *n > 0)
 }
 
 /// A worker thread: a current-thread runtime serving the connections it is handed.

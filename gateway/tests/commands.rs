@@ -356,6 +356,33 @@ fn run_help_names_its_environment_and_exit_statuses() {
 }
 
 #[test]
+fn test_plugin_log_lines_name_the_plugin_as_run_does() {
+    let so = fixture("all-kinds");
+    let out = gwhost()
+        .env("RUST_LOG", "info")
+        .args([
+            "test-plugin",
+            "--client",
+            "--config",
+            r#"services-client={"backend": "http://127.0.0.1:1"}"#,
+            "--request",
+            "/x",
+            so.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("calling backend http://127.0.0.1:1"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains("plugin=\"services-client\" library=\"fixture-all-kinds\""),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_worker_count_of_0_or_not_a_number_means_the_default_as_run_help_says() {
     // tokio panics on these when it reads the variable itself (exit 101).
     let so = fixture("all-kinds");
@@ -372,6 +399,14 @@ fn a_worker_count_of_0_or_not_a_number_means_the_default_as_run_help_says() {
             text(&out.stderr)
         );
         assert!(text(&out.stdout).ends_with("test-plugin: 3 passed, 0 failed\n"));
+        // Not silently: an operator who meant a number learns it was not taken.
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "WARN gwhost::commands: TOKIO_WORKER_THREADS={value:?} is not a positive number: one worker thread per core"
+            )),
+            "{}",
+            text(&out.stderr)
+        );
     }
 }
 

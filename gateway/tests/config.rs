@@ -246,6 +246,32 @@ impl<'s> Validator<'s> {
                         }
                     }
                 }
+                "pattern" => {
+                    if let Some(s) = v.as_str() {
+                        let re = regex::Regex::new(rule.as_str().unwrap()).expect("a pattern");
+                        if !re.is_match(s) {
+                            errors.push(format!("{at}: does not match {rule}"));
+                        }
+                    }
+                }
+                "uniqueItems" => {
+                    if let Some(a) = v.as_array()
+                        && rule == &Value::Bool(true)
+                        && a.iter().enumerate().any(|(i, x)| a[..i].contains(x))
+                    {
+                        errors.push(format!("{at}: items not unique"));
+                    }
+                }
+                "anyOf" => {
+                    let any = rule.as_array().unwrap().iter().any(|sub| {
+                        let mut e = Vec::new();
+                        self.validate(sub, v, at, &mut e);
+                        e.is_empty()
+                    });
+                    if !any {
+                        errors.push(format!("{at}: none of anyOf match"));
+                    }
+                }
                 "oneOf" => {
                     let passing = rule
                         .as_array()
@@ -322,7 +348,6 @@ fn the_schema_rejects_what_gwhost_rejects_by_shape() {
     // syntax, a missing folder on disk.
     let beyond_schema = [
         "bad-host-url",
-        "bad-timeout",
         "timeout-too-long",
         "duplicate-endpoint",
         "duplicate-key",
@@ -351,4 +376,82 @@ fn the_schema_rejects_what_gwhost_rejects_by_shape() {
         checked += 1;
     }
     assert!(checked >= 7, "{checked}");
+}
+
+#[test]
+fn the_schema_and_gwhost_agree_on_durations_addresses_and_name_lists() {
+    // Each value in a config gwhost takes or refuses; the schema must say the same.
+    // (A timeout over 24h is gwhost's alone to refuse: `timeout-too-long`.)
+    let base = |patch: &dyn Fn(&mut Value)| {
+        let mut config = json!({"version": 3, "port": 0, "endpoints": [{"endpoint": "/a",
+            "backend": [{"host": ["http://127.0.0.1:8000"], "url_pattern": "/"}]}]});
+        patch(&mut config);
+        config
+    };
+    let mut cases: Vec<(String, Value, bool)> = Vec::new();
+    for (timeout, ok) in [
+        ("500ms", true),
+        ("2s", true),
+        ("1m30s", true),
+        ("1.5m", true),
+        (".5s", true),
+        ("2h45m0.5s", true),
+        ("10µs", true),
+        ("10us", true),
+        ("0", true),
+        ("0s", true),
+        ("2", false),
+        ("00", false),
+        ("1d", false),
+        ("1S", false),
+        ("-1s", false),
+        ("+1s", false),
+        ("1e3ms", false),
+        (" 1s", false),
+        ("2 seconds", false),
+        ("1.2.3s", false),
+        ("s", false),
+    ] {
+        let config = base(&|c| c["endpoints"][0]["backend"][0]["timeout"] = json!(timeout));
+        cases.push((format!("timeout {timeout:?}"), config, ok));
+    }
+    for (ip, ok) in [
+        ("127.0.0.1", true),
+        ("0.0.0.0", true),
+        ("::1", true),
+        ("::", true),
+        ("::ffff:127.0.0.1", true),
+        ("localhost", false),
+        ("[::1]", false),
+        ("1.2.3.4:80", false),
+    ] {
+        cases.push((
+            format!("listen_ip {ip:?}"),
+            base(&|c| c["listen_ip"] = json!(ip)),
+            ok,
+        ));
+    }
+    for (names, ok) in [(json!(["a"]), true), (json!(["a", "a"]), false)] {
+        let config = base(&|c| {
+            c["endpoints"][0]["extra_config"] =
+                json!({"plugin/req-resp-modifier": {"name": names.clone()}})
+        });
+        cases.push((format!("modifier names {names}"), config, ok));
+    }
+    for (what, config, ok) in cases {
+        let schema = schema_errors(&config);
+        let text = config.to_string();
+        let parsed = gwhost::config::parse(&text, Path::new("gateway.json"));
+        // A plugin name gwhost cannot know without its plugin folder is no shape error.
+        let parsed_ok = match &parsed {
+            Ok(_) => true,
+            Err(e) => e.to_string().contains("no plugin folder"),
+        };
+        assert_eq!(
+            (schema.is_empty(), parsed_ok),
+            (ok, ok),
+            "{what}: schema says {schema:?}, gwhost says {:?}",
+            parsed.err().map(|e| e.to_string())
+        );
+    }
 }

@@ -1180,12 +1180,12 @@ async fn timeout_is_504_and_unreachable_is_502() {
         get(&gw.url("/slow"), &[("x-delay-ms", "50")]).await.status,
         200
     );
-    assert_eq!(get(&gw.url("/dead"), &[]).await.status, 502);
-    assert!(
-        gw.log_line("backend unreachable").is_some(),
-        "{}",
-        gw.logs()
-    );
+    // With the request id its log line carries, as the 504.
+    let reply = get(&gw.url("/dead"), &[]).await;
+    assert_eq!(reply.status, 502);
+    let id = format!("request_id={} ", reply.header("x-request-id"));
+    let line = gw.log_line("backend unreachable").unwrap_or_default();
+    assert!(line.contains(&id), "{id}: {}", gw.logs());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -426,6 +426,13 @@ fn merge_into(
                 block.insert("pattern".into(), Json::String(".so".into()));
             }
         }
+        Some("") => {
+            // gwhost refuses it (joined, it would name the config's folder silently).
+            return Err(m.conflict(
+                "its `plugin.folder` is empty, which gwhost refuses".to_owned(),
+                "write `.` for the config file's own folder, or the folder the plugin is built into".to_owned(),
+            ));
+        }
         Some(existing) => {
             let resolved = base.join(existing);
             let same = resolved.canonicalize().ok() == PathBuf::from(&folder).canonicalize().ok();

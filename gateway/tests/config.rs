@@ -381,7 +381,8 @@ fn the_schema_rejects_what_gwhost_rejects_by_shape() {
 #[test]
 fn the_schema_and_gwhost_agree_on_durations_addresses_and_name_lists() {
     // Each value in a config gwhost takes or refuses; the schema must say the same.
-    // (A timeout over 24h is gwhost's alone to refuse: `timeout-too-long`.)
+    // (A timeout over 24h is gwhost's alone to refuse: `timeout-too-long`; so is an
+    // IPv6 address's full shape, as the schema says.)
     let base = |patch: &dyn Fn(&mut Value)| {
         let mut config = json!({"version": 3, "port": 0, "endpoints": [{"endpoint": "/a",
             "backend": [{"host": ["http://127.0.0.1:8000"], "url_pattern": "/"}]}]});
@@ -424,6 +425,9 @@ fn the_schema_and_gwhost_agree_on_durations_addresses_and_name_lists() {
         ("localhost", false),
         ("[::1]", false),
         ("1.2.3.4:80", false),
+        ("999.1.1.1", false),
+        ("01.2.3.4", false),
+        ("255.255.255.255", true),
     ] {
         cases.push((
             format!("listen_ip {ip:?}"),

@@ -50,7 +50,10 @@ impl Body {
         B::Error: Into<BoxError>,
     {
         Body {
-            inner: Inner::Stream(Box::pin(GuardedBody { inner: body })),
+            inner: Inner::Stream(Box::pin(GuardedBody {
+                inner: std::mem::ManuallyDrop::new(body),
+                panicked: std::sync::Mutex::new(None),
+            })),
         }
     }
 
@@ -162,9 +165,39 @@ impl http_body::Body for Body {
     }
 }
 
-/// `inner` is structurally pinned (stored inline: one allocation per stream).
+/// `inner` is structurally pinned (stored inline: one allocation per stream), and dropped
+/// in place under a guard: the host drops the body, and a plugin's panicking destructor
+/// must not unwind into it. `size_hint` and `is_end_stream` are guarded too: a panic there
+/// is kept and returned by the next poll.
 struct GuardedBody<B> {
-    inner: B,
+    inner: std::mem::ManuallyDrop<B>,
+    panicked: std::sync::Mutex<Option<Error>>,
+}
+
+impl<B> GuardedBody<B> {
+    /// Runs `f` on the stream; a panic is kept for the next poll, and `fallback` returned.
+    fn guarded<T>(&self, fallback: T, f: impl FnOnce(&B) -> T) -> T {
+        match guard::guard(|| Ok(f(&self.inner))) {
+            Ok(value) => value,
+            Err(panic) => {
+                if let Ok(mut slot) = self.panicked.lock() {
+                    slot.get_or_insert(panic);
+                }
+                fallback
+            }
+        }
+    }
+}
+
+impl<B> Drop for GuardedBody<B> {
+    fn drop(&mut self) {
+        let inner = &mut self.inner;
+        // SAFETY: `inner` is dropped once, here, in place (it is pinned), and not used after.
+        let _ = guard::guard(move || {
+            unsafe { std::mem::ManuallyDrop::drop(inner) };
+            Ok(())
+        });
+    }
 }
 
 impl<B> http_body::Body for GuardedBody<B>
@@ -179,9 +212,12 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(panic) = self.panicked.lock().ok().and_then(|mut slot| slot.take()) {
+            return Poll::Ready(Some(Err(Box::new(panic))));
+        }
         // SAFETY: `inner` is never moved out of a pinned `GuardedBody` (no `Unpin`
-        // impl, no `Drop` impl that moves it).
-        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.inner) };
+        // impl; its `Drop` drops it in place).
+        let inner = unsafe { self.map_unchecked_mut(|s| &mut *s.inner) };
         let polled = guard::guard(|| Ok(inner.poll_frame(cx)));
         match polled {
             Ok(Poll::Ready(Some(Err(e)))) => Poll::Ready(Some(Err(e.into()))),
@@ -193,10 +229,11 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        // Not the end when it panicked: the next poll says so.
+        self.guarded(false, |b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.guarded(SizeHint::default(), |b| b.size_hint())
     }
 }

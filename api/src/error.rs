@@ -60,8 +60,13 @@ impl Error {
             "non-string panic payload".to_owned()
         };
         // The payload may own plugin-allocated memory: dropping it here, inside the
-        // plugin's catch, is fine because allocation is shared with the host.
-        drop(payload);
+        // plugin's catch, is fine because allocation is shared with the host. Its drop
+        // may panic too (`panic_any` of a value whose `Drop` panics): caught here, that
+        // second payload is leaked rather than dropped, which could panic again.
+        if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload)))
+        {
+            std::mem::forget(again);
+        }
         let message = match location {
             Some(at) => format!("plugin panicked at {at}: {text}"),
             None => format!("plugin panicked: {text}"),

@@ -221,6 +221,7 @@ impl Gateway {
                 },
             };
             if let Some((_, name)) = &self.chain {
+                refuse_interim_status(&mut resp, name, Kind::HttpServer);
                 attribute_streamed_body(&mut resp, name, Kind::HttpServer);
             }
             if self.plugins_see_responses {
@@ -389,6 +390,7 @@ impl Router {
                 if let Err(e) = scope::in_plugin(m.name, || m.instance.modify_response(&mut resp)) {
                     return plugin_failure(m.name, Kind::Modifier, &e);
                 }
+                refuse_interim_status(&mut resp, m.name, Kind::Modifier);
                 // It may have set a stream of its own. (One it passes on fails as whose
                 // it is: a failure already attributed, or a backend's, goes through.)
                 attribute_streamed_body(&mut resp, m.name, Kind::Modifier);
@@ -437,6 +439,7 @@ impl Router {
                     client.name
                 ))),
                 Ok(Ok(mut resp)) => {
+                    refuse_interim_status(&mut resp, client.name, Kind::HttpClient);
                     attribute_streamed_body(&mut resp, client.name, Kind::HttpClient);
                     watch_backend_body(&mut resp, backend.timeout, self.hyper_polls_backend_bodies);
                     Ok(resp)
@@ -538,11 +541,36 @@ fn is_panic(e: &(dyn std::error::Error + 'static)) -> bool {
     })
 }
 
-/// `e` and its sources, outermost first.
+/// `e` and its sources, outermost first: at most 32, as a plugin's error may be its own
+/// source, or one of a loop.
 fn causes<'e>(
     e: &'e (dyn std::error::Error + 'static),
 ) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
-    std::iter::successors(Some(e), |c| c.source())
+    std::iter::successors(Some(e), |c| c.source()).take(32)
+}
+
+/// Turns a plugin's answer with an interim status (1xx) into a 500: it is no final
+/// answer, and hyper would send a 101 as it is (a protocol switch to nothing) or answer
+/// another 1xx with its own 500, without the request id or a log line.
+#[inline]
+fn refuse_interim_status(resp: &mut Response, name: &'static str, kind: Kind) {
+    if resp.status().is_informational() {
+        interim_status_failure(resp, name, kind);
+    }
+}
+
+#[cold]
+fn interim_status_failure(resp: &mut Response, name: &'static str, kind: Kind) {
+    let id = request_id();
+    tracing::error!(
+        plugin = name,
+        kind = kind.as_str(),
+        request_id = id,
+        status = 500,
+        "plugin failed: it answered with the interim status {}, not a final one",
+        resp.status().as_u16()
+    );
+    *resp = failure_response(StatusCode::INTERNAL_SERVER_ERROR, id);
 }
 
 /// The plugin whose body stream failed, if a plugin's did.
@@ -902,6 +930,7 @@ impl ErasedHandler for ServerLayer {
         Box::pin(async move {
             Ok(match fut.await {
                 Ok(mut resp) => {
+                    refuse_interim_status(&mut resp, self.name, Kind::HttpServer);
                     attribute_streamed_body(&mut resp, self.name, Kind::HttpServer);
                     resp
                 }
@@ -918,10 +947,12 @@ impl ErasedHandler for ServerLayer {
 /// body. Not for a status without a body, where the header describes a body not sent.
 fn content_length_of_body(resp: &mut Response) {
     let status = resp.status();
-    if status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    if status == StatusCode::NO_CONTENT {
+        // A 204 has no body, and no `Content-Length` either (RFC 9110 §8.6).
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+        return;
+    }
+    if status.is_informational() || status == StatusCode::NOT_MODIFIED {
         return;
     }
     let Some(declared) = resp.headers().get(header::CONTENT_LENGTH) else {

@@ -1461,6 +1461,80 @@ async fn all_kinds_together_follow_krakend_order() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_plugins_odd_values_stay_with_its_request() {
+    // Found by a helper writing odd plugins: each of these aborted gwhost ("Rust cannot
+    // catch foreign exceptions") or spun a worker forever.
+    let backend = start_backend().await;
+    let cfg = config(
+        Some(json!({"name": "stamp-server"})),
+        json!([{"endpoint": "/m", "backend": [{"host": [backend.url()], "url_pattern": "/"}]}]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let cases = [
+        // A panic whose payload's destructor panics too.
+        (("x-panic", "payload-drop"), 500, "non-string panic payload"),
+        // A body failing with an error that is its own source.
+        (
+            ("x-panic", "error-cycle"),
+            500,
+            "an error that is its own source",
+        ),
+        // An interim status for an answer.
+        (("x-answer-status", "103"), 500, "interim status 103"),
+        (("x-answer-status", "101"), 500, "interim status 101"),
+    ];
+    for (header, status, logged) in cases {
+        let reply = tokio::time::timeout(Duration::from_secs(10), get(&gw.url("/m"), &[header]))
+            .await
+            .unwrap_or_else(|_| panic!("{header:?}: no answer\n{}", gw.logs()));
+        assert_eq!(reply.status, status, "{header:?}: {}", reply.body);
+        let id = format!("request_id={}", reply.header("x-request-id"));
+        let line = gw
+            .log_line(logged)
+            .unwrap_or_else(|| panic!("{header:?}\n{}", gw.logs()));
+        assert!(
+            line.contains("ERROR")
+                && line.contains("plugin=\"stamp-server\"")
+                && line.contains(&id),
+            "{header:?}: {line}"
+        );
+        assert_eq!(get(&gw.url("/m"), &[]).await.status, 200, "{header:?}");
+    }
+    // A body stream whose destructor panics, dropped by the gateway once sent: the
+    // response is whole, and the gateway serves on.
+    let reply = get(&gw.url("/m"), &[("x-panic", "body-drop")]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "odd"));
+    assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
+    // A body stream whose size hint panics (hyper asks for it with the head, after the
+    // first chunk is polled): the next poll fails with the panic; the client gets the head
+    // and that chunk, then the connection closes.
+    let answer = raw_until_closed(
+        gw.addr,
+        "GET /m HTTP/1.1\r\nhost: x\r\nx-panic: size-hint\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n3\r\nodd\r\n"),
+        "{answer:?}"
+    );
+    let line = gw
+        .log_line("size hint panicked on demand")
+        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    assert!(
+        line.contains("ERROR") && line.contains("plugin=\"stamp-server\""),
+        "{line}"
+    );
+    assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
+    // A 204 a plugin gave a `Content-Length` goes out without one (RFC 9110 §8.6).
+    let reply = get(&gw.url("/m"), &[("x-answer-status", "204")]).await;
+    assert_eq!(reply.status, 204);
+    assert!(
+        reply.headers.get("content-length").is_none(),
+        "{:?}",
+        reply.headers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn plugin_faults_stay_with_their_request() {
     let backend = start_backend().await;
     let cfg = config(

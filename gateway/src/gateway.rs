@@ -965,6 +965,12 @@ fn content_length_of_body(resp: &mut Response) {
         n.checked_mul(10)?.checked_add(u64::from(digit))
     });
     let declared = declared.filter(|_| !digits.is_empty());
+    // A plugin's `transfer-encoding` beside it: hyper would frame the body neither way and
+    // close the connection unanswered. The body's framing is hyper's to choose.
+    // A scan, not a lookup: a response has few headers, and hashing the name costs more.
+    if resp.headers().keys().any(|k| k == header::TRANSFER_ENCODING) {
+        resp.headers_mut().remove(header::TRANSFER_ENCODING);
+    }
     match resp.body().size_hint().exact() {
         Some(len) if declared == Some(len) => {}
         Some(len) => {

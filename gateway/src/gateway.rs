@@ -814,6 +814,7 @@ async fn report_plugin_body_failures(resp: &mut Response) {
         body,
         request_id: request_id(),
         held: None,
+        empty_frames: 0,
     });
 }
 
@@ -836,6 +837,8 @@ struct ReportedBody {
     request_id: u64,
     /// The body's failure, held back for one poll ([`hold_back`]).
     held: Option<gwplugin::BoxError>,
+    /// Empty data frames in a row, since the last yield.
+    empty_frames: u32,
 }
 
 impl hyper::body::Body for ReportedBody {
@@ -862,7 +865,22 @@ impl hyper::body::Body for ReportedBody {
                 }
                 hold_back(&mut this.held, e, cx)
             }
-            polled => polled,
+            // hyper skips an empty data frame and polls again at once: a stream of them,
+            // always ready, would hold the worker's thread for good (no other connection
+            // served, not even this one's client leaving noticed). Every 64th in a row
+            // yields instead.
+            Poll::Ready(Some(Ok(frame))) if frame.data_ref().is_some_and(|d| d.is_empty()) => {
+                this.empty_frames += 1;
+                if this.empty_frames.is_multiple_of(64) {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            polled => {
+                this.empty_frames = 0;
+                polled
+            }
         }
     }
 
@@ -968,7 +986,11 @@ fn content_length_of_body(resp: &mut Response) {
     // A plugin's `transfer-encoding` beside it: hyper would frame the body neither way and
     // close the connection unanswered. The body's framing is hyper's to choose.
     // A scan, not a lookup: a response has few headers, and hashing the name costs more.
-    if resp.headers().keys().any(|k| k == header::TRANSFER_ENCODING) {
+    if resp
+        .headers()
+        .keys()
+        .any(|k| k == header::TRANSFER_ENCODING)
+    {
         resp.headers_mut().remove(header::TRANSFER_ENCODING);
     }
     match resp.body().size_hint().exact() {

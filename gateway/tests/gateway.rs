@@ -1543,6 +1543,31 @@ async fn a_plugins_odd_values_stay_with_its_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_body_of_empty_chunks_forever_does_not_hold_its_worker() {
+    // Always ready, never ending, never a byte: hyper polled it in a loop that never let
+    // the worker's thread go. With one worker, no other request was answered.
+    let backend = start_backend().await;
+    let cfg = config(
+        Some(json!({"name": "stamp-server"})),
+        json!([{"endpoint": "/m", "backend": [{"host": [backend.url()], "url_pattern": "/"}]}]),
+    );
+    let env = [("TOKIO_WORKER_THREADS", "1")];
+    let gw = Gateway::start_with_env(Site::new(&["all-kinds"]), &cfg, &[], &env);
+    let mut endless = send_raw(
+        gw.addr,
+        "GET /m HTTP/1.1\r\nhost: x\r\nx-panic: empty-forever\r\n\r\n",
+    );
+    let head = read_until(&mut endless, b"\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
+    let reply = tokio::time::timeout(Duration::from_secs(5), get(&gw.url("/m"), &[]))
+        .await
+        .unwrap_or_else(|_| panic!("the one worker is held\n{}", gw.logs()));
+    assert_eq!(reply.status, 200);
+    drop(endless);
+    assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn plugin_faults_stay_with_their_request() {
     let backend = start_backend().await;
     let cfg = config(

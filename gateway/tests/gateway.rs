@@ -1568,6 +1568,33 @@ async fn a_plugin_body_of_empty_chunks_forever_does_not_hold_its_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_request_body_always_ready_and_endless_meets_the_backend_timeout() {
+    // A modifier's request body of empty chunks, or of one byte each, always ready and
+    // never ending: sending it held the worker's thread (and grew its buffer) for good,
+    // so the backend's timeout never fired. Now it does: 504.
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/m", "method": "POST",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}},
+            "backend": [{"host": [backend.url()], "url_pattern": "/", "timeout": "500ms"}]}]),
+    );
+    let env = [("TOKIO_WORKER_THREADS", "1")];
+    let gw = Gateway::start_with_env(Site::new(&["all-kinds"]), &cfg, &[], &env);
+    for mode in ["request-empty-forever", "request-bytes-forever"] {
+        let request = hyper::Request::post(gw.url("/m"))
+            .header("x-panic", mode)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), client().request(request))
+            .await
+            .unwrap_or_else(|_| panic!("{mode}: no answer\n{}", gw.logs()))
+            .unwrap();
+        assert_eq!(reply.status(), 504, "{mode}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn plugin_faults_stay_with_their_request() {
     let backend = start_backend().await;
     let cfg = config(

@@ -225,14 +225,33 @@ impl Conn {
         let chunked = length.is_none();
         let mut watch = AnswerWatch::default();
         let mut sent = 0u64;
+        // Frames that were ready at once, since the body last made us wait.
+        let mut ready_in_a_row = 0u32;
         while !body.is_end_stream() {
+            // A body always ready (a plugin's stream of small or empty chunks, never
+            // ending) would hold the thread and grow the buffer for good: what is
+            // buffered goes out past 64 KiB, and every 64th frame in a row yields, which
+            // also lets the timeout around this call fire.
+            if self.write.len() >= 64 * 1024
+                && self.flush_watching(&mut watch).await? == Written::AnsweredEarly
+            {
+                return Ok(Written::AnsweredEarly);
+            }
+            if ready_in_a_row >= 64 {
+                ready_in_a_row = 0;
+                tokio::task::yield_now().await;
+            }
             // Whatever is buffered goes out before waiting for more of the body.
             let frame =
                 match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx)))
                     .await
                 {
-                    Poll::Ready(frame) => frame,
+                    Poll::Ready(frame) => {
+                        ready_in_a_row += 1;
+                        frame
+                    }
                     Poll::Pending => {
+                        ready_in_a_row = 0;
                         if self.flush_watching(&mut watch).await? == Written::AnsweredEarly {
                             return Ok(Written::AnsweredEarly);
                         }

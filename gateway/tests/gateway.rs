@@ -171,13 +171,9 @@ async fn a_worker_that_a_plugin_blocks_is_reported_and_so_is_its_return() {
     // The modifier sleeps on the worker's thread, as a plugin must not.
     let reply = get(&gw.url("/x"), &[("x-block-ms", "1600")]).await;
     assert_eq!(reply.status, 200);
-    let stalled = gw
-        .log_line("worker thread 0 has not got back to its event loop for")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let stalled = gw.expect_log_line("worker thread 0 has not got back to its event loop for");
     assert!(stalled.contains("WARN"), "{stalled}");
-    let again = gw
-        .log_line("worker thread 0 runs again, after about")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let again = gw.expect_log_line("worker thread 0 runs again, after about");
     let ms: u64 = again
         .split("after about ")
         .nth(1)
@@ -219,9 +215,7 @@ async fn new_connections_go_past_a_worker_that_a_plugin_blocks() {
         );
     }
     assert_eq!(blocked.await.unwrap().status, 200);
-    let stalled = gw
-        .log_line("has not got back to its event loop")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let stalled = gw.expect_log_line("has not got back to its event loop");
     assert!(
         stalled.contains("new connections go to the other workers meanwhile"),
         "{stalled}"
@@ -410,9 +404,7 @@ async fn an_https_backend_with_an_untrusted_certificate_is_a_502_that_says_why()
     let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &env);
     assert_eq!(get(&gw.url("/s"), &[]).await.status, 502);
     assert_eq!(tls.backend.hits(), 0);
-    let line = gw
-        .log_line("backend unreachable")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let line = gw.expect_log_line("backend unreachable");
     assert!(
         line.contains("connect: TLS handshake: invalid peer certificate: UnknownIssuer"),
         "{line}"
@@ -1052,9 +1044,7 @@ async fn a_backend_that_closes_mid_body_leaves_the_client_its_head_and_what_came
             gw.logs()
         );
         // The backend's failure, logged as such: no plugin is blamed.
-        let line = gw
-            .log_line("response cut short")
-            .unwrap_or_else(|| panic!("{}", gw.logs()));
+        let line = gw.expect_log_line("response cut short");
         assert!(line.contains("WARN") && !line.contains("plugin="), "{line}");
     }
 }
@@ -1167,9 +1157,7 @@ async fn timeout_is_504_and_unreachable_is_502() {
         started.elapsed()
     );
     // The operator is told which backend.
-    let line = gw
-        .log_line("backend did not answer within 300ms")
-        .unwrap_or_default();
+    let line = gw.expect_log_line("backend did not answer within 300ms");
     assert!(
         line.contains(&format!("backend={}", backend.url())),
         "{}",
@@ -1184,7 +1172,7 @@ async fn timeout_is_504_and_unreachable_is_502() {
     let reply = get(&gw.url("/dead"), &[]).await;
     assert_eq!(reply.status, 502);
     let id = format!("request_id={} ", reply.header("x-request-id"));
-    let line = gw.log_line("backend unreachable").unwrap_or_default();
+    let line = gw.expect_log_line("backend unreachable");
     assert!(line.contains(&id), "{id}: {}", gw.logs());
 }
 
@@ -1333,9 +1321,7 @@ async fn each_kind_alone() {
     assert_eq!(reply.json()["uri"], "/c?z=1");
     assert_eq!(reply.header("x-slept-ms"), "5");
     // The plugin's own log line names the plugin (not only its library) and the request.
-    let line = gw
-        .log_line("calling backend")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let line = gw.expect_log_line("calling backend");
     for field in [
         " plugin:",
         "plugin=\"services-client\"",
@@ -1516,9 +1502,7 @@ async fn a_plugins_odd_values_stay_with_its_request() {
         answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n3\r\nodd\r\n"),
         "{answer:?}"
     );
-    let line = gw
-        .log_line("size hint panicked on demand")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let line = gw.expect_log_line("size hint panicked on demand");
     assert!(
         line.contains("ERROR") && line.contains("plugin=\"stamp-server\""),
         "{line}"
@@ -1664,9 +1648,7 @@ async fn plugin_faults_stay_with_their_request() {
         answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\n7\r\npartial\r\n"),
         "the head and the first chunk, not a complete response: {answer:?}"
     );
-    let line = gw
-        .log_line("body stream panicked on demand")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let line = gw.expect_log_line("body stream panicked on demand");
     assert!(
         line.contains("ERROR")
             && line.contains("request_id=")
@@ -1681,9 +1663,7 @@ async fn plugin_faults_stay_with_their_request() {
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .map(str::to_owned)
     };
-    let streamed = gw
-        .log_line("body stream sends its first chunk")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let streamed = gw.expect_log_line("body stream sends its first chunk");
     assert!(
         streamed.contains("plugin=\"stamp-server\" library=\"fixture-all-kinds\""),
         "{streamed}"
@@ -1882,9 +1862,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
     assert!(gw.log_line("gwhost stopped").is_some(), "{}", gw.logs());
     // The stop's log line counts the connection whose request is in flight.
-    let stopping = gw
-        .log_line("stopped accepting; finishing in-flight requests")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let stopping = gw.expect_log_line("stopped accepting; finishing in-flight requests");
     assert!(stopping.contains("connections=1"), "{stopping}");
 }
 
@@ -2063,9 +2041,8 @@ async fn drain_timeout_ends_a_drain_that_a_request_holds_up() {
         "exited after {took:?}"
     );
     assert!(!gw.logs().contains("event loop"), "{}", gw.logs());
-    let warning = gw
-        .log_line("drain timeout (1.5s) passed: closing the connections still open")
-        .unwrap_or_else(|| panic!("{}", gw.logs()));
+    let warning =
+        gw.expect_log_line("drain timeout (1.5s) passed: closing the connections still open");
     assert!(
         warning.contains("WARN") && warning.contains("connections=1"),
         "{warning}"

@@ -172,6 +172,12 @@ impl Gateway {
         }
     }
 
+    /// [`Gateway::log_line`], or a panic that shows the whole log.
+    pub fn expect_log_line(&self, needle: &str) -> String {
+        self.log_line(needle)
+            .unwrap_or_else(|| panic!("no log line with `{needle}`:\n{}", self.logs()))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

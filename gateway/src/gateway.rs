@@ -561,16 +561,11 @@ fn refuse_interim_status(resp: &mut Response, name: &'static str, kind: Kind) {
 
 #[cold]
 fn interim_status_failure(resp: &mut Response, name: &'static str, kind: Kind) {
-    let id = request_id();
-    tracing::error!(
-        plugin = name,
-        kind = kind.as_str(),
-        request_id = id,
-        status = 500,
-        "plugin failed: it answered with the interim status {}, not a final one",
+    let why = format!(
+        "it answered with the interim status {}, not a final one",
         resp.status().as_u16()
     );
-    *resp = failure_response(StatusCode::INTERNAL_SERVER_ERROR, id);
+    *resp = plugin_failure(name, kind, &gwplugin::Error::new(why));
 }
 
 /// The plugin whose body stream failed, if a plugin's did.

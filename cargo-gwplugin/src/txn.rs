@@ -68,14 +68,28 @@ impl Transaction {
         made
     }
 
-    /// Puts every file back now, and says what that took: files that had changed and
-    /// were restored, files that had been created and were removed, and those it could
-    /// not put back. A file found as it was is left alone and not listed.
+    /// Puts every file back now, and says what that took ([`RolledBack`]).
     pub fn roll_back(mut self) -> RolledBack {
+        self.rollback()
+    }
+
+    /// Keeps the changes.
+    pub fn commit(mut self) {
+        self.committed = true;
+    }
+
+    /// Puts back each file that is not as it was (rewritten, or removed if it did not
+    /// exist), then removes the directories made here; says which files took what.
+    fn rollback(&mut self) -> RolledBack {
         let mut done = RolledBack::default();
         for (path, original) in self.originals.drain(..).rev() {
-            let now = std::fs::read(&path).ok();
-            if now == original {
+            // Left alone only when surely as it was: a file that cannot be read is put back.
+            let unchanged = match (std::fs::read(&path), &original) {
+                (Ok(now), Some(bytes)) => now == *bytes,
+                (Err(e), None) => e.kind() == std::io::ErrorKind::NotFound,
+                _ => false,
+            };
+            if unchanged {
                 continue;
             }
             let undone = match &original {
@@ -91,35 +105,21 @@ impl Transaction {
                 Err(e) => done.failed.insert(0, (path, e)),
             }
         }
-        self.rollback();
-        done
-    }
-
-    /// Keeps the changes.
-    pub fn commit(mut self) {
-        self.committed = true;
-    }
-
-    fn rollback(&mut self) {
-        for (path, original) in self.originals.drain(..).rev() {
-            let _ = match original {
-                Some(bytes) => write_atomic(path.as_path(), &bytes).map_err(|_| ()),
-                None => std::fs::remove_file(&path).map_err(|_| ()),
-            };
-        }
         // Later calls' first: their directories may be inside earlier ones'.
         for made in self.created_dirs.drain(..).rev() {
             for dir in made {
                 let _ = std::fs::remove_dir(dir);
             }
         }
+        done
     }
 }
 
 impl Drop for Transaction {
     fn drop(&mut self) {
         if !self.committed {
-            self.rollback();
+            // Said by `roll_back`'s callers; a drop on an error path says nothing.
+            let _ = self.rollback();
         }
     }
 }

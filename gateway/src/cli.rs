@@ -141,13 +141,50 @@ fn init_logging(command: &Command) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| OneLinePerEvent(std::io::stderr()))
         .with_ansi(std::io::stderr().is_terminal())
         // A log write that fails (its reader gone, `2>&1 | head`; a full disk) is dropped:
         // reported, it goes to the same stderr with `eprint!`, which panics, taking down
         // whatever was logging (a request's answer, the stop signals' task).
         .log_internal_errors(false)
         .init();
+}
+
+/// Writes each log event as one line. A line break inside one (a plugin's error or log
+/// message, a backend's error) is written as `\n` or `\r`: what a plugin or a peer puts
+/// in a message cannot pass for a log line of its own. (tracing's formatter writes an
+/// event, its final newline included, with one `write_all`.)
+struct OneLinePerEvent<W>(W);
+
+impl<W: Write> Write for OneLinePerEvent<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let (text, end) = match buf.strip_suffix(b"\n") {
+            Some(text) => (text, &b"\n"[..]),
+            None => (buf, &b""[..]),
+        };
+        if !text.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+            return self.0.write_all(buf);
+        }
+        let mut line = Vec::with_capacity(buf.len() + 16);
+        for &b in text {
+            match b {
+                b'\n' => line.extend_from_slice(br"\n"),
+                b'\r' => line.extend_from_slice(br"\r"),
+                b => line.push(b),
+            }
+        }
+        line.extend_from_slice(end);
+        self.0.write_all(&line)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Runs the command line; the process exit code.

@@ -416,7 +416,7 @@ impl Parser<'_> {
             ],
         )?;
         let (version, at) = self.required(&obj, "version")?;
-        if version.as_u64() != Some(VERSION) {
+        if whole_number(version) != Some(VERSION) {
             return Err(self.error(
                 &at,
                 format!("expected {VERSION}, found {version}"),
@@ -445,18 +445,16 @@ impl Parser<'_> {
         };
         let port = match self.optional(&obj, "port") {
             None => DEFAULT_PORT,
-            Some((v, at)) => {
-                v.as_u64()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .ok_or_else(|| match v {
-                        Value::Number(n) => self.error(
-                            &at,
-                            format!("expected a port number from 0 to 65535, found {n}"),
-                            Some("use 0 to let the system pick a free port".to_owned()),
-                        ),
-                        other => self.expected(&at, "a port number", other),
-                    })?
-            }
+            Some((v, at)) => whole_number(v)
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(|| match v {
+                    Value::Number(n) => self.error(
+                        &at,
+                        format!("expected a port number from 0 to 65535, found {n}"),
+                        Some("use 0 to let the system pick a free port".to_owned()),
+                    ),
+                    other => self.expected(&at, "a port number", other),
+                })?,
         };
         let tls = match self.optional(&obj, "tls") {
             None => None,
@@ -997,6 +995,15 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         rest = next;
     }
     Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// A JSON number that is a whole one, as JSON Schema's `integer` has it: `8080.0` too.
+fn whole_number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        let f = v.as_f64()?;
+        // Below 2^53, where every whole f64 is exact.
+        (f.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&f)).then_some(f as u64)
+    })
 }
 
 #[cfg(test)]

@@ -427,6 +427,15 @@ impl Router {
                 );
                 return status_response(StatusCode::BAD_REQUEST);
             }
+            if e.is_the_requests() {
+                // The client's request was checked before any plugin ran: a plugin's doing.
+                tracing::error!(
+                    request_id = request_id(),
+                    backend = %target,
+                    "the request the plugins passed on cannot be sent: {e}"
+                );
+                return failure_response(StatusCode::INTERNAL_SERVER_ERROR, request_id());
+            }
             tracing::warn!(request_id = request_id(), backend = %target, "backend unreachable: {e}");
             // With its id, as a 504: the client can point at the log line that says why.
             failure_response(StatusCode::BAD_GATEWAY, request_id())
@@ -598,13 +607,58 @@ impl std::error::Error for PluginBodyFailed {
 /// plugin that answers wraps what it answers, so a failure is the innermost plugin's
 /// whose stream it came from (a backend's stays a backend's).
 fn attribute_streamed_body(resp: &mut Response, name: &'static str, kind: Kind) {
-    wrap_streamed_body(resp, |body| PluginBody { name, kind, body });
+    wrap_streamed_body(resp, |body| PluginBody {
+        name,
+        kind,
+        promised: body
+            .size_hint()
+            .exact()
+            .map(|length| Promised { length, sent: 0 }),
+        body,
+    });
 }
 
 struct PluginBody {
     name: &'static str,
     kind: Kind,
     body: Body,
+    /// The length the stream's exact size hint gave, which becomes the response's
+    /// `Content-Length`: a stream that yields more would be cut there (silently, by
+    /// hyper), one that yields less would leave the client waiting for the rest or get no
+    /// answer at all. Either is the plugin's failure, and the response's.
+    promised: Option<Promised>,
+}
+
+#[derive(Clone, Copy)]
+struct Promised {
+    length: u64,
+    sent: u64,
+}
+
+impl Promised {
+    /// Counts a frame's bytes; the broken promise, if they break it.
+    fn count(&mut self, frame: &hyper::body::Frame<bytes::Bytes>) -> Result<(), String> {
+        let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+        self.sent = self.sent.saturating_add(len);
+        if self.sent > self.length {
+            return Err(format!(
+                "its body stream yielded more than the {} bytes its exact size hint promised",
+                self.length
+            ));
+        }
+        Ok(())
+    }
+
+    /// The broken promise, if the stream ended short of it.
+    fn check_end(&self) -> Result<(), String> {
+        if self.sent < self.length {
+            return Err(format!(
+                "its body stream ended after {} of the {} bytes its exact size hint promised",
+                self.sent, self.length
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl hyper::body::Body for PluginBody {
@@ -616,7 +670,20 @@ impl hyper::body::Body for PluginBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        match scope::in_plugin(this.name, || Pin::new(&mut this.body).poll_frame(cx)) {
+        let polled = scope::in_plugin(this.name, || Pin::new(&mut this.body).poll_frame(cx));
+        let broken = match (&polled, &mut this.promised) {
+            (Poll::Ready(Some(Ok(frame))), Some(promised)) => promised.count(frame).err(),
+            (Poll::Ready(None), Some(promised)) => promised.check_end().err(),
+            _ => None,
+        };
+        if let Some(broken) = broken {
+            return Poll::Ready(Some(Err(Box::new(PluginBodyFailed {
+                name: this.name,
+                kind: this.kind,
+                source: broken.into(),
+            }))));
+        }
+        match polled {
             Poll::Ready(Some(Err(e)))
                 if failed_plugin(e.as_ref()).is_none() && !is_backend_failure(&e) =>
             {
@@ -631,11 +698,16 @@ impl hyper::body::Body for PluginBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        // Not before what it promised came: its end is then polled, and fails.
+        self.body.is_end_stream() && self.promised.is_none_or(|p| p.sent >= p.length)
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
+        // What is left of the promise, which the stream's own hint may no longer say.
+        match self.promised {
+            Some(p) => hyper::body::SizeHint::with_exact(p.length.saturating_sub(p.sent)),
+            None => self.body.size_hint(),
+        }
     }
 }
 

@@ -168,7 +168,8 @@ impl<'s> Validator<'s> {
                         "object" => v.is_object(),
                         "array" => v.is_array(),
                         "string" => v.is_string(),
-                        "integer" => v.is_i64() || v.is_u64(),
+                        // A number with no fraction, `3.0` too (JSON Schema 2020-12).
+                        "integer" => v.as_f64().is_some_and(|f| f.fract() == 0.0),
                         "number" => v.is_number(),
                         "boolean" => v.is_boolean(),
                         other => panic!("type {other}"),
@@ -178,7 +179,12 @@ impl<'s> Validator<'s> {
                     }
                 }
                 "const" => {
-                    if v != rule {
+                    // Numbers by value: `3.0` is `3`.
+                    let equal = match (v.as_f64(), rule.as_f64()) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => v == rule,
+                    };
+                    if !equal {
                         errors.push(format!("{at}: not {rule}"));
                     }
                 }
@@ -434,6 +440,27 @@ fn the_schema_and_gwhost_agree_on_durations_addresses_and_name_lists() {
             base(&|c| c["listen_ip"] = json!(ip)),
             ok,
         ));
+    }
+    // JSON Schema's integers are numbers with no fraction: `8080.0` is one.
+    for (port, ok) in [
+        (json!(8080), true),
+        (json!(8080.0), true),
+        (json!(0), true),
+        (json!(65535), true),
+        (json!(8080.5), false),
+        (json!(-1), false),
+        (json!(65536), false),
+        (json!("8080"), false),
+    ] {
+        cases.push((
+            format!("port {port}"),
+            base(&|c| c["port"] = port.clone()),
+            ok,
+        ));
+    }
+    for (version, ok) in [(json!(3.0), true), (json!(3.5), false), (json!(2), false)] {
+        let config = base(&|c| c["version"] = version.clone());
+        cases.push((format!("version {version}"), config, ok));
     }
     for (names, ok) in [(json!(["a"]), true), (json!(["a", "a"]), false)] {
         let config = base(&|c| {

@@ -1288,9 +1288,22 @@ async fn each_kind_alone() {
                         "name": "services-client",
                         "services-client": {"backend": backend.url(), "sleep_ms": 5}}}}],
             },
+            {
+                "endpoint": "/client-ftp",
+                "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/c",
+                    "extra_config": {"plugin/http-client": {
+                        "name": "services-client",
+                        "services-client": {"backend": "ftp://example.com"}}}}],
+            },
         ]),
     );
     let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    // A request the host's client cannot send as the plugin gave it is the plugin's
+    // failure (500), not an unreachable backend's (502).
+    let reply = get(&gw.url("/client-ftp"), &[]).await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    let line = gw.expect_log_line("invalid URL, scheme is not http or https");
+    assert!(line.contains("plugin=\"services-client\""), "{line}");
     let reply = get(&gw.url("/mod"), &[]).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["headers"]["x-modified"], json!(["m1"]));
@@ -1383,6 +1396,28 @@ async fn a_backend_modifier_can_send_the_request_to_another_host() {
     let dead = format!("http://{}/", dead_address());
     let reply = get(&gw.url("/r"), &[("x-redirect-to", &dead)]).await;
     assert_eq!(reply.status, 502);
+
+    // Two `Host` headers a modifier set went out as they were, for the backend to pick
+    // one or refuse: the request is not sent, and it is the plugins' failure (500).
+    let to = format!("{}/other", other.url());
+    for asked in [
+        vec![("x-two-hosts", "1")],
+        vec![("x-two-hosts", "1"), ("x-redirect-to", &to)],
+    ] {
+        let reply = get(&gw.url("/r"), &asked).await;
+        assert_eq!(reply.status, 500, "{asked:?}: {}", reply.body);
+        assert!(
+            reply.headers.contains_key("x-request-id"),
+            "{:?}",
+            reply.headers
+        );
+    }
+    let line = gw.expect_log_line("invalid request: it has more than one `Host` header");
+    assert!(
+        line.contains("ERROR") && line.contains("the request the plugins passed on cannot be sent"),
+        "{line}"
+    );
+    assert_eq!((configured.hits(), other.hits()), (1, 3));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1491,17 +1526,11 @@ async fn a_plugins_odd_values_stay_with_its_request() {
     let reply = get(&gw.url("/m"), &[("x-panic", "body-drop")]).await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "odd"));
     assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
-    // A body stream whose size hint panics (hyper asks for it with the head, after the
-    // first chunk is polled): the next poll fails with the panic; the client gets the head
-    // and that chunk, then the connection closes.
-    let answer = raw_until_closed(
-        gw.addr,
-        "GET /m HTTP/1.1\r\nhost: x\r\nx-panic: size-hint\r\n\r\n",
-    );
-    assert!(
-        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n3\r\nodd\r\n"),
-        "{answer:?}"
-    );
+    // A body stream whose size hint panics: the host asks for it as the plugin hands the
+    // stream over, and its next poll, the first, fails with the panic: before the head
+    // went out, so the answer is a 500.
+    let reply = get(&gw.url("/m"), &[("x-panic", "size-hint")]).await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
     let line = gw.expect_log_line("size hint panicked on demand");
     assert!(
         line.contains("ERROR") && line.contains("plugin=\"stamp-server\""),
@@ -1524,6 +1553,77 @@ async fn a_plugins_odd_values_stay_with_its_request() {
         "{:?}",
         reply.headers
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_break_in_a_plugins_message_cannot_forge_a_log_line() {
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{"endpoint": "/m",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}},
+            "backend": [{"host": [backend.url()], "url_pattern": "/"}]}]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let reply = get(&gw.url("/m"), &[("x-panic", "multiline")]).await;
+    assert_eq!(reply.status, 500);
+    // One line, its breaks written out: the panic's text went to the log as it was.
+    let line = gw
+        .expect_log_line(r"line one\n1970-01-01T00:00:00.000000Z  INFO forged: line two\r\nthree");
+    assert!(
+        line.contains("ERROR") && line.contains("plugin=\"stamp-modifier\""),
+        "{line}"
+    );
+    let logs = gw.logs();
+    assert!(
+        !logs.lines().any(|l| l.starts_with("1970-01-01")),
+        "a forged line:\n{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_stream_that_breaks_its_exact_size_hint_fails_as_the_plugins() {
+    // Its exact hint is the response's `Content-Length`. A stream that sent less got no
+    // answer at all; one that sent more was cut at the hint, and the client took the cut
+    // body for the whole one.
+    let backend = start_backend().await;
+    let cfg = config(
+        Some(json!({"name": "stamp-server"})),
+        json!([{"endpoint": "/m", "backend": [{"host": [backend.url()], "url_pattern": "/"}]}]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    // 3 bytes of the 10 promised: the head and the 3 go out, then the connection closes,
+    // so the client sees a body short of its length.
+    let answer = raw_until_closed(
+        gw.addr,
+        "GET /m HTTP/1.1\r\nhost: x\r\nx-panic: hint-long\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n")
+            && answer.contains("\r\ncontent-length: 10\r\n")
+            && answer.ends_with("\r\n\r\nodd"),
+        "{answer:?}"
+    );
+    let line = gw.expect_log_line("ended after 3 of the 10 bytes its exact size hint promised");
+    assert!(
+        line.contains("plugin=\"stamp-server\"") && line.contains("kind=\"http-server\""),
+        "{line}"
+    );
+    // 3 bytes where 2 were promised, in the first chunk, before the head went out: the
+    // plugin's failure, a 500.
+    let reply = get(&gw.url("/m"), &[("x-panic", "hint-short")]).await;
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.headers.contains_key("x-request-id"),
+        "{:?}",
+        reply.headers
+    );
+    let line = gw.expect_log_line("yielded more than the 2 bytes its exact size hint promised");
+    assert!(
+        line.contains("ERROR") && line.contains("plugin=\"stamp-server\""),
+        "{line}"
+    );
+    assert_eq!(get(&gw.url("/m"), &[]).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -105,7 +105,8 @@ impl HostServices for TokioHostServices {
 }
 
 pin_project_lite::pin_project! {
-    /// The HTTP client lent to plugins ([`crate::upstream::send`]), its failure a 502.
+    /// The HTTP client lent to plugins ([`crate::upstream::send`]), its failure a 502
+    /// (a 500 when the request was at fault: the plugin's).
     /// Not an `async` block awaiting the call: that would hold the call's future twice
     /// (as captured, and as awaited), and this future is boxed, so copied whole, once
     /// per plugin call.
@@ -119,9 +120,13 @@ impl<F: Future<Output = Result<Response, SendError>>> Future for SendToBackend<F
     type Output = Result<Response, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project()
-            .sending
-            .poll(cx)
-            .map_err(|e| Error::with_status(StatusCode::BAD_GATEWAY, e.to_string()))
+        self.project().sending.poll(cx).map_err(|e| {
+            let status = if e.error.is_the_requests() {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            Error::with_status(status, e.to_string())
+        })
     }
 }

@@ -47,6 +47,17 @@ pub enum BackendError {
     RequestBody(gwplugin::BoxError),
     #[error("{0}")]
     Uri(&'static str),
+    /// The request cannot go out as it is (a plugin changed it so): no backend was asked.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+}
+
+impl BackendError {
+    /// Whether the request was at fault, as it was handed over: a plugin's doing, when
+    /// the client's request was checked before the plugins ran.
+    pub fn is_the_requests(&self) -> bool {
+        matches!(self, BackendError::Uri(_) | BackendError::InvalidRequest(_))
+    }
 }
 
 /// One backend host (scheme and authority) and its per-thread connection pools.
@@ -262,8 +273,17 @@ impl Upstream {
                 .path_and_query
                 .map_or_else(|| Uri::from_static("/"), Uri::from);
         }
-        if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
-            host.insert(self.host.clone());
+        match req.headers_mut().entry(header::HOST) {
+            header::Entry::Vacant(host) => {
+                host.insert(self.host.clone());
+            }
+            // The backend would refuse it (RFC 9112 §3.2), or take either.
+            header::Entry::Occupied(host) if host.iter().nth(1).is_some() => {
+                return Err(BackendError::InvalidRequest(
+                    "it has more than one `Host` header",
+                ));
+            }
+            header::Entry::Occupied(_) => {}
         }
         // Sent again whole if its first connection turns out to be closed.
         let repeatable = req.body().is_end_stream() && req.method().is_idempotent();

@@ -372,6 +372,30 @@ pub fn register_dynamic(
     })
 }
 
+/// Fails the build (in a `const`) when a name is listed twice: the config names plugins
+/// by name, whatever their kind, so one would hide the other.
+#[doc(hidden)]
+pub const fn assert_unique_names(names: &[&str]) {
+    let mut i = 0;
+    while i < names.len() {
+        let mut j = i + 1;
+        while j < names.len() {
+            if names[i].len() == names[j].len() && {
+                let (a, b) = (names[i].as_bytes(), names[j].as_bytes());
+                let mut k = 0;
+                while k < a.len() && a[k] == b[k] {
+                    k += 1;
+                }
+                k == a.len()
+            } {
+                panic!("gwplugin::export! lists two plugins with the same name: give each its own");
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+}
+
 /// Copies a string into a byte array at compile time (for [`EXPORTS_SYMBOL`]).
 #[doc(hidden)]
 pub const fn str_to_array<const N: usize>(s: &str) -> [u8; N] {
@@ -383,4 +407,21 @@ pub const fn str_to_array<const N: usize>(s: &str) -> [u8; N] {
         i += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assert_unique_names;
+
+    #[test]
+    fn distinct_names_pass() {
+        const _: () = assert_unique_names(&["a", "ab", "b", "ba"]);
+        assert_unique_names(&["tenant"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "lists two plugins with the same name")]
+    fn a_name_listed_twice_fails() {
+        assert_unique_names(&["auth", "tenant", "auth"]);
+    }
 }

@@ -44,6 +44,9 @@ impl Body {
     }
 
     /// A streaming body. Its frames are polled under a panic guard.
+    ///
+    /// In gwhost, an exact `size_hint` becomes the response's `Content-Length`, and the
+    /// stream is held to it: one that yields more or fewer bytes fails as the plugin's.
     pub fn from_stream<B>(body: B) -> Self
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -57,7 +60,11 @@ impl Body {
         }
     }
 
-    /// The buffered bytes, when the body is not a stream.
+    /// The buffered bytes, when the body is not a stream; `None` for a stream.
+    ///
+    /// Not a way to read a body: in gwhost a request body that is not empty is a stream
+    /// (hyper's), as is a backend's body that did not come whole with its head, while a
+    /// body made with `Body::from(…)`, as in a unit test, is not. Use [`Body::collect`].
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match &self.inner {
             Inner::Empty => Some(&[]),
@@ -66,7 +73,7 @@ impl Body {
         }
     }
 
-    /// Reads the whole body into memory.
+    /// Reads the whole body into memory, a stream to its end.
     pub async fn collect(self) -> Result<Bytes, Error> {
         match self.inner {
             Inner::Empty => Ok(Bytes::new()),

@@ -9,7 +9,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// An error returned by plugin code (or made from a plugin panic).
 ///
 /// It may carry the HTTP status the gateway answers with; without one the gateway
-/// answers 500.
+/// answers 500. The message goes to the log, not to the client: gwhost answers with the
+/// status's reason as the body. For a body of your own, an http-server plugin answers
+/// with `Ok(response)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     status: Option<StatusCode>,
@@ -105,9 +107,11 @@ impl From<http::header::InvalidHeaderName> for Error {
     }
 }
 
+/// A JSON error as it is: `?` on one in a factory is a config the plugin rejects (the host
+/// says so), in `handle` or `call` a body or a backend's answer that did not parse.
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::new(format!("invalid plugin config: {e}"))
+        Error::new(e)
     }
 }
 

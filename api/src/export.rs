@@ -13,10 +13,14 @@
 /// ```
 ///
 /// The crate needs `build.rs` calling `gwplugin_build::plugin()` (which writes the
-/// manifest this macro embeds) and `crate-type = ["cdylib"]`.
+/// manifest this macro embeds) and `cdylib` in its `crate-type` (an `rlib` beside it is
+/// fine).
 #[macro_export]
 macro_rules! export {
     ($($kind:ident $name:literal => $factory:expr),+ $(,)?) => {
+        // Two plugins of one name: the host's registry would keep only the last.
+        const _: () = $crate::abi::assert_unique_names(&[$($name),+]);
+
         /// The plugins this library registers, for in-process use and tests.
         pub fn gwplugin_entries() -> ::std::vec::Vec<$crate::abi::PluginEntry> {
             ::std::vec![$($crate::export!(@entry $kind $name $factory)),+]

@@ -44,6 +44,9 @@ pub struct Next<'a>(pub(crate) &'a dyn ErasedHandler);
 
 impl<'a> Next<'a> {
     /// Passes the request to the next handler and returns its response.
+    ///
+    /// In gwhost it never returns `Err`: a backend's failure or timeout comes back as a
+    /// 502 or 504 response, an inner plugin's error as its response. Look at the status.
     // Not an `async fn`: that would keep the request twice (parameter and local) in
     // every plugin future that awaits it; the handler's own future is returned as is.
     pub fn run(self, req: Request) -> impl Future<Output = Result<Response, Error>> + Send + 'a {

@@ -30,7 +30,8 @@ static HOST: OnceLock<Arc<dyn HostServices>> = OnceLock::new();
 
 /// Installs the host services for this copy of `gwplugin`. The loader does this for a
 /// loaded plugin; a host that links a plugin statically, or a test, may call it itself.
-/// Returns false if services were already installed.
+/// Only the first call in a process takes effect: later ones return false and leave the
+/// first services in place, so one fake host serves every test of a test binary.
 pub fn install_host_services(services: Arc<dyn HostServices>) -> bool {
     HOST.set(services).is_ok()
 }
@@ -66,6 +67,11 @@ pub fn spawn(task: impl Future<Output = ()> + Send + 'static) {
 
 /// Sends a request to a backend with the host's HTTP client. Its URI is absolute,
 /// `http://` or `https://` (gwhost: over TLS, checked against the system's CAs).
+///
+/// No timeout of its own: to a backend that hangs it waits until the backend answers or
+/// closes. (A backend's `timeout` in gwhost's config bounds only an http-client plugin's
+/// whole call.) To bound it, poll it together with a [`sleep`] and drop it when the sleep
+/// ends first.
 pub fn send(request: Request) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
     host().send(request)
 }

@@ -28,15 +28,17 @@ const DEP_TABLES: [&str; 5] = [
 ];
 
 /// Rewrites every dependency that `want` (given the package name and the current
-/// version requirement) has an opinion on.
+/// version requirement) has an opinion on. `base` is the manifest's folder, which its
+/// relative paths start from.
 pub fn align_dependencies(
     doc: &mut DocumentMut,
+    base: &Path,
     want: impl Fn(&str, Option<&str>) -> Option<Want>,
 ) -> Vec<DepChange> {
     let mut changes = Vec::new();
     for name in DEP_TABLES {
         if let Some(table) = doc.get_mut(name).and_then(Item::as_table_like_mut) {
-            align_table(name, table, &want, &mut changes);
+            align_table(name, table, base, &want, &mut changes);
         }
     }
     if let Some(table) = doc
@@ -44,7 +46,7 @@ pub fn align_dependencies(
         .and_then(|w| w.get_mut("dependencies"))
         .and_then(Item::as_table_like_mut)
     {
-        align_table("workspace.dependencies", table, &want, &mut changes);
+        align_table("workspace.dependencies", table, base, &want, &mut changes);
     }
     if let Some(targets) = doc.get_mut("target").and_then(Item::as_table_like_mut) {
         for (cfg, target) in targets.iter_mut() {
@@ -54,7 +56,7 @@ pub fn align_dependencies(
             for name in DEP_TABLES {
                 if let Some(table) = target.get_mut(name).and_then(Item::as_table_like_mut) {
                     let label = format!("target.'{}'.{name}", cfg.get());
-                    align_table(&label, table, &want, &mut changes);
+                    align_table(&label, table, base, &want, &mut changes);
                 }
             }
         }
@@ -65,6 +67,7 @@ pub fn align_dependencies(
 fn align_table(
     label: &str,
     table: &mut dyn toml_edit::TableLike,
+    base: &Path,
     want: &impl Fn(&str, Option<&str>) -> Option<Want>,
     changes: &mut Vec<DepChange>,
 ) {
@@ -100,19 +103,28 @@ fn align_table(
                 }
             }
             Item::Value(Value::InlineTable(t)) => {
-                align_entry(&key, t, want, changes, label);
+                align_entry(&key, t, base, want, changes, label);
             }
             Item::Table(t) => {
-                align_entry(&key, t, want, changes, label);
+                align_entry(&key, t, base, want, changes, label);
             }
             _ => {}
         }
     }
 }
 
+/// Whether two paths name one folder (resolved, where they exist; else as written).
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 fn align_entry(
     key: &str,
     entry: &mut dyn toml_edit::TableLike,
+    base: &Path,
     want: &impl Fn(&str, Option<&str>) -> Option<Want>,
     changes: &mut Vec<DepChange>,
     label: &str,
@@ -142,9 +154,10 @@ fn align_entry(
     let mut to = Vec::new();
     if let Some(path) = &w.path {
         let path = path.display().to_string();
+        // The same folder however written: a relative path, as committed, stays.
         let same = had_path
             .as_deref()
-            .is_some_and(|p| Path::new(p) == Path::new(&path));
+            .is_some_and(|p| same_folder(&base.join(p), Path::new(&path)));
         if !same {
             from.push(format!("path = {:?}", had_path.as_deref().unwrap_or("")));
             to.push(format!("path = {path:?}"));
@@ -335,7 +348,7 @@ mod tests {
             "[dependencies]\nbytes = \"1\"  # boundary\nserde = \"1.0\"\nregex = \"1\"\n"
                 .parse()
                 .unwrap();
-        let changes = align_dependencies(&mut doc, want);
+        let changes = align_dependencies(&mut doc, Path::new("."), want);
         assert_eq!(
             doc.to_string(),
             "[dependencies]\nbytes = \"=1.12.2\"  # boundary\nserde = \"1.0\"\nregex = \"1\"\n"

@@ -200,7 +200,8 @@ impl Host {
             .collect()
     }
 
-    /// What a plugin's dependency on `name` should be, when the host has that crate.
+    /// What a plugin's dependency on `name` should be, when the host has that crate (in
+    /// the semver series the plugin asks for, for a crate that crosses the boundary).
     /// `current` is the plugin's version requirement, kept when it already fits.
     pub fn want(&self, name: &str, current: Option<&str>) -> Option<Want> {
         let path = self
@@ -212,7 +213,20 @@ impl Host {
             });
         if self.boundary_names().contains(name) {
             let versions = self.boundary_versions(name);
-            let version = versions.last()?.to_string();
+            // A requirement of another semver series is another crate to cargo (`http`
+            // 0.2 beside the contract's 1.x): private to the plugin, and left alone.
+            let series = current
+                .and_then(|c| semver::VersionReq::parse(c).ok())
+                .and_then(|req| req.comparators.first().map(series_of_comparator));
+            let version = versions
+                .iter()
+                .rev()
+                .find(|v| {
+                    series.is_none_or(|s| {
+                        semver::Version::parse(v).is_ok_and(|v| series_of_version(&v) == s)
+                    })
+                })?
+                .to_string();
             return Some(Want {
                 version,
                 exact: true,
@@ -547,6 +561,26 @@ fn host_package<'a>(
                 .collect::<Vec<_>>()
                 .join(", "),
         }),
+    }
+}
+
+/// A semver series, which cargo unifies into one crate: `1.x`, `0.2.x`, `0.0.3`.
+type Series = (u64, Option<u64>, Option<u64>);
+
+fn series_of_version(v: &semver::Version) -> Series {
+    match (v.major, v.minor) {
+        (0, 0) => (0, Some(0), Some(v.patch)),
+        (0, minor) => (0, Some(minor), None),
+        (major, _) => (major, None, None),
+    }
+}
+
+fn series_of_comparator(c: &semver::Comparator) -> Series {
+    match (c.major, c.minor, c.patch) {
+        (0, Some(0), Some(patch)) => (0, Some(0), Some(patch)),
+        (0, Some(minor), _) => (0, Some(minor), None),
+        (0, None, _) => (0, None, None),
+        (major, _, _) => (major, None, None),
     }
 }
 

@@ -70,8 +70,7 @@ impl PluginManifest {
                 .find(|p| p.is_file())
                 .ok_or_else(|| Error::NoManifest(cwd.clone()))?,
         };
-        let path = path.canonicalize().map_err(io(&path))?;
-        Self::read(path)
+        Self::read(normalize(&path))
     }
 
     /// Reads and parses a `Cargo.toml`.
@@ -127,4 +126,21 @@ impl PluginManifest {
             }),
         }
     }
+}
+
+/// `path` without `.` and `..` parts, as cargo reads a manifest path: lexically, not
+/// resolving symlinks. A symlinked `Cargo.toml`'s relative paths start from the link's
+/// folder, as cargo's do, not from its target's.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            part => out.push(part),
+        }
+    }
+    out
 }

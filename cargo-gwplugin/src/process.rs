@@ -136,19 +136,28 @@ impl Cargo {
     }
 }
 
-/// The compiler that would build a crate in `dir`: `$RUSTC` if set, else what
-/// `rustup which rustc` answers in `dir` (so `rust-toolchain.toml` counts), else `rustc`.
+/// The compiler that would build a crate in `dir`, as this command's cargo would:
+/// `$RUSTC` if set, else what `rustup which rustc` answers in `dir` (so
+/// `rust-toolchain.toml` and `cargo +toolchain` count), else `rustc`.
 pub fn rustc_for(dir: &Path) -> PathBuf {
     if let Some(rustc) = std::env::var_os("RUSTC").filter(|r| !r.is_empty()) {
         return PathBuf::from(rustc);
     }
-    toolchain_rustc(dir)
+    rustup_which_rustc(Command::new("rustup"), dir)
 }
 
-/// The compiler rustup picks in `dir` (`RUSTC` ignored: it is about the plugin's build,
-/// not the host's), else `rustc`.
+/// The compiler rustup picks for another project in `dir` (a host), else `rustc`. What
+/// says how the plugin is built is ignored: `RUSTC`, and the `RUSTUP_TOOLCHAIN` that
+/// rustup's proxy hands a cargo subcommand (`cargo +nightly gwplugin …`, or the plugin's
+/// own `rust-toolchain.toml`), which would outrank the project's own pin.
 pub fn toolchain_rustc(dir: &Path) -> PathBuf {
     let mut cmd = Command::new("rustup");
+    cmd.env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTUP_TOOLCHAIN_SOURCE");
+    rustup_which_rustc(cmd, dir)
+}
+
+fn rustup_which_rustc(mut cmd: Command, dir: &Path) -> PathBuf {
     cmd.args(["which", "rustc"]).current_dir(dir);
     match run(cmd) {
         Ok(out) => {

@@ -210,7 +210,8 @@ impl ConfigFile {
                 Some(Json::Array(list)) => list.as_slice(),
                 _ => &[],
             };
-            select_endpoints(list, endpoints, plugin)
+            // Selectors name endpoints themselves: which plugins they hold does not count.
+            select_endpoints(list, endpoints, &[])
                 .map_err(|(message, help)| m.conflict(message, help))?;
         }
         Ok(ConfigFile {
@@ -266,14 +267,14 @@ fn block_names(block: &Json) -> Vec<&str> {
     }
 }
 
-/// Whether an endpoint already uses `plugin`: as one of its own or its backends'
-/// modifiers, or as a backend's http-client.
-fn uses_plugin(endpoint: &Json, plugin: &str) -> bool {
+/// Whether an endpoint already uses one of `plugins` (names a library exports): as one of
+/// its own or its backends' modifiers, or as a backend's http-client.
+fn uses_plugin(endpoint: &Json, plugins: &[&str]) -> bool {
     let in_extra = |owner: &Json, namespace: &str| {
         owner
             .get("extra_config")
             .and_then(|e| e.get(namespace))
-            .is_some_and(|block| block_names(block).contains(&plugin))
+            .is_some_and(|block| block_names(block).iter().any(|n| plugins.contains(n)))
     };
     let backends = match endpoint.get("backend") {
         Some(Json::Array(list)) => list.as_slice(),
@@ -287,12 +288,12 @@ fn uses_plugin(endpoint: &Json, plugin: &str) -> bool {
 
 /// The endpoints `selectors` name, as indices into `list`: a selector is a path, or a
 /// method and a path when several endpoints share the path. Without selectors, the
-/// endpoints that already use `plugin`, else the config's only endpoint. On failure, the
-/// message and the help.
+/// endpoints that already use one of `plugins` (the names the library exports, not its
+/// package's), else the config's only endpoint. On failure, the message and the help.
 fn select_endpoints(
     list: &[Json],
     selectors: &[String],
-    plugin: &str,
+    plugins: &[&str],
 ) -> Result<Vec<usize>, (String, String)> {
     // (index, method, path) of each endpoint; gwhost's default method is GET.
     let endpoints: Vec<(usize, String, &str)> = list
@@ -321,7 +322,7 @@ fn select_endpoints(
     if selectors.is_empty() {
         // A rebuild registers into the endpoints it is already in.
         let using: Vec<usize> = (0..list.len())
-            .filter(|i| uses_plugin(&list[*i], plugin))
+            .filter(|i| uses_plugin(&list[*i], plugins))
             .collect();
         if !using.is_empty() {
             return Ok(using);
@@ -493,7 +494,9 @@ fn merge_into(
                 ));
             }
         };
-        let chosen = select_endpoints(list, endpoints, m.plugin)
+        let mut exported = modifier.map(block_names).unwrap_or_default();
+        exported.extend(client.and_then(|c| c.get("name")).and_then(Json::as_str));
+        let chosen = select_endpoints(list, endpoints, &exported)
             .map_err(|(message, help)| m.conflict(message, help))?;
         for i in chosen {
             let at = format!("endpoints[{i}]");

@@ -249,6 +249,26 @@ pub fn sync_new_plugin(cargo: &Cargo, plugin: &PluginManifest, host: &Host) -> R
     sync_reporting(cargo, plugin, host, false, false)
 }
 
+/// The toolchain file rustup reads for a build in `plugin_dir`: the nearest
+/// `rust-toolchain` or `rust-toolchain.toml` (the legacy one first, as rustup reads it
+/// first), from the plugin's folder up to its workspace's; none there, a new
+/// `rust-toolchain.toml` in the workspace's folder. (A member's own file outranks the
+/// workspace's: a pin in the workspace's would change nothing.)
+fn toolchain_file_read_for(plugin_dir: &Path, ws_dir: &Path) -> PathBuf {
+    for dir in plugin_dir.ancestors() {
+        for name in ["rust-toolchain", "rust-toolchain.toml"] {
+            let file = dir.join(name);
+            if file.is_file() {
+                return file;
+            }
+        }
+        if dir == ws_dir {
+            break;
+        }
+    }
+    ws_dir.join("rust-toolchain.toml")
+}
+
 fn sync_reporting(
     cargo: &Cargo,
     plugin: &PluginManifest,
@@ -259,18 +279,13 @@ fn sync_reporting(
     let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
     let ws_dir = ws_manifest.parent().unwrap_or(plugin.dir()).to_owned();
     let lock_path = ws_dir.join("Cargo.lock");
-    // rustup reads a legacy `rust-toolchain` before `rust-toolchain.toml`: the pin goes in
-    // the file it reads.
-    let legacy_toolchain = ws_dir.join("rust-toolchain");
-    let toolchain_path = if legacy_toolchain.is_file() {
-        legacy_toolchain
-    } else {
-        ws_dir.join("rust-toolchain.toml")
-    };
+    let toolchain_path = toolchain_file_read_for(plugin.dir(), &ws_dir);
 
     // Cargo.toml, in memory.
     let mut doc = plugin.doc.clone();
-    let changes = edit::align_dependencies(&mut doc, |name, current| host.want(name, current));
+    let changes = edit::align_dependencies(&mut doc, plugin.dir(), |name, current| {
+        host.want(name, current)
+    });
     let cdylib_added = edit::ensure_cdylib(&mut doc);
     let new_manifest = doc.to_string();
     let manifest_changed = new_manifest != plugin.text;
@@ -383,6 +398,7 @@ fn sync_reporting(
     let chosen = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_default();
     let fix = match std::env::var("RUSTUP_TOOLCHAIN_SOURCE").as_deref() {
         Ok("env") => Some("unset RUSTUP_TOOLCHAIN"),
+        Ok("cli") => Some("run cargo without the `+toolchain` argument"),
         Ok("path-override") => Some("run `rustup override unset` in the plugin's directory"),
         _ => None,
     };

@@ -44,9 +44,13 @@ pub struct Args {
         value_parser = header_arg
     )]
     pub headers: Vec<String>,
-    /// The sample request's body: TEXT, or `@FILE` for a file's contents (as curl's `-d`)
+    /// The sample request's body: TEXT, or `@FILE` for a file's contents (as curl's `-d`,
+    /// and as with curl a POST unless `--request` names a method)
     #[arg(short = 'd', long, value_name = "TEXT|@FILE", requires = "request")]
     pub data: Option<String>,
+    /// How long the sample request may take in each plugin: `500ms`, `10s` [default: 10s]
+    #[arg(long, value_name = "DURATION", requires = "request")]
+    pub timeout: Option<String>,
 }
 
 /// A `--header` value kept as given, for gwhost: checked here, so that a typo is a usage
@@ -202,6 +206,9 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     }
     if let Some(data) = &args.data {
         cmd.args(["--data", data]);
+    }
+    if let Some(timeout) = &args.timeout {
+        cmd.args(["--timeout", timeout]);
     }
     cmd.args(&files);
     let line = process::command_line(&cmd);

@@ -385,6 +385,9 @@ fn test_sends_the_sample_request_with_its_headers() {
                 "x-require-body: 411",
                 "-d",
                 "a=1",
+                // Passed on to gwhost's `test-plugin`.
+                "--timeout",
+                "5s",
                 &so.display().to_string(),
             ],
         ),

@@ -47,6 +47,25 @@ fn check(dir: &Path, root: &Path, args: &[&str]) -> Run {
 }
 
 #[test]
+fn the_hosts_compiler_is_its_own_whatever_toolchain_the_plugin_is_checked_with() {
+    // Run as `cargo +nightly gwplugin check`, rustup's proxy hands the subcommand
+    // `RUSTUP_TOOLCHAIN=nightly`: it chose the plugin's compiler, and the host project's
+    // too, so the two always matched and a nightly plugin passed.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "nightly", "modifier");
+    let mut cmd = gwplugin(&dir, &["check"]);
+    cmd.env("RUSTUP_TOOLCHAIN", "nightly");
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("rustc\n    have: "), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("-nightly (") && r.stdout.contains("\n    want: 1.95.0 ("),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn a_fresh_plugin_is_compatible_and_check_changes_nothing() {
     let root = tempdir();
     let dir = scaffold(root.path(), "fresh", "modifier");

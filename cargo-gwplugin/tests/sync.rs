@@ -65,6 +65,11 @@ fn workspace_inherited_dependencies() {
 }
 
 #[test]
+fn another_series_of_a_boundary_crate_is_left_alone() {
+    dry_run_case("other-series");
+}
+
+#[test]
 fn crate_type_gets_cdylib() {
     dry_run_case("crate-type");
 }
@@ -198,6 +203,118 @@ fn the_pin_goes_in_a_legacy_rust_toolchain_file_which_rustup_reads_first() {
     );
     assert!(!dir.join("rust-toolchain.toml").exists());
     // And it is in sync now.
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert!(r.stderr.contains("is already in sync"), "{}", r.stderr);
+}
+
+#[test]
+fn in_a_workspace_the_pin_goes_in_the_toolchain_file_nearest_the_plugin() {
+    // A member's own toolchain file outranks the workspace's: the pin went in the
+    // workspace's, changing nothing, and `sync` said all was in sync while `check`
+    // still found the compiler wrong.
+    let root = tempdir();
+    let ws = root.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let dir = scaffold(&ws, "plug", "modifier");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let member = manifest.replace("\n[workspace]\n", "\n");
+    assert_ne!(member, manifest);
+    std::fs::write(dir.join("Cargo.toml"), member).unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"plug\"]\nresolver = \"3\"\n",
+    )
+    .unwrap();
+    std::fs::rename(dir.join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
+    std::fs::rename(
+        dir.join("rust-toolchain.toml"),
+        ws.join("rust-toolchain.toml"),
+    )
+    .unwrap();
+    let ws_pin = std::fs::read_to_string(ws.join("rust-toolchain.toml")).unwrap();
+    std::fs::write(
+        dir.join("rust-toolchain.toml"),
+        "[toolchain]\nchannel = \"nightly\"\n",
+    )
+    .unwrap();
+    // As a user's shell runs it: the toolchain is the files' to choose.
+    let plain = |args: &[&str]| {
+        let mut cmd = gwplugin(&dir, args);
+        cmd.env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTUP_TOOLCHAIN_SOURCE");
+        run(cmd, root.path())
+    };
+    assert_eq!(plain(&["check"]).code, 1);
+    let r = plain(&["sync"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Pinning rust toolchain 1.95.0 in `[ROOT]/ws/plug/rust-toolchain.toml`\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("rust-toolchain.toml")).unwrap(),
+        ws_pin
+    );
+    let r = plain(&["check"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The plugin's manifest with the repository's paths written relative to `from` (a
+/// folder two below the filesystem's root's child, as a temp dir's plugin is).
+fn with_relative_repo_paths(manifest: &str, from: &Path) -> String {
+    let up = "../".repeat(from.components().count() - 1);
+    manifest.replace(
+        &repo().display().to_string(),
+        &format!(
+            "{up}{}",
+            repo().display().to_string().trim_start_matches('/')
+        ),
+    )
+}
+
+#[test]
+fn relative_paths_to_the_hosts_crates_are_kept_as_written() {
+    // They were rewritten to the same folder's absolute path, breaking the committed
+    // file for a checkout anywhere else.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "relative", "modifier");
+    let manifest = dir.join("Cargo.toml");
+    let relative = with_relative_repo_paths(&std::fs::read_to_string(&manifest).unwrap(), &dir);
+    assert!(relative.contains("path = \"../"), "{relative}");
+    std::fs::write(&manifest, &relative).unwrap();
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("is already in sync"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), relative);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_manifest_reads_its_paths_from_the_links_folder() {
+    // As cargo does; they were read from the link target's folder.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "linked", "modifier");
+    let manifest = dir.join("Cargo.toml");
+    let relative = with_relative_repo_paths(&std::fs::read_to_string(&manifest).unwrap(), &dir);
+    let stored = root.path().join("store/deep/Cargo.toml");
+    std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
+    std::fs::write(&stored, &relative).unwrap();
+    std::fs::remove_file(&manifest).unwrap();
+    std::os::unix::fs::symlink(&stored, &manifest).unwrap();
+    let r = run(gwplugin(&dir, &["check"]), root.path());
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
+        r.stderr
+    );
     let r = run(gwplugin(&dir, &["sync"]), root.path());
     assert!(r.stderr.contains("is already in sync"), "{}", r.stderr);
 }

@@ -71,7 +71,9 @@ pub enum Command {
         #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", requires = "request", value_parser = cargo_gwplugin::test_cmd::parse_header)]
         headers: Vec<(http::HeaderName, http::HeaderValue)>,
         /// The sample request's body: TEXT, or `@FILE` for a file's contents (as curl's
-        /// `-d`); its `content-length` is set unless `-H` gives one.
+        /// `-d`, and as with curl a POST unless `--request` names a method); its
+        /// `content-length` is set unless `-H` gives one. Plugins get it streamed, as
+        /// gwhost streams a client's.
         #[arg(short = 'd', long, value_name = "TEXT|@FILE", requires = "request")]
         data: Option<String>,
         /// How long the sample request may take in each plugin: `500ms`, `10s`.

@@ -113,6 +113,12 @@ fn test_plugin_ok_lines_and_summary() {
             0,
             "[OK] {what}: registered, created, POST /x -> 200 OK",
         ),
+        // Streamed, as gwhost hands a client's body to plugins: it was in memory here.
+        (
+            &["-d", "a=1", "-H", "x-want-streamed-body: 1"],
+            0,
+            "[OK] {what}: registered, created, POST /x -> 200 OK",
+        ),
     ] {
         let out = run(&[&["test-plugin"][..], &required, data, &[so_s]].concat());
         let what = format!("stamp-modifier (modifier) in {so_s}");
@@ -128,6 +134,19 @@ fn test_plugin_ok_lines_and_summary() {
             "{data:?}"
         );
     }
+    // A body without a method is a POST, as with curl's `-d`.
+    let out = run(&["test-plugin", "-m", "--request", "/x", "-d", "a=1", so_s]);
+    assert_eq!(
+        text(&out.stdout).lines().next(),
+        Some(
+            format!(
+                "[OK] stamp-modifier (modifier) in {so_s}: registered, created, POST /x -> 200 OK"
+            )
+            .as_str()
+        ),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(&[
         &["test-plugin"][..],
         &required,

@@ -365,11 +365,20 @@ impl Loader {
             message: e.to_string(),
         })?;
 
-        for entry in &registration.plugins {
-            if let Some(existing) = self.registry.plugins.get(&entry.name) {
+        for (i, entry) in registration.plugins.iter().enumerate() {
+            // Twice in one library too (`export!` refuses that at compile time): the
+            // second would replace the first unseen.
+            let first = match self.registry.plugins.get(&entry.name) {
+                Some(existing) => Some(existing.file.clone()),
+                None => registration.plugins[..i]
+                    .iter()
+                    .any(|e| e.name == entry.name)
+                    .then(|| path.to_owned()),
+            };
+            if let Some(first) = first {
                 return Err(LoadError::DuplicateName {
                     name: entry.name.clone(),
-                    first: existing.file.clone(),
+                    first,
                     second: path.to_owned(),
                 });
             }

@@ -48,6 +48,9 @@ pub struct ManifestRequest {
     pub panic: String,
     /// The cargo to run `cargo metadata` with (default: `$CARGO`, else `cargo`).
     pub cargo: Option<PathBuf>,
+    /// The package's features that are on (`default` among them, when it is); `None`
+    /// for its default ones. They decide which features its dependencies get.
+    pub features: Option<Vec<String>>,
 }
 
 /// A manifest and the files it was computed from.
@@ -171,24 +174,27 @@ fn resolve(
     cargo: &Path,
     manifest_path: &Path,
     target: &str,
+    features: Option<&[String]>,
 ) -> Result<Vec<TreeNode>, ComputeError> {
     let manifest = manifest_path.to_string_lossy();
-    let out = cargo_offline_first(
-        cargo,
-        &[
-            "tree",
-            "--manifest-path",
-            &manifest,
-            "--target",
-            target,
-            "-e",
-            "normal",
-            "--prefix",
-            "depth",
-            "-f",
-            "{p}|{f}",
-        ],
-    )?;
+    let mut args = vec![
+        "tree",
+        "--manifest-path",
+        &manifest,
+        "--target",
+        target,
+        "-e",
+        "normal",
+        "--prefix",
+        "depth",
+        "-f",
+        "{p}|{f}",
+    ];
+    let features = features.map(|f| f.join(","));
+    if let Some(features) = &features {
+        args.extend(["--no-default-features", "--features", features]);
+    }
+    let out = cargo_offline_first(cargo, &args)?;
     let nodes: Vec<TreeNode> = out.lines().filter_map(parse_tree_line).collect();
     if nodes.first().is_none_or(|n| n.depth != 0) {
         return Err(ComputeError::Metadata(format!(
@@ -198,6 +204,56 @@ fn resolve(
     Ok(nodes)
 }
 
+/// The features of the package at `manifest_path` that its build script's environment
+/// says are on (`CARGO_FEATURE_<NAME>`), by name: the names cargo gives, with their case
+/// and dashes, are the package's, from `cargo metadata`.
+pub fn enabled_features(
+    cargo: &Path,
+    manifest_path: &Path,
+    is_set: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, ComputeError> {
+    let manifest = manifest_path.to_string_lossy();
+    let out = cargo_offline_first(
+        cargo,
+        &[
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+            &manifest,
+        ],
+    )?;
+    let metadata: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| ComputeError::Metadata(e.to_string()))?;
+    let package = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| {
+            p["manifest_path"].as_str().is_some_and(|m| {
+                Path::new(m) == manifest_path
+                    || std::fs::canonicalize(m).ok() == std::fs::canonicalize(manifest_path).ok()
+            })
+        })
+        .ok_or_else(|| ComputeError::NoPackage(manifest.clone().into_owned()))?;
+    let mut on: Vec<String> = package["features"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            is_set(&format!(
+                "CARGO_FEATURE_{}",
+                name.to_uppercase().replace('-', "_")
+            ))
+        })
+        .cloned()
+        .collect();
+    on.sort();
+    Ok(on)
+}
+
 /// Resolves the package with cargo and computes its manifest.
 pub fn compute_for_manifest_path(req: &ManifestRequest) -> Result<Computed, ComputeError> {
     let cargo = req
@@ -205,7 +261,12 @@ pub fn compute_for_manifest_path(req: &ManifestRequest) -> Result<Computed, Comp
         .clone()
         .or_else(|| std::env::var_os("CARGO").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("cargo"));
-    let nodes = resolve(&cargo, &req.manifest_path, &req.target)?;
+    let nodes = resolve(
+        &cargo,
+        &req.manifest_path,
+        &req.target,
+        req.features.as_deref(),
+    )?;
     let rustc = rustc_info(&req.rustc)?;
     let manifest = compute(&nodes, req.role, rustc, &req.target, &req.panic)?;
 

@@ -66,13 +66,23 @@ fn env_var(name: &str) -> Result<String, ComputeError> {
 fn try_emit(role: Role) -> Result<(), ComputeError> {
     let manifest_dir = PathBuf::from(env_var("CARGO_MANIFEST_DIR")?);
     let out_dir = PathBuf::from(env_var("OUT_DIR")?);
+    let manifest_path = manifest_dir.join("Cargo.toml");
+    let cargo = env::var_os("CARGO").map(PathBuf::from);
+    // As this build has them (`--features`, `--no-default-features`): they may turn on
+    // features of a boundary crate, which the host must then have too.
+    let features = compute::enabled_features(
+        cargo.as_deref().unwrap_or(std::path::Path::new("cargo")),
+        &manifest_path,
+        |name| env::var_os(name).is_some(),
+    )?;
     let request = ManifestRequest {
-        manifest_path: manifest_dir.join("Cargo.toml"),
+        manifest_path,
         role,
         target: env_var("TARGET")?,
         rustc: PathBuf::from(env_var("RUSTC")?),
         panic: env::var("CARGO_CFG_PANIC").unwrap_or_else(|_| "unwind".to_owned()),
-        cargo: env::var_os("CARGO").map(PathBuf::from),
+        cargo,
+        features: Some(features),
     };
     let computed = compute_for_manifest_path(&request)?;
     for path in &computed.inputs {

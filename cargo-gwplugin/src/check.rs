@@ -85,6 +85,7 @@ pub fn plugin_manifest(
         rustc,
         panic: "unwind".to_owned(),
         cargo: Some(PathBuf::from(cargo.program())),
+        features: None,
     };
     let computed = gwplugin_build::compute_for_manifest_path(&request);
     // Computing resolves with cargo, which rewrites a lock that is out of date: `check`
@@ -157,7 +158,7 @@ pub fn report(
     }
     if !host.knows_compiler {
         report.note(Finding {
-            field: "rustc, target and features".into(),
+            field: "rustc, target, features and path sources".into(),
             have: manifest.rustc.to_string(),
             want: crate::host::UNKNOWN.into(),
             help: Some(format!(
@@ -186,11 +187,30 @@ fn help_for(field: &str, host: &Host) -> Option<String> {
         "enable the host's features of this crate in [dependencies] (features only add up: a \
          plugin cannot turn off what its other dependencies enable)"
             .to_owned()
+    } else if field.starts_with("gwplugin") && !sync_sets_contract_source(host) {
+        // `sync` writes a path or a version; a host's git source, or one it does not name,
+        // is the author's to copy.
+        "take `gwplugin` and `gwplugin-build` from where the host does (the same git \
+         revision, path or registry version as `want:` says)"
+            .to_owned()
     } else if field.starts_with("crate ") || field.starts_with("gwplugin") {
         format!("{sync} to move it to the host's version")
     } else {
         return None;
     })
+}
+
+/// Whether `sync` can point the plugin's `gwplugin` at the host's: a path it knows, or a
+/// registry version.
+fn sync_sets_contract_source(host: &Host) -> bool {
+    match host.contract_crates.get("gwplugin") {
+        Some(c) => matches!(
+            c.source,
+            crate::host::DepSource::Path(_) | crate::host::DepSource::Registry(_)
+        ),
+        // Known only from its manifest: a registry version is one `sync` can write.
+        None => host.manifest.gwplugin.source.starts_with("registry+"),
+    }
 }
 
 /// Crates the plugin uses privately at another version than the host's: fine, but worth

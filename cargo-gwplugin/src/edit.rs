@@ -64,6 +64,66 @@ pub fn align_dependencies(
     changes
 }
 
+/// The keys of the dependencies a member inherits from its workspace (`bytes.workspace =
+/// true`), in every dependency table.
+pub fn inherited_dependencies(doc: &DocumentMut) -> Vec<String> {
+    let inherits = |item: &Item| {
+        item.as_table_like()
+            .and_then(|t| t.get("workspace"))
+            .and_then(Item::as_bool)
+            == Some(true)
+    };
+    let mut tables: Vec<&dyn toml_edit::TableLike> = DEP_TABLES
+        .iter()
+        .filter_map(|name| doc.get(name).and_then(Item::as_table_like))
+        .collect();
+    if let Some(targets) = doc.get("target").and_then(Item::as_table_like) {
+        for (_, target) in targets.iter() {
+            tables.extend(
+                DEP_TABLES
+                    .iter()
+                    .filter_map(|name| target.get(name).and_then(Item::as_table_like)),
+            );
+        }
+    }
+    let mut keys: Vec<String> = tables
+        .into_iter()
+        .flat_map(|t| t.iter())
+        .filter(|(_, item)| inherits(item))
+        .map(|(key, _)| key.to_owned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Rewrites the entries of a workspace root's `[workspace.dependencies]` named in `keys`
+/// (those a member inherits) that `want` has an opinion on.
+pub fn align_workspace_dependencies(
+    doc: &mut DocumentMut,
+    base: &Path,
+    keys: &[String],
+    want: impl Fn(&str, Option<&str>) -> Option<Want>,
+) -> Vec<DepChange> {
+    let mut changes = Vec::new();
+    if let Some(table) = doc
+        .get_mut("workspace")
+        .and_then(|w| w.get_mut("dependencies"))
+        .and_then(Item::as_table_like_mut)
+    {
+        let only = |key: &str| keys.iter().any(|k| k == key);
+        align_table_only(
+            "workspace.dependencies",
+            table,
+            base,
+            &want,
+            &only,
+            &mut changes,
+        );
+    }
+    changes
+}
+
 fn align_table(
     label: &str,
     table: &mut dyn toml_edit::TableLike,
@@ -71,8 +131,22 @@ fn align_table(
     want: &impl Fn(&str, Option<&str>) -> Option<Want>,
     changes: &mut Vec<DepChange>,
 ) {
+    align_table_only(label, table, base, want, &|_| true, changes);
+}
+
+fn align_table_only(
+    label: &str,
+    table: &mut dyn toml_edit::TableLike,
+    base: &Path,
+    want: &impl Fn(&str, Option<&str>) -> Option<Want>,
+    only: &dyn Fn(&str) -> bool,
+    changes: &mut Vec<DepChange>,
+) {
     for (key, item) in table.iter_mut() {
         let key = key.get().to_owned();
+        if !only(&key) {
+            continue;
+        }
         let change = |from: String, to: String| DepChange {
             table: label.to_owned(),
             key: key.clone(),

@@ -448,7 +448,6 @@ fn compute_error(path: &Path, e: gwplugin_build::ComputeError) -> Error {
 }
 
 fn from_project(manifest_path: &Path, cargo: &Cargo) -> Result<Host, Error> {
-    let dir = manifest_path.parent().unwrap_or(Path::new("."));
     let text = std::fs::read_to_string(manifest_path).map_err(io(manifest_path))?;
     let doc: toml_edit::DocumentMut =
         text.parse()
@@ -456,6 +455,51 @@ fn from_project(manifest_path: &Path, cargo: &Cargo) -> Result<Host, Error> {
                 path: manifest_path.to_owned(),
                 message: e.to_string().trim_end().to_owned(),
             })?;
+    // Resolving rewrites a lock that is out of date (or makes one): the host's files are
+    // not this tool's to change. Kept here, put back below.
+    let lock_path = cargo
+        .workspace_manifest(manifest_path)?
+        .with_file_name("Cargo.lock");
+    let lock_before = std::fs::read(&lock_path).ok();
+    let resolved = resolve_project(manifest_path, &doc, cargo);
+    let lock_after = std::fs::read(&lock_path).ok();
+    if lock_after != lock_before {
+        match &lock_before {
+            Some(bytes) => crate::txn::write_atomic(&lock_path, bytes)?,
+            None => std::fs::remove_file(&lock_path).map_err(io(&lock_path))?,
+        }
+        crate::status(
+            "Warning",
+            &format!(
+                "the host's `{}` is out of date: compared with what cargo would lock for \
+                 it now, and left as it was\nhelp: run `cargo update --workspace` in the \
+                 host's project, and rebuild the host",
+                lock_path.display()
+            ),
+        );
+    }
+    let (metadata, host_manifest, manifest) = resolved?;
+    let lock_text = match lock_after {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => return Err(Error::NoLock(lock_path)),
+    };
+    from_resolve(
+        manifest_path,
+        metadata,
+        host_manifest,
+        manifest,
+        &lock_path,
+        &lock_text,
+    )
+}
+
+/// The host project's resolve, its package's manifest path and its ABI manifest.
+fn resolve_project(
+    manifest_path: &Path,
+    doc: &toml_edit::DocumentMut,
+    cargo: &Cargo,
+) -> Result<(Metadata, PathBuf, gwplugin_build::AbiManifest), Error> {
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
     // The whole resolve: where the host takes `gwplugin` and `gwplugin-build` from, and
     // in a virtual workspace which member is the host.
     let metadata = cargo.metadata(manifest_path, &[])?;
@@ -475,14 +519,25 @@ fn from_project(manifest_path: &Path, cargo: &Cargo) -> Result<Host, Error> {
         rustc,
         panic: "unwind".to_owned(),
         cargo: Some(PathBuf::from(cargo.program())),
+        features: None,
     };
     let manifest = gwplugin_build::compute_for_manifest_path(&request)
         .map_err(|e| compute_error(&host_manifest, e))?
         .manifest;
-    let lock_path = metadata.workspace_root.join("Cargo.lock");
-    let lock_text = std::fs::read_to_string(&lock_path).map_err(io(&lock_path))?;
-    let lock = Lockfile::parse(&lock_text).map_err(|message| Error::Parse {
-        path: lock_path.clone(),
+    Ok((metadata, host_manifest, manifest))
+}
+
+fn from_resolve(
+    manifest_path: &Path,
+    metadata: Metadata,
+    host_manifest: PathBuf,
+    manifest: gwplugin_build::AbiManifest,
+    lock_path: &Path,
+    lock_text: &str,
+) -> Result<Host, Error> {
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let lock = Lockfile::parse(lock_text).map_err(|message| Error::Parse {
+        path: lock_path.to_owned(),
         message,
     })?;
     let mut contract_crates = BTreeMap::new();
@@ -516,7 +571,7 @@ fn from_project(manifest_path: &Path, cargo: &Cargo) -> Result<Host, Error> {
         manifest,
         knows_compiler: true,
         lock: Some(lock),
-        lock_text: Some(lock_text),
+        lock_text: Some(lock_text.to_owned()),
         contract_crates,
     })
 }

@@ -73,8 +73,8 @@ impl PluginManifest {
         Self::read(normalize(&path))
     }
 
-    /// Reads and parses a `Cargo.toml`.
-    pub fn read(path: PathBuf) -> Result<Self, Error> {
+    /// Reads and parses any `Cargo.toml`, a virtual workspace's too.
+    pub fn read_any(path: PathBuf) -> Result<Self, Error> {
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         let doc: DocumentMut = text
             .parse()
@@ -82,10 +82,20 @@ impl PluginManifest {
                 path: path.clone(),
                 message: e.to_string().trim_end().to_owned(),
             })?;
-        if !doc.get("package").is_some_and(|p| p.is_table_like()) {
-            return Err(Error::NotAPackage(path));
-        }
         Ok(PluginManifest { path, text, doc })
+    }
+
+    /// Reads and parses a package's `Cargo.toml`.
+    pub fn read(path: PathBuf) -> Result<Self, Error> {
+        let manifest = Self::read_any(path)?;
+        if !manifest
+            .doc
+            .get("package")
+            .is_some_and(|p| p.is_table_like())
+        {
+            return Err(Error::NotAPackage(manifest.path));
+        }
+        Ok(manifest)
     }
 
     pub fn dir(&self) -> &Path {

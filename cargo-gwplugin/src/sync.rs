@@ -128,6 +128,8 @@ fn diff(path: &Path, old: &str, new: &str) -> String {
 struct Written<'a> {
     /// The new Cargo.toml, if it changed.
     manifest: Option<&'a str>,
+    /// The workspace root's Cargo.toml and its new text, if it changed.
+    root: Option<(&'a Path, &'a str)>,
     /// The toolchain file and its new text, if it changed.
     toolchain: Option<(&'a Path, &'a str)>,
     lock_path: &'a Path,
@@ -150,8 +152,11 @@ fn write_and_lock(
     if let Some((path, text)) = written.toolchain {
         tx.write(path, text.as_bytes())?;
     }
+    if let Some((path, text)) = written.root {
+        tx.write(path, text.as_bytes())?;
+    }
     tx.guard(lock_path)?;
-    let mut resolve = written.manifest.is_some();
+    let mut resolve = written.manifest.is_some() || written.root.is_some();
     if written.old_lock.is_none() {
         resolve = true;
         if let Some(text) = &host.lock_text {
@@ -290,6 +295,26 @@ fn sync_reporting(
     let new_manifest = doc.to_string();
     let manifest_changed = new_manifest != plugin.text;
 
+    // What a member inherits from its workspace (`bytes.workspace = true`) is pinned
+    // where it is written: in the root's `[workspace.dependencies]`.
+    let inherited = edit::inherited_dependencies(&plugin.doc);
+    let is_root =
+        std::fs::canonicalize(&ws_manifest).ok() == std::fs::canonicalize(&plugin.path).ok();
+    let root = if !is_root && !inherited.is_empty() {
+        let root = PluginManifest::read_any(ws_manifest.clone())?;
+        let mut root_doc = root.doc.clone();
+        let root_changes = edit::align_workspace_dependencies(
+            &mut root_doc,
+            &ws_dir,
+            &inherited,
+            |name, current| host.want(name, current),
+        );
+        let new_text = root_doc.to_string();
+        (new_text != root.text).then_some((root, new_text, root_changes))
+    } else {
+        None
+    };
+
     // rust-toolchain.toml, in memory.
     let old_toolchain = read_optional(&toolchain_path)?;
     let new_toolchain = match host_channel(host) {
@@ -310,6 +335,21 @@ fn sync_reporting(
             if dry_run { "Would update" } else { "Updating" },
             &format!("`{}` in [{}]: {} -> {}", c.key, c.table, c.from, c.to),
         );
+    }
+    if let Some((root, _, root_changes)) = &root {
+        for c in root_changes {
+            status(
+                if dry_run { "Would update" } else { "Updating" },
+                &format!(
+                    "`{}` in [{}] of `{}`: {} -> {}",
+                    c.key,
+                    c.table,
+                    root.path.display(),
+                    c.from,
+                    c.to
+                ),
+            );
+        }
     }
     if cdylib_added {
         status(
@@ -332,6 +372,9 @@ fn sync_reporting(
         if manifest_changed {
             crate::print_stdout(&diff(&plugin.path, &plugin.text, &new_manifest));
         }
+        if let Some((root, new_text, _)) = &root {
+            crate::print_stdout(&diff(&root.path, &root.text, new_text));
+        }
         if let Some(tc) = &new_toolchain {
             crate::print_stdout(&diff(
                 &toolchain_path,
@@ -350,7 +393,7 @@ fn sync_reporting(
             }
             None => status("Would create", &format!("`{}`", lock_path.display())),
         }
-        if manifest_changed && lock.is_some() {
+        if (manifest_changed || root.is_some()) && lock.is_some() {
             status(
                 "Would update",
                 &format!("`{}` to match", lock_path.display()),
@@ -376,6 +419,9 @@ fn sync_reporting(
     let mut tx = Transaction::new();
     let written = Written {
         manifest: manifest_changed.then_some(new_manifest.as_str()),
+        root: root
+            .as_ref()
+            .map(|(root, text, _)| (root.path.as_path(), text.as_str())),
         toolchain: new_toolchain
             .as_deref()
             .map(|tc| (toolchain_path.as_path(), tc)),
@@ -414,7 +460,11 @@ fn sync_reporting(
             ),
         );
     }
-    let nothing = !manifest_changed && new_toolchain.is_none() && !resolve && moves.is_empty();
+    let nothing = !manifest_changed
+        && root.is_none()
+        && new_toolchain.is_none()
+        && !resolve
+        && moves.is_empty();
     status(
         "Finished",
         &format!(

@@ -447,6 +447,35 @@ fn test_gives_each_plugin_of_a_crate_its_own_default_config() {
 
 /// `cargo gwplugin test` with this machine's (x86_64 glibc) gwhost on the `tenant`
 /// plugin built for `target`: a `[KO]` line with `why`, exit 1.
+#[test]
+fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
+    // Recorded as the package's default features whatever the build's: a plugin feature
+    // that turned on `serde_json/preserve_order` (another layout of `serde_json::Map`,
+    // the plugin's config type) was built in, not recorded, and the plugin loaded.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "featured", "modifier");
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "[build-dependencies]",
+        "serde_json = \"1\"\n\n[features]\nordered = [\"serde_json/preserve_order\"]\n\n[build-dependencies]",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(
+        gwplugin(&dir, &["build", "--features", "ordered"]),
+        root.path(),
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let report = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        report.contains("crate serde_json features") && report.contains("preserve_order"),
+        "{report}"
+    );
+    let r = run(gwplugin(&dir, &["build"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
 fn refused_by_this_machines_gwhost(root: &Path, target: &str, why: &str) {
     common::cargo(&common::repo(), &["build", "-p", "gwhost"]);
     let gwhost = common::target_dir().join("debug/gwhost");

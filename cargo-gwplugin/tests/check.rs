@@ -37,6 +37,7 @@ fn gateway_manifest() -> gwplugin_build::AbiManifest {
         rustc,
         panic: "unwind".into(),
         cargo: None,
+        features: None,
     })
     .unwrap()
     .manifest
@@ -63,6 +64,61 @@ fn the_hosts_compiler_is_its_own_whatever_toolchain_the_plugin_is_checked_with()
         "{}",
         r.stdout
     );
+}
+
+#[test]
+fn a_contract_source_sync_cannot_write_gets_help_that_can_be_followed() {
+    // A host whose `gwplugin` came from other sources, known only by their hash: `check`
+    // said to run `sync`, which changed nothing and said all was in sync.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "elsewhere", "modifier");
+    let mut host: serde_json::Value =
+        serde_json::from_str(&gateway_manifest().to_json_pretty()).unwrap();
+    host["gwplugin"]["source"] = "path+sha256:00000000000000000000000000000000".into();
+    let mut piped = gwplugin(&dir, &["check", "--host", "/dev/stdin"]);
+    piped.write_stdin(host.to_string());
+    let r = run(piped, root.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("\ngwplugin source\n"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("    help: take `gwplugin` and `gwplugin-build` from where the host does"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("cargo gwplugin sync"), "{}", r.stdout);
+}
+
+#[test]
+fn a_host_projects_lock_is_left_as_it_was() {
+    // Resolving the host rewrote its `Cargo.lock` when out of date: another project's
+    // file, changed without a word.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "plug", "modifier");
+    let host = root.path().join("tiny-host");
+    std::fs::create_dir_all(host.join("src")).unwrap();
+    std::fs::write(host.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let manifest = |extra: &str| {
+        format!(
+            "[package]\nname = \"tiny-host\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [dependencies]\ngwplugin = {{ path = {:?} }}\n{extra}\n[workspace]\n",
+            repo().join("api")
+        )
+    };
+    std::fs::write(host.join("Cargo.toml"), manifest("")).unwrap();
+    cargo(&host, &["generate-lockfile", "--offline"]);
+    // A dependency the lock does not have yet.
+    std::fs::write(host.join("Cargo.toml"), manifest("itoa = \"1\"\n")).unwrap();
+    let lock = std::fs::read(host.join("Cargo.lock")).unwrap();
+    let host_arg = host.join("Cargo.toml").display().to_string();
+    let r = check(&dir, root.path(), &["--host", &host_arg]);
+    assert!(
+        r.stderr
+            .contains("warning: the host's `[ROOT]/tiny-host/Cargo.lock` is out of date"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(host.join("Cargo.lock")).unwrap(), lock);
 }
 
 #[test]
@@ -302,7 +358,7 @@ fn hosts_can_be_a_binary_a_manifest_file_or_a_lock() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.starts_with(
-            "note: rustc, target and features (not compared: a Cargo.lock does not name them)\n"
+            "note: rustc, target, features and path sources (not compared: a Cargo.lock does not name them)\n"
         ),
         "{}",
         r.stdout

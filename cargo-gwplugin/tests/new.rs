@@ -30,6 +30,7 @@ fn host_record() -> &'static [u8] {
                 rustc,
                 panic: "unwind".into(),
                 cargo: None,
+                features: None,
             })
             .unwrap()
             .manifest;

@@ -207,13 +207,10 @@ fn the_pin_goes_in_a_legacy_rust_toolchain_file_which_rustup_reads_first() {
     assert!(r.stderr.contains("is already in sync"), "{}", r.stderr);
 }
 
-#[test]
-fn in_a_workspace_the_pin_goes_in_the_toolchain_file_nearest_the_plugin() {
-    // A member's own toolchain file outranks the workspace's: the pin went in the
-    // workspace's, changing nothing, and `sync` said all was in sync while `check`
-    // still found the compiler wrong.
-    let root = tempdir();
-    let ws = root.path().join("ws");
+/// A scaffolded plugin made the member `plug` of a workspace `ws` under `root`, whose
+/// root `Cargo.toml` gets `root_extra`; the lock and toolchain file move to the root.
+fn workspace_member(root: &Path, root_extra: &str) -> (PathBuf, PathBuf) {
+    let ws = root.join("ws");
     std::fs::create_dir(&ws).unwrap();
     let dir = scaffold(&ws, "plug", "modifier");
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
@@ -222,7 +219,7 @@ fn in_a_workspace_the_pin_goes_in_the_toolchain_file_nearest_the_plugin() {
     std::fs::write(dir.join("Cargo.toml"), member).unwrap();
     std::fs::write(
         ws.join("Cargo.toml"),
-        "[workspace]\nmembers = [\"plug\"]\nresolver = \"3\"\n",
+        format!("[workspace]\nmembers = [\"plug\"]\nresolver = \"3\"\n{root_extra}"),
     )
     .unwrap();
     std::fs::rename(dir.join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
@@ -231,6 +228,55 @@ fn in_a_workspace_the_pin_goes_in_the_toolchain_file_nearest_the_plugin() {
         ws.join("rust-toolchain.toml"),
     )
     .unwrap();
+    (ws, dir)
+}
+
+#[test]
+fn a_boundary_crate_a_member_inherits_is_pinned_in_the_workspaces_root() {
+    // Only the member's own file was edited: the root's `=1.10.0` stayed, and `sync`
+    // failed with cargo's "failed to select a version".
+    let root = tempdir();
+    let (ws, dir) = workspace_member(
+        root.path(),
+        "\n[workspace.dependencies]\nbytes = \"=1.10.0\" # shared\n",
+    );
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "[build-dependencies]",
+        "bytes.workspace = true\n\n[build-dependencies]",
+    );
+    std::fs::write(&manifest, &text).unwrap();
+    cargo(
+        &ws,
+        &["update", "--offline", "-p", "bytes", "--precise", "1.10.0"],
+    );
+    let host_bytes = lock_version(&repo(), "bytes");
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "Updating `bytes` in [workspace.dependencies] of `[ROOT]/ws/Cargo.toml`: \"=1.10.0\" -> \"={}\"",
+            host_bytes[0]
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        std::fs::read_to_string(ws.join("Cargo.toml"))
+            .unwrap()
+            .contains(&format!("bytes = \"={}\" # shared\n", host_bytes[0]))
+    );
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), text);
+    assert_eq!(lock_version(&ws, "bytes"), host_bytes);
+}
+
+#[test]
+fn in_a_workspace_the_pin_goes_in_the_toolchain_file_nearest_the_plugin() {
+    // A member's own toolchain file outranks the workspace's: the pin went in the
+    // workspace's, changing nothing, and `sync` said all was in sync while `check`
+    // still found the compiler wrong.
+    let root = tempdir();
+    let (ws, dir) = workspace_member(root.path(), "");
     let ws_pin = std::fs::read_to_string(ws.join("rust-toolchain.toml")).unwrap();
     std::fs::write(
         dir.join("rust-toolchain.toml"),

@@ -16,8 +16,8 @@
 //! affected. Plugin instances are created here, once; the hot path only borrows them.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -210,6 +210,10 @@ impl Gateway {
             // `Connection` names are the client's own, never those a plugin adds (RFC
             // 9110 §7.6.1), which a client could otherwise have dropped.
             strip_hop_by_hop(req.headers_mut());
+            let lent = self
+                .plugins_see_responses
+                .then(|| lend_body(&mut req))
+                .flatten();
             // Not for a response to HEAD, whose `Content-Length` describes a body not sent.
             let match_length = self.plugins_see_responses && req.method() != Method::HEAD;
             let mut resp = match &self.chain {
@@ -234,6 +238,9 @@ impl Gateway {
                     *resp.body_mut() = Body::empty();
                 }
                 report_plugin_body_failures(&mut resp).await;
+            }
+            if let Some(lent) = lent {
+                end_loan_with(&mut resp, lent);
             }
             resp
         })
@@ -1069,6 +1076,102 @@ fn content_length_of_body(resp: &mut Response) {
         None => {
             resp.headers_mut().remove(header::CONTENT_LENGTH);
         }
+    }
+}
+
+/// A client's request body as plugins get it: lent for the time of its request. A plugin
+/// may keep it longer (in a task it spawned), and hyper, while the body is wanted, keeps
+/// its connection open and reads no next request: a connection held per request as
+/// long as the task lives, and a stop waiting for it. The loan ends with the response
+/// ([`end_loan_with`]); the body is then dropped, and what still holds it gets an error.
+type Loan = Arc<Mutex<Option<Body>>>;
+
+/// Lends `req`'s body, when it is a stream; the loan, to end with the response.
+fn lend_body(req: &mut Request) -> Option<Loan> {
+    if req.body().as_bytes().is_some() {
+        return None;
+    }
+    let loan: Loan = Arc::new(Mutex::new(Some(std::mem::take(req.body_mut()))));
+    *req.body_mut() = Body::from_stream(LentBody(loan.clone()));
+    Some(loan)
+}
+
+fn lock(loan: &Loan) -> std::sync::MutexGuard<'_, Option<Body>> {
+    loan.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct LentBody(Loan);
+
+/// A lent body polled after its request ended.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body is gone: its request has ended")]
+struct LoanEnded;
+
+impl hyper::body::Body for LentBody {
+    type Data = bytes::Bytes;
+    type Error = gwplugin::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        match lock(&self.0).as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(Some(Err(Box::new(LoanEnded)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Ended loans are not: their next poll says why.
+        lock(&self.0).as_ref().is_some_and(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        lock(&self.0)
+            .as_ref()
+            .map_or_else(Default::default, |b| b.size_hint())
+    }
+}
+
+/// Ends `loan` when `resp` has been sent (or dropped unsent): its body is wrapped in one
+/// that drops the lent body with itself. A plugin's response may stream the request's
+/// body back, so not before.
+fn end_loan_with(resp: &mut Response, loan: Loan) {
+    let body = std::mem::take(resp.body_mut());
+    *resp.body_mut() = Body::from_stream(EndsLoan { body, loan });
+}
+
+struct EndsLoan {
+    body: Body,
+    loan: Loan,
+}
+
+impl Drop for EndsLoan {
+    fn drop(&mut self) {
+        // Taken out under the lock, dropped after it.
+        let lent = lock(&self.loan).take();
+        drop(lent);
+    }
+}
+
+impl hyper::body::Body for EndsLoan {
+    type Data = bytes::Bytes;
+    type Error = gwplugin::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -1556,6 +1556,49 @@ async fn a_plugins_odd_values_stay_with_its_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_request_body_a_plugin_task_keeps_does_not_keep_the_connection() {
+    // hyper keeps a connection whose request body is still wanted, reading none of it:
+    // a client that sent only part of its body and went away left the connection in
+    // CLOSE-WAIT for as long as the task lived (and a stop waited for it).
+    let backend = start_backend().await;
+    let cfg = config(
+        Some(json!({"name": "stamp-server"})),
+        json!([{"endpoint": "/m", "method": "POST",
+            "backend": [{"host": [backend.url()], "url_pattern": "/"}]}]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let addr = gw.addr;
+    let (answer, end) = tokio::task::spawn_blocking(move || {
+        // 5 bytes of the 10 announced.
+        let mut stream = send_raw(
+            addr,
+            "POST /m HTTP/1.1\r\nhost: x\r\nx-keep-body: 1\r\ncontent-length: 10\r\n\r\nhello",
+        );
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let end = match std::io::Read::read_to_end(&mut stream, &mut answer) {
+            Ok(_) => "closed",
+            Err(_) => "held",
+        };
+        (String::from_utf8_lossy(&answer).into_owned(), end)
+    })
+    .await
+    .unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("kept"),
+        "{answer:?}"
+    );
+    assert_eq!(end, "closed", "{answer:?}");
+    // The gateway still serves, bodies too.
+    let req = http::Request::post(gw.url("/m"))
+        .body(Full::new(Bytes::from_static(b"x")))
+        .unwrap();
+    assert_eq!(send(&client(), req).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_line_break_in_a_plugins_message_cannot_forge_a_log_line() {
     let backend = start_backend().await;
     let cfg = config(

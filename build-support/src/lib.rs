@@ -21,8 +21,8 @@ mod manifest;
 pub mod report;
 
 pub use compute::{
-    ComputeError, Computed, ManifestRequest, compute_for_manifest_path, hash_path_source,
-    rustc_info,
+    ComputeError, Computed, ManifestRequest, compute_for_manifest_path, enabled_features,
+    hash_path_source, rustc_info,
 };
 pub use manifest::{
     ALLOCATOR_CONTRACT, AbiManifest, BoundaryCrate, CrateIdentity, Difference, FORMAT_VERSION,

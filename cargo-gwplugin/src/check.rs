@@ -1,7 +1,7 @@
 //! `cargo gwplugin check`: would this plugin load in its host? Computed without building.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gwplugin_build::report::{Finding, Report};
 use gwplugin_build::{AbiManifest, ManifestRequest, Role};
@@ -28,16 +28,72 @@ pub struct Args {
     /// Target triple to check for [default: the host's target]
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<String>,
+    #[command(flatten)]
+    pub features: FeatureArgs,
     /// Output format
     #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
+}
+
+/// The features to check the plugin with, as cargo takes them: a plugin's feature may turn
+/// on a boundary crate's, which the host must then have too.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FeatureArgs {
+    /// Space or comma separated list of features to activate
+    #[arg(long, short = 'F', value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Activate all available features
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not activate the `default` feature
+    #[arg(long)]
+    pub no_default_features: bool,
+}
+
+impl FeatureArgs {
+    /// The package's features these turn on (`default` among them unless turned off),
+    /// and the dependency features (`dep/feature`) named; `None` for its defaults.
+    pub fn resolve(
+        &self,
+        cargo: &Cargo,
+        plugin: &PluginManifest,
+    ) -> Result<Option<Vec<String>>, Error> {
+        if self.features.is_empty() && !self.all_features && !self.no_default_features {
+            return Ok(None);
+        }
+        let named: Vec<&str> = self
+            .features
+            .iter()
+            .flat_map(|f| f.split([' ', ',']))
+            .filter(|f| !f.is_empty())
+            .collect();
+        let env_name = |f: &str| format!("CARGO_FEATURE_{}", f.to_uppercase().replace('-', "_"));
+        let mut on =
+            gwplugin_build::enabled_features(Path::new(cargo.program()), &plugin.path, |var| {
+                self.all_features
+                    || (var == "CARGO_FEATURE_DEFAULT" && !self.no_default_features)
+                    || named.iter().any(|f| env_name(f) == var)
+            })
+            .map_err(|e| Error::Compute {
+                path: plugin.path.clone(),
+                message: e.to_string(),
+            })?;
+        on.extend(
+            named
+                .iter()
+                .filter(|f| f.contains('/'))
+                .map(|f| (*f).to_owned()),
+        );
+        Ok(Some(on))
+    }
 }
 
 /// Runs `check`.
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
     let (plugin, host) = args.plugin.resolve(&cargo)?;
-    let report = check(&cargo, &plugin, &host, args.target.as_deref())?;
+    let features = args.features.resolve(&cargo, &plugin)?;
+    let report = check(&cargo, &plugin, &host, args.target.as_deref(), features)?;
     match args.message_format {
         MessageFormat::Human => {
             status(
@@ -65,6 +121,7 @@ pub fn plugin_manifest(
     plugin: &PluginManifest,
     host: &Host,
     target: Option<&str>,
+    features: Option<Vec<String>>,
 ) -> Result<(AbiManifest, Lockfile), Error> {
     let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
     let lock_path = ws_manifest.with_file_name("Cargo.lock");
@@ -85,7 +142,7 @@ pub fn plugin_manifest(
         rustc,
         panic: "unwind".to_owned(),
         cargo: Some(PathBuf::from(cargo.program())),
-        features: None,
+        features,
     };
     let computed = gwplugin_build::compute_for_manifest_path(&request);
     // Computing resolves with cargo, which rewrites a lock that is out of date: `check`
@@ -121,8 +178,9 @@ pub fn check(
     plugin: &PluginManifest,
     host: &Host,
     target: Option<&str>,
+    features: Option<Vec<String>>,
 ) -> Result<Report, Error> {
-    let (manifest, lock) = plugin_manifest(cargo, plugin, host, target)?;
+    let (manifest, lock) = plugin_manifest(cargo, plugin, host, target, features)?;
     Ok(report(host, &manifest, Some(&lock), Some(plugin)))
 }
 

@@ -462,6 +462,21 @@ fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
     std::fs::write(&manifest, text).unwrap();
     let r = run(gwplugin(&dir, &["sync"]), root.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // `check` takes cargo's feature flags, and says so before any build.
+    let r = run(gwplugin(&dir, &["check"]), root.path());
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for flags in [&["--features", "ordered"][..], &["--all-features"]] {
+        let r = run(
+            gwplugin(&dir, &[&["check"][..], flags].concat()),
+            root.path(),
+        );
+        assert_eq!(r.code, 1, "{flags:?}: {}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.starts_with("crate serde_json features\n"),
+            "{}",
+            r.stdout
+        );
+    }
     let r = run(
         gwplugin(&dir, &["build", "--features", "ordered"]),
         root.path(),

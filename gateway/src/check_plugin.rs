@@ -33,6 +33,8 @@ pub struct Args {
     /// Target triple the plugin will be built for [default: this host's]
     #[arg(long, value_name = "TRIPLE", conflicts_with = "file")]
     pub target: Option<String>,
+    #[command(flatten)]
+    pub features: check::FeatureArgs,
     /// Output format
     #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
@@ -127,8 +129,9 @@ pub fn check_plugin(args: &Args, host: Host) -> Result<Checked, GwError> {
     }
     let cargo = Cargo::from_env();
     let plugin = PluginManifest::locate(args.manifest_path.as_deref())?;
+    let features = args.features.resolve(&cargo, &plugin)?;
     let (mut manifest, lock) =
-        check::plugin_manifest(&cargo, &plugin, &host, args.target.as_deref())?;
+        check::plugin_manifest(&cargo, &plugin, &host, args.target.as_deref(), features)?;
     let compiler = match &args.rustc {
         Some(release) => {
             manifest.rustc = given_rustc(release, &host);

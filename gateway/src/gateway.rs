@@ -613,7 +613,16 @@ impl std::error::Error for PluginBodyFailed {
 /// while hyper streams it carries its name, and its failure says whose it was. Each
 /// plugin that answers wraps what it answers, so a failure is the innermost plugin's
 /// whose stream it came from (a backend's stays a backend's).
+#[inline]
 fn attribute_streamed_body(resp: &mut Response, name: &'static str, kind: Kind) {
+    // Most bodies are in memory: the check inline, the wrapping not.
+    if resp.body().as_bytes().is_none() {
+        attribute_stream(resp, name, kind);
+    }
+}
+
+#[inline(never)]
+fn attribute_stream(resp: &mut Response, name: &'static str, kind: Kind) {
     wrap_streamed_body(resp, |body| PluginBody {
         name,
         kind,

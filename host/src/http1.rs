@@ -411,6 +411,11 @@ impl Conn {
             &mut fields,
         );
         let len = match parsed {
+            // The limit whether the head came in one read or many (one read may bring
+            // up to twice as much).
+            Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+                return Err(BackendError::Protocol("the response head is too large"));
+            }
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
             Err(e) => return Err(BackendError::Parse(e)),
@@ -816,8 +821,10 @@ impl BodyReader {
                     let data = conn.read.split_to(take as usize).freeze();
                     if self.state == BodyState::ChunkEnd {
                         // Step over what follows the last chunk if it is already here,
-                        // so that the body reports its end with its last data.
-                        self.advance_buffered(conn)?;
+                        // so that the body reports its end with its last data. Framing
+                        // that is wrong there fails the next poll (the state stays where
+                        // it went wrong): this data came whole, and goes first.
+                        let _ = self.advance_buffered(conn);
                     }
                     return Poll::Ready(Some(Ok(data)));
                 }
@@ -844,7 +851,7 @@ impl BodyReader {
         loop {
             let read = &mut conn.read;
             match self.state {
-                BodyState::ChunkSize => match httparse::parse_chunk_size(&read[..]) {
+                BodyState::ChunkSize => match parse_chunk_size(&read[..]) {
                     Ok(httparse::Status::Complete((used, size))) => {
                         read.advance(used);
                         self.state = if size == 0 {
@@ -890,6 +897,34 @@ impl BodyReader {
             }
             advanced = true;
         }
+    }
+}
+
+/// A chunk-size line, as RFC 9112 §7.1 has it: `httparse::parse_chunk_size`, but with at
+/// least one hex digit (httparse reads a line of none, `\r\n` or `;ext`, as a size of
+/// 0: a body cut short passed for a whole one, and the rest left for the next response
+/// on the connection), and any number of leading zeros (httparse refuses a 17th digit,
+/// however small the number).
+fn parse_chunk_size(line: &[u8]) -> Result<httparse::Status<(usize, u64)>, ()> {
+    let Some(first) = line.first() else {
+        return Ok(httparse::Status::Partial);
+    };
+    if !first.is_ascii_hexdigit() {
+        return Err(());
+    }
+    // Zeros before the last digit, stepped over.
+    let zeros = line.iter().take_while(|b| **b == b'0').count();
+    let skip = if line.get(zeros).is_some_and(u8::is_ascii_hexdigit) {
+        zeros
+    } else {
+        zeros - 1
+    };
+    match httparse::parse_chunk_size(&line[skip..]) {
+        Ok(httparse::Status::Complete((used, size))) => {
+            Ok(httparse::Status::Complete((skip + used, size)))
+        }
+        Ok(httparse::Status::Partial) => Ok(httparse::Status::Partial),
+        Err(_) => Err(()),
     }
 }
 

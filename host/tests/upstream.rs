@@ -398,6 +398,20 @@ async fn malformed_responses_are_errors_that_say_what_is_wrong() {
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n",
             "invalid chunk end in the response",
         ),
+        // A chunk-size line without a digit: httparse read it as the last chunk, the body
+        // cut short passed for whole, and the rest was the next response on the connection.
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n\r\n\r\n6\r\nworld!\r\n0\r\n\r\n",
+            "invalid chunk size in the response",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n;ext\r\nhello\r\n0\r\n\r\n",
+            "invalid chunk size in the response",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n \r\n\r\n",
+            "invalid chunk size in the response",
+        ),
     ];
     for (reply, message) in cases {
         let backend = Backend::start(&[&[reply]]).await;
@@ -405,6 +419,54 @@ async fn malformed_responses_are_errors_that_say_what_is_wrong() {
         let err = resp.into_body().collect().await.unwrap_err();
         assert!(err.to_string().contains(message), "{reply:?}: {err}");
     }
+
+    // A head over the limit, in one read as in many (one read took up to twice the limit).
+    let big: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 2\r\n\r\nok",
+            "a".repeat(100_000)
+        )
+        .into_boxed_str(),
+    );
+    let backend = Backend::start(&[&[big]]).await;
+    let err = backend.upstream().send(&mut get("/")).await.unwrap_err();
+    assert_eq!(err.to_string(), "the response head is too large");
+}
+
+#[tokio::test]
+async fn chunk_sizes_take_leading_zeros_and_good_chunks_go_before_bad_framing() {
+    // 17 digits: httparse refuses a 17th, whatever the number (nginx takes it).
+    let reply = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n00000000000000005\r\nhello\r\n00000000000000000000\r\n\r\n";
+    let backend = Backend::start(&[&[reply]]).await;
+    assert_eq!(
+        body_of(backend.upstream().send(&mut get("/")).await.unwrap()).await,
+        "hello"
+    );
+    // The last good chunk, in the same read as the bad framing after it, was dropped
+    // with the error.
+    let reply = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\nzz\r\n\r\n";
+    let backend = Backend::start(&[&[reply]]).await;
+    let mut body = backend
+        .upstream()
+        .send(&mut get("/"))
+        .await
+        .unwrap()
+        .into_body();
+    let mut got = String::new();
+    let err = loop {
+        let frame = std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx));
+        match frame.await {
+            Some(Ok(frame)) => got.push_str(&String::from_utf8_lossy(&frame.into_data().unwrap())),
+            Some(Err(e)) => break e,
+            None => panic!("no error after {got:?}"),
+        }
+    };
+    assert_eq!(got, "helloworld");
+    assert!(
+        err.to_string()
+            .contains("invalid chunk size in the response"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

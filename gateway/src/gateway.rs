@@ -1333,6 +1333,15 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// The framing headers spelt with underscores: a backend that reads `_` as `-` (CGI and
+/// WSGI servers do) would take them for a second framing of a body gwhost frames by its
+/// own: the shape of request smuggling. Never forwarded either (nginx drops every name
+/// with an underscore).
+static FRAMING_LOOKALIKES: [HeaderName; 2] = [
+    HeaderName::from_static("content_length"),
+    HeaderName::from_static("transfer_encoding"),
+];
+
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the headers, then a removal per name present (usually only
     // `connection`), instead of a hashed lookup per hop-by-hop name.
@@ -1354,10 +1363,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     while present != 0 {
         let i = present.trailing_zeros() as usize;
         present &= present - 1;
-        let name = if i < HOP_BY_HOP.len() {
-            &HOP_BY_HOP[i]
-        } else {
-            &header::UPGRADE
+        let name = match i {
+            i if i < HOP_BY_HOP.len() => &HOP_BY_HOP[i],
+            8 => &header::UPGRADE,
+            i => &FRAMING_LOOKALIKES[i - 9],
         };
         headers.remove(name);
     }
@@ -1389,7 +1398,7 @@ fn declared_in_connection(value: &HeaderValue, declared: &mut Vec<HeaderName>) {
     }
 }
 
-/// The index of `name` in [`HOP_BY_HOP`], `upgrade` last.
+/// The index of `name` in [`HOP_BY_HOP`], then `upgrade`, then [`FRAMING_LOOKALIKES`].
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     // A string match (length first) rather than up to 9 `HeaderName` comparisons.
     Some(match name.as_str() {
@@ -1402,6 +1411,8 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
         "trailer" => 6,
         "transfer-encoding" => 7,
         "upgrade" => 8,
+        "content_length" => 9,
+        "transfer_encoding" => 10,
         _ => return None,
     })
 }

@@ -307,6 +307,11 @@ impl Worker {
                 let stopped = Stopped(heartbeats, index);
                 runtime.block_on(async move {
                     tokio::spawn(beating);
+                    // Backend connections closed while idle in this worker's pools go
+                    // once a second, off the request path.
+                    tokio::spawn(gwplugin_host::upstream::reap_idle_every(
+                        std::time::Duration::from_secs(1),
+                    ));
                     // This worker's own connection count, like `stop` for all of them.
                     let (open_tx, open_rx) = watch::channel(());
                     while let Some(stream) = incoming.recv().await {

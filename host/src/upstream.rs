@@ -318,6 +318,41 @@ impl Upstream {
     }
 }
 
+/// Closes this thread's idle connections that their backend closed, or that expired.
+/// A pool is otherwise looked at only from its newest end, where the connection in use
+/// stays: those below it, closed by the backend meanwhile, kept their sockets (in
+/// CLOSE-WAIT) for good. Readiness is the reactor's: no system call per connection
+/// unless it became readable.
+pub fn reap_idle() {
+    let usable =
+        |idle: &mut IdleConn| idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_reusable();
+    let _ = IDLE.try_with(|pools| {
+        if let Ok(mut pools) = pools.try_borrow_mut() {
+            for pool in pools.iter_mut() {
+                pool.idle.retain_mut(usable);
+            }
+        }
+    });
+    let _ = AD_HOC.try_with(|hosts| {
+        if let Ok(mut hosts) = hosts.try_borrow_mut() {
+            for host in hosts.iter_mut() {
+                host.pool.idle.retain_mut(usable);
+            }
+        }
+    });
+}
+
+/// [`reap_idle`] every `period`, on the thread that runs it: spawn it on each thread that
+/// sends (on each worker's current-thread runtime, in gwhost).
+pub async fn reap_idle_every(period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        reap_idle();
+    }
+}
+
 /// A failed [`send`]: which backend it was for, and why.
 #[derive(Debug, thiserror::Error)]
 #[error("backend `{target}`: {error}")]

@@ -542,3 +542,70 @@ async fn a_forgotten_host_s_idle_connections_are_closed() {
         gwplugin_host::upstream::MAX_AD_HOC
     );
 }
+
+#[tokio::test]
+async fn idle_connections_their_backend_closed_are_reaped() {
+    // A pool was looked at only from its newest end: connections below the one in use,
+    // closed by their backend meanwhile, stayed in CLOSE-WAIT for good.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (close_tx, close_rx) = tokio::sync::watch::channel(false);
+    let counted = closed.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let (counted, mut close_rx) = (counted.clone(), close_rx.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0u8; 1];
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+                // Closed by the backend once the test says so, while idle in the pool.
+                let _ = close_rx.wait_for(|close| *close).await;
+                stream.shutdown().await.unwrap();
+                let mut rest = [0u8; 16];
+                if stream.read(&mut rest).await.unwrap_or(0) == 0 {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let upstream = Upstream::new(&Scheme::HTTP, &authority);
+    let (mut a, mut b, mut c) = (get("/"), get("/"), get("/"));
+    let (ra, rb, rc) = tokio::join!(
+        upstream.send(&mut a),
+        upstream.send(&mut b),
+        upstream.send(&mut c)
+    );
+    for resp in [ra, rb, rc] {
+        assert_eq!(body_of(resp.unwrap()).await, "ok");
+    }
+    close_tx.send(true).unwrap();
+    // The reactor sees them readable (closed); nothing else touches the pool meanwhile.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        0,
+        "closed before any reaping"
+    );
+    gwplugin_host::upstream::reap_idle();
+    for _ in 0..100 {
+        if closed.load(Ordering::SeqCst) == 3 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "{} of 3 idle connections closed",
+        closed.load(Ordering::SeqCst)
+    );
+}

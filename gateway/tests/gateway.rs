@@ -1956,9 +1956,19 @@ async fn panic_storm_all_500_process_up_rss_flat() {
             not_500
         }
     };
-    // Warm up: pools, thread-local buffers and the log writer reach their steady size.
-    assert_eq!(storm(2_000).await, 0);
-    let before = gw.rss_kib();
+    // Warm up: pools, thread-local buffers and the log writer reach their steady size
+    // (under a loaded machine, one round may leave a worker's heap still to grow: until
+    // a round grows it by less than 2%, at most five).
+    let mut before = 0;
+    for _ in 0..5 {
+        assert_eq!(storm(2_000).await, 0);
+        let now = gw.rss_kib();
+        let settled = (now as f64) < before as f64 * 1.02;
+        before = now;
+        if settled {
+            break;
+        }
+    }
     assert_eq!(
         storm(10_000).await,
         0,

@@ -232,11 +232,7 @@ pub fn compare(plugin: &AbiManifest, host: &AbiManifest) -> Vec<Difference> {
         plugin.allocator.clone(),
         host.allocator.clone(),
     );
-    field(
-        "gwplugin",
-        plugin.gwplugin.to_string(),
-        host.gwplugin.to_string(),
-    );
+    // One line per difference: the source in full when only it differs.
     if plugin.gwplugin.version == host.gwplugin.version
         && plugin.gwplugin.source != host.gwplugin.source
     {
@@ -244,6 +240,12 @@ pub fn compare(plugin: &AbiManifest, host: &AbiManifest) -> Vec<Difference> {
             "gwplugin source",
             plugin.gwplugin.source.clone(),
             host.gwplugin.source.clone(),
+        );
+    } else {
+        field(
+            "gwplugin",
+            plugin.gwplugin.to_string(),
+            host.gwplugin.to_string(),
         );
     }
 

@@ -260,7 +260,7 @@ fn help_for(field: &str, host: &Host) -> Option<String> {
 
 /// Whether `sync` can point the plugin's `gwplugin` at the host's: a path it knows, or a
 /// registry version.
-fn sync_sets_contract_source(host: &Host) -> bool {
+pub fn sync_sets_contract_source(host: &Host) -> bool {
     match host.contract_crates.get("gwplugin") {
         Some(c) => matches!(
             c.source,

@@ -341,7 +341,8 @@ pub struct Fix {
 /// Whether `cargo gwplugin sync` resolves an incompatibility: it pins the host's
 /// compiler in rust-toolchain.toml (a stable one: a nightly's release does not say which
 /// nightly), and moves `gwplugin` and boundary crates to the host's versions, and adds a
-/// missing `cdylib`.
+/// missing `cdylib`. (`gwplugin source` alone: when the host names a source it can
+/// write, [`check::sync_sets_contract_source`].)
 fn sync_fixes(field: &str, host_release: &str) -> bool {
     match field.strip_prefix("crate ") {
         // `crate NAME` is its version; `crate NAME source` / `… features` are not synced.
@@ -364,8 +365,12 @@ pub fn fix(checked: &Checked) -> Fix {
         .map(|f| f.field.as_str())
         .collect();
     let host_release = &checked.host.manifest.rustc.release;
+    let source_synced = check::sync_sets_contract_source(&checked.host);
+    let sync_fixes = |field: &str| {
+        sync_fixes(field, host_release) || (field == "gwplugin source" && source_synced)
+    };
     let compiler_differs = fields.iter().any(|f| f.starts_with("rustc"));
-    if fields.iter().any(|f| sync_fixes(f, host_release)) {
+    if fields.iter().any(|f| sync_fixes(f)) {
         let mut cmd = std::process::Command::new("cargo");
         cmd.args(["gwplugin", "sync"]);
         if let Some(project) = &checked.project {
@@ -385,7 +390,7 @@ pub fn fix(checked: &Checked) -> Fix {
     }
     fix.not_fixed = fields
         .iter()
-        .filter(|f| !sync_fixes(f, host_release))
+        .filter(|f| !sync_fixes(f))
         .map(|f| f.to_string())
         .collect();
     fix

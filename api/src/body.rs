@@ -46,7 +46,8 @@ impl Body {
     /// A streaming body. Its frames are polled under a panic guard.
     ///
     /// In gwhost, an exact `size_hint` becomes the response's `Content-Length`, and the
-    /// stream is held to it: one that yields more or fewer bytes fails as the plugin's.
+    /// stream is held to it: one that ends short of it, or yields a chunk past it, fails
+    /// as the plugin's (chunks after the promised length are not asked for).
     pub fn from_stream<B>(body: B) -> Self
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,

@@ -90,6 +90,16 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
 
 /// Does the work of `build` and says what it produced.
 pub fn build(args: &Args) -> Result<Built, Error> {
+    // The build script records the package's own features (`CARGO_FEATURE_*`): a
+    // dependency's, given here, it cannot see.
+    if let Some(feature) = args
+        .features
+        .iter()
+        .flat_map(|f| f.split([' ', ',']))
+        .find(|f| f.contains('/'))
+    {
+        return Err(Error::UnrecordedFeature(feature.to_owned()));
+    }
     let cargo = Cargo::from_env();
     let plugin = args.plugin.plugin()?;
     let host = match args.plugin.host_spec(&plugin) {

@@ -51,6 +51,11 @@ pub struct FeatureArgs {
 }
 
 impl FeatureArgs {
+    /// Whether any of them was given.
+    pub fn is_given(&self) -> bool {
+        !self.features.is_empty() || self.all_features || self.no_default_features
+    }
+
     /// The package's features these turn on (`default` among them unless turned off),
     /// and the dependency features (`dep/feature`) named; `None` for its defaults.
     pub fn resolve(
@@ -58,7 +63,7 @@ impl FeatureArgs {
         cargo: &Cargo,
         plugin: &PluginManifest,
     ) -> Result<Option<Vec<String>>, Error> {
-        if self.features.is_empty() && !self.all_features && !self.no_default_features {
+        if !self.is_given() {
             return Ok(None);
         }
         let named: Vec<&str> = self
@@ -199,7 +204,7 @@ pub fn report(
     let host_manifest = host.comparable(manifest);
     let mut report = Report::new(manifest, &host_manifest);
     for f in &mut report.incompatibilities {
-        f.help = help_for(&f.field, host);
+        f.help = help_for(&f.field, host, plugin);
     }
     if let Some(plugin) = plugin
         && !crate::edit::has_cdylib(&plugin.doc)
@@ -231,7 +236,7 @@ pub fn report(
     report
 }
 
-fn help_for(field: &str, host: &Host) -> Option<String> {
+fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option<String> {
     let sync = "run `cargo gwplugin sync`";
     Some(if field.starts_with("rustc") {
         format!("build with the host's compiler: {sync} to pin it in rust-toolchain.toml")
@@ -245,9 +250,9 @@ fn help_for(field: &str, host: &Host) -> Option<String> {
         "enable the host's features of this crate in [dependencies] (features only add up: a \
          plugin cannot turn off what its other dependencies enable)"
             .to_owned()
-    } else if field.starts_with("gwplugin") && !sync_sets_contract_source(host) {
-        // `sync` writes a path or a version; a host's git source, or one it does not name,
-        // is the author's to copy.
+    } else if field.starts_with("gwplugin") && !sync_sets_contract_source(host, plugin) {
+        // `sync` writes a path or a version; a git source on either side, or a host's
+        // path it does not name, is the author's to copy.
         "take `gwplugin` and `gwplugin-build` from where the host does (the same git \
          revision, path or registry version as `want:` says)"
             .to_owned()
@@ -259,16 +264,45 @@ fn help_for(field: &str, host: &Host) -> Option<String> {
 }
 
 /// Whether `sync` can point the plugin's `gwplugin` at the host's: a path it knows, or a
-/// registry version.
-pub fn sync_sets_contract_source(host: &Host) -> bool {
-    match host.contract_crates.get("gwplugin") {
-        Some(c) => matches!(
-            c.source,
-            crate::host::DepSource::Path(_) | crate::host::DepSource::Registry(_)
-        ),
+/// registry version, for a plugin entry it rewrites (`sync` leaves a `git` entry alone,
+/// and a `path` one when the host's comes from a registry). Without the plugin's
+/// manifest (a built file), what the host's side allows.
+pub fn sync_sets_contract_source(host: &Host, plugin: Option<&PluginManifest>) -> bool {
+    use crate::host::DepSource;
+    let host_source = match host.contract_crates.get("gwplugin") {
+        Some(c) => &c.source,
         // Known only from its manifest: a registry version is one `sync` can write.
-        None => host.manifest.gwplugin.source.starts_with("registry+"),
+        None if host.manifest.gwplugin.source.starts_with("registry+") => {
+            return plugin
+                .is_none_or(|p| !contract_entry_has(p, "git") && !contract_entry_has(p, "path"));
+        }
+        None => return false,
+    };
+    match host_source {
+        DepSource::Path(_) => plugin.is_none_or(|p| !contract_entry_has(p, "git")),
+        DepSource::Registry(_) => {
+            plugin.is_none_or(|p| !contract_entry_has(p, "git") && !contract_entry_has(p, "path"))
+        }
+        _ => false,
     }
+}
+
+/// Whether the plugin's `gwplugin` dependency entry has `key` (`git`, `path`).
+fn contract_entry_has(plugin: &PluginManifest, key: &str) -> bool {
+    plugin
+        .doc
+        .get("dependencies")
+        .and_then(toml_edit::Item::as_table_like)
+        .is_some_and(|deps| {
+            deps.iter().any(|(name, entry)| {
+                let entry = entry.as_table_like();
+                let package = entry
+                    .and_then(|e| e.get("package"))
+                    .and_then(toml_edit::Item::as_str)
+                    .unwrap_or(name);
+                package == "gwplugin" && entry.is_some_and(|e| e.contains_key(key))
+            })
+        })
 }
 
 /// Crates the plugin uses privately at another version than the host's: fine, but worth

@@ -65,6 +65,10 @@ pub enum Error {
     },
     #[error("target `{0}` is not supported")]
     UnsupportedTarget(String),
+    #[error(
+        "feature `{0}` of a dependency, given on the command line, would be built into the plugin but not recorded in its ABI manifest"
+    )]
+    UnrecordedFeature(String),
     #[error("the Rust standard library for `{target}` is not installed in toolchain `{toolchain}`")]
     MissingRustTarget { target: String, toolchain: String },
     #[error("linker `{linker}` for `{target}` is not installed")]
@@ -174,6 +178,10 @@ impl Error {
             Error::Unsyncable { .. } => "another dependency of the plugin holds it back: run \
                  `cargo tree -i CRATE` to see which, and align or drop it; nothing was changed"
                 .to_owned(),
+            Error::UnrecordedFeature(feature) => format!(
+                "give the plugin a feature of its own for it, in Cargo.toml: [features] \
+                 my-feature = [\"{feature}\"], and pass `--features my-feature`"
+            ),
             Error::UnsupportedTarget(_) => format!("pass one of: {}", crate::target::SUPPORTED.join(", ")),
             Error::MissingRustTarget { target, toolchain } => {
                 format!("run `rustup target add {target} --toolchain {toolchain}`")

@@ -214,8 +214,10 @@ impl Host {
         if self.boundary_names().contains(name) {
             let versions = self.boundary_versions(name);
             // A requirement of another semver series is another crate to cargo (`http`
-            // 0.2 beside the contract's 1.x): private to the plugin, and left alone.
+            // 0.2 beside the contract's 1.x): private to the plugin, and left alone. Not
+            // for the contract itself, of which there is one: it follows the host's.
             let series = current
+                .filter(|_| name != CONTRACT)
                 .and_then(|c| semver::VersionReq::parse(c).ok())
                 .and_then(|req| req.comparators.first().map(series_of_comparator));
             let version = versions
@@ -464,18 +466,23 @@ fn from_project(manifest_path: &Path, cargo: &Cargo) -> Result<Host, Error> {
     let resolved = resolve_project(manifest_path, &doc, cargo);
     let lock_after = std::fs::read(&lock_path).ok();
     if lock_after != lock_before {
-        match &lock_before {
-            Some(bytes) => crate::txn::write_atomic(&lock_path, bytes)?,
-            None => std::fs::remove_file(&lock_path).map_err(io(&lock_path))?,
-        }
+        let what = match &lock_before {
+            Some(bytes) => {
+                crate::txn::write_atomic(&lock_path, bytes)?;
+                "is out of date: compared with what cargo would lock for it now, and left \
+                 as it was\nhelp: run `cargo update --workspace` in the host's project, and \
+                 rebuild the host"
+            }
+            None => {
+                std::fs::remove_file(&lock_path).map_err(io(&lock_path))?;
+                "does not exist: compared with what cargo would lock for the host now, and \
+                 not written\nhelp: build the host once (it makes its lock), and keep the lock \
+                 with its sources"
+            }
+        };
         crate::status(
             "Warning",
-            &format!(
-                "the host's `{}` is out of date: compared with what cargo would lock for \
-                 it now, and left as it was\nhelp: run `cargo update --workspace` in the \
-                 host's project, and rebuild the host",
-                lock_path.display()
-            ),
+            &format!("the host's `{}` {what}", lock_path.display()),
         );
     }
     let (metadata, host_manifest, manifest) = resolved?;

@@ -489,6 +489,19 @@ fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
     );
     let r = run(gwplugin(&dir, &["build"]), root.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // A dependency's feature on the command line: built in, but no build script sees it.
+    let r = run(
+        gwplugin(&dir, &["build", "-F", "serde_json/preserve_order"]),
+        root.path(),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(
+            "error: feature `serde_json/preserve_order` of a dependency, given on the command line"
+        ),
+        "{}",
+        r.stderr
+    );
 }
 
 fn refused_by_this_machines_gwhost(root: &Path, target: &str, why: &str) {

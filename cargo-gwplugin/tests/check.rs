@@ -86,6 +86,19 @@ fn a_contract_source_sync_cannot_write_gets_help_that_can_be_followed() {
         "{}",
         r.stdout
     );
+    // A host's registry `gwplugin` against the plugin's path entry: `sync` leaves a path
+    // entry alone then, so it is no help either.
+    host["gwplugin"]["source"] = "registry+https://github.com/rust-lang/crates.io-index".into();
+    let mut piped = gwplugin(&dir, &["check", "--host", "/dev/stdin"]);
+    piped.write_stdin(host.to_string());
+    let r = run(piped, root.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("    help: take `gwplugin` and `gwplugin-build` from where the host does"),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stdout
             .contains("    help: take `gwplugin` and `gwplugin-build` from where the host does"),

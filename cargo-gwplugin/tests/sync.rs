@@ -70,6 +70,11 @@ fn another_series_of_a_boundary_crate_is_left_alone() {
 }
 
 #[test]
+fn the_contract_follows_the_hosts_series_too() {
+    dry_run_case("contract-series");
+}
+
+#[test]
 fn crate_type_gets_cdylib() {
     dry_run_case("crate-type");
 }

@@ -33,6 +33,7 @@ pub struct Args {
     /// Target triple the plugin will be built for [default: this host's]
     #[arg(long, value_name = "TRIPLE", conflicts_with = "file")]
     pub target: Option<String>,
+    // Not with a FILE or `--lock`, which say nothing of features (refused in `cli`).
     #[command(flatten)]
     pub features: check::FeatureArgs,
     /// Output format
@@ -365,9 +366,18 @@ pub fn fix(checked: &Checked) -> Fix {
         .map(|f| f.field.as_str())
         .collect();
     let host_release = &checked.host.manifest.rustc.release;
-    let source_synced = check::sync_sets_contract_source(&checked.host);
+    let plugin = checked
+        .project
+        .as_ref()
+        .and_then(|path| PluginManifest::read(path.clone()).ok());
+    let source_synced = check::sync_sets_contract_source(&checked.host, plugin.as_ref());
+    // `gwplugin`'s version and source alike, where `sync` can write them.
     let sync_fixes = |field: &str| {
-        sync_fixes(field, host_release) || (field == "gwplugin source" && source_synced)
+        if field.starts_with("gwplugin") {
+            source_synced
+        } else {
+            sync_fixes(field, host_release)
+        }
     };
     let compiler_differs = fields.iter().any(|f| f.starts_with("rustc"));
     if fields.iter().any(|f| sync_fixes(f)) {

@@ -219,6 +219,18 @@ impl From<GwError> for Done {
 
 fn execute(command: Command) -> Result<(), Done> {
     match command {
+        Command::CheckPlugin(args)
+            if args.features.is_given() && (args.file.is_some() || args.lock.is_some()) =>
+        {
+            // A usage error, as clap's own: a built file or a lock says nothing of features.
+            use clap::CommandFactory;
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "the feature flags judge a plugin project: they cannot be used with a FILE or `--lock`",
+                )
+                .exit()
+        }
         Command::CheckPlugin(args) => match check_plugin::exec(&args)? {
             true => Ok(()),
             false => Err(Done::Incompatible),

@@ -639,9 +639,10 @@ struct PluginBody {
     kind: Kind,
     body: Body,
     /// The length the stream's exact size hint gave, which becomes the response's
-    /// `Content-Length`: a stream that yields more would be cut there (silently, by
-    /// hyper), one that yields less would leave the client waiting for the rest or get no
-    /// answer at all. Either is the plugin's failure, and the response's.
+    /// `Content-Length`: a chunk going past it was cut there (silently, by hyper), a
+    /// stream ending short left the client waiting for the rest or with no answer at all.
+    /// Either is the plugin's failure, and the response's. (Chunks after the promised
+    /// length is reached hyper does not ask for.)
     promised: Option<Promised>,
 }
 

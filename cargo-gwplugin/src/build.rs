@@ -257,6 +257,25 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         .collect();
 
     let configs = default_configs(&plugin);
+    // A default config under a name the library does not export (a plugin renamed in
+    // `export!`, its table not) goes nowhere: the plugin is registered with `{}`.
+    for name in configs.keys() {
+        if !exports.iter().any(|e| &e.name == name) {
+            status(
+                "Warning",
+                &format!(
+                    "`[package.metadata.gwplugin.config.{name}]` names no plugin this library \
+                     exports ({}): it is not used\nhelp: name the table after the plugin, as \
+                     `export!` does",
+                    exports
+                        .iter()
+                        .map(|e| format!("`{}`", e.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
     let snippet_in = |dir: &Path| snippet(dir, &file_name, &sha256, &exports, &configs);
     let snippet_path = out_dir.join(format!("{name}.gwplugin.json"));
     let text = serde_json::to_string_pretty(&snippet_in(&out_dir)).expect("JSON") + "\n";

@@ -204,7 +204,10 @@ pub fn report(
     let host_manifest = host.comparable(manifest);
     let mut report = Report::new(manifest, &host_manifest);
     for f in &mut report.incompatibilities {
-        f.help = help_for(&f.field, host, plugin);
+        f.help = match f.field.starts_with("crate ") && f.field.ends_with(" features") {
+            true => Some(features_help(&f.have, &f.want)),
+            false => help_for(&f.field, host, plugin),
+        };
     }
     if let Some(plugin) = plugin
         && !crate::edit::has_cdylib(&plugin.doc)
@@ -246,10 +249,6 @@ fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option
              (`cargo gwplugin host-build --target TRIPLE`)",
             host.manifest.target
         )
-    } else if field.starts_with("crate ") && field.ends_with(" features") {
-        "enable the host's features of this crate in [dependencies] (features only add up: a \
-         plugin cannot turn off what its other dependencies enable)"
-            .to_owned()
     } else if field.starts_with("gwplugin") && !sync_sets_contract_source(host, plugin) {
         // `sync` writes a path or a version; a git source on either side, or a host's
         // path it does not name, is the author's to copy.
@@ -261,6 +260,37 @@ fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option
     } else {
         return None;
     })
+}
+
+/// What to do about a boundary crate's features, `have` and `want` as the report lists
+/// them (`[default, std]`): features only add up, so one the plugin has more is one of its
+/// dependencies turning it on, and one it lacks is the plugin's to turn on.
+fn features_help(have: &str, want: &str) -> String {
+    let list = |s: &str| -> BTreeSet<String> {
+        s.trim_matches(['[', ']'])
+            .split(',')
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect()
+    };
+    let (have, want) = (list(have), list(want));
+    let extra: Vec<&str> = have.difference(&want).map(String::as_str).collect();
+    let missing: Vec<&str> = want.difference(&have).map(String::as_str).collect();
+    let mut help = Vec::new();
+    if !extra.is_empty() {
+        help.push(format!(
+            "the plugin turns on {} (one of its dependencies, or a feature of its own), which \
+             the host's copy lacks: drop what turns it on, or rebuild the host with it",
+            extra.join(", ")
+        ));
+    }
+    if !missing.is_empty() {
+        help.push(format!(
+            "enable {} of this crate in [dependencies], as the host has it",
+            missing.join(", ")
+        ));
+    }
+    help.join("; ")
 }
 
 /// Whether `sync` can point the plugin's `gwplugin` at the host's: a path it knows, or a

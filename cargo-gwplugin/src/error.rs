@@ -27,7 +27,7 @@ pub enum Error {
     HostManifest { path: PathBuf, reason: String },
     #[error("host `{path}` has several packages that could be the host: {candidates}")]
     AmbiguousHost { path: PathBuf, candidates: String },
-    #[error("host `{host}` takes `{krate}` from {what}, which a {kind} does not locate")]
+    #[error("host `{host}` takes `{krate}` from {what}, which {} {kind} does not locate", if kind.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" })]
     HostSourceUnknown {
         host: PathBuf,
         krate: String,
@@ -63,6 +63,8 @@ pub enum Error {
         want: String,
         lock: PathBuf,
     },
+    #[error("the plugin is not built: `{}` does not exist", .0.display())]
+    NotBuilt(PathBuf),
     #[error("target `{0}` is not supported")]
     UnsupportedTarget(String),
     #[error(
@@ -177,6 +179,9 @@ impl Error {
             }
             Error::Unsyncable { .. } => "another dependency of the plugin holds it back: run \
                  `cargo tree -i CRATE` to see which, and align or drop it; nothing was changed"
+                .to_owned(),
+            Error::NotBuilt(_) => "run `cargo gwplugin build` first (it builds the plugin \
+                 there, for the host's target), or name a plugin file"
                 .to_owned(),
             Error::UnrecordedFeature(feature) => format!(
                 "give the plugin a feature of its own for it, in Cargo.toml: [features] \

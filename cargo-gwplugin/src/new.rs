@@ -43,7 +43,8 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "KIND")]
     pub kind: Kind,
     /// The host (required): a host binary, an ABI manifest JSON file, a host Cargo
-    /// project (its directory or Cargo.toml) or a Cargo.lock
+    /// project (its directory or Cargo.toml) or a Cargo.lock. A host that takes gwplugin
+    /// from a path (as gwhost from this repository does) must be given as its project
     #[arg(long, value_name = "HOST")]
     pub host: Option<PathBuf>,
     /// Directory to create the crate in [default: ./NAME]

@@ -258,6 +258,33 @@ pub fn register(
     Ok(merged.changes)
 }
 
+/// The plugin files gwhost would load from `folder` (names holding `pattern`, not hidden)
+/// other than `except`, with their sha256s, by name.
+fn files_in_folder(folder: &Path, pattern: &str, except: &str) -> Vec<(String, String)> {
+    use sha2::{Digest, Sha256};
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, String)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.contains(pattern) || name == except {
+                return None;
+            }
+            let bytes = std::fs::read(e.path()).ok()?;
+            let hash = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Some((name, hash))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 /// The plugin names a namespace block's `name` gives: one string, or a list of them.
 fn block_names(block: &Json) -> Vec<&str> {
     match block.get("name") {
@@ -452,6 +479,24 @@ fn merge_into(
             format!("`{file}` does not match its `plugin.pattern` `{pattern}`"),
             "change `plugin.pattern` to a part of the plugin's file name, e.g. `.so`".to_owned(),
         ));
+    }
+    // gwhost loads only the files a checksum list names: one made now would leave out
+    // every other plugin file in the folder, which loaded until then. They are listed
+    // too, as they are.
+    if !block.contains_key("sha256") {
+        let pattern = block
+            .get("pattern")
+            .and_then(Json::as_str)
+            .unwrap_or(".so")
+            .to_owned();
+        let others = files_in_folder(Path::new(&folder), &pattern, &file);
+        let sums = m.object(block, "sha256", "plugin.sha256")?;
+        for (other, other_hash) in others {
+            m.changes.push(format!(
+                "listed `{other}`, already in the plugin folder, with its sha256 as it is"
+            ));
+            sums.insert(other, Json::String(other_hash));
+        }
     }
     let sums = m.object(block, "sha256", "plugin.sha256")?;
     if sums.get(&file).and_then(Json::as_str) != Some(hash.as_str()) {

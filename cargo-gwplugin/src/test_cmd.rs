@@ -138,13 +138,15 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
             Some(h) if h.knows_compiler => h.manifest.target.clone(),
             _ => process::rustc_version(&process::rustc_for(plugin.dir()))?.host,
         };
-        vec![
-            metadata
-                .target_directory
-                .join("gwplugin")
-                .join(triple)
-                .join(format!("{}.so", plugin.package_name())),
-        ]
+        let built = metadata
+            .target_directory
+            .join("gwplugin")
+            .join(triple)
+            .join(format!("{}.so", plugin.package_name()));
+        if !built.is_file() {
+            return Err(Error::NotBuilt(built));
+        }
+        vec![built]
     } else {
         args.files.clone()
     };

@@ -436,6 +436,21 @@ fn test_reports_a_missing_manifest_or_host_instead_of_guessing() {
 }
 
 #[test]
+fn test_before_a_build_says_to_build() {
+    // It ran gwhost on a file that is not there: a `[KO]` line, exit 1, as if the plugin
+    // had failed.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "unbuilt", "modifier");
+    let stderr = fails(root.path(), &dir, &["test", "--gwhost", "/bin/true"]);
+    assert!(
+        stderr.starts_with("error: the plugin is not built: `")
+            && stderr.contains("/gwplugin/")
+            && stderr.ends_with("/unbuilt.so` does not exist\nhelp: run `cargo gwplugin build` first (it builds the plugin there, for the host's target), or name a plugin file\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn quickstart_with_a_wrong_host_leaves_no_folder() {
     let root = tempdir();
     let stderr = fails(

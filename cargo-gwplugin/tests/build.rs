@@ -476,6 +476,12 @@ fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
             "{}",
             r.stdout
         );
+        // The plugin has one the host lacks: not "enable the host's features".
+        assert!(
+            r.stdout.contains("    help: the plugin turns on alloc, indexmap, preserve_order (one of its dependencies, or a feature of its own), which the host's copy lacks"),
+            "{}",
+            r.stdout
+        );
     }
     let r = run(
         gwplugin(&dir, &["build", "--features", "ordered"]),
@@ -498,6 +504,28 @@ fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
     assert!(
         r.stderr.starts_with(
             "error: feature `serde_json/preserve_order` of a dependency, given on the command line"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_default_config_under_a_name_not_exported_is_warned_about() {
+    // A plugin renamed in `export!`, its config table not: it was registered with `{}`,
+    // which `test` passed and gwhost refused, and nothing said why.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "ren", "modifier");
+    let lib = dir.join("src/lib.rs");
+    let code = std::fs::read_to_string(&lib).unwrap();
+    let renamed = code.replace("modifier \"ren\" =>", "modifier \"tenant\" =>");
+    assert_ne!(renamed, code);
+    std::fs::write(&lib, renamed).unwrap();
+    let r = run(gwplugin(&dir, &["build"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "warning: `[package.metadata.gwplugin.config.ren]` names no plugin this library exports (`tenant`): it is not used\nhelp: name the table after the plugin"
         ),
         "{}",
         r.stderr

@@ -1,7 +1,8 @@
 //! `--register`: merging a registration snippet into a gwhost config. One folder per
 //! case under `tests/fixtures/register/`: `in.json` (the config), `exports` (`kind name`
 //! lines and `--endpoint PATH` lines), and either `out.json` (the config afterwards) or
-//! `error.txt` (the message and help; the config must then be unchanged).
+//! `error.txt` (the message and help; the config must then be unchanged), and maybe
+//! `folder-files` (files already in the plugin folder, `NAME CONTENT` per line).
 //! `[FOLDER]` stands for the folder the plugin was built into.
 //! Set `GWPLUGIN_BLESS=1` to write the expected files from what the code does.
 
@@ -17,6 +18,13 @@ fn case(dir: &Path) {
     let folder = tmp.path().join("plugins");
     std::fs::create_dir_all(&folder).unwrap();
     let folder = folder.canonicalize().unwrap();
+    // Files already in the plugin folder: `folder-files`, one `NAME CONTENT` per line.
+    if let Ok(files) = std::fs::read_to_string(dir.join("folder-files")) {
+        for line in files.lines() {
+            let (name, content) = line.split_once(' ').unwrap();
+            std::fs::write(folder.join(name), content).unwrap();
+        }
+    }
     let subst = |s: &str| s.replace("[FOLDER]", &folder.display().to_string());
     let unsubst = |s: &str| s.replace(&folder.display().to_string(), "[FOLDER]");
 

@@ -92,16 +92,18 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
 pub fn build(args: &Args) -> Result<Built, Error> {
     // The build script records the package's own features (`CARGO_FEATURE_*`): a
     // dependency's, given here, it cannot see.
+    let cargo = Cargo::from_env();
+    let plugin = args.plugin.plugin()?;
+    // (`package/feature` of the plugin's own package is its own feature.)
+    let own = format!("{}/", plugin.package_name());
     if let Some(feature) = args
         .features
         .iter()
         .flat_map(|f| f.split([' ', ',']))
-        .find(|f| f.contains('/'))
+        .find(|f| f.contains('/') && !f.starts_with(&own))
     {
         return Err(Error::UnrecordedFeature(feature.to_owned()));
     }
-    let cargo = Cargo::from_env();
-    let plugin = args.plugin.plugin()?;
     let host = match args.plugin.host_spec(&plugin) {
         // Without a check, the host is only needed to pick the default target.
         Ok(_) if args.no_check && args.target.is_some() => None,
@@ -177,7 +179,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         )));
     }
     if let Some(host) = &host {
-        let report = check::report(host, &built_manifest, None, None);
+        let report = check::report(host, &built_manifest, None, Some(&plugin));
         if !args.no_check && !report.compatible {
             print_report(&report, args.message_format);
             return Err(Error::Incompatible {

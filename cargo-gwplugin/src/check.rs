@@ -266,10 +266,10 @@ fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option
 /// them (`[default, std]`): features only add up, so one the plugin has more is one of its
 /// dependencies turning it on, and one it lacks is the plugin's to turn on.
 fn features_help(have: &str, want: &str) -> String {
+    // Every copy's features together (`[a, b], [c]` for a crate the build has twice).
     let list = |s: &str| -> BTreeSet<String> {
-        s.trim_matches(['[', ']'])
-            .split(',')
-            .map(|f| f.trim().to_owned())
+        s.split(',')
+            .map(|f| f.trim().trim_matches(['[', ']']).trim().to_owned())
             .filter(|f| !f.is_empty())
             .collect()
     };
@@ -289,6 +289,12 @@ fn features_help(have: &str, want: &str) -> String {
             "enable {} of this crate in [dependencies], as the host has it",
             missing.join(", ")
         ));
+    }
+    if help.is_empty() {
+        // The same features, laid out over another number of copies.
+        help.push(
+            "build the plugin with the host's copies of this crate, and their features".to_owned(),
+        );
     }
     help.join("; ")
 }
@@ -317,22 +323,61 @@ pub fn sync_sets_contract_source(host: &Host, plugin: Option<&PluginManifest>) -
     }
 }
 
-/// Whether the plugin's `gwplugin` dependency entry has `key` (`git`, `path`).
+/// Whether the plugin's `gwplugin` dependency entry has `key` (`git`, `path`), in any
+/// dependency table; for an entry inherited from its workspace (`workspace = true`), the
+/// root's entry, which `sync` edits then.
 fn contract_entry_has(plugin: &PluginManifest, key: &str) -> bool {
-    plugin
+    let is_contract = |name: &str, entry: &toml_edit::Item| {
+        entry
+            .as_table_like()
+            .and_then(|e| e.get("package"))
+            .and_then(toml_edit::Item::as_str)
+            .unwrap_or(name)
+            == "gwplugin"
+    };
+    let has = |entry: &toml_edit::Item| entry.as_table_like().is_some_and(|e| e.contains_key(key));
+    let mut tables: Vec<&dyn toml_edit::TableLike> = ["dependencies", "build-dependencies"]
+        .iter()
+        .filter_map(|t| plugin.doc.get(t).and_then(toml_edit::Item::as_table_like))
+        .collect();
+    if let Some(targets) = plugin
         .doc
-        .get("dependencies")
+        .get("target")
         .and_then(toml_edit::Item::as_table_like)
-        .is_some_and(|deps| {
-            deps.iter().any(|(name, entry)| {
-                let entry = entry.as_table_like();
-                let package = entry
-                    .and_then(|e| e.get("package"))
-                    .and_then(toml_edit::Item::as_str)
-                    .unwrap_or(name);
-                package == "gwplugin" && entry.is_some_and(|e| e.contains_key(key))
-            })
-        })
+    {
+        for (_, target) in targets.iter() {
+            tables.extend(
+                ["dependencies", "build-dependencies"]
+                    .iter()
+                    .filter_map(|t| target.get(t).and_then(toml_edit::Item::as_table_like)),
+            );
+        }
+    }
+    tables.iter().flat_map(|t| t.iter()).any(|(name, entry)| {
+        if !is_contract(name, entry) {
+            return false;
+        }
+        let inherited = entry
+            .as_table_like()
+            .and_then(|e| e.get("workspace"))
+            .and_then(toml_edit::Item::as_bool)
+            == Some(true);
+        match inherited {
+            false => has(entry),
+            // The root's entry: under the nearest folder above whose Cargo.toml has a
+            // `[workspace]`; unknown, none promised.
+            true => workspace_entry(plugin, name).is_none_or(|root_entry| has(&root_entry)),
+        }
+    })
+}
+
+/// The `[workspace.dependencies]` entry `key` of the plugin's workspace root, if found.
+fn workspace_entry(plugin: &PluginManifest, key: &str) -> Option<toml_edit::Item> {
+    plugin.dir().ancestors().skip(1).find_map(|dir| {
+        let text = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+        let doc: toml_edit::DocumentMut = text.parse().ok()?;
+        Some(doc.get("workspace")?.get("dependencies")?.get(key)?.clone())
+    })
 }
 
 /// Crates the plugin uses privately at another version than the host's: fine, but worth

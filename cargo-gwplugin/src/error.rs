@@ -63,7 +63,7 @@ pub enum Error {
         want: String,
         lock: PathBuf,
     },
-    #[error("the plugin is not built: `{}` does not exist", .0.display())]
+    #[error("no plugin built for the host's target: `{}` does not exist", .0.display())]
     NotBuilt(PathBuf),
     #[error("target `{0}` is not supported")]
     UnsupportedTarget(String),
@@ -181,7 +181,8 @@ impl Error {
                  `cargo tree -i CRATE` to see which, and align or drop it; nothing was changed"
                 .to_owned(),
             Error::NotBuilt(_) => "run `cargo gwplugin build` first (it builds the plugin \
-                 there, for the host's target), or name a plugin file"
+                 there, for the host's target), or name the plugin file (one built with \
+                 `--out-dir` or for another `--target`)"
                 .to_owned(),
             Error::UnrecordedFeature(feature) => format!(
                 "give the plugin a feature of its own for it, in Cargo.toml: [features] \

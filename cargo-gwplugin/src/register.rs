@@ -435,6 +435,8 @@ fn merge_into(
     };
     let base = config_dir(m.config).to_owned();
     let block = m.object(root_obj, "plugin", "plugin")?;
+    // A folder the config named loaded its plugin files until now; one it gets now did not.
+    let folder_was_named = block.get("folder").is_some();
     match block.get("folder").and_then(Json::as_str) {
         None => {
             // Relative to the config when the plugin is beside it or below.
@@ -480,10 +482,13 @@ fn merge_into(
             "change `plugin.pattern` to a part of the plugin's file name, e.g. `.so`".to_owned(),
         ));
     }
-    // gwhost loads only the files a checksum list names: one made now would leave out
-    // every other plugin file in the folder, which loaded until then. They are listed
-    // too, as they are.
-    if !block.contains_key("sha256") {
+    // gwhost loads only the files a checksum list names (an empty one names none, and
+    // counts as none): one made now in a folder the config already loaded would leave
+    // out every other plugin file there. They are listed too, as they are.
+    let has_list = block
+        .get("sha256")
+        .is_some_and(|sums| !matches!(sums, Json::Object(o) if o.is_empty()));
+    if folder_was_named && !has_list {
         let pattern = block
             .get("pattern")
             .and_then(Json::as_str)

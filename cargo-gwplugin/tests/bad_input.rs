@@ -443,9 +443,9 @@ fn test_before_a_build_says_to_build() {
     let dir = scaffold(root.path(), "unbuilt", "modifier");
     let stderr = fails(root.path(), &dir, &["test", "--gwhost", "/bin/true"]);
     assert!(
-        stderr.starts_with("error: the plugin is not built: `")
+        stderr.starts_with("error: no plugin built for the host's target: `")
             && stderr.contains("/gwplugin/")
-            && stderr.ends_with("/unbuilt.so` does not exist\nhelp: run `cargo gwplugin build` first (it builds the plugin there, for the host's target), or name a plugin file\n"),
+            && stderr.ends_with("/unbuilt.so` does not exist\nhelp: run `cargo gwplugin build` first (it builds the plugin there, for the host's target), or name the plugin file (one built with `--out-dir` or for another `--target`)\n"),
         "{stderr}"
     );
 }

@@ -91,13 +91,14 @@ fn a_contract_source_sync_cannot_write_gets_help_that_can_be_followed() {
     host["gwplugin"]["source"] = "registry+https://github.com/rust-lang/crates.io-index".into();
     let mut piped = gwplugin(&dir, &["check", "--host", "/dev/stdin"]);
     piped.write_stdin(host.to_string());
-    let r = run(piped, root.path());
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    let registry_host = run(piped, root.path());
+    assert_eq!(registry_host.code, 1, "{}", registry_host.stderr);
     assert!(
-        r.stdout
+        registry_host
+            .stdout
             .contains("    help: take `gwplugin` and `gwplugin-build` from where the host does"),
         "{}",
-        r.stdout
+        registry_host.stdout
     );
     assert!(
         r.stdout

@@ -204,13 +204,18 @@ fn resolve(
     Ok(nodes)
 }
 
-/// The features of the package at `manifest_path` that its build script's environment
-/// says are on (`CARGO_FEATURE_<NAME>`), by name: the names cargo gives, with their case
-/// and dashes, are the package's, from `cargo metadata`.
+/// The variable cargo sets in a build script's environment for a feature that is on.
+pub fn feature_env_var(feature: &str) -> String {
+    format!("CARGO_FEATURE_{}", feature.to_uppercase().replace('-', "_"))
+}
+
+/// The features of the package at `manifest_path` for which `is_on` says yes, by name:
+/// the names, with their case and dashes, are the package's, from `cargo metadata` (a
+/// build script learns what is on only as [`feature_env_var`]s).
 pub fn enabled_features(
     cargo: &Path,
     manifest_path: &Path,
-    is_set: impl Fn(&str) -> bool,
+    is_on: impl Fn(&str) -> bool,
 ) -> Result<Vec<String>, ComputeError> {
     let manifest = manifest_path.to_string_lossy();
     let out = cargo_offline_first(
@@ -242,12 +247,7 @@ pub fn enabled_features(
         .into_iter()
         .flatten()
         .map(|(name, _)| name)
-        .filter(|name| {
-            is_set(&format!(
-                "CARGO_FEATURE_{}",
-                name.to_uppercase().replace('-', "_")
-            ))
-        })
+        .filter(|name| is_on(name))
         .cloned()
         .collect();
     on.sort();

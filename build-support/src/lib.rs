@@ -22,7 +22,7 @@ pub mod report;
 
 pub use compute::{
     ComputeError, Computed, ManifestRequest, compute_for_manifest_path, enabled_features,
-    hash_path_source, rustc_info,
+    feature_env_var, hash_path_source, rustc_info,
 };
 pub use manifest::{
     ALLOCATOR_CONTRACT, AbiManifest, BoundaryCrate, CrateIdentity, Difference, FORMAT_VERSION,
@@ -73,7 +73,7 @@ fn try_emit(role: Role) -> Result<(), ComputeError> {
     let features = compute::enabled_features(
         cargo.as_deref().unwrap_or(std::path::Path::new("cargo")),
         &manifest_path,
-        |name| env::var_os(name).is_some(),
+        |feature| env::var_os(feature_env_var(feature)).is_some(),
     )?;
     let request = ManifestRequest {
         manifest_path,

@@ -253,10 +253,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         .filter(|dir| *dir != out_dir);
     let file_name = format!("{name}.so");
     let dest = out_dir.join(&file_name);
-    let sha256: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = sha256_hex(&bytes);
 
     let configs = default_configs(&plugin);
     // A default config under a name the library does not export (a plugin renamed in
@@ -404,6 +401,14 @@ fn cargo_build(
 
 /// `[package.metadata.gwplugin.config.NAME]` tables: each plugin's default config, as JSON.
 /// The default configs in `[package.metadata.gwplugin.config]`, by plugin name.
+/// The sha256 of a file's bytes, as a config's `plugin.sha256` lists it (lowercase hex).
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub(crate) fn default_configs(plugin: &PluginManifest) -> serde_json::Map<String, Value> {
     let mut out = serde_json::Map::new();
     let table = plugin

@@ -72,12 +72,14 @@ impl FeatureArgs {
             .flat_map(|f| f.split([' ', ',']))
             .filter(|f| !f.is_empty())
             .collect();
-        let env_name = |f: &str| format!("CARGO_FEATURE_{}", f.to_uppercase().replace('-', "_"));
+        // Named as cargo sets them for a build script: `-F Ordered` is `ordered`.
+        use gwplugin_build::feature_env_var;
         let mut on =
-            gwplugin_build::enabled_features(Path::new(cargo.program()), &plugin.path, |var| {
+            gwplugin_build::enabled_features(Path::new(cargo.program()), &plugin.path, |feature| {
+                let var = feature_env_var(feature);
                 self.all_features
                     || (var == "CARGO_FEATURE_DEFAULT" && !self.no_default_features)
-                    || named.iter().any(|f| env_name(f) == var)
+                    || named.iter().any(|f| feature_env_var(f) == var)
             })
             .map_err(|e| Error::Compute {
                 path: plugin.path.clone(),
@@ -336,23 +338,8 @@ fn contract_entry_has(plugin: &PluginManifest, key: &str) -> bool {
             == "gwplugin"
     };
     let has = |entry: &toml_edit::Item| entry.as_table_like().is_some_and(|e| e.contains_key(key));
-    let mut tables: Vec<&dyn toml_edit::TableLike> = ["dependencies", "build-dependencies"]
-        .iter()
-        .filter_map(|t| plugin.doc.get(t).and_then(toml_edit::Item::as_table_like))
-        .collect();
-    if let Some(targets) = plugin
-        .doc
-        .get("target")
-        .and_then(toml_edit::Item::as_table_like)
-    {
-        for (_, target) in targets.iter() {
-            tables.extend(
-                ["dependencies", "build-dependencies"]
-                    .iter()
-                    .filter_map(|t| target.get(t).and_then(toml_edit::Item::as_table_like)),
-            );
-        }
-    }
+    let tables =
+        crate::edit::dependency_tables(&plugin.doc, &["dependencies", "build-dependencies"]);
     tables.iter().flat_map(|t| t.iter()).any(|(name, entry)| {
         if !is_contract(name, entry) {
             return false;

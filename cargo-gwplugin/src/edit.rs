@@ -64,6 +64,28 @@ pub fn align_dependencies(
     changes
 }
 
+/// The dependency tables `names` (`dependencies`, …) of a manifest, each also under
+/// every `[target.'…']`.
+pub fn dependency_tables<'d>(
+    doc: &'d DocumentMut,
+    names: &[&str],
+) -> Vec<&'d dyn toml_edit::TableLike> {
+    let tables_of = |parent: &'d dyn toml_edit::TableLike| {
+        names
+            .iter()
+            .filter_map(move |name| parent.get(name).and_then(Item::as_table_like))
+    };
+    let mut tables: Vec<&dyn toml_edit::TableLike> = tables_of(doc.as_table()).collect();
+    if let Some(targets) = doc.get("target").and_then(Item::as_table_like) {
+        for (_, target) in targets.iter() {
+            if let Some(target) = target.as_table_like() {
+                tables.extend(tables_of(target));
+            }
+        }
+    }
+    tables
+}
+
 /// The keys of the dependencies a member inherits from its workspace (`bytes.workspace =
 /// true`), in every dependency table.
 pub fn inherited_dependencies(doc: &DocumentMut) -> Vec<String> {
@@ -73,20 +95,7 @@ pub fn inherited_dependencies(doc: &DocumentMut) -> Vec<String> {
             .and_then(Item::as_bool)
             == Some(true)
     };
-    let mut tables: Vec<&dyn toml_edit::TableLike> = DEP_TABLES
-        .iter()
-        .filter_map(|name| doc.get(name).and_then(Item::as_table_like))
-        .collect();
-    if let Some(targets) = doc.get("target").and_then(Item::as_table_like) {
-        for (_, target) in targets.iter() {
-            tables.extend(
-                DEP_TABLES
-                    .iter()
-                    .filter_map(|name| target.get(name).and_then(Item::as_table_like)),
-            );
-        }
-    }
-    let mut keys: Vec<String> = tables
+    let mut keys: Vec<String> = dependency_tables(doc, &DEP_TABLES)
         .into_iter()
         .flat_map(|t| t.iter())
         .filter(|(_, item)| inherits(item))

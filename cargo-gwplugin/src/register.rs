@@ -261,7 +261,6 @@ pub fn register(
 /// The plugin files gwhost would load from `folder` (names holding `pattern`, not hidden)
 /// other than `except`, with their sha256s, by name.
 fn files_in_folder(folder: &Path, pattern: &str, except: &str) -> Vec<(String, String)> {
-    use sha2::{Digest, Sha256};
     let Ok(entries) = std::fs::read_dir(folder) else {
         return Vec::new();
     };
@@ -274,11 +273,7 @@ fn files_in_folder(folder: &Path, pattern: &str, except: &str) -> Vec<(String, S
                 return None;
             }
             let bytes = std::fs::read(e.path()).ok()?;
-            let hash = Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            Some((name, hash))
+            Some((name, crate::build::sha256_hex(&bytes)))
         })
         .collect();
     found.sort();

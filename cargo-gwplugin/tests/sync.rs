@@ -317,17 +317,21 @@ fn in_a_workspace_the_pin_goes_in_the_toolchain_file_nearest_the_plugin() {
     );
 }
 
-/// The plugin's manifest with the repository's paths written relative to `from` (a
-/// folder two below the filesystem's root's child, as a temp dir's plugin is).
-fn with_relative_repo_paths(manifest: &str, from: &Path) -> String {
-    let up = "../".repeat(from.components().count() - 1);
-    manifest.replace(
+/// A plugin scaffolded as `name` under `root`: its folder, and the text of its manifest
+/// with the repository's paths written relative to that folder (not yet written).
+fn scaffold_with_relative_paths(root: &Path, name: &str) -> (PathBuf, String) {
+    let dir = scaffold(root, name, "modifier");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let up = "../".repeat(dir.components().count() - 1);
+    let relative = manifest.replace(
         &repo().display().to_string(),
         &format!(
             "{up}{}",
             repo().display().to_string().trim_start_matches('/')
         ),
-    )
+    );
+    assert!(relative.contains("path = \"../"), "{relative}");
+    (dir, relative)
 }
 
 #[test]
@@ -335,10 +339,8 @@ fn relative_paths_to_the_hosts_crates_are_kept_as_written() {
     // They were rewritten to the same folder's absolute path, breaking the committed
     // file for a checkout anywhere else.
     let root = tempdir();
-    let dir = scaffold(root.path(), "relative", "modifier");
+    let (dir, relative) = scaffold_with_relative_paths(root.path(), "relative");
     let manifest = dir.join("Cargo.toml");
-    let relative = with_relative_repo_paths(&std::fs::read_to_string(&manifest).unwrap(), &dir);
-    assert!(relative.contains("path = \"../"), "{relative}");
     std::fs::write(&manifest, &relative).unwrap();
     let r = run(gwplugin(&dir, &["sync"]), root.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -351,9 +353,8 @@ fn relative_paths_to_the_hosts_crates_are_kept_as_written() {
 fn a_symlinked_manifest_reads_its_paths_from_the_links_folder() {
     // As cargo does; they were read from the link target's folder.
     let root = tempdir();
-    let dir = scaffold(root.path(), "linked", "modifier");
+    let (dir, relative) = scaffold_with_relative_paths(root.path(), "linked");
     let manifest = dir.join("Cargo.toml");
-    let relative = with_relative_repo_paths(&std::fs::read_to_string(&manifest).unwrap(), &dir);
     let stored = root.path().join("store/deep/Cargo.toml");
     std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
     std::fs::write(&stored, &relative).unwrap();

@@ -693,25 +693,22 @@ impl hyper::body::Body for PluginBody {
             (Poll::Ready(None), Some(promised)) => promised.check_end().err(),
             _ => None,
         };
-        if let Some(broken) = broken {
-            return Poll::Ready(Some(Err(Box::new(PluginBodyFailed {
-                name: this.name,
-                kind: this.kind,
-                source: broken.into(),
-            }))));
-        }
-        match polled {
-            Poll::Ready(Some(Err(e)))
+        // The plugin's failure: its promise broken, or its own error (one already
+        // attributed, or a backend's, goes through as it is).
+        let source: gwplugin::BoxError = match (broken, polled) {
+            (Some(broken), _) => broken.into(),
+            (None, Poll::Ready(Some(Err(e))))
                 if failed_plugin(e.as_ref()).is_none() && !is_backend_failure(&e) =>
             {
-                Poll::Ready(Some(Err(Box::new(PluginBodyFailed {
-                    name: this.name,
-                    kind: this.kind,
-                    source: e,
-                }))))
+                e
             }
-            polled => polled,
-        }
+            (None, polled) => return polled,
+        };
+        Poll::Ready(Some(Err(Box::new(PluginBodyFailed {
+            name: this.name,
+            kind: this.kind,
+            source,
+        }))))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -96,7 +96,7 @@ impl Pool {
     #[inline(always)]
     fn take(&mut self) -> Option<Conn> {
         while let Some(mut idle) = self.idle.pop() {
-            if idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_reusable() {
+            if idle.is_usable() {
                 return Some(idle.conn);
             }
             // Closed by the backend, or expired: dropping it closes it.
@@ -124,6 +124,14 @@ struct AdHocHost {
 struct IdleConn {
     conn: Conn,
     since: Instant,
+}
+
+impl IdleConn {
+    /// Neither expired nor closed by its backend (nor sent anything) while idle.
+    #[inline(always)]
+    fn is_usable(&mut self) -> bool {
+        self.since.elapsed() < IDLE_TIMEOUT && self.conn.is_reusable()
+    }
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
@@ -324,19 +332,17 @@ impl Upstream {
 /// CLOSE-WAIT) for good. Readiness is the reactor's: no system call per connection
 /// unless it became readable.
 pub fn reap_idle() {
-    let usable =
-        |idle: &mut IdleConn| idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_reusable();
     let _ = IDLE.try_with(|pools| {
         if let Ok(mut pools) = pools.try_borrow_mut() {
             for pool in pools.iter_mut() {
-                pool.idle.retain_mut(usable);
+                pool.idle.retain_mut(IdleConn::is_usable);
             }
         }
     });
     let _ = AD_HOC.try_with(|hosts| {
         if let Ok(mut hosts) = hosts.try_borrow_mut() {
             for host in hosts.iter_mut() {
-                host.pool.idle.retain_mut(usable);
+                host.pool.idle.retain_mut(IdleConn::is_usable);
             }
         }
     });

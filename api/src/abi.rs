@@ -24,6 +24,8 @@ pub const INSTALL_ALLOCATOR_SYMBOL: &str = "gwplugin_install_allocator";
 pub const REGISTER_SYMBOL: &str = "gwplugin_register";
 /// Name of the link section that holds a host's ABI manifest record.
 pub const HOST_MANIFEST_SECTION: &str = ".gwplugin_abi";
+/// Name of the plugin's exported [`LAYOUT_RECORD`] (plain data, read from the file).
+pub const LAYOUT_SYMBOL: &str = "GWPLUGIN_LAYOUT";
 
 /// The signature of a plugin's registration entry point.
 pub type RegisterFn = fn(&HostContext) -> Result<Registration, Error>;
@@ -396,6 +398,92 @@ pub const fn assert_unique_names(names: &[&str]) {
     }
 }
 
+/// The contract's types whose layout a boundary crate's features decide, each with
+/// `(size, align)` as this crate was compiled. The manifest records the features a
+/// plugin's build asked for; cargo can still unify in more (a plain `cargo build` in a
+/// workspace whose other member turns on `serde_json/preserve_order` makes every
+/// `serde_json::Map` in the plugin an `IndexMap`, while the host's is a `BTreeMap`). What
+/// the compiler laid out is what a plugin reads the host's values with, so this record,
+/// computed where the types are compiled, is compared too.
+const LAYOUT: &[(&str, usize, usize)] = &[
+    layout_of::<Request>("gwplugin::Request"),
+    layout_of::<Response>("gwplugin::Response"),
+    layout_of::<crate::Body>("gwplugin::Body"),
+    layout_of::<Error>("gwplugin::Error"),
+    layout_of::<http::HeaderMap>("http::HeaderMap"),
+    layout_of::<http::Extensions>("http::Extensions"),
+    layout_of::<bytes::Bytes>("bytes::Bytes"),
+    layout_of::<http_body::SizeHint>("http_body::SizeHint"),
+    layout_of::<serde_json::Value>("serde_json::Value"),
+    layout_of::<serde_json::Map<String, serde_json::Value>>("serde_json::Map"),
+    layout_of::<serde_json::Number>("serde_json::Number"),
+    layout_of::<log::Record<'static>>("log::Record"),
+    layout_of::<log::Metadata<'static>>("log::Metadata"),
+];
+
+const fn layout_of<T>(name: &'static str) -> (&'static str, usize, usize) {
+    (name, std::mem::size_of::<T>(), std::mem::align_of::<T>())
+}
+
+/// [`LAYOUT`] as plain data, the symbol [`LAYOUT_SYMBOL`] of every plugin: per type, its
+/// size and alignment as little-endian `u32`s, in `LAYOUT`'s order (the same for one
+/// `gwplugin`, which the manifest check has matched by then).
+#[doc(hidden)]
+pub const LAYOUT_RECORD: [u8; LAYOUT.len() * 8] = {
+    let mut out = [0u8; LAYOUT.len() * 8];
+    let mut i = 0;
+    while i < LAYOUT.len() {
+        let (_, size, align) = LAYOUT[i];
+        let (size, align) = ((size as u32).to_le_bytes(), (align as u32).to_le_bytes());
+        let mut k = 0;
+        while k < 4 {
+            out[i * 8 + k] = size[k];
+            out[i * 8 + 4 + k] = align[k];
+            k += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+/// A contract type laid out differently in a plugin than in this build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutDifference {
+    pub type_name: &'static str,
+    /// `(size, align)` in the plugin.
+    pub plugin: (u32, u32),
+    /// `(size, align)` here.
+    pub here: (u32, u32),
+}
+
+/// Compares a plugin's [`LAYOUT_RECORD`] with this build's. `Err` when the record is not
+/// one this `gwplugin` writes (another length).
+pub fn layout_differences(plugin_record: &[u8]) -> Result<Vec<LayoutDifference>, String> {
+    if plugin_record.len() != LAYOUT_RECORD.len() {
+        return Err(format!(
+            "a layout record of {} bytes, this gwplugin writes {}",
+            plugin_record.len(),
+            LAYOUT_RECORD.len()
+        ));
+    }
+    let pair = |record: &[u8], i: usize| {
+        let word = |at: usize| u32::from_le_bytes(record[at..at + 4].try_into().expect("4 bytes"));
+        (word(i * 8), word(i * 8 + 4))
+    };
+    Ok(LAYOUT
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (type_name, _, _))| {
+            let (plugin, here) = (pair(plugin_record, i), pair(&LAYOUT_RECORD, i));
+            (plugin != here).then_some(LayoutDifference {
+                type_name,
+                plugin,
+                here,
+            })
+        })
+        .collect())
+}
+
 /// Copies a string into a byte array at compile time (for [`EXPORTS_SYMBOL`]).
 #[doc(hidden)]
 pub const fn str_to_array<const N: usize>(s: &str) -> [u8; N] {
@@ -411,7 +499,20 @@ pub const fn str_to_array<const N: usize>(s: &str) -> [u8; N] {
 
 #[cfg(test)]
 mod tests {
-    use super::assert_unique_names;
+    use super::{LAYOUT_RECORD, assert_unique_names, layout_differences};
+
+    #[test]
+    fn a_layout_record_is_compared_type_by_type() {
+        assert_eq!(layout_differences(&LAYOUT_RECORD), Ok(vec![]));
+        // `serde_json::Map` (the 10th type) as an `IndexMap`, bigger than a `BTreeMap`.
+        let mut other = LAYOUT_RECORD;
+        other[9 * 8] += 48;
+        let diffs = layout_differences(&other).unwrap();
+        assert_eq!(diffs.len(), 1);
+        assert_eq!(diffs[0].type_name, "serde_json::Map");
+        assert_eq!(diffs[0].plugin.0, diffs[0].here.0 + 48);
+        assert!(layout_differences(&LAYOUT_RECORD[..8]).is_err());
+    }
 
     #[test]
     fn distinct_names_pass() {

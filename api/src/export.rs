@@ -32,6 +32,12 @@ macro_rules! export {
         pub static GWPLUGIN_ABI_MANIFEST: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin")).len()] =
             *include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin"));
 
+        /// The size and alignment of the contract's types as compiled into this library
+        /// (with whatever features cargo unified in), compared by the loader before
+        /// `dlopen`.
+        #[unsafe(no_mangle)]
+        pub static GWPLUGIN_LAYOUT: [u8; $crate::abi::LAYOUT_RECORD.len()] = $crate::abi::LAYOUT_RECORD;
+
         /// The plugins this library registers, as `kind name` lines: plain data, so
         /// tools list them from the file without running any plugin code.
         #[unsafe(no_mangle)]

@@ -152,7 +152,9 @@ pub fn plugin_exports(data: &[u8]) -> Result<Vec<ExportedPlugin>, ElfError> {
         .collect())
 }
 
-fn symbol_bytes<'a>(data: &'a [u8], symbol: &'static str) -> Result<&'a [u8], ElfError> {
+/// The bytes of a library's exported data symbol `symbol` (read from the file, not
+/// loaded).
+pub fn symbol_bytes<'a>(data: &'a [u8], symbol: &'static str) -> Result<&'a [u8], ElfError> {
     if !is_elf(data) {
         return Err(ElfError::NotElf);
     }

@@ -214,6 +214,22 @@ fn check_file(file: &Path, host: Host) -> Result<Checked, GwError> {
                 message: e.to_string(),
             })
         })?;
+    // Only once the manifests agree is the layout record this gwplugin's.
+    if gwplugin_build::compare(&manifest, &host.manifest).is_empty() {
+        match gwplugin_host::verify_layout(file, &bytes) {
+            Ok(()) => {}
+            Err(LoadError::Layout { diffs, .. }) => file_findings.extend(diffs.iter().map(|d| {
+                let (have, want) = gwplugin_host::layout_pair(d);
+                Finding {
+                    field: format!("layout of `{}`", d.type_name),
+                    have,
+                    want,
+                    help: Some(crate::error::LAYOUT_HELP.to_owned()),
+                }
+            })),
+            Err(e) => return Err(GwError::PluginFile(e)),
+        }
+    }
     let mut report = check::report(&host, &manifest, None, None);
     for f in file_findings {
         report.incompatibility(f);

@@ -120,6 +120,11 @@ impl GwError {
     }
 }
 
+/// What to do about a plugin whose types are laid out otherwise than the host's.
+pub const LAYOUT_HELP: &str = "build the plugin with `cargo gwplugin build` in its crate: it builds the plugin \
+     alone, with the features its manifest records (a `cargo build` of a whole workspace \
+     also turns on the features its other members ask for)";
+
 fn load_help(e: &LoadError) -> &'static str {
     match e {
         LoadError::Incompatible { .. } => {
@@ -127,6 +132,7 @@ fn load_help(e: &LoadError) -> &'static str {
              the commands that align it (`cargo gwplugin sync --host <this gwhost>`, …); then \
              `cargo gwplugin build --host <this gwhost>`"
         }
+        LoadError::Layout { .. } => LAYOUT_HELP,
         LoadError::WrongMachine { .. } | LoadError::WrongLibc { .. } => {
             "build the plugin for this host's target: `cargo gwplugin build --host <this gwhost>` \
              (or run a gwhost built for the plugin's target: `cargo gwplugin host-build --target …`)"

@@ -377,6 +377,31 @@ fn gwhost_says_which_compiler_and_prints_the_fix_that_works() {
     assert_eq!(json.get("fix"), None);
 }
 
+/// Its manifest agrees with the host's, but the file was compiled with a feature cargo
+/// unified in from another member: the layout record, which only a built file has, tells.
+#[test]
+fn a_built_file_is_also_judged_by_how_its_types_are_laid_out() {
+    let root = tempdir();
+    let root = root.path();
+    let variant = gwplugin_e2e::copy_fixture_beside_preserve_order("check-plugin-unified");
+    let build = gwplugin_e2e::Build {
+        args: vec!["--workspace".into()],
+        ..Default::default()
+    };
+    let so = gwplugin_e2e::build_plugin(&variant.path().join("Cargo.toml"), &build).unwrap();
+    let r = run(gwhost(root, &[so.to_str().unwrap()]), root);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("layout of `serde_json::Map`\n    have: ")
+            && r.stdout.contains(
+                "    help: build the plugin with `cargo gwplugin build` in its crate: it builds \
+                 the plugin alone"
+            ),
+        "{}",
+        r.stdout
+    );
+}
+
 #[test]
 fn a_built_file_is_judged_from_its_manifest_and_bad_input_exits_2() {
     let root = tempdir();

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use gwplugin::abi::Kind;
+use gwplugin::abi::{Kind, LayoutDifference};
 use gwplugin_build::Difference;
 
 /// Why one plugin file was not loaded. Every variant names the file.
@@ -44,6 +44,13 @@ pub enum LoadError {
         path: PathBuf,
         diffs: Vec<Difference>,
     },
+    #[error("plugin `{}`: the contract's types are laid out differently than in this host \
+             (features of a boundary crate its manifest does not record), refused before loading:\n{}",
+            path.display(), format_layout(diffs))]
+    Layout {
+        path: PathBuf,
+        diffs: Vec<LayoutDifference>,
+    },
     #[error("plugin `{}`: dlopen failed: {message}", path.display())]
     Dlopen { path: PathBuf, message: String },
     #[error("plugin `{}`: registration failed: {message}", path.display())]
@@ -71,6 +78,23 @@ fn format_diffs(diffs: &[Difference]) -> String {
         .join("\n")
 }
 
+fn format_layout(diffs: &[LayoutDifference]) -> String {
+    diffs
+        .iter()
+        .map(|d| {
+            let (have, want) = layout_pair(d);
+            format!("  {}  have: {have}  want: {want}", d.type_name)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A layout difference as the plugin's and this host's `size …, align …`.
+pub fn layout_pair(d: &LayoutDifference) -> (String, String) {
+    let show = |(size, align): (u32, u32)| format!("{size} bytes, align {align}");
+    (show(d.plugin), show(d.here))
+}
+
 impl LoadError {
     /// The plugin file this error is about, if it is about one.
     pub fn path(&self) -> Option<&std::path::Path> {
@@ -83,6 +107,7 @@ impl LoadError {
             | LoadError::NoManifest { path, .. }
             | LoadError::BadManifest { path, .. }
             | LoadError::Incompatible { path, .. }
+            | LoadError::Layout { path, .. }
             | LoadError::Dlopen { path, .. }
             | LoadError::Registration { path, .. } => Some(path),
             LoadError::DuplicateName { second, .. } => Some(second),

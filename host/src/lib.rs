@@ -24,11 +24,11 @@ mod services;
 pub mod tls;
 pub mod upstream;
 
-pub use error::{LoadError, LookupError};
+pub use error::{LoadError, LookupError, layout_pair};
 pub use gwplugin_build::{AbiManifest, Difference};
 pub use loader::{
     CreateError, FailurePolicy, FolderReport, Loader, LoaderConfig, PluginInfo, PluginRegistry,
-    candidates, verify_against,
+    candidates, verify_against, verify_layout,
 };
 pub use services::TokioHostServices;
 

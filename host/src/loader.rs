@@ -315,7 +315,9 @@ impl Loader {
     /// Every check that runs before `dlopen`, on the file's bytes. Returns the plugin's
     /// manifest.
     pub fn verify_bytes(&self, path: &Path, bytes: &[u8]) -> Result<AbiManifest, LoadError> {
-        verify_against(&self.host, path, bytes)
+        let manifest = verify_against(&self.host, path, bytes)?;
+        verify_layout(path, bytes)?;
+        Ok(manifest)
     }
 
     fn dlopen_and_register(&mut self, path: &Path, sealed: SealedCopy) -> Result<(), LoadError> {
@@ -467,6 +469,32 @@ pub fn verify_against(
         });
     }
     Ok(plugin)
+}
+
+/// The check after [`verify_against`] that only this process can make: the plugin's
+/// contract types laid out as this process's (its record against the one compiled in
+/// here). The manifests agreeing, the record has this `gwplugin`'s shape.
+pub fn verify_layout(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let bad = |message: String| LoadError::BadManifest {
+        path: path.to_owned(),
+        message,
+    };
+    let record = elf::symbol_bytes(bytes, gwplugin::abi::LAYOUT_SYMBOL).map_err(|e| match e {
+        ElfError::NoManifest(..) => bad(format!(
+            "no layout record (symbol `{}`)",
+            gwplugin::abi::LAYOUT_SYMBOL
+        )),
+        other => bad(other.to_string()),
+    })?;
+    let diffs = gwplugin::abi::layout_differences(record).map_err(bad)?;
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::Layout {
+            path: path.to_owned(),
+            diffs,
+        })
+    }
 }
 
 /// A private, sealed in-memory copy of a file (a memfd): what is verified is exactly

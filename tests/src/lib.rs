@@ -143,6 +143,31 @@ pub fn copy_fixture(dir_name: &str, package: &str, api_path: &Path) -> tempfile:
     dir
 }
 
+/// [`copy_fixture`] of `all-kinds` as `package`, in a workspace with a second member that
+/// turns on `serde_json/preserve_order`: built alone (`cargo gwplugin build`'s way) the
+/// plugin has the host's `serde_json`; built with `--workspace` it has an `IndexMap`
+/// for a `serde_json::Map`, which its manifest does not record.
+pub fn copy_fixture_beside_preserve_order(package: &str) -> tempfile::TempDir {
+    let dir = copy_fixture("all-kinds", package, &workspace_root().join("api"));
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("src")).expect("mkdir");
+    std::fs::write(
+        other.join("Cargo.toml"),
+        "[package]\nname = \"other\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+         [dependencies]\nserde_json = { version = \"1\", features = [\"preserve_order\"] }\n",
+    )
+    .expect("write the other member");
+    std::fs::write(other.join("src/lib.rs"), "").expect("write the other member");
+    let manifest = dir.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("read manifest");
+    std::fs::write(
+        &manifest,
+        text.replace("[workspace]\n", "[workspace]\nmembers = [\"other\"]\n"),
+    )
+    .expect("write manifest");
+    dir
+}
+
 /// Runs cargo with `args` in `dir`, panicking with its stderr on failure.
 pub fn cargo_in(dir: &Path, args: &[&str]) {
     let out = cargo()

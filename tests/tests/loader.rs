@@ -9,7 +9,8 @@ use gwplugin::abi::ErasedHandler;
 use gwplugin::http::{Request, StatusCode};
 use gwplugin::{Body, BoxFuture, Error, Response};
 use gwplugin_e2e::{
-    Build, build_fixture, build_plugin, cargo_in, copy_fixture, start_backend, workspace_root,
+    Build, build_fixture, build_plugin, cargo_in, copy_fixture, copy_fixture_beside_preserve_order,
+    start_backend, workspace_root,
 };
 use gwplugin_host::{
     FailurePolicy, LoadError, Loader, LoaderConfig, LookupError, TokioHostServices,
@@ -437,6 +438,42 @@ fn incompatible(path: &Path) -> Vec<String> {
         LoadError::Incompatible { diffs, .. } => diffs.iter().map(ToString::to_string).collect(),
         other => panic!("expected an ABI refusal, got: {other}"),
     }
+}
+
+/// A plain `cargo build` of a workspace whose other member turns on
+/// `serde_json/preserve_order`: the plugin is compiled with it, its manifest (computed for
+/// the plugin alone) does not say so, and the host would read its `serde_json::Map` (an
+/// `IndexMap` there, a `BTreeMap` here) as its own. The layout record tells.
+#[tokio::test(flavor = "multi_thread")]
+async fn features_unified_in_from_another_member_are_refused_before_dlopen() {
+    let dir = copy_fixture_beside_preserve_order("variant-unified");
+    let manifest = dir.path().join("Cargo.toml");
+
+    // The plugin alone, as `cargo gwplugin build` builds it: loads.
+    let alone = build_plugin(&manifest, &Build::default()).unwrap();
+    let mut loader = loader();
+    loader
+        .load_file(&alone, None)
+        .expect("the plugin built alone loads");
+
+    let build = Build {
+        args: vec!["--workspace".into()],
+        ..Default::default()
+    };
+    let unified = build_plugin(&manifest, &build).unwrap();
+    let message = match refusal(&unified, None) {
+        LoadError::Layout { diffs, .. } => {
+            let types: Vec<_> = diffs.iter().map(|d| d.type_name).collect();
+            assert!(types.contains(&"serde_json::Map"), "{types:?}");
+            refusal(&unified, None).to_string()
+        }
+        other => panic!("expected a layout refusal, got: {other}"),
+    };
+    assert!(
+        message.contains("laid out differently than in this host")
+            && message.contains("serde_json::Map  have: "),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -39,6 +39,18 @@
 //! * timers, tasks, backend calls and logging are host services ([`sleep`], [`spawn`],
 //!   [`send`], the `log` crate), because the plugin's own tokio has no reactor.
 
+// A plugin's panics are contained by unwinding to the `catch_unwind` at its entry; with
+// `panic = "abort"` the first one ends the whole gateway. A profile's `panic` is not in
+// what a build script sees (`CARGO_CFG_PANIC` is the target's), so the manifest cannot
+// record it: the compiler refuses it here, for plugins and hosts alike.
+#[cfg(not(panic = "unwind"))]
+compile_error!(
+    "gwplugin needs `panic = \"unwind\"`: with `panic = \"abort\"` a panic in a plugin ends \
+     the whole gateway instead of failing one request. Remove `panic = \"abort\"` from the \
+     `[profile.*]` sections of the workspace's Cargo.toml (and `-C panic=abort` from RUSTFLAGS \
+     or `.cargo/config.toml`)"
+);
+
 mod body;
 mod error;
 mod guard;

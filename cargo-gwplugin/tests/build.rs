@@ -511,6 +511,32 @@ fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
 }
 
 #[test]
+fn a_plugin_whose_profile_aborts_on_panic_does_not_build() {
+    // A profile's `panic` is not what a build script sees (`CARGO_CFG_PANIC` stays
+    // "unwind"): the manifest said "unwind", `build` and gwhost passed the plugin, and its
+    // first panic ended the gateway.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "aborts", "modifier");
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{text}\n[profile.dev]\npanic = \"abort\"\n"),
+    )
+    .unwrap();
+    let r = run(gwplugin(&dir, &["build"]), root.path());
+    assert_eq!(r.code, 101, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "error: gwplugin needs `panic = \"unwind\"`: with `panic = \"abort\"` a panic in a \
+             plugin ends the whole gateway instead of failing one request."
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn a_default_config_under_a_name_not_exported_is_warned_about() {
     // A plugin renamed in `export!`, its config table not: it was registered with `{}`,
     // which `test` passed and gwhost refused, and nothing said why.

@@ -156,7 +156,14 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
         file: file.to_owned(),
-        message: e.to_string(),
+        // "expected value at line 1 column 1" says nothing of the bytes one cannot see.
+        message: if text.starts_with('\u{feff}') {
+            "it starts with a byte-order mark (BOM), which JSON does not allow: save it as \
+             UTF-8 without one"
+                .to_owned()
+        } else {
+            e.to_string()
+        },
     })?;
     if let Some((at, key)) = first_duplicate_key(text) {
         return Err(ConfigError::Invalid {
@@ -555,6 +562,11 @@ impl Parser<'_> {
         }
         // Checked all the same: what `disabled` turns off is to be turned on again as it is.
         if disabled {
+            for key in ["public_key", "private_key"] {
+                if let Some((v, at)) = self.optional(&obj, key) {
+                    self.path(v, &at)?;
+                }
+            }
             return Ok(None);
         }
         let (public_key, public_at) = self.required(&obj, "public_key")?;
@@ -943,6 +955,9 @@ fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static s
     if authority.host().is_empty() {
         return Err("no host");
     }
+    if uri.query().is_some() || text.ends_with('?') {
+        return Err("it has a query (`?…`)");
+    }
     if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
         return Err("it has a path");
     }
@@ -956,8 +971,19 @@ fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static s
         Some((_, port)) if !port.contains(']') => Some(port),
         _ => None,
     };
-    if port.is_some_and(|p| !p.parse::<u16>().is_ok_and(|p| p > 0)) {
+    // Digits only: `parse` also takes `+19200`, which would go out in every `Host` header.
+    if port.is_some_and(|p| {
+        !p.bytes().all(|b| b.is_ascii_digit()) || !p.parse::<u16>().is_ok_and(|p| p > 0)
+    }) {
         return Err("its port is not a number from 1 to 65535");
+    }
+    // `http` takes any text in brackets; the client would fail every request on it.
+    if let Some(literal) = authority.host().strip_prefix('[')
+        && literal
+            .strip_suffix(']')
+            .is_none_or(|ip| ip.parse::<std::net::Ipv6Addr>().is_err())
+    {
+        return Err("its IPv6 address in brackets is not one");
     }
     Ok((scheme.clone(), authority.clone()))
 }
@@ -994,7 +1020,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         };
         rest = next;
     }
-    Duration::try_from_secs_f64(seconds).ok()
+    // Too long for a `Duration` is still a duration: the caller's "at most" says so.
+    Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
 
 /// A JSON number that is a whole one, as JSON Schema's `integer` has it: `8080.0` too.
@@ -1017,6 +1044,11 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
         assert_eq!(parse_duration("2"), None);
+        // Past what a `Duration` holds: still a duration, which the config's limit refuses.
+        assert_eq!(
+            parse_duration("99999999999999999999999h"),
+            Some(Duration::MAX)
+        );
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("3 weeks"), None);
         // Go's composite form, as KrakenD configs may use it.
@@ -1071,5 +1103,21 @@ mod tests {
         assert_eq!(parse_host("127.0.0.1:80").unwrap_err(), "no scheme");
         assert_eq!(parse_host("http://x/api").unwrap_err(), "it has a path");
         assert_eq!(parse_host("not a url").unwrap_err(), "not a URL");
+        // Seen in a probe: each passed `check`, then failed or misbehaved per request.
+        for (bad, why) in [
+            ("http://127.0.0.1:19200?x=1", "it has a query (`?…`)"),
+            ("http://h?", "it has a query (`?…`)"),
+            (
+                "http://127.0.0.1:+19200",
+                "its port is not a number from 1 to 65535",
+            ),
+            (
+                "http://[zz]:19200",
+                "its IPv6 address in brackets is not one",
+            ),
+        ] {
+            assert_eq!(parse_host(bad).unwrap_err(), why, "{bad}");
+        }
+        assert!(parse_host("http://[fe80::1]").is_ok());
     }
 }

@@ -31,7 +31,8 @@ pub enum PatternError {
     #[error("`{{{param}}}` is not a parameter of endpoint `{endpoint}`")]
     UnknownParam { param: String, endpoint: String },
     #[error(
-        "`{0}` is not a valid URL path: spaces and other reserved characters must be percent-encoded (`%20`)"
+        "`{0}` is not a valid URL path: spaces, non-ASCII and characters such as `\"`, `|`, `^`, `\\` \
+         must be percent-encoded (`%20`, `/caf%C3%A9`), and a `%` is followed by two hex digits"
     )]
     InvalidUrl(String),
     #[error("`{0}` has a fragment (`#…`), which never reaches a backend")]
@@ -41,6 +42,30 @@ pub enum PatternError {
          `/café`), with no spaces, query (`?`) or fragment (`#`)"
     )]
     InvalidPath(String),
+}
+
+/// Whether `text` is made only of what RFC 3986 lets a path and query hold: unreserved
+/// and sub-delim characters, `:`, `@`, `/`, `?`, and `%` with two hex digits.
+fn is_uri_text(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                if !bytes
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+                {
+                    return false;
+                }
+                i += 2;
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b) => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Whether a request path segment may fill a parameter: not empty, and not a segment that
@@ -100,6 +125,10 @@ impl PathPattern {
         let rest = source
             .strip_prefix('/')
             .ok_or_else(|| PatternError::NoLeadingSlash(source.to_owned()))?;
+        // Before the segments: `/users/{id}?x=1` is a query, not a malformed parameter.
+        if rest.contains(['?', '#', ' ']) {
+            return Err(PatternError::InvalidPath(source.to_owned()));
+        }
         let mut segments = Vec::new();
         if !rest.is_empty() {
             for raw in rest.split('/') {
@@ -275,7 +304,9 @@ impl UrlPattern {
                 UrlPiece::Param(_) | UrlPiece::QueryParam(_) => "x",
             })
             .collect();
-        if http::uri::PathAndQuery::try_from(sample.as_str()).is_err() {
+        // What `http` takes, and strictly RFC 3986's characters: the target goes on the
+        // wire as written (`http` lets `"`, `|`, `^`, `\`, UTF-8 and a bad `%` through).
+        if http::uri::PathAndQuery::try_from(sample.as_str()).is_err() || !is_uri_text(&sample) {
             return Err(PatternError::InvalidUrl(source.to_owned()));
         }
         let has_query = sample.contains('?');
@@ -293,14 +324,16 @@ impl UrlPattern {
         for piece in &self.pieces {
             match piece {
                 UrlPiece::Literal(l) => out.push_str(l),
+                // One leading `/` off, as `matches` counts segments: a path `//a/b`
+                // has an empty first one.
                 UrlPiece::Param(i) => {
                     // The endpoint matched, so segment `i` exists.
-                    if let Some(value) = path.trim_start_matches('/').split('/').nth(*i) {
+                    if let Some(value) = path.strip_prefix('/').unwrap_or(path).split('/').nth(*i) {
                         out.push_str(value);
                     }
                 }
                 UrlPiece::QueryParam(i) => {
-                    if let Some(value) = path.trim_start_matches('/').split('/').nth(*i) {
+                    if let Some(value) = path.strip_prefix('/').unwrap_or(path).split('/').nth(*i) {
                         push_query_value(value, out);
                     }
                 }
@@ -313,7 +346,12 @@ impl UrlPattern {
 
     /// Appends a request's `query` to a rendered backend path.
     pub fn push_query(&self, query: &str, out: &mut String) {
-        out.push(if self.has_query { '&' } else { '?' });
+        if !self.has_query {
+            out.push('?');
+        } else if !out.ends_with(['?', '&']) {
+            // A pattern's own query ending in `?` or `&` already has its separator.
+            out.push('&');
+        }
         out.push_str(query);
     }
 }
@@ -493,13 +531,71 @@ mod tests {
         assert!(PathPattern::parse("/u/{id").is_err());
         assert!(PathPattern::parse("/u/x{id}").is_err());
         assert!(PathPattern::parse("/u/{id}/{id}").is_err());
+        for with_query in ["/users/{id}?x=1", "/users/{id}#x", "/users/{id} "] {
+            assert!(
+                matches!(
+                    PathPattern::parse(with_query),
+                    Err(PatternError::InvalidPath(_))
+                ),
+                "{with_query}"
+            );
+        }
         assert_eq!(
             UrlPattern::parse("/x y/{id}", &endpoint)
                 .unwrap_err()
                 .to_string(),
-            "`/x y/{id}` is not a valid URL path: spaces and other reserved characters must be \
-             percent-encoded (`%20`)"
+            "`/x y/{id}` is not a valid URL path: spaces, non-ASCII and characters such as \
+             `\"`, `|`, `^`, `\\` must be percent-encoded (`%20`, `/caf%C3%A9`), and a `%` is \
+             followed by two hex digits"
         );
+        // `http` takes these, and they went on the wire as written.
+        for bad in [
+            "/caf\u{e9}/{id}",
+            "/a\"b",
+            "/a|b",
+            "/a^b",
+            "/a\\b",
+            "/a%zz",
+            "/a%2",
+        ] {
+            assert!(
+                matches!(
+                    UrlPattern::parse(bad, &endpoint),
+                    Err(PatternError::InvalidUrl(_))
+                ),
+                "{bad}"
+            );
+        }
+        for good in ["/caf%C3%A9/{id}", "/a:b@c/{id}", "/a?x=1;y=(2)&z=*~'!$,"] {
+            assert!(UrlPattern::parse(good, &endpoint).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn an_endpoint_whose_path_begins_with_two_slashes_substitutes_its_own_segments() {
+        // The empty first segment counted in matching but not in substitution: each
+        // parameter took the next segment's value.
+        let endpoint = PathPattern::parse("//{a}/{b}").unwrap();
+        assert!(endpoint.matches("//secret/7"));
+        let url = UrlPattern::parse("/x/{a}/{b}?q={b}", &endpoint).unwrap();
+        let mut out = String::new();
+        url.render_into("//secret/7", None, &mut out);
+        assert_eq!(out, "/x/secret/7?q=7");
+    }
+
+    #[test]
+    fn a_pattern_query_ending_in_its_separator_takes_the_request_query_as_it_is() {
+        let endpoint = PathPattern::parse("/api/{id}").unwrap();
+        for (pattern, want) in [
+            ("/api/{id}?", "/api/7?y=2"),
+            ("/api/{id}?a=1&", "/api/7?a=1&y=2"),
+            ("/api/{id}?a=1", "/api/7?a=1&y=2"),
+        ] {
+            let url = UrlPattern::parse(pattern, &endpoint).unwrap();
+            let mut out = String::new();
+            url.render_into("/api/7", Some("y=2"), &mut out);
+            assert_eq!(out, want, "{pattern}");
+        }
     }
 
     #[test]

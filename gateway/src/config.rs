@@ -278,11 +278,13 @@ fn join_key(at: &str, key: &str) -> String {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'$');
+    // Quoted as a JSON string, so that a `"` or `.` in it cannot read as path syntax.
+    let quoted = || serde_json::Value::from(key).to_string();
     match (at.is_empty(), plain) {
         (true, true) => key.to_owned(),
-        (true, false) => format!("\"{key}\""),
+        (true, false) => quoted(),
         (false, true) => format!("{at}.{key}"),
-        (false, false) => format!("{at}.\"{key}\""),
+        (false, false) => format!("{at}.{}", quoted()),
     }
 }
 
@@ -1103,6 +1105,8 @@ mod tests {
         assert_eq!(parse_host("127.0.0.1:80").unwrap_err(), "no scheme");
         assert_eq!(parse_host("http://x/api").unwrap_err(), "it has a path");
         assert_eq!(parse_host("not a url").unwrap_err(), "not a URL");
+        assert_eq!(join_key("a", "b\"c.d"), "a.\"b\\\"c.d\"");
+        assert_eq!(join_key("", "plugin/http-server"), "\"plugin/http-server\"");
         // Seen in a probe: each passed `check`, then failed or misbehaved per request.
         for (bad, why) in [
             ("http://127.0.0.1:19200?x=1", "it has a query (`?…`)"),

@@ -206,9 +206,24 @@ pub fn report(
     let host_manifest = host.comparable(manifest);
     let mut report = Report::new(manifest, &host_manifest);
     for f in &mut report.incompatibilities {
-        f.help = match f.field.starts_with("crate ") && f.field.ends_with(" features") {
-            true => Some(features_help(&f.have, &f.want)),
-            false => help_for(&f.field, host, plugin),
+        f.help = if f.field == "gwplugin source"
+            && f.have.starts_with("path+")
+            && f.want.starts_with("path+")
+        {
+            // Both from a path, with other files: nothing in the plugin to change, and no
+            // command gets it the host's old sources back.
+            Some(
+                "both take `gwplugin` from a path, but not the same files: the host was built \
+                 from other `gwplugin` sources than the plugin's (an edit or a `git pull` \
+                 since). Rebuild the host from the plugin's sources (`cargo build --release \
+                 -p gwhost`, or `cargo gwplugin host-build`), or build the plugin from the \
+                 sources the host was built from"
+                    .to_owned(),
+            )
+        } else if f.field.starts_with("crate ") && f.field.ends_with(" features") {
+            Some(features_help(&f.have, &f.want))
+        } else {
+            help_for(&f.field, host, plugin)
         };
     }
     if let Some(plugin) = plugin

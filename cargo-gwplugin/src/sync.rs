@@ -25,7 +25,34 @@ pub struct Args {
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
     let (plugin, host) = args.plugin.resolve(&cargo)?;
-    sync(&cargo, &plugin, &host, args.dry_run)?;
+    let Some(changed) = sync(&cargo, &plugin, &host, args.dry_run)? else {
+        return Ok(Outcome::Ok);
+    };
+    // What `sync` does not change (a feature the plugin turns on, a source it leaves
+    // alone) may still stand between the plugin and its host: judged as `check` would.
+    let plugin = PluginManifest::read(plugin.path.clone())?;
+    let report = crate::check::check(&cargo, &plugin, &host, None, None)?;
+    if !report.compatible {
+        status(
+            "Finished",
+            &format!(
+                "aligning `{}` with host {}, which it is still incompatible with:",
+                plugin.package_name(),
+                host.describe()
+            ),
+        );
+        crate::print_stdout(&report.render_human());
+        return Ok(Outcome::Incompatible);
+    }
+    status(
+        "Finished",
+        &format!(
+            "`{}` is {}in sync with host {}",
+            plugin.package_name(),
+            if changed { "" } else { "already " },
+            host.describe()
+        ),
+    );
     Ok(Outcome::Ok)
 }
 
@@ -137,14 +164,14 @@ struct Written<'a> {
 }
 
 /// Writes the files and moves the lock's boundary crates to the host's versions, within
-/// `tx`. Returns whether the lock was resolved again, and the crates moved.
+/// `tx`.
 fn write_and_lock(
     cargo: &Cargo,
     plugin: &PluginManifest,
     host: &Host,
     tx: &mut Transaction,
     written: &Written<'_>,
-) -> Result<(bool, Vec<LockMove>), Error> {
+) -> Result<(), Error> {
     let lock_path = written.lock_path;
     if let Some(manifest) = written.manifest {
         tx.write(&plugin.path, manifest.as_bytes())?;
@@ -156,17 +183,15 @@ fn write_and_lock(
         tx.write(path, text.as_bytes())?;
     }
     tx.guard(lock_path)?;
-    let mut resolve = written.manifest.is_some() || written.root.is_some();
-    if written.old_lock.is_none() {
-        resolve = true;
-        if let Some(text) = &host.lock_text {
-            // Start from the host's lock: every crate the host has keeps its version.
-            tx.write(lock_path, text.as_bytes())?;
-        }
+    if written.old_lock.is_none()
+        && let Some(text) = &host.lock_text
+    {
+        // Start from the host's lock: every crate the host has keeps its version.
+        tx.write(lock_path, text.as_bytes())?;
     }
-    if resolve {
-        cargo.run_offline_first("update", &plugin.path, &["--workspace"])?;
-    }
+    // Always: a lock out of date with Cargo.toml (a dependency added since) is what
+    // `check` sends the author here for. Crates already locked keep their versions.
+    cargo.run_offline_first("update", &plugin.path, &["--workspace"])?;
     let lock = read_lock(lock_path)?.unwrap_or_default();
     let moves = lock_moves(&lock, host);
     for m in &moves {
@@ -194,7 +219,7 @@ fn write_and_lock(
             }
         }
     }
-    Ok((resolve, moves))
+    Ok(())
 }
 
 /// Says, before the error that follows, that the "Updating" lines above did not hold.
@@ -238,20 +263,20 @@ fn backticked_list(paths: &[PathBuf]) -> String {
 }
 
 /// Brings `plugin` to `host`'s versions. Any failure leaves every file as it was, and
-/// says which it put back.
+/// says which it put back. Returns whether it changed a file (`None` for a dry run).
 pub fn sync(
     cargo: &Cargo,
     plugin: &PluginManifest,
     host: &Host,
     dry_run: bool,
-) -> Result<(), Error> {
+) -> Result<Option<bool>, Error> {
     sync_reporting(cargo, plugin, host, dry_run, true)
 }
 
 /// [`sync`] of a plugin `new` has just written, which removes the whole plugin if this
 /// fails: what was put back is not worth a word.
 pub fn sync_new_plugin(cargo: &Cargo, plugin: &PluginManifest, host: &Host) -> Result<(), Error> {
-    sync_reporting(cargo, plugin, host, false, false)
+    sync_reporting(cargo, plugin, host, false, false).map(drop)
 }
 
 /// The toolchain file rustup reads for a build in `plugin_dir`: the nearest
@@ -280,7 +305,7 @@ fn sync_reporting(
     host: &Host,
     dry_run: bool,
     report_rollback: bool,
-) -> Result<(), Error> {
+) -> Result<Option<bool>, Error> {
     let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
     let ws_dir = ws_manifest.parent().unwrap_or(plugin.dir()).to_owned();
     let lock_path = ws_dir.join("Cargo.lock");
@@ -399,8 +424,9 @@ fn sync_reporting(
                 &format!("`{}` to match", lock_path.display()),
             );
         }
-        return Ok(());
+        return Ok(None);
     }
+    let lock_before = read_optional(&lock_path)?;
 
     if lock.is_none() {
         status(
@@ -428,8 +454,8 @@ fn sync_reporting(
         lock_path: &lock_path,
         old_lock: lock.as_ref(),
     };
-    let (resolve, moves) = match write_and_lock(cargo, plugin, host, &mut tx, &written) {
-        Ok(done) => done,
+    match write_and_lock(cargo, plugin, host, &mut tx, &written) {
+        Ok(()) => {}
         Err(e) => {
             let undone = tx.roll_back();
             if report_rollback {
@@ -460,19 +486,15 @@ fn sync_reporting(
             ),
         );
     }
-    let nothing = !manifest_changed
-        && root.is_none()
-        && new_toolchain.is_none()
-        && !resolve
-        && moves.is_empty();
-    status(
-        "Finished",
-        &format!(
-            "`{}` is {}in sync with host {}",
-            plugin.package_name(),
-            if nothing { "already " } else { "" },
-            host.describe()
-        ),
-    );
-    Ok(())
+    let lock_changed = read_optional(&lock_path)? != lock_before;
+    if lock_changed && lock.is_some() && !manifest_changed && root.is_none() {
+        // Nothing else said why it changed: it was out of date with Cargo.toml.
+        status(
+            "Updated",
+            &format!("`{}` to match Cargo.toml", lock_path.display()),
+        );
+    }
+    Ok(Some(
+        manifest_changed || root.is_some() || new_toolchain.is_some() || lock_changed,
+    ))
 }

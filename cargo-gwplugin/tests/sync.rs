@@ -147,6 +147,64 @@ fn sync_pins_moves_the_lock_and_pins_the_compiler() {
 }
 
 #[test]
+fn a_lock_out_of_date_is_brought_up_to_date_and_what_sync_cannot_change_exits_1() {
+    // `check` sends the author to `sync` for a lock out of date with Cargo.toml; `sync`
+    // rewrote it only when it changed Cargo.toml itself, and the two sent them round.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "added", "modifier");
+    let manifest = dir.join("Cargo.toml");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    let with_itoa = original.replace(
+        "[build-dependencies]",
+        "itoa = \"1\"\n\n[build-dependencies]",
+    );
+    std::fs::write(&manifest, &with_itoa).unwrap();
+    let r = run(gwplugin(&dir, &["check"]), root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("help: run `cargo gwplugin sync`"),
+        "{}",
+        r.stderr
+    );
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "     Updated `[ROOT]/added/Cargo.lock` to match Cargo.toml\n    Finished `added` is in sync with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`)\n"
+    );
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), with_itoa);
+    let r = run(gwplugin(&dir, &["check"]), root.path());
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
+        r.stderr
+    );
+
+    // A feature the plugin turns on in a boundary crate: not `sync`'s to change, and
+    // no longer "in sync" with exit 0.
+    let ordered = with_itoa.replace(
+        "itoa = \"1\"",
+        "serde_json = { version = \"1\", features = [\"preserve_order\"] }",
+    );
+    std::fs::write(&manifest, &ordered).unwrap();
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.ends_with(
+            "    Finished aligning `added` with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`), which it is still incompatible with:\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.starts_with("crate serde_json features\n"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn dry_run_lists_lock_moves_and_writes_nothing() {
     let root = tempdir();
     let dir = scaffold(root.path(), "dry", "http-client");

@@ -40,8 +40,10 @@ pub enum Error {
     ManifestMissing(PathBuf),
     #[error("could not parse `{path}`: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("could not parse `{0}`: it has no `[package]` table: it is not a plugin crate")]
+    #[error("{}", not_a_package(.0))]
     NotAPackage(PathBuf),
+    #[error("the manifest-path must be a path to a Cargo.toml file: `{}`", .0.display())]
+    NotCargoToml(PathBuf),
     #[error("`{path}`: {message}")]
     Io { path: PathBuf, message: String },
     #[error("`{0}` does not exist")]
@@ -155,9 +157,11 @@ impl Error {
                 path.join("Cargo.toml").display()
             ),
             Error::ManifestMissing(_) => "check `--manifest-path`".to_owned(),
-            Error::Parse { .. } | Error::NotAPackage(_) => {
-                "fix the file and run the command again".to_owned()
-            }
+            Error::Parse { .. } => "fix the file and run the command again".to_owned(),
+            Error::NotAPackage(_) => "run the command in the plugin crate's folder, or pass \
+                 its `Cargo.toml` with `--manifest-path`"
+                .to_owned(),
+            Error::NotCargoToml(_) => "pass the crate's `Cargo.toml`".to_owned(),
             Error::Io { .. } => {
                 "check that the path exists and that you may read (and write) it".to_owned()
             }
@@ -233,6 +237,26 @@ impl Error {
             Error::BuildFailed { code, .. } => *code,
             _ => EXIT_USAGE,
         }
+    }
+}
+
+/// A manifest without `[package]`: a workspace's (cargo's "virtual manifest"), or not
+/// a crate's at all.
+fn not_a_package(path: &Path) -> String {
+    let virtual_manifest = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml_edit::DocumentMut>().ok())
+        .is_some_and(|d| d.contains_key("workspace"));
+    if virtual_manifest {
+        format!(
+            "`{}` is a virtual manifest (a workspace's, with no `[package]`), not a plugin crate's",
+            path.display()
+        )
+    } else {
+        format!(
+            "`{}` has no `[package]` table: it is not a plugin crate's manifest",
+            path.display()
+        )
     }
 }
 

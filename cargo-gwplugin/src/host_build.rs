@@ -46,6 +46,9 @@ pub fn build_host(args: &Args) -> Result<PathBuf, Error> {
     if !manifest.is_file() {
         return Err(Error::ManifestMissing(manifest));
     }
+    if manifest.file_name().is_none_or(|n| n != "Cargo.toml") {
+        return Err(Error::NotCargoToml(manifest));
+    }
     let target = Target::parse(&args.target)?;
     let dir = manifest.parent().map(ToOwned::to_owned).unwrap_or_default();
     let rustc = process::rustc_for(&dir);

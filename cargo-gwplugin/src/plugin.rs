@@ -62,6 +62,10 @@ impl PluginManifest {
                 if !p.is_file() {
                     return Err(Error::ManifestMissing(p));
                 }
+                // As cargo: another name is not read as a manifest, whatever it holds.
+                if p.file_name().is_none_or(|n| n != "Cargo.toml") {
+                    return Err(Error::NotCargoToml(p));
+                }
                 p
             }
             None => cwd

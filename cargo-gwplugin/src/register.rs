@@ -195,9 +195,12 @@ impl ConfigFile {
                  validates one)",
             )
         })?;
-        let root: Json = serde_json::from_str(&text).map_err(|e| Error::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
+        let root: Json = serde_json::from_str(&text).map_err(|e| {
+            // Likely the wrong file (a `Cargo.toml`), not a config to fix.
+            m.conflict(
+                format!("the config is not JSON: {e}"),
+                "pass the gwhost config (a JSON file; `gwhost check -c FILE` validates one)",
+            )
         })?;
         if !matches!(root, Json::Object(_)) {
             return Err(m.conflict(

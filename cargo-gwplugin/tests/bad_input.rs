@@ -79,6 +79,38 @@ fn wrong_host_path() {
 }
 
 #[test]
+fn a_manifest_path_that_is_not_a_crates_cargo_toml_says_so() {
+    // They were read as manifests: "could not parse README.md … fix the file", or a
+    // workspace's Cargo.toml "could not parse … fix the file", though it parsed.
+    let root = tempdir();
+    let dir = plain_plugin(root.path(), "");
+    std::fs::write(dir.join("README.md"), "# p\n\nkey with no value\n").unwrap();
+    let host = gateway();
+    let host = host.to_str().unwrap();
+    for cmd in ["check", "sync"] {
+        let err = fails(
+            root.path(),
+            &dir,
+            &[cmd, "--manifest-path", "README.md", "--host", host],
+        );
+        assert_eq!(
+            err,
+            "error: the manifest-path must be a path to a Cargo.toml file: `[ROOT]/p/README.md`\nhelp: pass the crate's `Cargo.toml`\n"
+        );
+    }
+    std::fs::write(
+        root.path().join("Cargo.toml"),
+        "[workspace]\nmembers = [\"p\"]\n",
+    )
+    .unwrap();
+    let err = fails(root.path(), root.path(), &["check", "--host", host]);
+    assert_eq!(
+        err,
+        "error: `[ROOT]/Cargo.toml` is a virtual manifest (a workspace's, with no `[package]`), not a plugin crate's\nhelp: run the command in the plugin crate's folder, or pass its `Cargo.toml` with `--manifest-path`\n"
+    );
+}
+
+#[test]
 fn malformed_cargo_toml() {
     let root = tempdir();
     let dir = plain_plugin(root.path(), "");

@@ -54,20 +54,18 @@ pub struct Args {
     /// build is refused, `check`'s report)
     #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
-    /// Space or comma separated list of features to activate (passed to cargo)
-    #[arg(long, short = 'F', value_name = "FEATURES")]
-    pub features: Option<String>,
+    #[command(flatten)]
+    pub features: check::FeatureArgs,
     /// Require Cargo.lock to be up to date (passed to cargo)
     #[arg(long)]
     pub locked: bool,
     /// Run without accessing the network (passed to cargo)
     #[arg(long)]
     pub offline: bool,
-    /// Use verbose output (passed to cargo)
-    #[arg(long, short = 'v')]
-    pub verbose: bool,
-    /// Do not print cargo log messages (passed to cargo)
-    #[arg(long, short = 'q')]
+    /// `-v`/`-vv` and `-q` of the command line (global options, passed to cargo).
+    #[arg(skip)]
+    pub verbose: u8,
+    #[arg(skip)]
     pub quiet: bool,
     /// More arguments for `cargo build`
     #[arg(last = true, value_name = "CARGO-ARGS")]
@@ -97,6 +95,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     // (`package/feature` of the plugin's own package is its own feature.)
     let own = format!("{}/", plugin.package_name());
     if let Some(feature) = args
+        .features
         .features
         .iter()
         .flat_map(|f| f.split([' ', ',']))
@@ -361,21 +360,25 @@ fn cargo_build(
     if let Some(p) = &args.profile {
         cmd.args(["--profile", p]);
     }
-    if let Some(f) = &args.features {
+    for f in &args.features.features {
         cmd.args(["--features", f]);
     }
     for (flag, on) in [
+        ("--all-features", args.features.all_features),
+        ("--no-default-features", args.features.no_default_features),
         ("--locked", args.locked),
         ("--offline", args.offline),
-        ("--verbose", args.verbose),
         ("--quiet", args.quiet),
     ] {
         if on {
             cmd.arg(flag);
         }
     }
+    for _ in 0..args.verbose {
+        cmd.arg("--verbose");
+    }
     cmd.args(&args.cargo_args);
-    if args.verbose {
+    if args.verbose > 0 {
         for (k, v) in &env.vars {
             status("Using", &format!("{k}={v}"));
         }

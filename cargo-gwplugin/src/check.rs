@@ -74,9 +74,11 @@ impl FeatureArgs {
             .collect();
         // Named as cargo sets them for a build script: `-F Ordered` is `ordered`.
         use gwplugin_build::feature_env_var;
+        let known = std::cell::RefCell::new(Vec::new());
         let mut on =
             gwplugin_build::enabled_features(Path::new(cargo.program()), &plugin.path, |feature| {
                 let var = feature_env_var(feature);
+                known.borrow_mut().push(var.clone());
                 self.all_features
                     || (var == "CARGO_FEATURE_DEFAULT" && !self.no_default_features)
                     || named.iter().any(|f| feature_env_var(f) == var)
@@ -85,6 +87,23 @@ impl FeatureArgs {
                 path: plugin.path.clone(),
                 message: e.to_string(),
             })?;
+        // As cargo refuses them: judged without, the answer would be about another build.
+        let known = known.into_inner();
+        let dependencies = crate::edit::dependency_names(&plugin.doc);
+        for feature in &named {
+            let unknown = match feature.split_once('/') {
+                Some((dep, _)) => {
+                    dep != plugin.package_name() && !dependencies.iter().any(|d| d == dep)
+                }
+                None => !known.contains(&feature_env_var(feature)),
+            };
+            if unknown {
+                return Err(Error::UnknownFeature {
+                    feature: (*feature).to_owned(),
+                    package: plugin.package_name(),
+                });
+            }
+        }
         on.extend(
             named
                 .iter()

@@ -86,6 +86,15 @@ pub fn dependency_tables<'d>(
     tables
 }
 
+/// The keys of the package's normal dependencies (target-specific ones too): what
+/// `--features dep/feature` may name.
+pub fn dependency_names(doc: &DocumentMut) -> Vec<String> {
+    dependency_tables(doc, &["dependencies"])
+        .into_iter()
+        .flat_map(|t| t.iter().map(|(key, _)| key.to_owned()))
+        .collect()
+}
+
 /// The keys of the dependencies a member inherits from its workspace (`bytes.workspace =
 /// true`), in every dependency table.
 pub fn inherited_dependencies(doc: &DocumentMut) -> Vec<String> {

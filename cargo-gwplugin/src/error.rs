@@ -73,6 +73,8 @@ pub enum Error {
         "feature `{0}` of a dependency, given on the command line, would be built into the plugin but not recorded in its ABI manifest"
     )]
     UnrecordedFeature(String),
+    #[error("{}", unknown_feature(feature, package))]
+    UnknownFeature { feature: String, package: String },
     #[error("the Rust standard library for `{target}` is not installed in toolchain `{toolchain}`")]
     MissingRustTarget { target: String, toolchain: String },
     #[error("linker `{linker}` for `{target}` is not installed")]
@@ -192,6 +194,9 @@ impl Error {
                 "give the plugin a feature of its own for it, in Cargo.toml: [features] \
                  my-feature = [\"{feature}\"], and pass `--features my-feature`"
             ),
+            Error::UnknownFeature { .. } => "name a feature in the plugin's `[features]`, or \
+                 `DEP/FEATURE` of one of its `[dependencies]`"
+                .to_owned(),
             Error::UnsupportedTarget(_) => format!("pass one of: {}", crate::target::SUPPORTED.join(", ")),
             Error::MissingRustTarget { target, toolchain } => {
                 format!("run `rustup target add {target} --toolchain {toolchain}`")
@@ -237,6 +242,15 @@ impl Error {
             Error::BuildFailed { code, .. } => *code,
             _ => EXIT_USAGE,
         }
+    }
+}
+
+fn unknown_feature(feature: &str, package: &str) -> String {
+    match feature.split_once('/') {
+        Some((dep, _)) => {
+            format!("feature `{feature}`: `{dep}` is not a dependency of package `{package}`")
+        }
+        None => format!("package `{package}` does not have feature `{feature}`"),
     }
 }
 

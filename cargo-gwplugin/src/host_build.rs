@@ -28,6 +28,11 @@ pub struct Args {
     /// Run without accessing the network (passed to cargo)
     #[arg(long)]
     pub offline: bool,
+    /// `-v`/`-vv` and `-q` of the command line (global options, passed to cargo).
+    #[arg(skip)]
+    pub verbose: u8,
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 /// Runs `host-build`.
@@ -61,6 +66,12 @@ pub fn build_host(args: &Args) -> Result<PathBuf, Error> {
     }
     if args.offline {
         cmd.arg("--offline");
+    }
+    if args.quiet {
+        cmd.arg("--quiet");
+    }
+    for _ in 0..args.verbose {
+        cmd.arg("--verbose");
     }
     let command = process::command_line(&cmd);
     let binaries: Vec<PathBuf> = crate::target::cargo_build(cmd)?

@@ -117,6 +117,37 @@ pub enum Cli {
 pub struct GwpluginCommand {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// cargo's output options, taken by every subcommand.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Use verbose output (-vv very verbose; passed to cargo when it builds)
+    #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Do not print status messages (passed to cargo when it builds)
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Coloring [default: $CARGO_TERM_COLOR, else auto]
+    #[arg(long, value_name = "WHEN", value_enum, global = true)]
+    pub color: Option<ColorChoice>,
+}
+
+/// `--color`, as cargo's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The output options of this run, set once by [`main`].
+static OUTPUT: std::sync::OnceLock<OutputArgs> = std::sync::OnceLock::new();
+
+fn output() -> OutputArgs {
+    OUTPUT.get().copied().unwrap_or_default()
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,12 +177,21 @@ pub enum Command {
 
 /// Runs a parsed command.
 pub fn run(command: &Command) -> Result<Outcome, Error> {
+    let OutputArgs { verbose, quiet, .. } = output();
     match command {
         Command::New(args) => new::exec(args),
         Command::Check(args) => check::exec(args),
         Command::Sync(args) => sync::exec(args),
-        Command::Build(args) => build::exec(args),
-        Command::HostBuild(args) => host_build::exec(args),
+        Command::Build(args) => build::exec(&build::Args {
+            verbose,
+            quiet,
+            ..args.clone()
+        }),
+        Command::HostBuild(args) => host_build::exec(&host_build::Args {
+            verbose,
+            quiet,
+            ..args.clone()
+        }),
         Command::Test(args) => test_cmd::exec(args),
         Command::Quickstart(args) => quickstart::exec(args),
     }
@@ -167,6 +207,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let _ = OUTPUT.set(cli.output);
     match run(&cli.command) {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
         Ok(Outcome::Incompatible) => ExitCode::from(EXIT_INCOMPATIBLE),
@@ -190,8 +231,25 @@ pub fn print_stdout(text: &str) {
     }
 }
 
+/// Whether stderr gets colours: `--color`, else `CARGO_TERM_COLOR`, else a terminal
+/// without `NO_COLOR`.
+fn colored() -> bool {
+    let choice = output()
+        .color
+        .or_else(|| match std::env::var("CARGO_TERM_COLOR").as_deref() {
+            Ok("always") => Some(ColorChoice::Always),
+            Ok("never") => Some(ColorChoice::Never),
+            _ => None,
+        });
+    match choice {
+        Some(ColorChoice::Always) => true,
+        Some(ColorChoice::Never) => false,
+        _ => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
 fn paint(text: &str, style: anstyle_like::Style) -> String {
-    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+    if colored() {
         format!("{}{text}\x1b[0m", style.0)
     } else {
         text.to_owned()
@@ -225,6 +283,10 @@ pub fn report_error(e: &Error) {
 
 /// A cargo-style status line on stderr: `    Checking …`.
 pub fn status(verb: &str, message: &str) {
+    // `-q`: warnings still, as cargo's.
+    if output().quiet && verb != "Warning" {
+        return;
+    }
     let style = if verb == "Warning" {
         anstyle_like::WARNING
     } else {

@@ -91,6 +91,8 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         manifest_path: host_project.clone(),
         release: false,
         offline: false,
+        verbose: 0,
+        quiet: false,
     })?;
 
     step(4, "starting a backend on loopback");
@@ -126,10 +128,10 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         endpoint: vec![],
         no_check: false,
         message_format: crate::check::MessageFormat::Human,
-        features: None,
+        features: Default::default(),
         locked: false,
         offline: false,
-        verbose: false,
+        verbose: 0,
         quiet: true,
         cargo_args: vec![],
     })?;

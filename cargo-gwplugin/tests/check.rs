@@ -389,3 +389,79 @@ fn hosts_can_be_a_binary_a_manifest_file_or_a_lock() {
         r.stdout
     );
 }
+
+#[test]
+fn every_command_takes_cargos_output_options() {
+    // `-q`, `-v` and `--color` were `build`'s only (and `-vv` refused there).
+    let root = tempdir();
+    let dir = scaffold(root.path(), "quiet", "modifier");
+    let r = check(&dir, root.path(), &["-q"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "no incompatibilities found\n", "")
+    );
+    let r = run(gwplugin(&dir, &["sync", "-q"]), root.path());
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    let r = check(&dir, root.path(), &["-vv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.starts_with("    Checking `quiet`"), "{}", r.stderr);
+    let r = check(
+        &dir,
+        root.path(),
+        &["--color", "always", "--target", "nowhere"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with("\x1b[1;31merror\x1b[0m: "),
+        "{:?}",
+        r.stderr
+    );
+    let mut cmd = gwplugin(&dir, &["check", "--target", "nowhere"]);
+    cmd.env("CARGO_TERM_COLOR", "always");
+    let r = run(cmd, root.path());
+    assert!(
+        r.stderr.starts_with("\x1b[1;31merror\x1b[0m: "),
+        "{:?}",
+        r.stderr
+    );
+    let r = run(gwplugin(&dir, &["check", "-q", "-v"]), root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn check_refuses_features_cargo_would_refuse() {
+    // `check -F nonexistent` said "no incompatibilities found", and `build -F` then
+    // failed; `-F dep/feature` of a crate that is no dependency was a raw cargo error.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "featureless", "modifier");
+    let r = check(&dir, root.path(), &["-F", "nonexistent"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            2,
+            "error: package `featureless` does not have feature `nonexistent`\nhelp: name a feature in the plugin's `[features]`, or `DEP/FEATURE` of one of its `[dependencies]`\n"
+        )
+    );
+    let r = check(&dir, root.path(), &["-F", "serde_json/preserve_order"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with(
+            "error: feature `serde_json/preserve_order`: `serde_json` is not a dependency of package `featureless`\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    // cargo takes `-F` more than once; so do `check` and `build` (one `FeatureArgs`).
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "[dependencies]",
+            "[features]\na = []\nb = []\n\n[dependencies]",
+        ),
+    )
+    .unwrap();
+    let r = check(&dir, root.path(), &["-F", "a", "-F", "b"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

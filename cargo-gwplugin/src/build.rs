@@ -157,7 +157,13 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     };
     // A config the plugin cannot go into fails now, not after the build.
     if let Some(config) = &args.register {
-        register::ConfigFile::read(config, &plugin.package_name(), &args.endpoint)?;
+        let file = register::ConfigFile::read(config, &plugin.package_name(), &args.endpoint)?;
+        if let Some(out_dir) = &args.out_dir {
+            let out_dir = std::env::current_dir().map_err(io("."))?.join(out_dir);
+            // Not made yet: compared as it will be once made.
+            std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
+            file.check_out_dir(&plugin.package_name(), &out_dir)?;
+        }
     }
     let artifact = cargo_build(&cargo, &plugin, args, target, &env)?;
 

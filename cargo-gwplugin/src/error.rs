@@ -181,7 +181,9 @@ impl Error {
                  and `_`, starts with a letter, and is not a Rust keyword; e.g. `my-plugin`"
                 .to_owned(),
             Error::NotEmpty(_) => {
-                "choose another name or `--path`, or empty the directory first".to_owned()
+                "choose another directory (`new`: another name or `--path`; `quickstart`: \
+                 `--dir`), or empty it first"
+                    .to_owned()
             }
             Error::Unsyncable { .. } => "another dependency of the plugin holds it back: run \
                  `cargo tree -i CRATE` to see which, and align or drop it; nothing was changed"

@@ -145,7 +145,7 @@ impl PluginManifest {
 /// `path` without `.` and `..` parts, as cargo reads a manifest path: lexically, not
 /// resolving symlinks. A symlinked `Cargo.toml`'s relative paths start from the link's
 /// folder, as cargo's do, not from its target's.
-fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
         match part {

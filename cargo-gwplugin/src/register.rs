@@ -170,6 +170,27 @@ fn config_dir(path: &Path) -> &Path {
 impl ConfigFile {
     /// The folder the config loads plugins from (its `plugin.folder`, read from the
     /// config's directory), or [`DEFAULT_PLUGIN_FOLDER`] beside it when it names none.
+    /// Fails as registering would when the config loads its plugins from a folder
+    /// other than `out_dir` (checked before a build: `--out-dir` is known then).
+    pub fn check_out_dir(&self, plugin: &str, out_dir: &Path) -> Result<(), Error> {
+        let m = Merge {
+            config: &self.path,
+            plugin,
+            changes: Vec::new(),
+        };
+        match self
+            .root
+            .get("plugin")
+            .and_then(|p| p.get("folder"))
+            .and_then(Json::as_str)
+        {
+            Some(existing) if !existing.is_empty() => {
+                folder_conflict(&m, config_dir(&self.path), existing, out_dir)
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn plugin_folder(&self) -> PathBuf {
         let folder = self
             .root
@@ -404,6 +425,26 @@ fn select_endpoints(
     Ok(chosen)
 }
 
+/// The config's `plugin.folder` `existing` (relative to `base`) against the folder the
+/// plugin is written to: `--out-dir` elsewhere would register a file gwhost never sees.
+fn folder_conflict(m: &Merge<'_>, base: &Path, existing: &str, folder: &Path) -> Result<(), Error> {
+    let resolved = base.join(existing);
+    if resolved.canonicalize().ok() == folder.canonicalize().ok() {
+        return Ok(());
+    }
+    Err(m.conflict(
+        format!(
+            "its `plugin.folder` is `{existing}`, but the plugin goes into `{}`",
+            folder.display()
+        ),
+        format!(
+            "leave out `--out-dir` (the plugin is then copied into the config's folder `{}`), \
+             or change `plugin.folder`",
+            resolved.display()
+        ),
+    ))
+}
+
 fn merge_into(
     m: &mut Merge<'_>,
     root: &mut Json,
@@ -461,16 +502,7 @@ fn merge_into(
                 "write `.` for the config file's own folder, or the folder the plugin is built into".to_owned(),
             ));
         }
-        Some(existing) => {
-            let resolved = base.join(existing);
-            let same = resolved.canonicalize().ok() == PathBuf::from(&folder).canonicalize().ok();
-            if !same {
-                return Err(m.conflict(
-                    format!("its `plugin.folder` is `{existing}`, but the plugin was built into `{folder}`"),
-                    format!("leave out `--out-dir` to build into the config's folder `{}`, or change `plugin.folder`", resolved.display()),
-                ));
-            }
-        }
+        Some(existing) => folder_conflict(m, &base, existing, Path::new(&folder))?,
     }
     if let Some(pattern) = block.get("pattern").and_then(Json::as_str)
         && !file.contains(pattern)

@@ -294,7 +294,7 @@ fn non_empty_directory() {
                 "taken"
             ]
         ),
-        "error: destination `[ROOT]/taken` already exists and is not empty\nhelp: choose another name or `--path`, or empty the directory first\n"
+        "error: destination `[ROOT]/taken` already exists and is not empty\nhelp: choose another directory (`new`: another name or `--path`; `quickstart`: `--dir`), or empty it first\n"
     );
 }
 

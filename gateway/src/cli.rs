@@ -38,6 +38,7 @@ pub enum Command {
     /// instance it names, without serving.
     #[command(after_help = "Example:\n  gwhost check -c gateway.json && systemctl restart gwhost")]
     Check {
+        /// The gateway config (JSON).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },

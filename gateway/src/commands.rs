@@ -491,10 +491,23 @@ async fn exercise(
         }
     }
     .map_err(|e| err(&e))?;
+    // gwhost hands an http-client the backend's absolute URL: a failure with a path
+    // alone may be only that.
+    let relative = request.is_some_and(|r| r.uri.scheme().is_none());
+    let hint = match (kind, relative) {
+        (Kind::HttpClient, true) => {
+            " (gwhost hands an http-client plugin the backend's absolute URL: give \
+             `--request` one, e.g. `GET http://127.0.0.1:8080/x`)"
+        }
+        _ => "",
+    };
     match sample() {
         None => Ok("registered, created".to_owned()),
         Some(req) => {
-            let resp = handler.call(req).await.map_err(|e| failed(&e))?;
+            let resp = handler
+                .call(req)
+                .await
+                .map_err(|e| format!("{}{hint}", failed(&e)))?;
             read_body(resp, &sent).await.map(|resp| describe(&resp))
         }
     }

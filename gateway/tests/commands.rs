@@ -267,6 +267,25 @@ fn test_plugin_ko_lines_and_exit_1() {
 }
 
 #[test]
+fn a_client_plugin_failing_a_sample_with_a_path_alone_is_told_what_gwhost_hands_it() {
+    // `pass-client` sends the request it gets: with `/x` alone, "client requires
+    // absolute-form URIs", and nothing said that gwhost never hands it one.
+    let so = fixture("passthrough");
+    let so_s = so.to_str().unwrap();
+    let out = run(&["test-plugin", "--client", "--request", "/x", so_s]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!("[KO] pass-client (http-client) in {so_s}: "))
+            && stdout.contains(
+                " (gwhost hands an http-client plugin the backend's absolute URL: give \
+                 `--request` one, e.g. `GET http://127.0.0.1:8080/x`)\n"
+            ),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn test_plugin_sends_the_sample_request_with_its_headers() {
     let so = fixture("all-kinds");
     let so_s = so.to_str().unwrap();

@@ -142,12 +142,20 @@ fn read_lock(path: &Path) -> Result<Option<Lockfile>, Error> {
         .transpose()
 }
 
+/// A unified diff `git apply` and `patch -p1` take from the current directory: `a/` and
+/// `b/` before a path relative to it; a path outside it stays absolute, without them.
 fn diff(path: &Path, old: &str, new: &str) -> String {
-    let name = path.display().to_string();
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned));
+    let (a, b) = match relative {
+        Some(r) => (format!("a/{}", r.display()), format!("b/{}", r.display())),
+        None => (path.display().to_string(), path.display().to_string()),
+    };
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .header(&a, &b)
         .to_string()
 }
 

@@ -32,19 +32,34 @@ fn dry_run_case(case: &str) {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(snapshot(root.path()), before, "--dry-run wrote something");
 
-    // The printed diff is exactly the change from `in` to `out`: every other byte kept.
-    let name = format!("{}/Cargo.toml", dir.display());
+    // The printed diff is exactly the change from `in` to `out`: every other byte kept;
+    // its paths relative to where it ran, as `git apply` takes them.
     let want_diff = if input == expected {
         String::new()
     } else {
         similar::TextDiff::from_lines(&input, &expected)
             .unified_diff()
             .context_radius(3)
-            .header(&format!("a/{name}"), &format!("b/{name}"))
+            .header("a/Cargo.toml", "b/Cargo.toml")
             .to_string()
-            .replace(&root.path().display().to_string(), "[ROOT]")
     };
     assert_eq!(r.stdout, want_diff, "case {case}");
+    if !want_diff.is_empty() {
+        let patch = root.path().join("sync.patch");
+        std::fs::write(&patch, &r.stdout).unwrap();
+        let applied = std::process::Command::new("git")
+            .args(["apply", "--check"])
+            .arg(&patch)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            applied.status.success(),
+            "{}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+        std::fs::remove_file(&patch).unwrap();
+    }
     let stderr: String = r
         .stderr
         .lines()

@@ -28,7 +28,7 @@ pub struct Args {
     pub manifest_path: Option<PathBuf>,
     /// The rustc release the plugin will be built with [default: the compiler that would
     /// build it: $RUSTC, else its rust-toolchain.toml, else the active toolchain]
-    #[arg(long, value_name = "VERSION", conflicts_with = "file")]
+    #[arg(long, value_name = "VERSION", conflicts_with = "file", value_parser = rustc_arg)]
     pub rustc: Option<String>,
     /// Target triple the plugin will be built for [default: this host's]
     #[arg(long, value_name = "TRIPLE", conflicts_with = "file")]
@@ -151,15 +151,57 @@ pub fn check_plugin(args: &Args, host: Host) -> Result<Checked, GwError> {
     })
 }
 
+/// `--rustc`: a release (`1.95.0`, `1.97.0-nightly`), or a release and its commit as
+/// `check` shows them (`1.95.0 (59807616e)`, `rustc -V`'s `(59807616e 2026-03-21)` too).
+fn rustc_arg(text: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a rustc release: write one like `1.95.0` (or `1.95.0 (59807616e)`, \
+             as `check` shows it)"
+        )
+    };
+    let (release, commit) = split_rustc(text);
+    let numbers = release.split('-').next().unwrap_or_default();
+    let is_release = numbers.split('.').count() == 3
+        && numbers
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let is_commit = commit.is_none_or(|c| c.len() >= 7 && c.bytes().all(|b| b.is_ascii_hexdigit()));
+    match is_release && is_commit {
+        true => Ok(text.trim().to_owned()),
+        false => Err(bad()),
+    }
+}
+
+/// `1.95.0 (59807616e 2026-03-21)` → (`1.95.0`, `Some("59807616e")`).
+fn split_rustc(text: &str) -> (&str, Option<&str>) {
+    let text = text.trim();
+    match text.split_once(' ') {
+        Some((release, rest)) => (
+            release,
+            rest.trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .split_whitespace()
+                .next(),
+        ),
+        None => (text, None),
+    }
+}
+
 /// `--rustc VERSION`: a stable release names exactly one compiler, so at the host's
-/// release it is the host's commit; anything else is not known by its commit.
-fn given_rustc(release: &str, host: &Host) -> RustcInfo {
-    let release = release.trim();
-    let stable = is_stable(release);
-    let commit_hash = if stable && release == host.manifest.rustc.release {
-        host.manifest.rustc.commit_hash.clone()
-    } else {
-        "unknown".to_owned()
+/// release it is the host's commit; with a commit given, that one (the host's, when it is
+/// a prefix of it); anything else is not known by its commit.
+fn given_rustc(text: &str, host: &Host) -> RustcInfo {
+    let (release, commit) = split_rustc(text);
+    let host_rustc = &host.manifest.rustc;
+    let commit_hash = match commit {
+        Some(c) if host_rustc.commit_hash.starts_with(c) => host_rustc.commit_hash.clone(),
+        Some(c) => c.to_owned(),
+        None if is_stable(release) && release == host_rustc.release => {
+            host_rustc.commit_hash.clone()
+        }
+        None => "unknown".to_owned(),
     };
     RustcInfo {
         release: release.to_owned(),

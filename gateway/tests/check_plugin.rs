@@ -375,6 +375,24 @@ fn gwhost_says_which_compiler_and_prints_the_fix_that_works() {
         })
     );
     assert_eq!(json.get("fix"), None);
+
+    // The `want:` text copied as it is: the host's compiler, not "(unknown)" beside it.
+    let shown = format!("{} ({short})", host.rustc.release);
+    let r = run(gwhost(&dir, &["--rustc", &shown]), root);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
+        r.stderr
+    );
+    let r = run(gwhost(&dir, &["--rustc", "banana"]), root);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("`banana` is not a rustc release: write one like `1.95.0`"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// Its manifest agrees with the host's, but the file was compiled with a feature cargo

@@ -23,6 +23,9 @@ use crate::route::{PathPattern, UrlPattern};
 pub const VERSION: u64 = 3;
 /// The timeout when none is configured (KrakenD's default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one write of a response may wait for the client to read: nginx's
+/// `send_timeout` default.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest timeout a config may set.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// The port when none is configured (KrakenD's default).
@@ -41,6 +44,8 @@ pub struct Config {
     /// Service-level `plugin/http-server` names, in list order (the last is outermost).
     pub server_plugins: Vec<PluginUse>,
     pub endpoints: Vec<Endpoint>,
+    /// How long one write of a response may wait for the client to read (`send_timeout`).
+    pub send_timeout: Duration,
 }
 
 /// The top-level `tls` block (KrakenD's keys): the gateway serves HTTPS.
@@ -378,7 +383,12 @@ impl Parser<'_> {
     /// clock reading, and no call waits that long on purpose); `enclosing` when it has
     /// none, or 0, as in KrakenD.
     fn timeout(&self, obj: &Obj<'_>, enclosing: Duration) -> Result<Duration> {
-        let Some((v, at)) = self.optional(obj, "timeout") else {
+        self.duration(obj, "timeout", enclosing)
+    }
+
+    /// `obj`'s duration `key`, as [`Self::timeout`] reads `timeout`.
+    fn duration(&self, obj: &Obj<'_>, key: &str, enclosing: Duration) -> Result<Duration> {
+        let Some((v, at)) = self.optional(obj, key) else {
             return Ok(enclosing);
         };
         let at = at.as_str();
@@ -419,6 +429,7 @@ impl Parser<'_> {
                 "port",
                 "tls",
                 "timeout",
+                "send_timeout",
                 "plugin",
                 "extra_config",
                 "endpoints",
@@ -470,6 +481,7 @@ impl Parser<'_> {
             Some((v, at)) => self.tls_block(v, &at)?,
         };
         let timeout = self.timeout(&obj, DEFAULT_TIMEOUT)?;
+        let send_timeout = self.duration(&obj, "send_timeout", DEFAULT_SEND_TIMEOUT)?;
         let plugin = match self.optional(&obj, "plugin") {
             None => None,
             Some((v, at)) => Some(self.plugin_block(v, &at)?),
@@ -498,6 +510,7 @@ impl Parser<'_> {
             plugin,
             server_plugins,
             endpoints,
+            send_timeout,
         })
     }
 

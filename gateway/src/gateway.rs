@@ -99,6 +99,8 @@ pub struct Gateway {
     chain: Option<(Handler, &'static str)>,
     /// Whether any plugin sees responses (and may replace a body).
     plugins_see_responses: bool,
+    /// How long one write to a client may wait for it to read.
+    pub send_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -193,6 +195,7 @@ impl Gateway {
             router,
             chain,
             plugins_see_responses,
+            send_timeout: config.send_timeout,
         })
     }
 

@@ -4,6 +4,7 @@
 //! still open are closed; then `serve` returns.
 
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::sync::Arc;
 
 use gwplugin_host::tls::{TcpOrTls, UnderTls};
@@ -449,6 +450,11 @@ async fn serve_connection(
             Ok::<_, Infallible>(response)
         },
     );
+    let stream = SendTimeout {
+        inner: stream,
+        limit: gateway.send_timeout,
+        waiting: None,
+    };
     let conn = http1::Builder::new()
         .timer(WheelTimer)
         .header_read_timeout(CLIENT_HEAD_TIMEOUT)
@@ -459,7 +465,7 @@ async fn serve_connection(
         biased;
         result = conn.as_mut() => {
             if let Err(e) = result {
-                tracing::debug!("connection ended: {e}");
+                log_connection_end(&e, "connection ended");
             }
         }
         () = until_draining(&mut stop) => {
@@ -467,7 +473,7 @@ async fn serve_connection(
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
-                        tracing::debug!("connection ended while draining: {e}");
+                        log_connection_end(&e, "connection ended while draining");
                     }
                 }
                 // Dropping the connection closes it, and drops its request's future.
@@ -476,6 +482,120 @@ async fn serve_connection(
         }
     }
     drop(stop);
+}
+
+/// A connection's end in error: the client's doing, at DEBUG; one the send timeout
+/// closed, at INFO, as the operator's setting at work.
+#[cold]
+fn log_connection_end(e: &hyper::Error, what: &str) {
+    match std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+        Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            tracing::info!("{what}: {e}: {io}");
+        }
+        _ => tracing::debug!("{what}: {e}"),
+    }
+}
+
+/// A client connection whose writes may each wait at most `limit` for the client to read
+/// (nginx's `send_timeout`): a client that stops reading a response otherwise holds its
+/// connection, the backend's, and the stop, for good. The clock runs only while a write
+/// waits: nothing is armed on a write that goes through.
+struct SendTimeout<S> {
+    inner: S,
+    limit: std::time::Duration,
+    /// Armed when a write first had to wait; disarmed when one goes through.
+    waiting: Option<crate::timer::Sleep>,
+}
+
+impl<S> SendTimeout<S> {
+    /// A write that had to wait: `Pending` until the client reads, or an error at `limit`.
+    fn waited<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        let limit = self.limit;
+        let sleep = self
+            .waiting
+            .get_or_insert_with(|| crate::timer::sleep_until(std::time::Instant::now() + limit));
+        match std::pin::Pin::new(sleep).poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing of the response for {limit:?} (`send_timeout`)"),
+            ))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn went_through<T>(
+        &mut self,
+        done: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        if done.is_ready() {
+            self.waiting = None;
+        }
+        done
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for SendTimeout<S> {
+    #[inline]
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SendTimeout<S> {
+    #[inline]
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, buf) {
+            std::task::Poll::Pending => self.waited(cx),
+            done => self.went_through(done),
+        }
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            std::task::Poll::Pending => self.waited(cx),
+            done => self.went_through(done),
+        }
+    }
+
+    #[inline]
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    #[inline]
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match std::pin::Pin::new(&mut self.inner).poll_flush(cx) {
+            std::task::Poll::Pending => self.waited(cx),
+            done => self.went_through(done),
+        }
+    }
+
+    #[inline]
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// How long a client connection may go without sending a complete request head, idle

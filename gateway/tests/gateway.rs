@@ -2028,6 +2028,38 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_closed_after_send_timeout_and_holds_no_stop() {
+    // It held its connection, the backend's and the stop for as long as it stalled.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = start_backend().await;
+    let mut cfg = config(None, json!([endpoint("/big", &backend, "/big")]));
+    cfg["send_timeout"] = json!("1s");
+    let mut gw = Gateway::start(Site::new(&[]), &cfg);
+    let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let size = 50_000_000usize;
+    client
+        .write_all(
+            format!("GET /big HTTP/1.1\r\nhost: a\r\nx-reply-bytes: {size}\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Reads nothing; the stop comes while its download stalls.
+    backend.first_hit().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.terminate();
+    let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
+    gw.expect_log_line("the client read nothing of the response for 1s (`send_timeout`)");
+    // What was sent before the close arrives, then the end: not the whole body.
+    let mut received = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n @ 1..) = client.read(&mut buf).await {
+        received += n;
+    }
+    assert!(received < size, "{received}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_client_connection_that_sends_no_request_head_for_30_s_is_closed() {
     use std::io::{Read, Write};
     let backend = start_backend().await;

@@ -1191,14 +1191,65 @@ pub fn incoming_body(body: Incoming) -> Body {
     if body.is_end_stream() {
         Body::empty()
     } else {
-        Body::from_stream(body)
+        Body::from_stream(ClientBody(body))
     }
+}
+
+thread_local! {
+    /// The last request on this thread whose client's body broke off or was malformed.
+    static CLIENT_BODY_FAILED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A client's request body, which notes its request when it fails: a plugin that read it
+/// (an http-client plugin sending it on) fails then, and the failure is the client's.
+struct ClientBody(Incoming);
+
+impl gwplugin::http_body::Body for ClientBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    #[inline]
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<gwplugin::http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.0).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            CLIENT_BODY_FAILED.set(request_id());
+        }
+        polled
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> gwplugin::http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
+/// Whether this request's client body failed (noted by [`ClientBody`]).
+fn client_body_failed() -> bool {
+    let id = request_id();
+    id != 0 && CLIENT_BODY_FAILED.get() == id
 }
 
 /// The answer to a request a plugin failed, logged at ERROR.
 fn plugin_failure(name: &str, kind: Kind, err: &gwplugin::Error) -> Response {
-    let status = failure_status(err);
     let id = request_id();
+    if client_body_failed() {
+        // The plugin failed on the client's broken body: as on the path without plugins.
+        tracing::info!(
+            plugin = name,
+            request_id = id,
+            "the client's request body failed: {err}"
+        );
+        return status_response(StatusCode::BAD_REQUEST);
+    }
+    let status = failure_status(err);
     tracing::error!(
         plugin = name,
         kind = kind.as_str(),

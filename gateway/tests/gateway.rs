@@ -547,11 +547,17 @@ fn check_refuses_tls_files_that_do_not_make_an_identity_and_names_the_key() {
 async fn a_client_body_that_breaks_off_or_is_malformed_is_a_400_not_the_backend_s_fault() {
     use std::io::{Read, Write};
     let backend = start_backend().await;
+    // Also through an http-client plugin that sends the body on: its failure on the
+    // client's body was a 502 and an ERROR naming the plugin.
     let cfg = config(
         None,
-        json!([{"endpoint": "/up", "method": "POST", "backend": [{"host": [backend.url()], "url_pattern": "/up"}]}]),
+        json!([
+            {"endpoint": "/up", "method": "POST", "backend": [{"host": [backend.url()], "url_pattern": "/up"}]},
+            {"endpoint": "/up-client", "method": "POST", "backend": [{"host": [backend.url()], "url_pattern": "/up",
+                "extra_config": {"plugin/http-client": {"name": "pass-client"}}}]},
+        ]),
     );
-    let gw = Gateway::start(Site::new(&[]), &cfg);
+    let gw = Gateway::start(Site::new(&["passthrough"]), &cfg);
     let addr = gw.addr;
     let exchange = |request: &'static [u8]| {
         tokio::task::spawn_blocking(move || {
@@ -570,7 +576,17 @@ async fn a_client_body_that_breaks_off_or_is_malformed_is_a_400_not_the_backend_
     let bad_chunks = exchange(
         b"POST /up HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n5\r\nabc\r\nXYZ\r\n",
     );
-    for answer in [short.await.unwrap(), bad_chunks.await.unwrap()] {
+    let short_via_plugin =
+        exchange(b"POST /up-client HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n0123456789");
+    let bad_chunks_via_plugin = exchange(
+        b"POST /up-client HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n5\r\nabc\r\nXYZ\r\n",
+    );
+    for answer in [
+        short.await.unwrap(),
+        bad_chunks.await.unwrap(),
+        short_via_plugin.await.unwrap(),
+        bad_chunks_via_plugin.await.unwrap(),
+    ] {
         assert!(
             answer.starts_with("HTTP/1.1 400 "),
             "{answer}\n{}",
@@ -585,7 +601,13 @@ async fn a_client_body_that_breaks_off_or_is_malformed_is_a_400_not_the_backend_
     assert!(
         gw.logs()
             .lines()
-            .all(|l| !l.contains("backend unreachable")),
+            .all(|l| !l.contains("backend unreachable") && !l.contains("ERROR")),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.log_line("plugin=\"pass-client\"")
+            .is_some_and(|l| l.contains(" INFO ") && l.contains("the client's request body failed")),
         "{}",
         gw.logs()
     );

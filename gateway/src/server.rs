@@ -458,6 +458,7 @@ async fn serve_connection(
     let conn = http1::Builder::new()
         .timer(WheelTimer)
         .header_read_timeout(CLIENT_HEAD_TIMEOUT)
+        .max_buf_size(CLIENT_BUFFER)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
@@ -615,6 +616,12 @@ impl tokio::io::AsyncWrite for SendTimeout<ClientStream> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// The most a client connection buffers: a request head larger than this is a 431
+/// (hyper's default, ~400 KiB, let one header of 400 KB through to the backend, and
+/// 300 connections with such heads unfinished held 150 MB). As the backend client's head
+/// limit.
+const CLIENT_BUFFER: usize = 64 * 1024;
 
 /// How long a client connection may go without sending a complete request head, idle
 /// between requests or never sending one, before it is closed (hyper's default, set here

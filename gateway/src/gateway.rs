@@ -1418,6 +1418,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         let name = match i {
             i if i < HOP_BY_HOP.len() => &HOP_BY_HOP[i],
             8 => &header::UPGRADE,
+            11 => &header::EXPECT,
             i => &FRAMING_LOOKALIKES[i - 9],
         };
         headers.remove(name);
@@ -1465,6 +1466,9 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
         "upgrade" => 8,
         "content_length" => 9,
         "transfer_encoding" => 10,
+        // Answered by gwhost (hyper sends the `100 Continue`); an HTTP/1.0 client's must
+        // be ignored (RFC 9110 §10.1.1), and the backend gets an HTTP/1.1 request. As nginx.
+        "expect" => 11,
         _ => return None,
     })
 }

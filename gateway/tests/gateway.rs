@@ -148,13 +148,19 @@ async fn a_client_s_connection_header_drops_its_own_headers_not_those_plugins_ad
     let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
     let reply = get(
         &gw.url("/x"),
-        &[("connection", "x-modified, x-own"), ("x-own", "hop")],
+        &[
+            ("connection", "x-modified, x-own"),
+            ("x-own", "hop"),
+            ("expect", "100-continue"),
+        ],
     )
     .await;
     let headers = &reply.json()["headers"];
-    // The modifier's header reaches the backend; the client's own hop-by-hop one does not.
+    // The modifier's header reaches the backend; the client's own hop-by-hop one does not,
+    // nor its `Expect`, which gwhost answered.
     assert_eq!(headers["x-modified"][0], "yes", "{headers}");
     assert!(headers.get("x-own").is_none(), "{headers}");
+    assert!(headers.get("expect").is_none(), "{headers}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -127,7 +127,19 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let gwhost = match (&args.gwhost, &host) {
         (Some(g), _) => std::env::current_dir().map_err(io("."))?.join(g),
         (None, Some(h)) if h.kind == HostKind::Binary => h.path.clone(),
-        _ => crate::target::which("gwhost").ok_or(Error::NoGwhost)?,
+        _ => {
+            let found = crate::target::which("gwhost").ok_or(Error::NoGwhost)?;
+            // Not the host `check` judged with, which is a project or a manifest: say
+            // which binary gives the verdict.
+            crate::status(
+                "Using",
+                &format!(
+                    "`{}` (the `gwhost` on PATH; `--gwhost` picks another)",
+                    found.display()
+                ),
+            );
+            found
+        }
     };
     let files = if args.files.is_empty() {
         let plugin = plugin

@@ -89,6 +89,14 @@ fn every_command_in_the_guide_runs() {
         stderr.contains("Registered `my-modifier` in `../gateway.json`"),
         "{stderr}"
     );
+    // The host is a project: `test` says which gwhost binary gives its verdict.
+    assert!(
+        stderr.contains(&format!(
+            "Using `{}` (the `gwhost` on PATH; `--gwhost` picks another)",
+            bin.join("gwhost").display()
+        )),
+        "{stderr}"
+    );
     // Created with the default config in its Cargo.toml, too.
     assert!(
         stdout

@@ -108,11 +108,29 @@ fn run(cmd: &mut Command) -> Result<String, ComputeError> {
 /// Runs a cargo subcommand offline first (no network from a build script when
 /// everything is at hand), then online: `cargo metadata` reads the manifest of every
 /// package in the lock, and on a partial build some may not be downloaded yet.
-fn cargo_offline_first(cargo: &Path, args: &[&str]) -> Result<String, ComputeError> {
-    let offline = run(Command::new(cargo).args(args).arg("--offline"));
-    match offline {
+///
+/// In the folder of `manifest_path`, as a build of it runs: cargo reads its
+/// `.cargo/config.toml` (a `[patch]`, vendored sources) from the folder it runs in, and a
+/// host's manifest computed from a plugin's folder took the plugin's.
+fn cargo_offline_first(
+    cargo: &Path,
+    manifest_path: &Path,
+    args: &[&str],
+) -> Result<String, ComputeError> {
+    let command = || {
+        let mut cmd = Command::new(cargo);
+        cmd.args(args);
+        // (A relative path is the caller's folder's, which stays the folder then.)
+        if manifest_path.is_absolute()
+            && let Some(dir) = manifest_path.parent()
+        {
+            cmd.current_dir(dir);
+        }
+        cmd
+    };
+    match run(command().arg("--offline")) {
         Ok(out) => Ok(out),
-        Err(_) => run(Command::new(cargo).args(args)),
+        Err(_) => run(&mut command()),
     }
 }
 
@@ -194,7 +212,7 @@ fn resolve(
     if let Some(features) = &features {
         args.extend(["--no-default-features", "--features", features]);
     }
-    let out = cargo_offline_first(cargo, &args)?;
+    let out = cargo_offline_first(cargo, manifest_path, &args)?;
     let nodes: Vec<TreeNode> = out.lines().filter_map(parse_tree_line).collect();
     if nodes.first().is_none_or(|n| n.depth != 0) {
         return Err(ComputeError::Metadata(format!(
@@ -220,6 +238,7 @@ pub fn enabled_features(
     let manifest = manifest_path.to_string_lossy();
     let out = cargo_offline_first(
         cargo,
+        manifest_path,
         &[
             "metadata",
             "--no-deps",

@@ -469,3 +469,51 @@ fn check_refuses_features_cargo_would_refuse() {
     let r = check(&dir, root.path(), &["-F", "a", "-F", "b"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn the_plugins_cargo_config_does_not_change_the_hosts_manifest() {
+    // A `[patch]` in the plugin's `.cargo/config.toml` was applied to the host's resolve
+    // too (cargo ran in the plugin's folder): `check` and `build` passed a plugin whose
+    // `serde_json` came from a path, and gwhost refused it.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "patched", "modifier");
+    let version = host_version("serde_json");
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    let source = std::fs::read_dir(cargo_home.join("registry/src"))
+        .unwrap()
+        .map(|index| index.unwrap().path().join(format!("serde_json-{version}")))
+        .find(|p| p.is_dir())
+        .expect("serde_json's sources in the registry cache");
+    let copy = root.path().join("serde_json");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&source)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::create_dir_all(dir.join(".cargo")).unwrap();
+    std::fs::write(
+        dir.join(".cargo/config.toml"),
+        format!("[patch.crates-io]\nserde_json = {{ path = \"{}\" }}\n", copy.display()),
+    )
+    .unwrap();
+    let host_lock = std::fs::read(repo().join("Cargo.lock")).unwrap();
+    let r = run(gwplugin(&dir, &["sync", "-q"]), root.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let r = check(&dir, root.path(), &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("crate serde_json source\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stderr.contains("out of date"),
+        "the host's lock was resolved with the plugin's patch: {}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(repo().join("Cargo.lock")).unwrap(), host_lock);
+}

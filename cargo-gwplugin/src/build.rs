@@ -103,6 +103,24 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     {
         return Err(Error::UnrecordedFeature(feature.to_owned()));
     }
+    // After `--`, what picks the features or the packages built: the build script would
+    // record the plugin's own features, and another package built beside it adds its own
+    // to the shared dependencies, unrecorded.
+    if let Some(arg) = args.cargo_args.iter().find(|a| {
+        let name = a.split('=').next().unwrap_or_default();
+        matches!(
+            name,
+            "--features"
+                | "--all-features"
+                | "--no-default-features"
+                | "--workspace"
+                | "--all"
+                | "--package"
+                | "--exclude"
+        ) || (a.starts_with("-F") || a.starts_with("-p")) && !a.starts_with("--")
+    }) {
+        return Err(Error::SelectionAfterDashes(arg.clone()));
+    }
     let host = match args.plugin.host_spec(&plugin) {
         // Without a check, the host is only needed to pick the default target.
         Ok(_) if args.no_check && args.target.is_some() => None,

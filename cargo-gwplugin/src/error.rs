@@ -73,6 +73,10 @@ pub enum Error {
         "feature `{0}` of a dependency, given on the command line, would be built into the plugin but not recorded in its ABI manifest"
     )]
     UnrecordedFeature(String),
+    #[error(
+        "`{0}` after `--` would build the plugin with features or beside packages its manifest does not record"
+    )]
+    SelectionAfterDashes(String),
     #[error("{}", unknown_feature(feature, package))]
     UnknownFeature { feature: String, package: String },
     #[error("the Rust standard library for `{target}` is not installed in toolchain `{toolchain}`")]
@@ -196,6 +200,10 @@ impl Error {
                 "give the plugin a feature of its own for it, in Cargo.toml: [features] \
                  my-feature = [\"{feature}\"], and pass `--features my-feature`"
             ),
+            Error::SelectionAfterDashes(_) => "give features as `cargo gwplugin build` options \
+                 (`-F`, `--all-features`, `--no-default-features`), which the manifest records; \
+                 the plugin is built alone"
+                .to_owned(),
             Error::UnknownFeature { .. } => "name a feature in the plugin's `[features]`, or \
                  `DEP/FEATURE` of one of its `[dependencies]`"
                 .to_owned(),

@@ -510,6 +510,27 @@ fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
         "{}",
         r.stderr
     );
+    // Nor after `--`, where they went to cargo unseen (gwhost then refused the file).
+    for after in [
+        &["--features", "serde_json/preserve_order"][..],
+        &["--features=ordered"],
+        &["--workspace"],
+        &["-pother"],
+    ] {
+        let r = run(
+            gwplugin(&dir, &[&["build", "--"][..], after].concat()),
+            root.path(),
+        );
+        assert_eq!(r.code, 2, "{after:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with(&format!(
+                "error: `{}` after `--` would build the plugin with features or beside packages its manifest does not record\nhelp: give features as `cargo gwplugin build` options",
+                after[0]
+            )),
+            "{}",
+            r.stderr
+        );
+    }
 }
 
 #[test]

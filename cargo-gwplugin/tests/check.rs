@@ -497,7 +497,10 @@ fn the_plugins_cargo_config_does_not_change_the_hosts_manifest() {
     std::fs::create_dir_all(dir.join(".cargo")).unwrap();
     std::fs::write(
         dir.join(".cargo/config.toml"),
-        format!("[patch.crates-io]\nserde_json = {{ path = \"{}\" }}\n", copy.display()),
+        format!(
+            "[patch.crates-io]\nserde_json = {{ path = \"{}\" }}\n",
+            copy.display()
+        ),
     )
     .unwrap();
     let host_lock = std::fs::read(repo().join("Cargo.lock")).unwrap();

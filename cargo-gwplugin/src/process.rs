@@ -90,6 +90,7 @@ impl Cargo {
         cmd.args(args);
         if let Some(dir) = manifest.parent().filter(|d| !d.as_os_str().is_empty()) {
             cmd.current_dir(dir);
+            keep_target_dir(&mut cmd);
         }
         run(cmd)
     }
@@ -287,5 +288,17 @@ mod tests {
         assert_eq!(err.command, "sh -c 'echo oops >&2; exit 3'");
         assert_eq!(err.what, "failed (exit status: 3)");
         assert_eq!(err.stderr, "oops");
+    }
+}
+
+/// A relative `CARGO_TARGET_DIR` is the invoking folder's, as cargo reads it: made
+/// absolute for a cargo run in another folder (the plugin's), which would read it as its
+/// own.
+pub fn keep_target_dir(cmd: &mut Command) {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from)
+        && dir.is_relative()
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        cmd.env("CARGO_TARGET_DIR", cwd.join(dir));
     }
 }

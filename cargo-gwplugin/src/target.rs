@@ -220,6 +220,7 @@ pub fn build_command(
         "json-render-diagnostics",
     ]);
     cmd.current_dir(dir);
+    crate::process::keep_target_dir(&mut cmd);
     for (k, v) in &env.vars {
         cmd.env(k, v);
     }

@@ -483,6 +483,32 @@ fn test_before_a_build_says_to_build() {
 }
 
 #[test]
+fn a_relative_target_dir_is_the_invoking_folders_as_cargo_reads_it() {
+    // Cargo ran in the plugin's folder, which read `CARGO_TARGET_DIR=rel` as its own.
+    let root = tempdir();
+    scaffold(root.path(), "reltarget", "modifier");
+    let mut cmd = gwplugin(
+        root.path(),
+        &[
+            "test",
+            "--gwhost",
+            "/bin/true",
+            "--manifest-path",
+            "reltarget/Cargo.toml",
+        ],
+    );
+    cmd.env("CARGO_TARGET_DIR", "rel");
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("error: no plugin built for the host's target: `[ROOT]/rel/gwplugin/"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn quickstart_with_a_wrong_host_leaves_no_folder() {
     let root = tempdir();
     let stderr = fails(

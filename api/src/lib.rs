@@ -47,8 +47,9 @@
 compile_error!(
     "gwplugin needs `panic = \"unwind\"`: with `panic = \"abort\"` a panic in a plugin ends \
      the whole gateway instead of failing one request. Remove `panic = \"abort\"` from the \
-     `[profile.*]` sections of the workspace's Cargo.toml (and `-C panic=abort` from RUSTFLAGS \
-     or `.cargo/config.toml`)"
+     profile that sets it (`[profile.*]` in the workspace's Cargo.toml or in \
+     `.cargo/config.toml`, or `CARGO_PROFILE_<NAME>_PANIC`), and `-C panic=abort` from the \
+     rustflags"
 );
 
 mod body;

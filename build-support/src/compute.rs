@@ -119,7 +119,10 @@ fn cargo_offline_first(
 ) -> Result<String, ComputeError> {
     let command = || {
         let mut cmd = Command::new(cargo);
-        cmd.args(args);
+        // Output read by this code: no colour codes, whatever `CARGO_TERM_COLOR` says
+        // (`cargo tree` colours even into a pipe with `always`, and its ` (*)` marks
+        // were no longer found).
+        cmd.args(args).args(["--color", "never"]);
         // (A relative path is the caller's folder's, which stays the folder then.)
         if manifest_path.is_absolute()
             && let Some(dir) = manifest_path.parent()

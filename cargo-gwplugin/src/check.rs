@@ -277,8 +277,23 @@ pub fn report(
 
 fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option<String> {
     let sync = "run `cargo gwplugin sync`";
+    // rustup says when a toolchain outranks the one the plugin's folder pins.
+    let outranked = match std::env::var("RUSTUP_TOOLCHAIN_SOURCE").as_deref() {
+        Ok("cli") => Some("run cargo without the `+toolchain` argument"),
+        Ok("env") => Some("unset RUSTUP_TOOLCHAIN"),
+        Ok("path-override") => Some("run `rustup override unset` in the plugin's folder"),
+        _ => None,
+    };
     Some(if field.starts_with("rustc") {
-        format!("build with the host's compiler: {sync} to pin it in rust-toolchain.toml")
+        match outranked {
+            Some(fix) => format!(
+                "build with the host's compiler: {fix} (it outranks the plugin's \
+                 rust-toolchain.toml), and {sync} if that file does not pin it yet"
+            ),
+            None => {
+                format!("build with the host's compiler: {sync} to pin it in rust-toolchain.toml")
+            }
+        }
     } else if field == "target" {
         format!(
             "build with `--target {}`, or use a host built for the plugin's target \

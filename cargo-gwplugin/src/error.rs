@@ -107,6 +107,14 @@ pub enum Error {
         host: String,
         count: usize,
     },
+    #[error(
+        "`{package}` is still incompatible with host {host} ({count} above): `sync` aligned what it aligns"
+    )]
+    StillIncompatible {
+        package: String,
+        host: String,
+        count: usize,
+    },
     #[error("cannot register `{plugin}` in `{}`: {message}", config.display())]
     RegisterConflict {
         plugin: String,
@@ -222,6 +230,9 @@ impl Error {
             Error::Incompatible { .. } => "fix the incompatibilities above (most are fixed by \
                  `cargo gwplugin sync`), or pass `--no-check` to build anyway"
                 .to_owned(),
+            Error::StillIncompatible { .. } => "what is left is not a version or a compiler \
+                 `sync` can pin: follow each `help:` line above"
+                .to_owned(),
             Error::RegisterConflict { help, .. } => help.clone(),
             Error::NoGwhost => "pass `--gwhost PATH`, put `gwhost` on PATH, or set the plugin's \
                  host to a gwhost binary"
@@ -246,9 +257,10 @@ impl Error {
     /// The exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Unsyncable { .. } | Error::Incompatible { .. } | Error::ChildCrashed { .. } => {
-                EXIT_INCOMPATIBLE
-            }
+            Error::Unsyncable { .. }
+            | Error::Incompatible { .. }
+            | Error::StillIncompatible { .. }
+            | Error::ChildCrashed { .. } => EXIT_INCOMPATIBLE,
             Error::BuildFailed { code, .. } => *code,
             _ => EXIT_USAGE,
         }

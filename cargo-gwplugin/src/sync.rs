@@ -33,17 +33,30 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let plugin = PluginManifest::read(plugin.path.clone())?;
     let report = crate::check::check(&cargo, &plugin, &host, None, None)?;
     if !report.compatible {
-        status(
-            "Finished",
-            &format!(
-                "aligning `{}` with host {}, which it is still incompatible with:",
-                plugin.package_name(),
-                host.describe()
-            ),
-        );
         crate::print_stdout(&report.render_human());
-        return Ok(Outcome::Incompatible);
+        return Err(Error::StillIncompatible {
+            package: plugin.package_name(),
+            host: host.describe(),
+            count: report.incompatibilities.len(),
+        });
     }
+    finished(&plugin, &host, changed);
+    Ok(Outcome::Ok)
+}
+
+/// Whether cargo would change the lock for the manifest as it is (`--locked` refuses).
+fn lock_out_of_date(cargo: &Cargo, plugin: &PluginManifest) -> bool {
+    match cargo.run(
+        "tree",
+        &plugin.path,
+        &["--locked", "--offline", "--depth", "0", "--quiet"],
+    ) {
+        Ok(_) => false,
+        Err(e) => e.stderr.contains("--locked"),
+    }
+}
+
+fn finished(plugin: &PluginManifest, host: &Host, changed: bool) {
     status(
         "Finished",
         &format!(
@@ -53,7 +66,6 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
             host.describe()
         ),
     );
-    Ok(Outcome::Ok)
 }
 
 /// One crate to move in Cargo.lock.
@@ -284,7 +296,9 @@ pub fn sync(
 /// [`sync`] of a plugin `new` has just written, which removes the whole plugin if this
 /// fails: what was put back is not worth a word.
 pub fn sync_new_plugin(cargo: &Cargo, plugin: &PluginManifest, host: &Host) -> Result<(), Error> {
-    sync_reporting(cargo, plugin, host, false, false).map(drop)
+    let changed = sync_reporting(cargo, plugin, host, false, false)?;
+    finished(plugin, host, changed.unwrap_or_default());
+    Ok(())
 }
 
 /// The toolchain file rustup reads for a build in `plugin_dir`: the nearest
@@ -430,6 +444,11 @@ fn sync_reporting(
             status(
                 "Would update",
                 &format!("`{}` to match", lock_path.display()),
+            );
+        } else if lock.is_some() && lock_out_of_date(cargo, plugin) {
+            status(
+                "Would update",
+                &format!("`{}` to match Cargo.toml", lock_path.display()),
             );
         }
         return Ok(None);

@@ -55,12 +55,22 @@ fn the_hosts_compiler_is_its_own_whatever_toolchain_the_plugin_is_checked_with()
     let root = tempdir();
     let dir = scaffold(root.path(), "nightly", "modifier");
     let mut cmd = gwplugin(&dir, &["check"]);
-    cmd.env("RUSTUP_TOOLCHAIN", "nightly");
+    cmd.env("RUSTUP_TOOLCHAIN", "nightly")
+        .env("RUSTUP_TOOLCHAIN_SOURCE", "cli");
     let r = run(cmd, root.path());
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("rustc\n    have: "), "{}", r.stdout);
     assert!(
         r.stdout.contains("-nightly (") && r.stdout.contains("\n    want: 1.95.0 ("),
+        "{}",
+        r.stdout
+    );
+    // The plugin's toolchain file pins the host's already: what outranks it is the fix
+    // (the help sent the author to a `sync` that changed nothing).
+    assert!(
+        r.stdout.contains(
+            "    help: build with the host's compiler: run cargo without the `+toolchain` argument"
+        ),
         "{}",
         r.stdout
     );
@@ -426,6 +436,17 @@ fn every_command_takes_cargos_output_options() {
     assert!(
         r.stderr.starts_with("\x1b[1;31merror\x1b[0m: "),
         "{:?}",
+        r.stderr
+    );
+    // Colours for the user, not in the `cargo tree` output `check` reads (its `(*)`
+    // marks came coloured, and `http`'s features differed).
+    let mut cmd = gwplugin(&dir, &["check"]);
+    cmd.env("CARGO_TERM_COLOR", "always");
+    let r = run(cmd, root.path());
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
         r.stderr
     );
     let r = run(gwplugin(&dir, &["check", "-q", "-v"]), root.path());

@@ -181,6 +181,15 @@ fn a_lock_out_of_date_is_brought_up_to_date_and_what_sync_cannot_change_exits_1(
         "{}",
         r.stderr
     );
+    // Said by a dry run too, which printed nothing.
+    let r = run(gwplugin(&dir, &["sync", "--dry-run"]), root.path());
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            0,
+            "Would update `[ROOT]/added/Cargo.lock` to match Cargo.toml\n"
+        )
+    );
     let r = run(gwplugin(&dir, &["sync"]), root.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
@@ -207,7 +216,7 @@ fn a_lock_out_of_date_is_brought_up_to_date_and_what_sync_cannot_change_exits_1(
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.ends_with(
-            "    Finished aligning `added` with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`), which it is still incompatible with:\n"
+            "error: `added` is still incompatible with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`) (1 above): `sync` aligned what it aligns\nhelp: what is left is not a version or a compiler `sync` can pin: follow each `help:` line above\n"
         ),
         "{}",
         r.stderr

@@ -266,6 +266,19 @@ fn first_duplicate_key(text: &str) -> Option<(String, String)> {
 const PATTERN_HELP: &str = "a path starts with `/`; a parameter is a whole endpoint segment like \
                             `/users/{id}`, and `url_pattern` may use the endpoint's parameters";
 
+/// The help for a pattern error: what its message is about.
+fn pattern_help(e: &crate::route::PatternError) -> String {
+    use crate::route::PatternError;
+    match e {
+        PatternError::InvalidUrl(_) | PatternError::InvalidPath(_) => {
+            "percent-encode what a URL cannot hold: `%20` for a space, `%22` for `\"`, \
+             `%7C` for `|`, and UTF-8 bytes for other characters (`%C3%A9` for `é`)"
+                .to_owned()
+        }
+        _ => PATTERN_HELP.to_owned(),
+    }
+}
+
 /// The JSON type names used in messages.
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -790,7 +803,7 @@ impl Parser<'_> {
         let (path, path_at) = self.required(&obj, "endpoint")?;
         let path = self.string(path, &path_at)?;
         let pattern = PathPattern::parse(path)
-            .map_err(|e| self.error(&path_at, e.to_string(), Some(PATTERN_HELP.to_owned())))?;
+            .map_err(|e| self.error(&path_at, e.to_string(), Some(pattern_help(&e))))?;
         let method = match self.optional(&obj, "method") {
             None => Method::GET,
             Some((v, at)) => self.method(v, &at)?,
@@ -876,7 +889,7 @@ impl Parser<'_> {
         }
         let (url, url_at) = self.required(&obj, "url_pattern")?;
         let url_pattern = UrlPattern::parse(self.string(url, &url_at)?, endpoint)
-            .map_err(|e| self.error(&url_at, e.to_string(), Some(PATTERN_HELP.to_owned())))?;
+            .map_err(|e| self.error(&url_at, e.to_string(), Some(pattern_help(&e))))?;
         let method = match self.optional(&obj, "method") {
             None => None,
             Some((v, at)) => Some(self.method(v, &at)?),

@@ -45,7 +45,9 @@ pub enum PatternError {
 }
 
 /// Whether `text` is made only of what RFC 3986 lets a path and query hold: unreserved
-/// and sub-delim characters, `:`, `@`, `/`, `?`, and `%` with two hex digits.
+/// and sub-delim characters, `:`, `@`, `/`, `?`, and `%` with two hex digits; and `[`,
+/// `]`, which queries carry unencoded by custom (`filter[id]=1`, PHP's and JSON:API's
+/// arrays), as clients send them and `http` takes them.
 fn is_uri_text(text: &str) -> bool {
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -60,7 +62,7 @@ fn is_uri_text(text: &str) -> bool {
                 }
                 i += 2;
             }
-            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b) => {}
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?[]".contains(&b) => {}
             _ => return false,
         }
         i += 1;
@@ -566,7 +568,12 @@ mod tests {
                 "{bad}"
             );
         }
-        for good in ["/caf%C3%A9/{id}", "/a:b@c/{id}", "/a?x=1;y=(2)&z=*~'!$,"] {
+        for good in [
+            "/caf%C3%A9/{id}",
+            "/a:b@c/{id}",
+            "/a?x=1;y=(2)&z=*~'!$,",
+            "/items?filter[id]={id}&page[size]=10",
+        ] {
             assert!(UrlPattern::parse(good, &endpoint).is_ok(), "{good}");
         }
     }

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::future::Future as _;
 use std::sync::Arc;
 
-use gwplugin_host::tls::{TcpOrTls, UnderTls};
+use gwplugin_host::tls::TcpOrTls;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -366,7 +366,7 @@ fn spawn_client<T: Send + 'static>(
 }
 
 /// A client connection: TCP, or TLS over it.
-type ClientStream = TcpOrTls<tokio_rustls::server::TlsStream<UnderTls>>;
+type ClientStream = TcpOrTls<tokio_rustls::server::TlsStream<TimedTcp>>;
 
 /// Serves one client connection of a gateway that serves HTTPS, after its handshake.
 async fn serve_tls(
@@ -385,7 +385,11 @@ async fn serve_tls(
             refuse_plain_http(stream).await;
             return Err(());
         }
-        Ok(acceptor.accept(UnderTls(stream)).await)
+        let under = TimedTcp {
+            tcp: stream,
+            clock: SendClock::new(gateway.send_timeout),
+        };
+        Ok(acceptor.accept(under).await)
     };
     let handshake = tokio::select! {
         done = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake) => match done {
@@ -452,8 +456,7 @@ async fn serve_connection(
     );
     let stream = SendTimeout {
         inner: stream,
-        limit: gateway.send_timeout,
-        waiting: None,
+        clock: SendClock::new(gateway.send_timeout),
     };
     let conn = http1::Builder::new()
         .timer(WheelTimer)
@@ -497,19 +500,25 @@ fn log_connection_end(e: &hyper::Error, what: &str) {
     }
 }
 
-/// A client connection whose writes may each wait at most `limit` for the client to read
-/// (nginx's `send_timeout`): a client that stops reading a response otherwise holds its
-/// connection, the backend's, and the stop, for good. The clock runs only while a write
-/// waits: nothing is armed on a write that goes through.
-struct SendTimeout<S> {
-    inner: S,
+/// How long a write to a client may wait for room (the client reading): nginx's
+/// `send_timeout`. A client that stops reading a response otherwise holds its connection,
+/// the backend's, and the stop, for good. The clock runs only while a write waits, and
+/// starts again whenever bytes reach the socket; nothing is armed on a write that goes
+/// through.
+struct SendClock {
     limit: std::time::Duration,
-    /// Armed when a write first had to wait; disarmed when one goes through.
     waiting: Option<crate::timer::Sleep>,
 }
 
-impl SendTimeout<ClientStream> {
-    /// A write that had to wait: `Pending` until the client reads, or an error at `limit`.
+impl SendClock {
+    fn new(limit: std::time::Duration) -> Self {
+        SendClock {
+            limit,
+            waiting: None,
+        }
+    }
+
+    /// A write that had to wait: `Pending` until there is room, or an error at `limit`.
     /// Out of line: the writes that go through, nearly all, stay as short as they were.
     #[cold]
     #[inline(never)]
@@ -524,33 +533,39 @@ impl SendTimeout<ClientStream> {
         match std::pin::Pin::new(sleep).poll(cx) {
             std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("the client read nothing of the response for {limit:?} (`send_timeout`)"),
+                format!(
+                    "the client took none of the response for {limit:?} (`send_timeout`): it \
+                     reads too slowly, or not at all"
+                ),
             ))),
             std::task::Poll::Pending => std::task::Poll::Pending,
         }
     }
 
-    #[inline(never)]
-    fn flush_tls(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.inner), cx) {
-            std::task::Poll::Pending => self.waited(cx),
-            done => self.went_through(done),
-        }
-    }
-
+    /// A socket write's result: bytes that went through stop the clock.
     #[inline(always)]
-    fn went_through<T>(
+    fn written<T>(
         &mut self,
         done: std::task::Poll<std::io::Result<T>>,
+        cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<T>> {
-        if done.is_ready() {
-            self.waiting = None;
+        match done {
+            std::task::Poll::Pending => self.waited(cx),
+            done => {
+                self.waiting = None;
+                done
+            }
         }
-        done
     }
+}
+
+/// A client connection, its plain TCP writes under a [`SendClock`]. A TLS connection's
+/// clock is on the socket under TLS ([`TimedTcp`]): a TLS write goes through into rustls's
+/// buffer while the socket is full, and timing it there restarted the clock (twice the
+/// limit, and a reader slow but steady cut off).
+struct SendTimeout<S> {
+    inner: S,
+    clock: SendClock,
 }
 
 impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for SendTimeout<S> {
@@ -571,9 +586,13 @@ impl tokio::io::AsyncWrite for SendTimeout<ClientStream> {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        match std::pin::Pin::new(&mut self.inner).poll_write(cx, buf) {
-            std::task::Poll::Pending => self.waited(cx),
-            done => self.went_through(done),
+        let this = &mut *self;
+        match &mut this.inner {
+            TcpOrTls::Tcp(tcp) => {
+                let done = std::pin::Pin::new(tcp).poll_write(cx, buf);
+                this.clock.written(done, cx)
+            }
+            tls => std::pin::Pin::new(tls).poll_write(cx, buf),
         }
     }
 
@@ -583,9 +602,13 @@ impl tokio::io::AsyncWrite for SendTimeout<ClientStream> {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        match std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            std::task::Poll::Pending => self.waited(cx),
-            done => self.went_through(done),
+        let this = &mut *self;
+        match &mut this.inner {
+            TcpOrTls::Tcp(tcp) => {
+                let done = std::pin::Pin::new(tcp).poll_write_vectored(cx, bufs);
+                this.clock.written(done, cx)
+            }
+            tls => std::pin::Pin::new(tls).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -599,12 +622,11 @@ impl tokio::io::AsyncWrite for SendTimeout<ClientStream> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        // A TCP stream's flush does nothing (the writes went to the socket); a TLS
-        // stream's may wait on the client. Kept this small, hyper's flush inlines it: with
-        // the TLS flush and the check in line, it did not (+110 instructions per request).
-        match &self.inner {
+        // A TCP stream's flush does nothing (the writes went to the socket). Kept this
+        // small, hyper's flush inlines it (+110 instructions per request when it did not).
+        match &mut self.inner {
             TcpOrTls::Tcp(_) => std::task::Poll::Ready(Ok(())),
-            TcpOrTls::Tls(_) => self.flush_tls(cx),
+            tls => flush_out_of_line(tls, cx),
         }
     }
 
@@ -617,10 +639,60 @@ impl tokio::io::AsyncWrite for SendTimeout<ClientStream> {
     }
 }
 
-/// The most a client connection buffers: a request head larger than this is a 431
-/// (hyper's default, ~400 KiB, let one header of 400 KB through to the backend, and
-/// 300 connections with such heads unfinished held 150 MB). As the backend client's head
-/// limit.
+#[inline(never)]
+fn flush_out_of_line(
+    stream: &mut ClientStream,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<std::io::Result<()>> {
+    tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(stream), cx)
+}
+
+/// The TCP stream under a client's TLS, its writes under a [`SendClock`]. (Also what keeps
+/// TLS's writes off tokio's vectored TCP write, as the host's `UnderTls` does.)
+struct TimedTcp {
+    tcp: TcpStream,
+    clock: SendClock,
+}
+
+impl tokio::io::AsyncRead for TimedTcp {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TimedTcp {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let done = std::pin::Pin::new(&mut this.tcp).poll_write(cx, buf);
+        this.clock.written(done, cx)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// The most a client connection buffers: a request head still unfinished past this is a
+/// 431 (hyper checks only then: a larger head read whole in one go passes). Hyper's
+/// default, ~400 KiB, let 300 connections with such heads unfinished hold 150 MB.
 const CLIENT_BUFFER: usize = 64 * 1024;
 
 /// How long a client connection may go without sending a complete request head, idle

@@ -2099,7 +2099,7 @@ async fn a_client_that_stops_reading_is_closed_after_send_timeout_and_holds_no_s
     gw.terminate();
     let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
     assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
-    gw.expect_log_line("the client read nothing of the response for 1s (`send_timeout`)");
+    gw.expect_log_line("the client took none of the response for 1s (`send_timeout`)");
     // What was sent before the close arrives, then the end: not the whole body.
     let mut received = 0;
     let mut buf = vec![0u8; 1 << 16];
@@ -2107,6 +2107,52 @@ async fn a_client_that_stops_reading_is_closed_after_send_timeout_and_holds_no_s
         received += n;
     }
     assert!(received < size, "{received}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_send_timeout_is_counted_on_the_socket_over_tls_too() {
+    // Over TLS a write went through into rustls's buffer while the socket was full, and
+    // restarted the clock: the connection closed at twice `send_timeout`.
+    use tokio::io::AsyncWriteExt;
+    let backend = start_backend().await;
+    let pki = TestPki::new();
+    let limit = Duration::from_secs(2);
+    for tls in [false, true] {
+        let mut cfg = config(None, json!([endpoint("/big", &backend, "/big")]));
+        cfg["send_timeout"] = json!("2s");
+        if tls {
+            cfg["tls"] = json!({
+                "public_key": pki.file("cert.pem"),
+                "private_key": pki.file("key.pem"),
+            });
+        }
+        let gw = Gateway::start(Site::new(&[]), &cfg);
+        let request = b"GET /big HTTP/1.1\r\nhost: localhost\r\nx-reply-bytes: 50000000\r\n\r\n";
+        // Kept open, and read from never.
+        let _client: Box<dyn std::any::Any> = if tls {
+            let mut stream = tls_connect(gw.addr, &pki.file("ca.pem")).await.unwrap();
+            stream.write_all(request).await.unwrap();
+            Box::new(stream)
+        } else {
+            let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+            stream.write_all(request).await.unwrap();
+            Box::new(stream)
+        };
+        let start = std::time::Instant::now();
+        while gw.log_line("(`send_timeout`)").is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "tls {tls}: {}",
+                gw.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= limit - Duration::from_millis(100) && took < limit * 7 / 4,
+            "tls {tls}: closed after {took:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

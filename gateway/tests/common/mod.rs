@@ -397,6 +397,24 @@ impl TestPki {
 
 /// `GET path` over HTTPS from `addr`, as `localhost`, trusting the CA in `ca_file` only.
 pub async fn https_get(addr: SocketAddr, ca_file: &Path, path: &str) -> Result<Reply, String> {
+    let tls = tls_connect(addr, ca_file).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", format!("localhost:{}", addr.port()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    reply(resp).await.map_err(|e| e.to_string())
+}
+
+/// A TLS connection to `addr`, as `localhost`, trusting the CA in `ca_file` only.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    ca_file: &Path,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca_file).unwrap() {
@@ -412,20 +430,10 @@ pub async fn https_get(addr: SocketAddr, ca_file: &Path, path: &str) -> Result<R
         .await
         .map_err(|e| e.to_string())?;
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let req = http::Request::get(path)
-        .header("host", format!("localhost:{}", addr.port()))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    reply(resp).await.map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// A TLS backend driven by hand (rustls over a blocking socket), for what a server library

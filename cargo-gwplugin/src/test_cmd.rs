@@ -158,6 +158,7 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         if !built.is_file() {
             return Err(Error::NotBuilt(built));
         }
+        warn_if_older_than_sources(&built, plugin);
         vec![built]
     } else {
         args.files.clone()
@@ -249,5 +250,36 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
             stderr: String::new(),
         })),
         _ => Ok(Outcome::Incompatible),
+    }
+}
+
+/// A built file older than the crate's `Cargo.toml` or `src/`: a build since refused, or
+/// another crate of the same name built into the shared target dir, left it there.
+fn warn_if_older_than_sources(built: &std::path::Path, plugin: &crate::plugin::PluginManifest) {
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built_at) = modified(built) else {
+        return;
+    };
+    let mut newest = modified(&plugin.path);
+    let mut dirs = vec![plugin.dir().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                newest = newest.max(modified(&path));
+            }
+        }
+    }
+    if newest.is_some_and(|n| n > built_at) {
+        crate::status(
+            "Warning",
+            &format!(
+                "`{}` is older than the crate's sources: it is not a build of them as they \
+                 are\nhelp: run `cargo gwplugin build` first",
+                built.display()
+            ),
+        );
     }
 }

@@ -569,13 +569,30 @@ fn a_default_config_under_a_name_not_exported_is_warned_about() {
     let code = std::fs::read_to_string(&lib).unwrap();
     let renamed = code.replace("modifier \"ren\" =>", "modifier \"tenant\" =>");
     assert_ne!(renamed, code);
-    std::fs::write(&lib, renamed).unwrap();
+    std::fs::write(&lib, &renamed).unwrap();
     let r = run(gwplugin(&dir, &["build"]), root.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.contains(
             "warning: `[package.metadata.gwplugin.config.ren]` names no plugin this library exports (`tenant`): it is not used\nhelp: name the table after the plugin"
         ),
+        "{}",
+        r.stderr
+    );
+
+    // Sources changed since (or a refused build left the old file): `test` runs the file
+    // it finds, and says it is not a build of them.
+    common::cargo(&common::repo(), &["build", "-p", "gwhost"]);
+    let gwhost = common::target_dir().join("debug/gwhost");
+    let gwhost = gwhost.to_str().unwrap();
+    let r = run(gwplugin(&dir, &["test", "--gwhost", gwhost]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("older than"), "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&lib, format!("{renamed}\n")).unwrap();
+    let r = run(gwplugin(&dir, &["test", "--gwhost", gwhost]), root.path());
+    assert!(
+        r.stderr.contains("/ren.so` is older than the crate's sources: it is not a build of them as they are\nhelp: run `cargo gwplugin build` first\n"),
         "{}",
         r.stderr
     );

@@ -266,6 +266,18 @@ fn quote(arg: &str) -> String {
     }
 }
 
+/// A relative `CARGO_TARGET_DIR` is the invoking folder's, as cargo reads it: made
+/// absolute for a cargo run in another folder (the plugin's), which would read it as its
+/// own.
+pub fn keep_target_dir(cmd: &mut Command) {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from)
+        && dir.is_relative()
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        cmd.env("CARGO_TARGET_DIR", cwd.join(dir));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,17 +300,5 @@ mod tests {
         assert_eq!(err.command, "sh -c 'echo oops >&2; exit 3'");
         assert_eq!(err.what, "failed (exit status: 3)");
         assert_eq!(err.stderr, "oops");
-    }
-}
-
-/// A relative `CARGO_TARGET_DIR` is the invoking folder's, as cargo reads it: made
-/// absolute for a cargo run in another folder (the plugin's), which would read it as its
-/// own.
-pub fn keep_target_dir(cmd: &mut Command) {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from)
-        && dir.is_relative()
-        && let Ok(cwd) = std::env::current_dir()
-    {
-        cmd.env("CARGO_TARGET_DIR", cwd.join(dir));
     }
 }

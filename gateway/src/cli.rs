@@ -140,8 +140,18 @@ fn init_logging(command: &Command) {
         Command::Run { .. } => "info",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // An empty `RUST_LOG` is no setting (as an empty filter it turned every line off,
+    // ERROR too); one that does not parse is said, below, rather than replaced silently.
+    let setting = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (filter, unparsed) = match setting {
+        None => (tracing_subscriber::EnvFilter::new(default), None),
+        Some(text) => match tracing_subscriber::EnvFilter::try_new(&text) {
+            Ok(filter) => (filter, None),
+            Err(e) => (tracing_subscriber::EnvFilter::new(default), Some((text, e))),
+        },
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| OneLinePerEvent(std::io::stderr()))
@@ -151,6 +161,9 @@ fn init_logging(command: &Command) {
         // whatever was logging (a request's answer, the stop signals' task).
         .log_internal_errors(false)
         .init();
+    if let Some((text, e)) = unparsed {
+        tracing::warn!("RUST_LOG={text:?} is not a log filter ({e}): logging at `{default}`");
+    }
 }
 
 /// Writes each log event as one line. A line break inside one (a plugin's error or log

@@ -31,6 +31,29 @@ fn check_warns_when_the_plugin_folder_has_no_matching_file() {
         "{}",
         text(&out.stderr)
     );
+    // An empty `RUST_LOG` is no setting (it turned every line off, ERROR too); one that
+    // does not parse is said, not replaced silently.
+    for (setting, said) in [
+        ("", None),
+        (
+            "warn,bad[",
+            Some("RUST_LOG=\"warn,bad[\" is not a log filter"),
+        ),
+    ] {
+        let out = gwhost()
+            .args(["check", "-c", site.write_config(&cfg).to_str().unwrap()])
+            .env("RUST_LOG", setting)
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("no plugin loaded: no file in `"),
+            "{setting:?}: {stderr}"
+        );
+        if let Some(said) = said {
+            assert!(stderr.contains(said), "{stderr}");
+        }
+    }
 }
 
 #[test]

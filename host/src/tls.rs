@@ -22,11 +22,15 @@ fn connector() -> &'static TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         let found = rustls_native_certs::load_native_certs();
         for error in &found.errors {
-            tracing::warn!("reading the system's CA certificates: {error}");
+            // With SSL_CERT_FILE or SSL_CERT_DIR set, they are read instead of the system's.
+            tracing::warn!(
+                "reading the CA certificates (SSL_CERT_FILE, SSL_CERT_DIR, else the system's): \
+                 {error}"
+            );
         }
         let (added, ignored) = roots.add_parsable_certificates(found.certs);
         if ignored > 0 {
-            tracing::warn!("{ignored} of the system's CA certificates could not be used");
+            tracing::warn!("{ignored} of the CA certificates read could not be used");
         }
         if added == 0 {
             tracing::warn!(

@@ -198,6 +198,39 @@ async fn a_worker_that_a_plugin_blocks_is_reported_and_so_is_its_return() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn tasks_a_plugin_spawns_that_block_hold_their_worker_not_the_gateway() {
+    // Spawned tasks ran on the runtime that accepts connections, handles signals and
+    // watches the workers: two that blocked (2 cores) froze the gateway, unlogged.
+    let backend = start_backend().await;
+    let cfg = config(
+        Some(json!({"name": ["stamp-server"]})),
+        json!([{"endpoint": "/x", "backend": [{"host": [backend.url()], "url_pattern": "/x"}]}]),
+    );
+    let site = Site::new(&["all-kinds"]);
+    let gw = Gateway::start_with_env(site, &cfg, &[], &[("TOKIO_WORKER_THREADS", "2")]);
+    let url = gw.url("/x");
+    // Its own request shares its worker with the tasks, and may time out: its thread is
+    // blocked, as with a plugin that blocks in the request.
+    let spawning = tokio::spawn({
+        let url = url.clone();
+        async move { get(&url, &[("x-spawn-block-ms", "2500")]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for _ in 0..4 {
+        let started = Instant::now();
+        assert_eq!(get(&url, &[]).await.status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "a new connection waited {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(matches!(spawning.await.unwrap().status, 200 | 504));
+    // Said, as a plugin blocking a request is.
+    gw.expect_log_line("has not got back to its event loop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn new_connections_go_past_a_worker_that_a_plugin_blocks() {
     let backend = start_backend().await;
     let cfg = config(
@@ -1652,7 +1685,7 @@ async fn a_request_body_a_plugin_task_keeps_does_not_keep_the_connection() {
         json!([{"endpoint": "/m", "method": "POST",
             "backend": [{"host": [backend.url()], "url_pattern": "/"}]}]),
     );
-    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let mut gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
     let addr = gw.addr;
     let (answer, end) = tokio::task::spawn_blocking(move || {
         // 5 bytes of the 10 announced.
@@ -1682,6 +1715,10 @@ async fn a_request_body_a_plugin_task_keeps_does_not_keep_the_connection() {
         .body(Full::new(Bytes::from_static(b"x")))
         .unwrap();
     assert_eq!(send(&client(), req).await.status, 200);
+    // The stop does not wait for the task (an hour): it is dropped.
+    gw.terminate();
+    let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
 }
 
 #[tokio::test(flavor = "multi_thread")]

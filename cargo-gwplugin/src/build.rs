@@ -117,7 +117,10 @@ pub fn build(args: &Args) -> Result<Built, Error> {
                 | "--all"
                 | "--package"
                 | "--exclude"
-        ) || (a.starts_with("-F") || a.starts_with("-p")) && !a.starts_with("--")
+        ) || (a.starts_with('-')
+            && !a.starts_with("--")
+            // Short flags, alone or together (`-vp other`, `-qF feature`).
+            && a[1..].chars().any(|c| c == 'p' || c == 'F'))
     }) {
         return Err(Error::SelectionAfterDashes(arg.clone()));
     }

@@ -516,6 +516,8 @@ fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
         &["--features=ordered"],
         &["--workspace"],
         &["-pother"],
+        &["-vp", "other"],
+        &["-qFordered"],
     ] {
         let r = run(
             gwplugin(&dir, &[&["build", "--"][..], after].concat()),

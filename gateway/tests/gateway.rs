@@ -231,6 +231,34 @@ async fn tasks_a_plugin_spawns_that_block_hold_their_worker_not_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_that_blocks_until_a_host_sleep_ends_waits_only_that_long() {
+    // A sleep on the blocked worker's own timer never ended: the worker hung for good.
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([{
+            "endpoint": "/x",
+            "extra_config": {"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}},
+            "backend": [{"host": [backend.url()], "url_pattern": "/x"}],
+        }]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let started = Instant::now();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        get(&gw.url("/x"), &[("x-block-on-sleep-ms", "300")]),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no answer in 5 s: {}", gw.logs()));
+    assert_eq!(reply.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn new_connections_go_past_a_worker_that_a_plugin_blocks() {
     let backend = start_backend().await;
     let cfg = config(

@@ -50,28 +50,25 @@ impl TokioHostServices {
     }
 }
 
-impl TokioHostServices {
-    /// The runtime of the thread asking (a gateway's worker: its own timers and backend
-    /// pools, which its watchdog and reaper look after), else the one given at creation.
-    /// Not always the latter: a task that blocks there stalled what else runs on it (in
-    /// gwhost, accepting connections, the signals and the watchdog), and the connections
-    /// a task's `send` opened went unreaped.
-    fn runtime(&self) -> Handle {
-        Handle::try_current().unwrap_or_else(|_| self.handle.clone())
-    }
-}
-
 impl HostServices for TokioHostServices {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        // On the runtime given at creation, whose timer other threads drive: a plugin
+        // that blocks its worker until a sleep ends (a `block_on` in a modifier, or in a
+        // `Drop` while a worker stops) would wait for good on the worker's own timer.
         // Entering the handle makes this work from any thread, not just a worker.
-        let _guard = self.runtime().enter();
+        let _guard = self.handle.enter();
         Box::pin(tokio::time::sleep(duration))
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         // The task's log lines name the plugin and the request that spawned it.
         let task = scope::RequestScope::new(scope::request_id(), task);
-        let runtime = self.runtime();
+        // On the runtime of the thread asking (a gateway's worker: its backend pools,
+        // which its reaper looks after; its watchdog), else the one given at creation.
+        // Not always the latter: a task that blocks there stalled what else runs on it
+        // (in gwhost, accepting connections, the signals and the watchdog), and the
+        // connections a task's `send` opened went unreaped.
+        let runtime = Handle::try_current().unwrap_or_else(|_| self.handle.clone());
         match scope::plugin() {
             Some(name) => runtime.spawn(scope::PluginScope::new(name, task)),
             None => runtime.spawn(task),

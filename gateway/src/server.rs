@@ -525,19 +525,26 @@ impl SendClock {
     fn waited<T>(
         &mut self,
         cx: &mut std::task::Context<'_>,
+        socket: &TcpStream,
     ) -> std::task::Poll<std::io::Result<T>> {
         let limit = self.limit;
         let sleep = self
             .waiting
             .get_or_insert_with(|| crate::timer::sleep_until(std::time::Instant::now() + limit));
         match std::pin::Pin::new(sleep).poll(cx) {
-            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!(
-                    "the client took none of the response for {limit:?} (`send_timeout`): it \
-                     reads too slowly, or not at all"
-                ),
-            ))),
+            std::task::Poll::Ready(()) => {
+                // The client's address: the log line is all an operator gets of it.
+                let client = socket
+                    .peer_addr()
+                    .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+                std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the client {client} took none of the response for {limit:?} \
+                         (`send_timeout`): it reads too slowly, or not at all"
+                    ),
+                )))
+            }
             std::task::Poll::Pending => std::task::Poll::Pending,
         }
     }
@@ -548,9 +555,10 @@ impl SendClock {
         &mut self,
         done: std::task::Poll<std::io::Result<T>>,
         cx: &mut std::task::Context<'_>,
+        socket: &TcpStream,
     ) -> std::task::Poll<std::io::Result<T>> {
         match done {
-            std::task::Poll::Pending => self.waited(cx),
+            std::task::Poll::Pending => self.waited(cx, socket),
             done => {
                 self.waiting = None;
                 done
@@ -589,8 +597,8 @@ impl tokio::io::AsyncWrite for SendTimeout<ClientStream> {
         let this = &mut *self;
         match &mut this.inner {
             TcpOrTls::Tcp(tcp) => {
-                let done = std::pin::Pin::new(tcp).poll_write(cx, buf);
-                this.clock.written(done, cx)
+                let done = std::pin::Pin::new(&mut *tcp).poll_write(cx, buf);
+                this.clock.written(done, cx, tcp)
             }
             tls => std::pin::Pin::new(tls).poll_write(cx, buf),
         }
@@ -605,8 +613,8 @@ impl tokio::io::AsyncWrite for SendTimeout<ClientStream> {
         let this = &mut *self;
         match &mut this.inner {
             TcpOrTls::Tcp(tcp) => {
-                let done = std::pin::Pin::new(tcp).poll_write_vectored(cx, bufs);
-                this.clock.written(done, cx)
+                let done = std::pin::Pin::new(&mut *tcp).poll_write_vectored(cx, bufs);
+                this.clock.written(done, cx, tcp)
             }
             tls => std::pin::Pin::new(tls).poll_write_vectored(cx, bufs),
         }
@@ -672,7 +680,7 @@ impl tokio::io::AsyncWrite for TimedTcp {
     ) -> std::task::Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let done = std::pin::Pin::new(&mut this.tcp).poll_write(cx, buf);
-        this.clock.written(done, cx)
+        this.clock.written(done, cx, &this.tcp)
     }
 
     fn poll_flush(

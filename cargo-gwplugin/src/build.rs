@@ -181,8 +181,6 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         let file = register::ConfigFile::read(config, &plugin.package_name(), &args.endpoint)?;
         if let Some(out_dir) = &args.out_dir {
             let out_dir = std::env::current_dir().map_err(io("."))?.join(out_dir);
-            // Not made yet: compared as it will be once made.
-            std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
             file.check_out_dir(&plugin.package_name(), &out_dir)?;
         }
     }

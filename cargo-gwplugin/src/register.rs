@@ -429,7 +429,12 @@ fn select_endpoints(
 /// plugin is written to: `--out-dir` elsewhere would register a file gwhost never sees.
 fn folder_conflict(m: &Merge<'_>, base: &Path, existing: &str, folder: &Path) -> Result<(), Error> {
     let resolved = base.join(existing);
-    if resolved.canonicalize().ok() == folder.canonicalize().ok() {
+    // A folder not made yet (checked before a build) is compared as written.
+    let same = match (resolved.canonicalize(), folder.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => crate::plugin::normalize(&resolved) == crate::plugin::normalize(folder),
+    };
+    if same {
         return Ok(());
     }
     Err(m.conflict(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{gateway, gwplugin, run, scaffold, tempdir};
+use common::{add_dependencies, gateway, gwplugin, run, scaffold, tempdir};
 use serde_json::{Value, json};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -237,6 +237,22 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
         other.to_string()
     );
     assert!(!root.path().join("other-plugins").exists());
+    // An `--out-dir` not there yet: refused as well, and not made.
+    let new_dir = root.path().join("not-made");
+    let mut conflicting = args.clone();
+    conflicting.extend([
+        "--out-dir",
+        new_dir.to_str().unwrap(),
+        "--register",
+        elsewhere.to_str().unwrap(),
+    ]);
+    let r = run(gwplugin(&plugin, &conflicting), root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        !new_dir.exists(),
+        "a refused --register made `{}`",
+        new_dir.display()
+    );
 
     // Without `--out-dir` the plugin goes where the config's folder is, made if need be;
     // a conflict there removes the folder it made.
@@ -456,12 +472,10 @@ fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
     // the plugin's config type) was built in, not recorded, and the plugin loaded.
     let root = tempdir();
     let dir = scaffold(root.path(), "featured", "modifier");
-    let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace(
-        "[build-dependencies]",
-        "serde_json = \"1\"\n\n[features]\nordered = [\"serde_json/preserve_order\"]\n\n[build-dependencies]",
+    add_dependencies(
+        &dir,
+        "serde_json = \"1\"\n\n[features]\nordered = [\"serde_json/preserve_order\"]",
     );
-    std::fs::write(&manifest, text).unwrap();
     let r = run(gwplugin(&dir, &["sync"]), root.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
     // `check` takes cargo's feature flags, and says so before any build.

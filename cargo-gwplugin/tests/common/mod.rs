@@ -83,6 +83,20 @@ pub fn scaffold(root: &Path, name: &str, kind: &str) -> PathBuf {
     root.join(name)
 }
 
+/// Writes `lines` at the end of the `[dependencies]` of the scaffolded plugin in `dir`
+/// (before its `[build-dependencies]`); returns the manifest's new text.
+pub fn add_dependencies(dir: &Path, lines: &str) -> String {
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("[build-dependencies]"), "{text}");
+    let text = text.replace(
+        "[build-dependencies]",
+        &format!("{lines}\n\n[build-dependencies]"),
+    );
+    std::fs::write(&manifest, &text).unwrap();
+    text
+}
+
 /// Every file under `dir` (but `target/`) with its contents, and every directory.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();

@@ -303,12 +303,7 @@ fn a_failing_cargo_is_reported_with_its_command_line_and_nothing_changes() {
     let root = tempdir();
     let dir = scaffold(root.path(), "sync-fails", "modifier");
     // A dependency to pin: sync must rewrite Cargo.toml and re-resolve the lock.
-    let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace(
-        "[build-dependencies]",
-        "bytes = \"1\"\n\n[build-dependencies]",
-    );
-    std::fs::write(&manifest, text).unwrap();
+    add_dependencies(&dir, "bytes = \"1\"");
     let fake = cargo_whose_update_fails(root.path());
     let before = snapshot(root.path());
     let mut cmd = gwplugin(&dir, &["sync"]);

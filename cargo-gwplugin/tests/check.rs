@@ -293,12 +293,7 @@ fn a_boundary_crate_at_another_version_is_an_incompatibility() {
 fn a_private_crate_at_another_version_is_a_note() {
     let root = tempdir();
     let dir = scaffold(root.path(), "private-itoa", "modifier");
-    let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace(
-        "[build-dependencies]",
-        "itoa = \"=1.0.18\"\n\n[build-dependencies]",
-    );
-    std::fs::write(&manifest, text).unwrap();
+    add_dependencies(&dir, "itoa = \"=1.0.18\"");
     cargo(&dir, &["update", "--workspace"]);
     let r = check(&dir, root.path(), &[]);
     assert_eq!(

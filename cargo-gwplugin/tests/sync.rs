@@ -107,12 +107,7 @@ fn sync_pins_moves_the_lock_and_pins_the_compiler() {
     // Drift: a direct dependency on a boundary crate, an older bytes in the lock, and no
     // toolchain file.
     let manifest = dir.join("Cargo.toml");
-    let original = std::fs::read_to_string(&manifest).unwrap();
-    let drifted = original.replace(
-        "[build-dependencies]",
-        "bytes = \"1\" # direct\n\n[build-dependencies]",
-    );
-    std::fs::write(&manifest, &drifted).unwrap();
+    let drifted = add_dependencies(&dir, "bytes = \"1\" # direct");
     std::fs::remove_file(dir.join("rust-toolchain.toml")).unwrap();
     cargo(
         &dir,
@@ -168,12 +163,7 @@ fn a_lock_out_of_date_is_brought_up_to_date_and_what_sync_cannot_change_exits_1(
     let root = tempdir();
     let dir = scaffold(root.path(), "added", "modifier");
     let manifest = dir.join("Cargo.toml");
-    let original = std::fs::read_to_string(&manifest).unwrap();
-    let with_itoa = original.replace(
-        "[build-dependencies]",
-        "itoa = \"1\"\n\n[build-dependencies]",
-    );
-    std::fs::write(&manifest, &with_itoa).unwrap();
+    let with_itoa = add_dependencies(&dir, "itoa = \"1\"");
     let r = run(gwplugin(&dir, &["check"]), root.path());
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
@@ -328,11 +318,7 @@ fn a_boundary_crate_a_member_inherits_is_pinned_in_the_workspaces_root() {
         "\n[workspace.dependencies]\nbytes = \"=1.10.0\" # shared\n",
     );
     let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace(
-        "[build-dependencies]",
-        "bytes.workspace = true\n\n[build-dependencies]",
-    );
-    std::fs::write(&manifest, &text).unwrap();
+    let text = add_dependencies(&dir, "bytes.workspace = true");
     cargo(
         &ws,
         &["update", "--offline", "-p", "bytes", "--precise", "1.10.0"],
@@ -474,11 +460,7 @@ fn with_its_output_reader_gone_sync_still_finishes() {
     let root = tempdir();
     let dir = scaffold(root.path(), "piped", "modifier");
     let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace(
-        "[build-dependencies]",
-        "bytes = \"1\"\n\n[build-dependencies]",
-    );
-    std::fs::write(&manifest, text).unwrap();
+    add_dependencies(&dir, "bytes = \"1\"");
     let out = std::process::Command::new("bash")
         .args([
             "-c",

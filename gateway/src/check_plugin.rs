@@ -225,8 +225,11 @@ fn check_file(file: &Path, host: Host) -> Result<Checked, GwError> {
         message: e.to_string(),
     })?;
     let mut file_findings = Vec::new();
+    // Only once the manifests agree is the layout record this gwplugin's to compare.
+    let mut manifests_agree = false;
     match gwplugin_host::verify_against(&host.manifest, file, &bytes) {
-        Ok(_) | Err(LoadError::Incompatible { .. }) => {}
+        Ok(_) => manifests_agree = true,
+        Err(LoadError::Incompatible { .. }) => {}
         Err(LoadError::WrongMachine { found, want, .. }) => file_findings.push(Finding {
             field: "machine".into(),
             have: found,
@@ -256,8 +259,7 @@ fn check_file(file: &Path, host: Host) -> Result<Checked, GwError> {
                 message: e.to_string(),
             })
         })?;
-    // Only once the manifests agree is the layout record this gwplugin's.
-    if gwplugin_build::compare(&manifest, &host.manifest).is_empty() {
+    if manifests_agree {
         match gwplugin_host::verify_layout(file, &bytes) {
             Ok(()) => {}
             Err(LoadError::Layout { diffs, .. }) => file_findings.extend(diffs.iter().map(|d| {

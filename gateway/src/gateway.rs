@@ -1372,9 +1372,9 @@ pub fn status_response(status: StatusCode) -> Response {
     resp
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never
-/// forwarded.
-static HOP_BY_HOP: [HeaderName; 8] = [
+/// The headers never forwarded, in [`hop_by_hop_index`]'s order.
+static NEVER_FORWARDED: [HeaderName; 12] = [
+    // Those that describe one connection, not the message (RFC 9110 §7.6.1).
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -1383,15 +1383,16 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
-];
-
-/// The framing headers spelt with underscores: a backend that reads `_` as `-` (CGI and
-/// WSGI servers do) would take them for a second framing of a body gwhost frames by its
-/// own: the shape of request smuggling. Never forwarded either (nginx drops every name
-/// with an underscore).
-static FRAMING_LOOKALIKES: [HeaderName; 2] = [
+    header::UPGRADE,
+    // The framing headers spelt with underscores: a backend that reads `_` as `-` (CGI
+    // and WSGI servers do) would take them for a second framing of a body gwhost frames
+    // by its own: the shape of request smuggling (nginx drops every name with an
+    // underscore).
     HeaderName::from_static("content_length"),
     HeaderName::from_static("transfer_encoding"),
+    // Answered by gwhost (hyper sends the `100 Continue`); an HTTP/1.0 client's must be
+    // ignored (RFC 9110 §10.1.1), and the backend gets an HTTP/1.1 request. As nginx.
+    header::EXPECT,
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -1415,13 +1416,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     while present != 0 {
         let i = present.trailing_zeros() as usize;
         present &= present - 1;
-        let name = match i {
-            i if i < HOP_BY_HOP.len() => &HOP_BY_HOP[i],
-            8 => &header::UPGRADE,
-            11 => &header::EXPECT,
-            i => &FRAMING_LOOKALIKES[i - 9],
-        };
-        headers.remove(name);
+        headers.remove(&NEVER_FORWARDED[i]);
     }
 }
 
@@ -1451,9 +1446,9 @@ fn declared_in_connection(value: &HeaderValue, declared: &mut Vec<HeaderName>) {
     }
 }
 
-/// The index of `name` in [`HOP_BY_HOP`], then `upgrade`, then [`FRAMING_LOOKALIKES`].
+/// The index of `name` in [`NEVER_FORWARDED`].
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    // A string match (length first) rather than up to 9 `HeaderName` comparisons.
+    // A string match (length first) rather than up to 12 `HeaderName` comparisons.
     Some(match name.as_str() {
         "connection" => 0,
         "keep-alive" => 1,
@@ -1466,8 +1461,6 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
         "upgrade" => 8,
         "content_length" => 9,
         "transfer_encoding" => 10,
-        // Answered by gwhost (hyper sends the `100 Continue`); an HTTP/1.0 client's must
-        // be ignored (RFC 9110 §10.1.1), and the backend gets an HTTP/1.1 request. As nginx.
         "expect" => 11,
         _ => return None,
     })

@@ -70,6 +70,12 @@ fn is_uri_text(text: &str) -> bool {
     true
 }
 
+/// Segment `i` of a request `path`, counted as [`PathPattern::matches`] counts them: one
+/// leading `/` off, so that `//a/b` has an empty first segment.
+fn segment(path: &str, i: usize) -> Option<&str> {
+    path.strip_prefix('/').unwrap_or(path).split('/').nth(i)
+}
+
 /// Whether a request path segment may fill a parameter: not empty, and not a segment that
 /// would take the backend's path somewhere else once the backend decodes and normalises
 /// it: `.` or `..` (also percent-encoded, or before a `;` as servlet containers read it),
@@ -326,16 +332,14 @@ impl UrlPattern {
         for piece in &self.pieces {
             match piece {
                 UrlPiece::Literal(l) => out.push_str(l),
-                // One leading `/` off, as `matches` counts segments: a path `//a/b`
-                // has an empty first one.
+                // The endpoint matched, so segment `i` exists.
                 UrlPiece::Param(i) => {
-                    // The endpoint matched, so segment `i` exists.
-                    if let Some(value) = path.strip_prefix('/').unwrap_or(path).split('/').nth(*i) {
+                    if let Some(value) = segment(path, *i) {
                         out.push_str(value);
                     }
                 }
                 UrlPiece::QueryParam(i) => {
-                    if let Some(value) = path.strip_prefix('/').unwrap_or(path).split('/').nth(*i) {
+                    if let Some(value) = segment(path, *i) {
                         push_query_value(value, out);
                     }
                 }

@@ -571,12 +571,12 @@ impl SendClock {
 /// clock is on the socket under TLS ([`TimedTcp`]): a TLS write goes through into rustls's
 /// buffer while the socket is full, and timing it there restarted the clock (twice the
 /// limit, and a reader slow but steady cut off).
-struct SendTimeout<S> {
-    inner: S,
+struct SendTimeout {
+    inner: ClientStream,
     clock: SendClock,
 }
 
-impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for SendTimeout<S> {
+impl tokio::io::AsyncRead for SendTimeout {
     #[inline(always)]
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
@@ -587,7 +587,7 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for SendTimeout<S> {
     }
 }
 
-impl tokio::io::AsyncWrite for SendTimeout<ClientStream> {
+impl tokio::io::AsyncWrite for SendTimeout {
     #[inline(always)]
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,

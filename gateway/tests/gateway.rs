@@ -197,6 +197,20 @@ async fn a_worker_that_a_plugin_blocks_is_reported_and_so_is_its_return() {
     assert!((1500..3000).contains(&ms), "{again}");
 }
 
+/// Four requests, each on a connection of its own, each answered within a second: a
+/// blocked worker is gone past (in turn, two would have gone to it and waited).
+async fn new_connections_answer_at_once(url: &str) {
+    for _ in 0..4 {
+        let started = Instant::now();
+        assert_eq!(get(url, &[]).await.status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "a new connection waited {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tasks_a_plugin_spawns_that_block_hold_their_worker_not_the_gateway() {
     // Spawned tasks ran on the runtime that accepts connections, handles signals and
@@ -216,15 +230,7 @@ async fn tasks_a_plugin_spawns_that_block_hold_their_worker_not_the_gateway() {
         async move { get(&url, &[("x-spawn-block-ms", "2500")]).await }
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
-    for _ in 0..4 {
-        let started = Instant::now();
-        assert_eq!(get(&url, &[]).await.status, 200);
-        assert!(
-            started.elapsed() < Duration::from_millis(1000),
-            "a new connection waited {:?}",
-            started.elapsed()
-        );
-    }
+    new_connections_answer_at_once(&url).await;
     assert!(matches!(spawning.await.unwrap().status, 200 | 504));
     // Said, as a plugin blocking a request is.
     gw.expect_log_line("has not got back to its event loop");
@@ -278,17 +284,7 @@ async fn new_connections_go_past_a_worker_that_a_plugin_blocks() {
         async move { get(&url, &[("x-block-ms", "3000")]).await }
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
-    // Each on a connection of its own: in turn, two would have gone to the blocked worker
-    // and waited for it.
-    for _ in 0..4 {
-        let started = Instant::now();
-        assert_eq!(get(&url, &[]).await.status, 200);
-        assert!(
-            started.elapsed() < Duration::from_millis(1000),
-            "a new connection waited {:?}",
-            started.elapsed()
-        );
-    }
+    new_connections_answer_at_once(&url).await;
     assert_eq!(blocked.await.unwrap().status, 200);
     let stalled = gw.expect_log_line("has not got back to its event loop");
     assert!(

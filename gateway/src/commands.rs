@@ -74,6 +74,7 @@ fn build(config: &Config, registry: &PluginRegistry) -> Result<Gateway, GwError>
 /// `drain_timeout`, or until a second signal) and returns.
 pub fn run(config_file: &Path, drain_timeout: Option<std::time::Duration>) -> Result<(), GwError> {
     let config = config::load(config_file)?;
+    server::raise_open_files_limit();
     let rt = runtime()?;
     rt.block_on(async {
         let (registry, files) = load_plugins(&config)?;
@@ -114,6 +115,14 @@ pub fn run(config_file: &Path, drain_timeout: Option<std::time::Duration>) -> Re
     })?;
     // Tasks plugins spawned, idle pooled backend connections: don't wait for them.
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    for (plugin, tasks) in gwplugin_host::dropped_unfinished_tasks() {
+        let plugin = plugin.unwrap_or("<outside a plugin call>");
+        tracing::warn!(
+            plugin,
+            tasks,
+            "tasks the plugin spawned were still running at the stop: dropped"
+        );
+    }
     Ok(())
 }
 

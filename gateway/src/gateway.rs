@@ -15,6 +15,7 @@
 //! set none) and an ERROR line naming the plugin and the request id; nothing else is
 //! affected. Plugin instances are created here, once; the hot path only borrows them.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ use gwplugin_host::scope::{self, PluginScope, RequestScope};
 use gwplugin_host::upstream::{BackendError, Upstream};
 use gwplugin_host::{CreateError, LookupError, PluginRegistry};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Body as _;
 use hyper::body::Incoming;
@@ -121,6 +122,9 @@ impl Gateway {
     pub fn build(config: &Config, registry: &PluginRegistry) -> Result<Self, BuildError> {
         let mut table = RouteTable::default();
         let mut routes = Vec::with_capacity(config.endpoints.len());
+        // One upstream, so one pool of connections, per backend host, however many
+        // endpoints use it (as nginx's `upstream` blocks and Go's transports pool).
+        let mut upstreams: HashMap<(Scheme, Authority), Upstream> = HashMap::new();
         for (index, endpoint) in config.endpoints.iter().enumerate() {
             let backend = &endpoint.backend;
             let client_plugin = match &backend.client {
@@ -139,7 +143,12 @@ impl Gateway {
                     hosts: backend
                         .hosts
                         .iter()
-                        .map(|(scheme, authority)| Upstream::configured(scheme, authority))
+                        .map(|(scheme, authority)| {
+                            upstreams
+                                .entry((scheme.clone(), authority.clone()))
+                                .or_insert_with(|| Upstream::configured(scheme, authority))
+                                .clone()
+                        })
                         .collect(),
                     next_host: AtomicUsize::new(0),
                     url: backend.url_pattern.clone(),

@@ -77,13 +77,14 @@ pub async fn serve(
     let watchdog = tokio::spawn(heartbeats.clone().watch()).abort_handle();
     let _stop_watchdog = AbortOnDrop(watchdog);
     let mut next = 0usize;
+    let mut accept_failures = AcceptFailures::default();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving the others.
-                    tracing::warn!("accept failed: {e}");
+                    accept_failures.failed(&e);
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
@@ -181,6 +182,74 @@ async fn until_draining(stop: &mut watch::Receiver<Phase>) {
         waiting.as_mut().poll(cx).map(|_| ())
     })
     .await
+}
+
+/// The accept loop's failures, logged at most once a second: while file descriptors run
+/// out, accept fails every time it is retried (every 10 ms), and a line each time would
+/// bury the rest of the log.
+#[derive(Default)]
+struct AcceptFailures {
+    last_logged: Option<std::time::Instant>,
+    since_logged: u64,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, e: &std::io::Error) {
+        let now = std::time::Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1))
+        {
+            self.since_logged += 1;
+            return;
+        }
+        if self.since_logged > 0 {
+            tracing::warn!(
+                "accept failed: {e} (and {} more times in the last second)",
+                self.since_logged
+            );
+        } else {
+            tracing::warn!("accept failed: {e}");
+        }
+        self.last_logged = Some(now);
+        self.since_logged = 0;
+    }
+}
+
+/// Raises the soft limit on open files to the hard one, as Go programs (KrakenD among
+/// them) do at start: each proxied connection takes two descriptors (the client's and
+/// its backend's), and the usual soft limit of 1024 would refuse connections at ~500
+/// clients on a machine that allows far more.
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit`/`setrlimit` read and write the one struct given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let soft = limit.rlim_cur;
+    if soft >= limit.rlim_max {
+        tracing::debug!(open_files = soft, "open files limit");
+        return;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0 {
+        tracing::debug!(
+            from = soft,
+            to = limit.rlim_max,
+            "raised the open files limit"
+        );
+    } else {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!(
+            open_files = soft,
+            "cannot raise the open files limit to {}: {e}",
+            limit.rlim_max
+        );
+    }
 }
 
 /// Connections being served now, for the stop's log lines. (The stop watch's receiver

@@ -316,7 +316,7 @@ async fn an_https_backend_is_reached_over_tls_on_a_kept_connection() {
         assert_eq!(echo["headers"]["host"], json!([host]));
     }
     assert_eq!(tls.backend.hits(), 3);
-    assert_eq!(tls.connections.load(Ordering::SeqCst), 1, "{}", gw.logs());
+    assert_eq!(tls.backend.connections(), 1, "{}", gw.logs());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1739,10 +1739,17 @@ async fn a_request_body_a_plugin_task_keeps_does_not_keep_the_connection() {
         .body(Full::new(Bytes::from_static(b"x")))
         .unwrap();
     assert_eq!(send(&client(), req).await.status, 200);
-    // The stop does not wait for the task (an hour): it is dropped.
+    // The stop does not wait for the tasks (an hour each): they are dropped, and said so.
     gw.terminate();
     let status = tokio::task::block_in_place(|| gw.wait(Duration::from_secs(10)));
     assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", gw.logs());
+    let dropped = gw.expect_log_line("still running at the stop: dropped");
+    assert!(
+        dropped.contains("WARN")
+            && dropped.contains("plugin=\"stamp-server\"")
+            && dropped.contains("tasks=1"),
+        "{dropped}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2052,6 +2059,164 @@ async fn one_worker_serves_many_connections_each_its_own_responses() {
         .await
         .expect("every request answered within 30 s");
     assert_eq!(backend.hits(), connections * requests);
+}
+
+/// Starts gwhost with its open files limit set to `soft` and `hard`, as a shell's
+/// `ulimit -Sn`/`-Hn` or a service manager would.
+fn start_with_open_files_limit(cfg: &serde_json::Value, soft: u64, hard: u64) -> Gateway {
+    use std::os::unix::process::CommandExt as _;
+    Gateway::start_with_command(Site::new(&[]), cfg, |cmd| {
+        let limit = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: `setrlimit` is async-signal-safe and only reads `limit`, a copy.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    })
+}
+
+/// Opens `count` connections to `addr`, sends a request on each and keeps them all open,
+/// then returns each one's status line.
+fn status_lines_of_held_connections(addr: std::net::SocketAddr, count: usize) -> Vec<String> {
+    let mut held: Vec<_> = (0..count)
+        .map(|_| send_raw(addr, "GET /echo HTTP/1.1\r\nhost: gw\r\n\r\n"))
+        .collect();
+    // 20 s for them all: connections left in the listen queue never answer.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    held.iter_mut()
+        .map(|stream| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut answer = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !answer.windows(2).any(|w| w == b"\r\n") {
+                match std::io::Read::read(stream, &mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let answer = String::from_utf8_lossy(&answer);
+            answer.lines().next().unwrap_or("<no answer>").to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_low_soft_open_files_limit_is_raised_to_the_hard_one() {
+    // Debian's usual soft limit is 1024 under a hard one far higher: gwhost raises it (as
+    // Go programs, KrakenD among them, do), or it would refuse clients at ~500 (two
+    // descriptors each: the client's and its backend's).
+    let backend = start_backend().await;
+    let cfg = config(None, json!([endpoint("/echo", &backend, "/e")]));
+    // A hard limit this process may set (not above its own): 4096, or its own if lower.
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes the one struct given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) }, 0);
+    let hard = own.rlim_max.min(4096);
+    assert!(
+        hard >= 512,
+        "this machine's hard open files limit is {hard}"
+    );
+    let gw = start_with_open_files_limit(&cfg, 64, hard);
+    let addr = gw.addr;
+    let statuses = tokio::task::spawn_blocking(move || status_lines_of_held_connections(addr, 200))
+        .await
+        .unwrap();
+    let answered = statuses
+        .iter()
+        .filter(|s| s.starts_with("HTTP/1.1 200"))
+        .count();
+    assert_eq!(answered, 200, "{statuses:?}\n{}", gw.logs());
+    assert!(gw.log_line("accept failed").is_none(), "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_accept_fails_for_want_of_descriptors_it_is_logged_once_a_second() {
+    let backend = start_backend().await;
+    let cfg = config(None, json!([endpoint("/echo", &backend, "/e")]));
+    let gw = start_with_open_files_limit(&cfg, 48, 48);
+    let addr = gw.addr;
+    let held: Vec<_> = (0..100)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    // Accept is retried every 10 ms: 250 failures in these 2.5 s.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let logs = gw.logs();
+    let failures: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("accept failed"))
+        .collect();
+    assert!(
+        (1..=4).contains(&failures.len()),
+        "{} accept failure lines:\n{logs}",
+        failures.len()
+    );
+    assert!(
+        failures[0].contains("Too many open files"),
+        "{}",
+        failures[0]
+    );
+    assert!(
+        failures
+            .iter()
+            .skip(1)
+            .all(|l| l.contains("more times in the last second")),
+        "{failures:?}"
+    );
+    // Once descriptors are free again, it serves.
+    drop(held);
+    let reply = tokio::time::timeout(Duration::from_secs(10), get(&gw.url("/echo"), &[]))
+        .await
+        .expect("answered once descriptors are free");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn endpoints_to_one_backend_host_share_its_connections() {
+    // Three endpoints, two methods, one backend: one pool, as nginx's `upstream` (each
+    // endpoint had a pool of its own, on each worker: a connect per endpoint, and idle
+    // connections times the endpoints).
+    let backend = start_backend().await;
+    let cfg = config(
+        None,
+        json!([
+            endpoint("/a", &backend, "/a"),
+            endpoint("/b/{id}", &backend, "/b/{id}"),
+            {"endpoint": "/a", "method": "POST",
+             "backend": [{"host": [backend.url()], "url_pattern": "/post"}]},
+        ]),
+    );
+    let gw = Gateway::start_with_env(Site::new(&[]), &cfg, &[], &[("TOKIO_WORKER_THREADS", "1")]);
+    let client = client();
+    for (method, path) in [
+        ("GET", "/a"),
+        ("GET", "/b/7"),
+        ("POST", "/a"),
+        ("GET", "/a"),
+    ] {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(gw.url(path))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let reply = send(&client, req).await;
+        assert_eq!(reply.status, 200, "{method} {path}: {}", reply.body);
+    }
+    assert_eq!(backend.hits(), 4);
+    assert_eq!(backend.connections(), 1, "{}", gw.logs());
 }
 
 #[tokio::test(flavor = "multi_thread")]

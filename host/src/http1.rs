@@ -188,6 +188,10 @@ impl Conn {
         w.extend_from_slice(req.method().as_str().as_bytes());
         w.push(b' ');
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        // `http://host?q`: an empty path goes as `/` (RFC 9112 §3.2.1), not `?q`.
+        if target.starts_with('?') {
+            w.push(b'/');
+        }
         w.extend_from_slice(target.as_bytes());
         w.extend_from_slice(b" HTTP/1.1\r\n");
         for (name, value) in req.headers() {
@@ -418,6 +422,11 @@ impl Conn {
             }
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+            // `HTTP/1.2` and later 1.x: read as 1.1, the highest this client speaks (RFC
+            // 9110 §2.5; nginx does so too). httparse takes only 1.0 and 1.1.
+            Err(httparse::Error::Version) if later_minor_version(&mut self.read) => {
+                return self.parse_one_head(method);
+            }
             Err(e) => return Err(BackendError::Parse(e)),
         };
         let code = resp.code.unwrap_or_default();
@@ -920,11 +929,41 @@ fn parse_chunk_size(line: &[u8]) -> Result<httparse::Status<(usize, u64)>, ()> {
         zeros - 1
     };
     match httparse::parse_chunk_size(&line[skip..]) {
+        // httparse takes any byte but CR in an extension, a bare LF too: a line end to
+        // another parser (hyper refuses it; so does nginx), so a framing to disagree on.
+        Ok(httparse::Status::Complete((used, _)))
+            if line[skip..skip + used - 1].contains(&b'\n') =>
+        {
+            Err(())
+        }
         Ok(httparse::Status::Complete((used, size))) => {
             Ok(httparse::Status::Complete((skip + used, size)))
         }
         Ok(httparse::Status::Partial) => Ok(httparse::Status::Partial),
         Err(_) => Err(()),
+    }
+}
+
+/// Whether `head` starts with the status line of a later HTTP/1 minor version
+/// (`HTTP/1.2 `…`HTTP/1.9 `), which it then marks `HTTP/1.1`.
+fn later_minor_version(head: &mut [u8]) -> bool {
+    match head {
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'1',
+            b'.',
+            minor @ b'2'..=b'9',
+            b' ',
+            ..,
+        ] => {
+            *minor = b'1';
+            true
+        }
+        _ => false,
     }
 }
 

@@ -30,7 +30,7 @@ pub use loader::{
     CreateError, FailurePolicy, FolderReport, Loader, LoaderConfig, PluginInfo, PluginRegistry,
     candidates, verify_against, verify_layout,
 };
-pub use services::TokioHostServices;
+pub use services::{TokioHostServices, dropped_unfinished_tasks};
 
 /// Embeds this host's ABI manifest record (written by `gwplugin_build::host()` in
 /// `build.rs`) in the `.gwplugin_abi` link section and evaluates to its bytes.

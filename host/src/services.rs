@@ -50,6 +50,55 @@ impl TokioHostServices {
     }
 }
 
+/// A task a plugin spawned, counted in [`DROPPED_UNFINISHED`] when it is dropped before
+/// it ends: a runtime that shuts down (a gateway's stop) drops the tasks still running,
+/// and the operator should hear which plugins lost work. (A panic in the task does not
+/// count: the plugin's side catches it and the task ends.)
+struct SpawnedTask {
+    task: BoxFuture<'static, ()>,
+    plugin: Option<&'static str>,
+    finished: bool,
+}
+
+impl Future for SpawnedTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let poll = self.task.as_mut().poll(cx);
+        self.finished = poll.is_ready();
+        poll
+    }
+}
+
+impl Drop for SpawnedTask {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut dropped = DROPPED_UNFINISHED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *dropped.entry(self.plugin).or_default() += 1;
+        }
+    }
+}
+
+/// Spawned tasks dropped before they ended, by the name of the plugin that spawned them
+/// (`None`: outside any plugin call, e.g. from a plugin's factory).
+static DROPPED_UNFINISHED: std::sync::Mutex<
+    std::collections::BTreeMap<Option<&'static str>, usize>,
+> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// How many of the tasks plugins spawned were dropped before they ended, by plugin name:
+/// after a runtime's shutdown, those it cut short.
+pub fn dropped_unfinished_tasks() -> Vec<(Option<&'static str>, usize)> {
+    let dropped = DROPPED_UNFINISHED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    dropped
+        .iter()
+        .map(|(name, count)| (*name, *count))
+        .collect()
+}
+
 impl HostServices for TokioHostServices {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         // On the runtime given at creation, whose timer other threads drive: a plugin
@@ -61,6 +110,12 @@ impl HostServices for TokioHostServices {
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
+        let plugin = scope::plugin();
+        let task = SpawnedTask {
+            task,
+            plugin,
+            finished: false,
+        };
         // The task's log lines name the plugin and the request that spawned it.
         let task = scope::RequestScope::new(scope::request_id(), task);
         // On the runtime of the thread asking (a gateway's worker: its backend pools,
@@ -69,7 +124,7 @@ impl HostServices for TokioHostServices {
         // (in gwhost, accepting connections, the signals and the watchdog), and the
         // connections a task's `send` opened went unreaped.
         let runtime = Handle::try_current().unwrap_or_else(|_| self.handle.clone());
-        match scope::plugin() {
+        match plugin {
             Some(name) => runtime.spawn(scope::PluginScope::new(name, task)),
             None => runtime.spawn(task),
         };

@@ -60,8 +60,9 @@ impl BackendError {
     }
 }
 
-/// One backend host (scheme and authority) and its per-thread connection pools.
-#[derive(Debug)]
+/// One backend host (scheme and authority) and its per-thread connection pools. A clone
+/// shares the pools.
+#[derive(Debug, Clone)]
 pub struct Upstream {
     /// Where this host's idle connections wait, on each thread.
     pool: PoolKey,
@@ -190,7 +191,12 @@ impl Upstream {
         let host = if port == default_port {
             authority.host()
         } else {
-            authority.as_str()
+            // Without the userinfo (`user:password@`) an authority may have: RFC 9110
+            // §7.2's `Host` has none, and it would show the password to the backend's logs.
+            authority
+                .as_str()
+                .rsplit_once('@')
+                .map_or(authority.as_str(), |(_, host)| host)
         };
         Upstream {
             pool,

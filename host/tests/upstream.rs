@@ -412,6 +412,11 @@ async fn malformed_responses_are_errors_that_say_what_is_wrong() {
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n \r\n\r\n",
             "invalid chunk size in the response",
         ),
+        // A bare LF in an extension: a line end to others (hyper, nginx).
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
+            "invalid chunk size in the response",
+        ),
     ];
     for (reply, message) in cases {
         let backend = Backend::start(&[&[reply]]).await;
@@ -466,6 +471,49 @@ async fn chunk_sizes_take_leading_zeros_and_good_chunks_go_before_bad_framing() 
         err.to_string()
             .contains("invalid chunk size in the response"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_later_http_1_minor_version_is_read_as_http_1_1() {
+    // RFC 9110 §2.5: processed as the highest 1.x the recipient speaks; kept alive as 1.1.
+    let reply = "HTTP/1.2 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let backend = Backend::start(&[&[reply, reply]]).await;
+    let upstream = backend.upstream();
+    for _ in 0..2 {
+        let resp = upstream.send(&mut get("/")).await.unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_11);
+        assert_eq!(body_of(resp).await, "ok");
+    }
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 1);
+    // HTTP/2 in an HTTP/1 status line is still refused.
+    let backend = Backend::start(&[&["HTTP/2.0 200 OK\r\ncontent-length: 2\r\n\r\nok"]]).await;
+    let err = backend.upstream().send(&mut get("/")).await.unwrap_err();
+    assert!(err.to_string().contains("invalid HTTP version"), "{err}");
+}
+
+#[tokio::test]
+async fn an_empty_path_goes_as_slash_and_userinfo_stays_out_of_host() {
+    let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let backend = Backend::start(&[&[ok], &[ok]]).await;
+    let resp = send(get(&format!("http://{}?x=1", backend.authority)))
+        .await
+        .unwrap();
+    assert_eq!(body_of(resp).await, "ok");
+    assert!(
+        backend.request(0).starts_with("GET /?x=1 HTTP/1.1\r\n"),
+        "{}",
+        backend.request(0)
+    );
+    let resp = send(get(&format!("http://user:secret@{}/u", backend.authority)))
+        .await
+        .unwrap();
+    assert_eq!(body_of(resp).await, "ok");
+    let request = backend.request(1);
+    assert!(
+        request.contains(&format!("\r\nhost: {}\r\n", backend.authority))
+            && !request.contains("secret"),
+        "{request}"
     );
 }
 

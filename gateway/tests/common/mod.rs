@@ -108,13 +108,22 @@ impl Gateway {
 
     /// `NAME=VALUE... gwhost run -c CONFIG ARGS...`.
     pub fn start_with_env(site: Site, config: &Value, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Gateway::start_with_command(site, config, |cmd| {
+            cmd.envs(env.iter().copied()).args(args);
+        })
+    }
+
+    /// `gwhost run -c CONFIG`, with whatever `setup` adds to the command.
+    pub fn start_with_command(
+        site: Site,
+        config: &Value,
+        setup: impl FnOnce(&mut Command),
+    ) -> Self {
         let path = site.write_config(config);
-        let mut child = gwhost()
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .args(["run", "-c"])
-            .arg(&path)
-            .args(args)
+        let mut cmd = gwhost();
+        cmd.env("RUST_LOG", "info").args(["run", "-c"]).arg(&path);
+        setup(&mut cmd);
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -294,6 +303,7 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
 pub struct Backend {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    pub connections: Arc<AtomicUsize>,
 }
 
 impl Backend {
@@ -302,6 +312,10 @@ impl Backend {
     }
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
     /// Waits (up to 10 s) until a request has reached this backend.
     pub async fn first_hit(&self) {
@@ -320,16 +334,22 @@ pub async fn start_backend() -> Backend {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (counter, accepted) = (hits.clone(), connections.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            accepted.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(serve_echo(stream, counter.clone()));
         }
     });
-    Backend { addr, hits }
+    Backend {
+        addr,
+        hits,
+        connections,
+    }
 }
 
 /// Serves [`echo`] on one connection, counting requests in `hits`.
@@ -496,8 +516,6 @@ fn read_tls_request_head(
 pub struct TlsBackend {
     pub backend: Backend,
     pub ca_file: PathBuf,
-    /// TLS connections accepted.
-    pub connections: Arc<AtomicUsize>,
     _pki: TestPki,
 }
 
@@ -533,9 +551,12 @@ pub async fn start_tls_backend() -> TlsBackend {
         }
     });
     TlsBackend {
-        backend: Backend { addr, hits },
+        backend: Backend {
+            addr,
+            hits,
+            connections,
+        },
         ca_file,
-        connections,
         _pki: pki,
     }
 }

@@ -836,6 +836,61 @@ async fn an_http_1_0_backend_does_not_make_the_client_connection_http_1_0() {
     }
 }
 
+/// The status line gwhost answers `GET path` with.
+fn status_line(addr: std::net::SocketAddr, path: &str, headers: &str) -> String {
+    let mut stream = send_raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nhost: x\r\n{headers}\r\n"),
+    );
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n")
+        && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1
+    {
+        answer.push(byte[0]);
+    }
+    text(&answer)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_without_a_standard_reason_keeps_the_backend_s_not_hyper_s_none() {
+    let named = start_raw_backend(
+        b"HTTP/1.1 599 Network Connect Timeout Error\r\ncontent-length: 2\r\n\r\nok",
+        drop,
+    );
+    let bare = start_raw_backend(b"HTTP/1.1 599\r\ncontent-length: 2\r\n\r\nok", drop);
+    let backend = start_backend().await;
+    let cfg = config(
+        Some(json!({"name": "stamp-server"})),
+        json!([
+            raw_endpoint("/named", named),
+            raw_endpoint("/bare", bare),
+            endpoint("/plugin", &backend, "/"),
+        ]),
+    );
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    let addr = gw.addr;
+    let lines = tokio::task::spawn_blocking(move || {
+        [
+            status_line(addr, "/named", ""),
+            status_line(addr, "/bare", ""),
+            status_line(addr, "/plugin", "x-answer-status: 999\r\n"),
+            status_line(addr, "/plugin", "x-answer-status: 418\r\n"),
+        ]
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gw.logs()));
+    assert_eq!(
+        lines,
+        [
+            "HTTP/1.1 599 Network Connect Timeout Error\r\n",
+            "HTTP/1.1 599 \r\n",
+            "HTTP/1.1 999 \r\n",
+            "HTTP/1.1 418 I'm a teapot\r\n",
+        ]
+    );
+}
+
 /// A backend that reads a request's head only and answers `413` at once (after a `100
 /// Continue`). Then, with `close`, it closes the connection, the body unread (its writes
 /// fail on the gateway's side); without, it keeps the connection (its answer says

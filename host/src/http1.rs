@@ -449,6 +449,12 @@ impl Conn {
 
         // Names now, values once the head is split off as `Bytes` they can share.
         let base = self.read.as_ptr() as usize;
+        // Only a status without a standard phrase keeps the backend's (see `BackendReason`).
+        let reason = resp
+            .reason
+            // An empty one may not point into the head (httparse's `""`).
+            .filter(|r| !r.is_empty() && status.canonical_reason().is_none())
+            .map(|r| r.as_ptr() as usize - base..r.as_ptr() as usize - base + r.len());
         let mut found = Vec::with_capacity(resp.headers.len());
         let mut framing = FramingHeaders::default();
         for field in resp.headers.iter() {
@@ -510,6 +516,11 @@ impl Conn {
         parts.status = status;
         parts.version = version;
         parts.headers = headers;
+        if let Some(reason) = reason {
+            parts
+                .extensions
+                .insert(crate::upstream::BackendReason(head.slice(reason)));
+        }
         Ok(Parsed::Final(Head {
             parts,
             framing: framing_kind,

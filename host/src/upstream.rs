@@ -60,6 +60,13 @@ impl BackendError {
     }
 }
 
+/// The reason phrase of a backend's response whose status has no standard one (`599
+/// Network Timeout`), in its extensions: a server that writes the response can pass it
+/// on (hyper writes `<none>` for such a status otherwise). The bytes are httparse's
+/// `reason-phrase`: tab, space, visible ASCII and bytes 0x80 and up.
+#[derive(Debug, Clone)]
+pub struct BackendReason(pub bytes::Bytes);
+
 /// One backend host (scheme and authority) and its per-thread connection pools. A clone
 /// shares the pools.
 #[derive(Debug, Clone)]

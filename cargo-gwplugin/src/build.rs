@@ -43,8 +43,9 @@ pub struct Args {
     #[arg(long, value_name = "CONFIG")]
     pub register: Option<PathBuf>,
     /// With `--register`: the endpoint(s) that get the plugin's modifiers and http-client,
-    /// as `PATH`, or `'METHOD PATH'` when endpoints share a path [default: the endpoints
-    /// already using the plugin, else the config's only endpoint]
+    /// as `PATH`, or `'METHOD PATH'` when endpoints share a path [default: the config's
+    /// only endpoint; none when the config already uses one of the plugins (a rebuild
+    /// keeps its wiring)]
     #[arg(long, value_name = "[METHOD] PATH", requires = "register")]
     pub endpoint: Vec<String>,
     /// Build even if `check` finds incompatibilities
@@ -342,6 +343,9 @@ pub fn build(args: &Args) -> Result<Built, Error> {
                 }
             ),
         );
+        for note in &merged.notes {
+            status("Note", note);
+        }
     }
     if args.message_format == MessageFormat::Json {
         // One line, for scripts and CI: what was built, where it went, and what it holds.

@@ -294,6 +294,9 @@ pub fn status(verb: &str, message: &str) {
     };
     let verb = if verb == "Warning" {
         format!("{}:", paint("warning", style))
+    } else if verb == "Note" {
+        // As cargo's `note:` lines.
+        format!("{}:", paint("note", anstyle_like::HELP))
     } else {
         paint(&format!("{verb:>12}"), style)
     };

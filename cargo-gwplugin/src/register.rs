@@ -66,6 +66,8 @@ struct Merge<'a> {
     config: &'a Path,
     plugin: &'a str,
     changes: Vec<String>,
+    /// What the author should know and no change says (plugins left unwired).
+    notes: Vec<String>,
 }
 
 impl Merge<'_> {
@@ -152,6 +154,9 @@ pub struct Merged {
     pub text: Option<String>,
     /// What changed, one phrase each.
     pub changes: Vec<String>,
+    /// What did not change and the author may have expected to: plugins of the library
+    /// a rebuild left unwired.
+    pub notes: Vec<String>,
 }
 
 /// Where `build --register` puts a plugin when the config has no `plugin.folder`: a
@@ -177,6 +182,7 @@ impl ConfigFile {
             config: &self.path,
             plugin,
             changes: Vec::new(),
+            notes: Vec::new(),
         };
         match self
             .root
@@ -208,6 +214,7 @@ impl ConfigFile {
             config: path,
             plugin,
             changes: Vec::new(),
+            notes: Vec::new(),
         };
         let text = std::fs::read_to_string(path).map_err(|e| {
             m.conflict(
@@ -235,7 +242,7 @@ impl ConfigFile {
                 _ => &[],
             };
             // Selectors name endpoints themselves: which plugins they hold does not count.
-            select_endpoints(list, endpoints, &[])
+            select_endpoints(list, endpoints)
                 .map_err(|(message, help)| m.conflict(message, help))?;
         }
         Ok(ConfigFile {
@@ -256,6 +263,7 @@ impl ConfigFile {
             config: &self.path,
             plugin,
             changes: Vec::new(),
+            notes: Vec::new(),
         };
         merge_into(&mut m, &mut root, snippet, endpoints)?;
         let text = (!m.changes.is_empty())
@@ -263,23 +271,24 @@ impl ConfigFile {
         Ok(Merged {
             text,
             changes: m.changes,
+            notes: m.notes,
         })
     }
 }
 
 /// Merges `snippet` (what `build` wrote) into the gwhost config at `config`, replacing the
-/// file atomically. Returns what changed.
+/// file atomically. Returns what changed, and what the author should know.
 pub fn register(
     config: &Path,
     snippet: &Json,
     plugin: &str,
     endpoints: &[String],
-) -> Result<Vec<String>, Error> {
+) -> Result<Merged, Error> {
     let merged = ConfigFile::read(config, plugin, endpoints)?.merge(snippet, plugin, endpoints)?;
     if let Some(text) = &merged.text {
         crate::txn::write_atomic(config, text.as_bytes())?;
     }
-    Ok(merged.changes)
+    Ok(merged)
 }
 
 /// The plugin files gwhost would load from `folder` (names holding `pattern`, not hidden)
@@ -313,34 +322,45 @@ fn block_names(block: &Json) -> Vec<&str> {
     }
 }
 
-/// Whether an endpoint already uses one of `plugins` (names a library exports): as one of
-/// its own or its backends' modifiers, or as a backend's http-client.
-fn uses_plugin(endpoint: &Json, plugins: &[&str]) -> bool {
-    let in_extra = |owner: &Json, namespace: &str| {
+/// Which of `plugins` (the names a library exports) the config already uses: in the
+/// service's http-server list, as an endpoint's or a backend's modifier, or as a
+/// backend's http-client. In the order of `plugins`.
+fn wired_names<'p>(root: &IndexMap<String, Json>, plugins: &[&'p str]) -> Vec<&'p str> {
+    let names_in = |owner: Option<&Json>, namespace: &str| -> Vec<String> {
         owner
-            .get("extra_config")
+            .and_then(|o| o.get("extra_config"))
             .and_then(|e| e.get(namespace))
-            .is_some_and(|block| block_names(block).iter().any(|n| plugins.contains(n)))
+            .map(|block| block_names(block).into_iter().map(str::to_owned).collect())
+            .unwrap_or_default()
     };
-    let backends = match endpoint.get("backend") {
-        Some(Json::Array(list)) => list.as_slice(),
-        _ => &[],
-    };
-    in_extra(endpoint, "plugin/req-resp-modifier")
-        || backends
-            .iter()
-            .any(|b| in_extra(b, "plugin/req-resp-modifier") || in_extra(b, "plugin/http-client"))
+    let mut used: Vec<String> = Vec::new();
+    if let Some(Json::Object(extra)) = root.get("extra_config")
+        && let Some(block) = extra.get("plugin/http-server")
+    {
+        used.extend(block_names(block).into_iter().map(str::to_owned));
+    }
+    if let Some(Json::Array(endpoints)) = root.get("endpoints") {
+        for endpoint in endpoints {
+            used.extend(names_in(Some(endpoint), "plugin/req-resp-modifier"));
+            if let Some(Json::Array(backends)) = endpoint.get("backend") {
+                for backend in backends {
+                    used.extend(names_in(Some(backend), "plugin/req-resp-modifier"));
+                    used.extend(names_in(Some(backend), "plugin/http-client"));
+                }
+            }
+        }
+    }
+    plugins
+        .iter()
+        .copied()
+        .filter(|name| used.iter().any(|u| u == name))
+        .collect()
 }
 
 /// The endpoints `selectors` name, as indices into `list`: a selector is a path, or a
 /// method and a path when several endpoints share the path. Without selectors, the
-/// endpoints that already use one of `plugins` (the names the library exports, not its
-/// package's), else the config's only endpoint. On failure, the message and the help.
-fn select_endpoints(
-    list: &[Json],
-    selectors: &[String],
-    plugins: &[&str],
-) -> Result<Vec<usize>, (String, String)> {
+/// config's only endpoint. On failure, the message and the help.
+fn select_endpoints(list: &[Json], selectors: &[String]) -> Result<Vec<usize>, (String, String)> {
     // (index, method, path) of each endpoint; gwhost's default method is GET.
     let endpoints: Vec<(usize, String, &str)> = list
         .iter()
@@ -366,13 +386,6 @@ fn select_endpoints(
             .join(", ")
     };
     if selectors.is_empty() {
-        // A rebuild registers into the endpoints it is already in.
-        let using: Vec<usize> = (0..list.len())
-            .filter(|i| uses_plugin(&list[*i], plugins))
-            .collect();
-        if !using.is_empty() {
-            return Ok(using);
-        }
         return match endpoints.as_slice() {
             [(i, _, _)] => Ok(vec![*i]),
             _ => Err((
@@ -544,10 +557,47 @@ fn merge_into(
         m.changes.push(format!("set the sha256 of `{file}`"));
     }
 
-    if let Some(server) = snippet
+    // A library the config already uses anywhere is being rebuilt: its file's checksum is
+    // updated, and its wiring is the author's (a rebuild that wired in every plugin of
+    // the library again put its http-client on each endpoint one of its modifiers was in).
+    let server = snippet
         .get("extra_config")
-        .and_then(|e| e.get("plugin/http-server"))
-    {
+        .and_then(|e| e.get("plugin/http-server"));
+    let modifier = snippet
+        .get("endpoint_extra_config")
+        .and_then(|e| e.get("plugin/req-resp-modifier"));
+    let client = snippet
+        .get("backend_extra_config")
+        .and_then(|e| e.get("plugin/http-client"));
+    let mut exported: Vec<&str> = server.map(block_names).unwrap_or_default();
+    exported.extend(modifier.map(block_names).unwrap_or_default());
+    exported.extend(client.and_then(|c| c.get("name")).and_then(Json::as_str));
+    let wired = wired_names(root_obj, &exported);
+    let rebuild = !wired.is_empty();
+    if rebuild && endpoints.is_empty() {
+        let unwired: Vec<String> = exported
+            .iter()
+            .filter(|name| !wired.contains(name))
+            .map(|name| format!("`{name}`"))
+            .collect();
+        if !unwired.is_empty() {
+            m.notes.push(format!(
+                "{} not wired in: the config already uses {}, so its wiring was left as it is; \
+                 add {} to the config by hand, or pass `--endpoint` for an endpoint's modifiers \
+                 and http-client",
+                unwired.join(", "),
+                wired
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if unwired.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        return Ok(());
+    }
+
+    if let Some(server) = server.filter(|_| !rebuild) {
         let extra = m.object(root_obj, "extra_config", "extra_config")?;
         let ns = m.object(
             extra,
@@ -557,12 +607,6 @@ fn merge_into(
         m.add_names(ns, server, "extra_config.\"plugin/http-server\"")?;
     }
 
-    let modifier = snippet
-        .get("endpoint_extra_config")
-        .and_then(|e| e.get("plugin/req-resp-modifier"));
-    let client = snippet
-        .get("backend_extra_config")
-        .and_then(|e| e.get("plugin/http-client"));
     if modifier.is_none() && client.is_none() && !endpoints.is_empty() {
         return Err(m.conflict(
             "`--endpoint` was given, but it has no modifier or http-client to put in an endpoint",
@@ -579,9 +623,7 @@ fn merge_into(
                 ));
             }
         };
-        let mut exported = modifier.map(block_names).unwrap_or_default();
-        exported.extend(client.and_then(|c| c.get("name")).and_then(Json::as_str));
-        let chosen = select_endpoints(list, endpoints, &exported)
+        let chosen = select_endpoints(list, endpoints)
             .map_err(|(message, help)| m.conflict(message, help))?;
         for i in chosen {
             let at = format!("endpoints[{i}]");

@@ -2,7 +2,8 @@
 //! case under `tests/fixtures/register/`: `in.json` (the config), `exports` (`kind name`
 //! lines and `--endpoint PATH` lines), and either `out.json` (the config afterwards) or
 //! `error.txt` (the message and help; the config must then be unchanged), and maybe
-//! `folder-files` (files already in the plugin folder, `NAME CONTENT` per line).
+//! `folder-files` (files already in the plugin folder, `NAME CONTENT` per line), and
+//! `notes.txt` (the notes a successful register gives, one per line; none without it).
 //! `[FOLDER]` stands for the folder the plugin was built into.
 //! Set `GWPLUGIN_BLESS=1` to write the expected files from what the code does.
 
@@ -59,7 +60,7 @@ fn case(dir: &Path) {
     );
     let bless = std::env::var_os("GWPLUGIN_BLESS").is_some();
     match register(&config, &snip, "tenant", &endpoints) {
-        Ok(_) => {
+        Ok(merged) => {
             let got = unsubst(&std::fs::read_to_string(&config).unwrap());
             if bless {
                 std::fs::write(dir.join("out.json"), &got).unwrap();
@@ -67,6 +68,13 @@ fn case(dir: &Path) {
             let want = std::fs::read_to_string(dir.join("out.json"))
                 .unwrap_or_else(|_| panic!("{}: no out.json", dir.display()));
             assert_eq!(got, want, "{}", dir.display());
+            // The notes (plugins left unwired), one per line: `notes.txt`, or none.
+            let notes: String = merged.notes.iter().map(|n| format!("{n}\n")).collect();
+            if bless && !notes.is_empty() {
+                std::fs::write(dir.join("notes.txt"), &notes).unwrap();
+            }
+            let want = std::fs::read_to_string(dir.join("notes.txt")).unwrap_or_default();
+            assert_eq!(notes, want, "{}", dir.display());
         }
         Err(e) => {
             let got = format!(

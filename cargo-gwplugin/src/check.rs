@@ -241,6 +241,13 @@ pub fn report(
             )
         } else if f.field.starts_with("crate ") && f.field.ends_with(" features") {
             Some(features_help(&f.have, &f.want))
+        } else if let Some(name) = f
+            .field
+            .strip_prefix("crate ")
+            .and_then(|rest| rest.strip_suffix(" source"))
+        {
+            // `sync` moves versions, not sources: "run sync" went round in a circle.
+            Some(source_help(name, &f.want))
         } else {
             help_for(&f.field, host, plugin)
         };
@@ -275,6 +282,25 @@ pub fn report(
     report
 }
 
+/// Whether a compiler's `release` (`rustc -vV`) is a stable one (`1.95.0`), which
+/// `rust-toolchain.toml` can name; a nightly's (`1.97.0-nightly`) does not say which.
+pub fn is_stable_release(release: &str) -> bool {
+    release.split('.').count() == 3
+        && release
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// What to do when the host's compiler is a nightly or a beta, which `sync` cannot pin.
+pub fn unstable_compiler_help(rustc: &gwplugin_build::RustcInfo) -> String {
+    format!(
+        "build with the host's compiler, {}: pin that toolchain in the plugin's \
+         rust-toolchain.toml yourself (`channel = \"nightly-YYYY-MM-DD\"`, the one whose \
+         `rustc -vV` says `commit-hash: {}`; `sync` pins only stable releases)",
+        rustc.release, rustc.commit_hash
+    )
+}
+
 fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option<String> {
     let sync = "run `cargo gwplugin sync`";
     // rustup says when a toolchain outranks the one the plugin's folder pins.
@@ -284,39 +310,63 @@ fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option
         Ok("path-override") => Some("run `rustup override unset` in the plugin's folder"),
         _ => None,
     };
-    Some(if field.starts_with("rustc") {
-        match outranked {
-            Some(fix) => format!(
-                "build with the host's compiler: {fix} (it outranks the plugin's \
+    Some(
+        if field.starts_with("rustc") && !is_stable_release(&host.manifest.rustc.release) {
+            // `sync` pins only a stable release: a nightly's does not say which nightly.
+            unstable_compiler_help(&host.manifest.rustc)
+        } else if field.starts_with("rustc") {
+            match outranked {
+                Some(fix) => format!(
+                    "build with the host's compiler: {fix} (it outranks the plugin's \
                  rust-toolchain.toml), and {sync} if that file does not pin it yet"
-            ),
-            None => {
-                format!("build with the host's compiler: {sync} to pin it in rust-toolchain.toml")
+                ),
+                None => {
+                    format!(
+                        "build with the host's compiler: {sync} to pin it in rust-toolchain.toml"
+                    )
+                }
             }
-        }
-    } else if field == "target" {
-        format!(
-            "build with `--target {}`, or use a host built for the plugin's target \
+        } else if field == "target" {
+            format!(
+                "build with `--target {}`, or use a host built for the plugin's target \
              (`cargo gwplugin host-build --target TRIPLE`)",
-            host.manifest.target
-        )
-    } else if field.starts_with("gwplugin") && !sync_sets_contract_source(host, plugin) {
-        // `sync` writes a path or a version; a git source on either side, or a host's
-        // path it does not name, is the author's to copy.
-        "take `gwplugin` and `gwplugin-build` from where the host does (the same git \
+                host.manifest.target
+            )
+        } else if field.starts_with("gwplugin") && !sync_sets_contract_source(host, plugin) {
+            // `sync` writes a path or a version; a git source on either side, or a host's
+            // path it does not name, is the author's to copy.
+            "take `gwplugin` and `gwplugin-build` from where the host does (the same git \
          revision, path or registry version as `want:` says)"
-            .to_owned()
-    } else if field.starts_with("crate ") || field.starts_with("gwplugin") {
-        format!("{sync} to move it to the host's version")
-    } else {
-        return None;
-    })
+                .to_owned()
+        } else if field.starts_with("crate ") || field.starts_with("gwplugin") {
+            format!("{sync} to move it to the host's version")
+        } else {
+            return None;
+        },
+    )
 }
 
-/// What to do about a boundary crate's features, `have` and `want` as the report lists
-/// them (`[default, std]`): features only add up, so one the plugin has more is one of its
-/// dependencies turning it on, and one it lacks is the plugin's to turn on.
-fn features_help(have: &str, want: &str) -> String {
+/// What to do about a boundary crate whose source differs from the host's (`want`, as
+/// the report shows it: `crates.io`, `path, sources …`, a git URL).
+fn source_help(name: &str, want: &str) -> String {
+    if want == "crates.io" {
+        format!(
+            "take `{name}` from crates.io, as the host does: remove what gives the plugin \
+             another copy (a `[patch]` or `[replace]` entry, or a path or git dependency on \
+             it), then run `cargo gwplugin sync` for the host's version"
+        )
+    } else {
+        format!(
+            "take `{name}` from where the host does ({want}): the same `[patch]` entry or \
+             dependency, with the same sources"
+        )
+    }
+}
+
+/// A boundary crate's features as the report lists them (`have` the plugin's, `want` the
+/// host's, `[default, std]`): those the plugin turns on and the host does not, and those
+/// the host turns on and the plugin does not.
+pub fn feature_difference(have: &str, want: &str) -> (Vec<String>, Vec<String>) {
     // Every copy's features together (`[a, b], [c]` for a crate the build has twice).
     let list = |s: &str| -> BTreeSet<String> {
         s.split(',')
@@ -325,8 +375,17 @@ fn features_help(have: &str, want: &str) -> String {
             .collect()
     };
     let (have, want) = (list(have), list(want));
-    let extra: Vec<&str> = have.difference(&want).map(String::as_str).collect();
-    let missing: Vec<&str> = want.difference(&have).map(String::as_str).collect();
+    (
+        have.difference(&want).cloned().collect(),
+        want.difference(&have).cloned().collect(),
+    )
+}
+
+/// What to do about a boundary crate's features, `have` and `want` as the report lists
+/// them (`[default, std]`): features only add up, so one the plugin has more is one of its
+/// dependencies turning it on, and one it lacks is the plugin's to turn on.
+fn features_help(have: &str, want: &str) -> String {
+    let (extra, missing) = feature_difference(have, want);
     let mut help = Vec::new();
     if !extra.is_empty() {
         help.push(format!(

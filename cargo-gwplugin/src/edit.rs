@@ -283,6 +283,73 @@ fn align_entry(
     }
 }
 
+/// Turns on `features` of the crate `package` in the manifest's `[dependencies]`: in its
+/// entry there (a plain version requirement becomes an inline table), or in a new entry
+/// `package = { version = VERSION, features = [...] }` when the plugin has none. A
+/// feature already listed stays once. Returns the change, if any.
+pub fn enable_features(
+    doc: &mut DocumentMut,
+    package: &str,
+    features: &[String],
+    version: &str,
+) -> Option<DepChange> {
+    let table = doc
+        .entry("dependencies")
+        .or_insert_with(toml_edit::table)
+        .as_table_like_mut()?;
+    let key = table
+        .iter()
+        .find(|(key, item)| item.get("package").and_then(Item::as_str).unwrap_or(key) == package)
+        .map(|(key, _)| key.to_owned());
+    let key = match key {
+        Some(key) => key,
+        None => {
+            let mut entry = toml_edit::InlineTable::new();
+            entry.insert("version", Value::from(version));
+            table.insert(package, Item::Value(Value::InlineTable(entry)));
+            package.to_owned()
+        }
+    };
+    let item = table.get_mut(&key)?;
+    if let Some(requirement) = item.as_str().map(str::to_owned) {
+        // `bytes = "1"` → `bytes = { version = "1" }`, keeping what follows it.
+        let decor = item.as_value().map(|v| v.decor().clone());
+        let mut entry = toml_edit::InlineTable::new();
+        entry.insert("version", Value::from(requirement));
+        let mut value = Value::InlineTable(entry);
+        if let Some(decor) = decor {
+            *value.decor_mut() = decor;
+        }
+        *item = Item::Value(value);
+    }
+    let entry = item.as_table_like_mut()?;
+    let listed = entry
+        .entry("features")
+        .or_insert(Item::Value(Value::Array(toml_edit::Array::new())))
+        .as_array_mut()?;
+    let from = listed
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    for feature in features {
+        if !from.contains(feature) {
+            listed.push(feature.as_str());
+        }
+    }
+    let to = listed
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    (to != from).then(|| DepChange {
+        table: "dependencies".to_owned(),
+        key,
+        from: format!("features = {from:?}"),
+        to: format!("features = {to:?}"),
+    })
+}
+
 /// The requirement for `want`: `=x.y.z` for a boundary crate; for another crate the
 /// current requirement when the host's version meets it, else `x.y.z`.
 fn requirement(want: &Want, current: &str) -> String {
@@ -295,6 +362,9 @@ fn requirement(want: &Want, current: &str) -> String {
         .is_some_and(|(req, v)| req.matches(&v));
     if fits {
         current.to_owned()
+    } else if current.trim_start().starts_with('=') {
+        // An exact pin stays exact (the template pins `gwplugin-build` so).
+        format!("={}", want.version)
     } else {
         want.version.clone()
     }

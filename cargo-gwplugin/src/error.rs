@@ -188,6 +188,15 @@ impl Error {
             Error::NoContract { .. } => "add the host's `gwplugin` to `[dependencies]` \
                  (`cargo gwplugin new` shows how a plugin crate looks)"
                 .to_owned(),
+            // The host's checkout moved the contract on (a `git pull`): the plugin still
+            // asks for the old `=x.y.z`, which `sync` rewrites.
+            Error::Compute { message, .. }
+                if message.contains("failed to select a version for the requirement `gwplugin") =>
+            {
+                "the plugin asks for another version of the contract than its host's sources \
+                 have: run `cargo gwplugin sync` to move it to the host's"
+                    .to_owned()
+            }
             Error::Compute { .. } => return None,
             Error::InvalidName { .. } => "a package name is made of ASCII letters, digits, `-` \
                  and `_`, starts with a letter, and is not a Rust keyword; e.g. `my-plugin`"

@@ -207,6 +207,8 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         .take_while(|d| !d.exists())
         .last()
         .map(Path::to_owned);
+    // `Ok(false)`: made, but something `sync` cannot change stands between it and its
+    // host (the report is printed): the author's to fix, so the files stay.
     let result = scaffold(&cargo, &dir, args, &host, &gwplugin, &gwplugin_build);
     if result.is_err() {
         // Leave nothing behind.
@@ -225,7 +227,7 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
             let _ = std::fs::remove_dir_all(first_created.as_deref().unwrap_or(&dir));
         }
     }
-    result?;
+    let compatible = result?;
     if let Some((workspace, relative)) = enclosing_workspace(&dir) {
         status(
             "Warning",
@@ -238,6 +240,18 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         );
     }
     let shown = dir.strip_prefix(&cwd).unwrap_or(&dir).display().to_string();
+    if !compatible {
+        status(
+            "Warning",
+            &format!(
+                "`{}` was made, but would not load in host {} yet: follow each `help:` \
+                 line above in `{shown}`, then run `cargo gwplugin check` there",
+                args.name,
+                host.describe()
+            ),
+        );
+        return Ok(Outcome::Incompatible);
+    }
     crate::print_stdout(&format!(
         "Next:\n    cd {shown}\n    cargo test\n    cargo gwplugin check\n    cargo gwplugin build --release\n"
     ));
@@ -280,7 +294,7 @@ fn scaffold(
     host: &Host,
     gwplugin: &str,
     gwplugin_build: &str,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let template = TEMPLATES
         .get_dir(args.kind.dir())
         .expect("templates are embedded for every kind");
@@ -306,7 +320,7 @@ fn scaffold(
         ),
     );
     let plugin = PluginManifest::read(dir.join("Cargo.toml"))?;
-    crate::sync::sync_new_plugin(cargo, &plugin, host)
+    crate::sync::sync_new_plugin(cargo, &plugin, host).map(|report| report.is_none())
 }
 
 fn write_dir(d: &Dir<'_>, root: &Path, out: &Path, vars: &[(&str, &str)]) -> Result<(), Error> {

@@ -144,7 +144,26 @@ pub fn rustc_for(dir: &Path) -> PathBuf {
     if let Some(rustc) = std::env::var_os("RUSTC").filter(|r| !r.is_empty()) {
         return PathBuf::from(rustc);
     }
-    rustup_which_rustc(Command::new("rustup"), dir)
+    let mut cmd = Command::new("rustup");
+    // rustup's proxy named the toolchain a file chose when this command started; once
+    // `sync` has rewritten the file, the folder's new pin is the one a build will get.
+    if TOOLCHAIN_FILE_REWRITTEN.load(std::sync::atomic::Ordering::Relaxed)
+        && std::env::var("RUSTUP_TOOLCHAIN_SOURCE").as_deref() == Ok("toolchain-file")
+    {
+        cmd.env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTUP_TOOLCHAIN_SOURCE");
+    }
+    rustup_which_rustc(cmd, dir)
+}
+
+/// Set once `sync` has written a new toolchain pin: see [`rustc_for`].
+static TOOLCHAIN_FILE_REWRITTEN: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Says that this run rewrote a `rust-toolchain.toml`: the compiler a build gets is then
+/// the file's, not the one rustup's proxy named when the run began.
+pub fn toolchain_file_rewritten() {
+    TOOLCHAIN_FILE_REWRITTEN.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The compiler rustup picks for another project in `dir` (a host), else `rustc`. What

@@ -28,20 +28,108 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let Some(changed) = sync(&cargo, &plugin, &host, args.dry_run)? else {
         return Ok(Outcome::Ok);
     };
-    // What `sync` does not change (a feature the plugin turns on, a source it leaves
-    // alone) may still stand between the plugin and its host: judged as `check` would.
-    let plugin = PluginManifest::read(plugin.path.clone())?;
-    let report = crate::check::check(&cargo, &plugin, &host, None, None)?;
-    if !report.compatible {
-        crate::print_stdout(&report.render_human());
-        return Err(Error::StillIncompatible {
+    match checked_after_sync(&cargo, &plugin.path, &host, changed)? {
+        None => Ok(Outcome::Ok),
+        Some(report) => Err(Error::StillIncompatible {
             package: plugin.package_name(),
             host: host.describe(),
             count: report.incompatibilities.len(),
-        });
+        }),
     }
-    finished(&plugin, &host, changed);
-    Ok(Outcome::Ok)
+}
+
+/// After a sync: what `sync` does not change (a feature the plugin turns on, a source it
+/// leaves alone) may still stand between the plugin and its host, judged as `check`
+/// would. A feature of a boundary crate the host has and the plugin lacks is turned on
+/// here, and the plugin checked again. `None` when it is compatible (and said so), else
+/// the report, printed.
+fn checked_after_sync(
+    cargo: &Cargo,
+    manifest_path: &Path,
+    host: &Host,
+    mut changed: bool,
+) -> Result<Option<gwplugin_build::report::Report>, Error> {
+    let mut plugin = PluginManifest::read(manifest_path.to_owned())?;
+    let mut report = crate::check::check(cargo, &plugin, host, None, None)?;
+    if !report.compatible && enable_host_features(cargo, &plugin, host, &report)? {
+        changed = true;
+        plugin = PluginManifest::read(manifest_path.to_owned())?;
+        report = crate::check::check(cargo, &plugin, host, None, None)?;
+    }
+    if !report.compatible {
+        crate::print_stdout(&report.render_human());
+        return Ok(Some(report));
+    }
+    finished(&plugin, host, changed);
+    Ok(None)
+}
+
+/// Turns on, in the plugin's `[dependencies]`, each feature of a boundary crate that the
+/// host's copy has and the plugin's build lacks (`report` lists them), and locks again;
+/// all or nothing. Returns whether it changed the manifest.
+fn enable_host_features(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    host: &Host,
+    report: &gwplugin_build::report::Report,
+) -> Result<bool, Error> {
+    let mut doc = plugin.doc.clone();
+    let mut changes = Vec::new();
+    for finding in &report.incompatibilities {
+        let Some(name) = finding
+            .field
+            .strip_prefix("crate ")
+            .and_then(|rest| rest.strip_suffix(" features"))
+        else {
+            continue;
+        };
+        let (_, missing) = crate::check::feature_difference(&finding.have, &finding.want);
+        // One version of it in the host: the one a new entry asks for.
+        let versions = host.boundary_versions(name);
+        let ([version], false) = (versions.as_slice(), missing.is_empty()) else {
+            continue;
+        };
+        if let Some(change) =
+            edit::enable_features(&mut doc, name, &missing, &format!("={version}"))
+        {
+            changes.push(change);
+        }
+    }
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    for c in &changes {
+        status(
+            "Enabling",
+            &format!(
+                "features of `{}` in [{}], as the host has them: {} -> {}",
+                c.key, c.table, c.from, c.to
+            ),
+        );
+    }
+    let mut tx = Transaction::new();
+    let lock_path = cargo
+        .workspace_manifest(&plugin.path)?
+        .with_file_name("Cargo.lock");
+    let relocked = tx
+        .write(&plugin.path, doc.to_string().as_bytes())
+        .and_then(|()| tx.guard(&lock_path))
+        .and_then(|()| {
+            cargo
+                .run_offline_first("update", &plugin.path, &["--workspace"])
+                .map(drop)
+                .map_err(Error::from)
+        });
+    match relocked {
+        Ok(()) => {
+            tx.commit();
+            Ok(true)
+        }
+        Err(e) => {
+            report_rolled_back(&tx.roll_back());
+            Err(e)
+        }
+    }
 }
 
 /// Whether cargo would change the lock for the manifest as it is (`--locked` refuses).
@@ -110,27 +198,27 @@ fn boundary_versions(lock: &Lockfile) -> Vec<(String, String)> {
 }
 
 /// The stable release the host was built with, if it is one `rust-toolchain.toml` can
-/// name (a nightly's release does not say which nightly).
-fn host_channel(host: &Host) -> Option<String> {
+/// name (a nightly's release does not say which nightly). With `warn`, says so when it is
+/// not (a real `sync` leaves that to its check afterwards, whose `help:` says what to do).
+fn host_channel(host: &Host, warn: bool) -> Option<String> {
     if !host.knows_compiler {
         return None;
     }
     let release = &host.manifest.rustc.release;
-    let stable = release.split('.').count() == 3
-        && release
-            .split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if stable {
+    if crate::check::is_stable_release(release) {
         Some(release.clone())
     } else {
-        status(
-            "Warning",
-            &format!(
-                "the host's compiler {} is not a stable release: pin its toolchain in \
-                 rust-toolchain.toml yourself",
-                host.manifest.rustc
-            ),
-        );
+        if warn {
+            status(
+                "Warning",
+                &format!(
+                    "the host's compiler {} is not a stable release, which `sync` cannot \
+                     pin: {}",
+                    host.manifest.rustc,
+                    crate::check::unstable_compiler_help(&host.manifest.rustc)
+                ),
+            );
+        }
         None
     }
 }
@@ -294,11 +382,15 @@ pub fn sync(
 }
 
 /// [`sync`] of a plugin `new` has just written, which removes the whole plugin if this
-/// fails: what was put back is not worth a word.
-pub fn sync_new_plugin(cargo: &Cargo, plugin: &PluginManifest, host: &Host) -> Result<(), Error> {
+/// fails: what was put back is not worth a word. Then checked as after `sync`: the
+/// report of what still stands between the plugin and its host, printed, if anything does.
+pub fn sync_new_plugin(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    host: &Host,
+) -> Result<Option<gwplugin_build::report::Report>, Error> {
     let changed = sync_reporting(cargo, plugin, host, false, false)?;
-    finished(plugin, host, changed.unwrap_or_default());
-    Ok(())
+    checked_after_sync(cargo, &plugin.path, host, changed.unwrap_or_default())
 }
 
 /// The toolchain file rustup reads for a build in `plugin_dir`: the nearest
@@ -364,7 +456,7 @@ fn sync_reporting(
 
     // rust-toolchain.toml, in memory.
     let old_toolchain = read_optional(&toolchain_path)?;
-    let new_toolchain = match host_channel(host) {
+    let new_toolchain = match host_channel(host, dry_run) {
         Some(channel) => {
             edit::toolchain_file(old_toolchain.as_deref(), &channel).map_err(|message| {
                 Error::Parse {
@@ -492,6 +584,9 @@ fn sync_reporting(
         }
     };
     tx.commit();
+    if new_toolchain.is_some() {
+        crate::process::toolchain_file_rewritten();
+    }
     // rustup tells its children which toolchain it chose and why: one set in the
     // environment or by `rustup override` outranks the file just pinned.
     let chosen = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_default();
@@ -501,7 +596,7 @@ fn sync_reporting(
         Ok("path-override") => Some("run `rustup override unset` in the plugin's directory"),
         _ => None,
     };
-    if let (Some(channel), Some(fix)) = (host_channel(host), fix)
+    if let (Some(channel), Some(fix)) = (host_channel(host, false), fix)
         && !chosen.starts_with(&channel)
     {
         status(

@@ -14,35 +14,6 @@ fn host_version(name: &str) -> String {
     lock[start..].split('"').next().unwrap().to_owned()
 }
 
-/// A host manifest computed from the gateway project, as `gwhost` embeds it.
-fn gateway_manifest() -> gwplugin_build::AbiManifest {
-    let rustc = std::process::Command::new("rustup")
-        .args(["which", "rustc"])
-        .current_dir(repo().join("gateway"))
-        .output()
-        .unwrap();
-    let rustc = PathBuf::from(String::from_utf8(rustc.stdout).unwrap().trim());
-    let target = String::from_utf8(
-        std::process::Command::new(&rustc)
-            .args(["--print", "host-tuple"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    gwplugin_build::compute_for_manifest_path(&gwplugin_build::ManifestRequest {
-        manifest_path: gateway(),
-        role: gwplugin_build::Role::Host,
-        target: target.trim().to_owned(),
-        rustc,
-        panic: "unwind".into(),
-        cargo: None,
-        features: None,
-    })
-    .unwrap()
-    .manifest
-}
-
 fn check(dir: &Path, root: &Path, args: &[&str]) -> Run {
     run(gwplugin(dir, &[&["check"][..], args].concat()), root)
 }
@@ -321,6 +292,117 @@ fn a_missing_cdylib_is_reported_with_its_fix() {
         "crate-type\n    have: lib (no `crate-type`)\n    want: cdylib\n    help: add `crate-type = [\"cdylib\"]` under `[lib]` in Cargo.toml (or run `cargo gwplugin sync`)\n1 incompatibility found\n"
     );
     assert_eq!(r.code, 1);
+}
+
+#[test]
+fn a_nightly_host_gets_help_that_sync_cannot_pin_it_not_run_sync() {
+    // `check` said "run `cargo gwplugin sync`", and `sync` refused a nightly: a circle.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "for-nightly", "modifier");
+    let mut manifest = gateway_manifest();
+    manifest.rustc.release = "1.97.0-nightly".to_owned();
+    manifest.rustc.commit_hash = "e50aa6fba0000000000000000000000000000000".to_owned();
+    let json = root.path().join("nightly-host.json");
+    std::fs::write(&json, manifest.to_json_pretty()).unwrap();
+    let r = check(&dir, root.path(), &["--host", json.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "help: build with the host's compiler, 1.97.0-nightly: pin that toolchain in the \
+             plugin's rust-toolchain.toml yourself (`channel = \"nightly-YYYY-MM-DD\"`, the one \
+             whose `rustc -vV` says `commit-hash: e50aa6fba0000000000000000000000000000000`; \
+             `sync` pins only stable releases)"
+        ) && !r.stdout.contains("sync` to pin"),
+        "{}",
+        r.stdout
+    );
+    // `sync` changes no pin, says nothing twice, and leaves it to that help.
+    let r = run(
+        gwplugin(&dir, &["sync", "--host", json.to_str().unwrap()]),
+        root.path(),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("`sync` pins only stable releases)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stderr.contains("warning:"), "{}", r.stderr);
+    // Its dry run says it once.
+    let r = run(
+        gwplugin(
+            &dir,
+            &["sync", "--dry-run", "--host", json.to_str().unwrap()],
+        ),
+        root.path(),
+    );
+    assert_eq!(
+        r.stderr.matches("is not a stable release").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_boundary_crate_from_another_source_gets_help_about_its_source() {
+    // "run `cargo gwplugin sync`" for a source `sync` never changes: a circle.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "patched", "modifier");
+    let mut manifest = gateway_manifest();
+    let bytes = manifest
+        .boundary
+        .iter_mut()
+        .find(|c| c.name == "bytes")
+        .expect("bytes crosses the boundary");
+    bytes.source = "git+https://example.com/bytes?rev=1#0123456789abcdef".to_owned();
+    let json = root.path().join("patched-host.json");
+    std::fs::write(&json, manifest.to_json_pretty()).unwrap();
+    let r = check(&dir, root.path(), &["--host", json.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("crate bytes source\n    have: crates.io\n")
+            && r.stdout.contains(
+                "help: take `bytes` from where the host does (git+https://example.com/bytes"
+            ),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_contract_the_hosts_checkout_moved_on_gets_help_to_sync() {
+    // The host's sources went to another `gwplugin` version (a `git pull`): the plugin's
+    // `=x.y.z` no longer resolves, and `check` showed cargo's error with no `help:`.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "moved-on", "modifier");
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let old = text
+        .replace(
+            "/api\", version = \"=0.1.0\" }",
+            "/api\", version = \"=0.0.9\" }",
+        )
+        .replace(
+            "/build-support\", version = \"=0.1.0\" }",
+            "/build-support\", version = \"=0.0.9\" }",
+        );
+    assert_ne!(old, text);
+    std::fs::write(&manifest, old).unwrap();
+    let r = check(&dir, root.path(), &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("failed to select a version for the requirement `gwplugin = \"=0.0.9\"`")
+            && r.stderr.contains("help: the plugin asks for another version of the contract than its host's sources have: run `cargo gwplugin sync`"),
+        "{}",
+        r.stderr
+    );
+    let r = run(gwplugin(&dir, &["sync"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(check(&dir, root.path(), &[]).code, 0);
+    // Both back as the template pins them: exactly.
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), text);
 }
 
 #[test]

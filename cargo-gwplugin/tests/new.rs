@@ -191,3 +191,57 @@ async fn http_client_builds_and_runs_in_a_host() {
     let body = resp.into_body().collect().await.unwrap();
     assert_eq!(&body[..], b"token yes");
 }
+
+#[test]
+fn a_host_with_a_boundary_feature_of_its_own_gets_a_plugin_with_it_too() {
+    // The host turns on `serde_json/raw_value`: `new` said "in sync" for a plugin that
+    // would not load (its `serde_json` without it), and `sync` could not fix it.
+    let root = tempdir();
+    let host = root.path().join("tiny-host");
+    std::fs::create_dir_all(host.join("src")).unwrap();
+    let repo = repo();
+    std::fs::write(
+        host.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"tiny-host\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [dependencies]\ngwplugin-host = {{ path = \"{0}/host\" }}\n\
+             gwplugin-build = {{ path = \"{0}/build-support\" }}\n\
+             serde_json = {{ version = \"1\", features = [\"raw_value\"] }}\n\n[workspace]\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(host.join("src/main.rs"), "fn main() {}\n").unwrap();
+    for file in ["Cargo.lock", "rust-toolchain.toml"] {
+        std::fs::copy(repo.join(file), host.join(file)).unwrap();
+    }
+    let r = run(
+        gwplugin(
+            root.path(),
+            &[
+                "new",
+                "raw",
+                "--kind",
+                "modifier",
+                "--host",
+                host.to_str().unwrap(),
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("Enabling features of `serde_json`")
+            && r.stderr.contains("`raw` is in sync with host"),
+        "{}",
+        r.stderr
+    );
+    let dir = root.path().join("raw");
+    let r = run(gwplugin(&dir, &["check"]), root.path());
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
+        r.stderr
+    );
+}

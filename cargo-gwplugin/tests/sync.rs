@@ -284,6 +284,68 @@ fn the_pin_goes_in_a_legacy_rust_toolchain_file_which_rustup_reads_first() {
     assert!(r.stderr.contains("is already in sync"), "{}", r.stderr);
 }
 
+#[test]
+fn sync_checks_with_the_compiler_it_pinned_not_the_one_rustup_named_at_the_start() {
+    // In the plugin's folder, rustup's proxy hands `cargo gwplugin sync` the toolchain the
+    // folder's file pinned (`RUSTUP_TOOLCHAIN`, from `toolchain-file`). The check after
+    // the re-pin used it: `sync` fixed the pin, then failed (exit 1) naming the old one.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "repin", "modifier");
+    std::fs::write(
+        dir.join("rust-toolchain.toml"),
+        "[toolchain]\nchannel = \"nightly\"\n",
+    )
+    .unwrap();
+    let mut cmd = gwplugin(&dir, &["sync"]);
+    cmd.env("RUSTUP_TOOLCHAIN", "nightly")
+        .env("RUSTUP_TOOLCHAIN_SOURCE", "toolchain-file");
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("Pinning rust toolchain 1.95.0")
+            && r.stderr.contains("is in sync with host"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_feature_the_hosts_copy_has_is_turned_on_in_the_plugin() {
+    // `sync` moved versions only: a boundary crate's feature the host turned on left the
+    // plugin incompatible, and `sync` failed (exit 1) telling the author to add it.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "featured", "modifier");
+    let mut manifest = gateway_manifest();
+    let serde_json = manifest
+        .boundary
+        .iter_mut()
+        .find(|c| c.name == "serde_json")
+        .expect("serde_json crosses the boundary");
+    serde_json.features.push("raw_value".to_owned());
+    serde_json.features.sort();
+    let json = root.path().join("featured-host.json");
+    std::fs::write(&json, manifest.to_json_pretty()).unwrap();
+    let host = json.to_str().unwrap();
+    let r = run(gwplugin(&dir, &["sync", "--host", host]), root.path());
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("Enabling features of `serde_json` in [dependencies], as the host has them:")
+            && r.stderr.contains("is in sync with host"),
+        "{}",
+        r.stderr
+    );
+    let text = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(text.contains("\"raw_value\""), "{text}");
+    let r = run(gwplugin(&dir, &["check", "--host", host]), root.path());
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "no incompatibilities found\n"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A scaffolded plugin made the member `plug` of a workspace `ws` under `root`, whose
 /// root `Cargo.toml` gets `root_extra`; the lock and toolchain file move to the root.
 fn workspace_member(root: &Path, root_extra: &str) -> (PathBuf, PathBuf) {

@@ -156,3 +156,32 @@ pub fn lock_version(dir: &Path, name: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// A host manifest computed from the gateway project, as `gwhost` embeds it.
+pub fn gateway_manifest() -> gwplugin_build::AbiManifest {
+    let rustc = std::process::Command::new("rustup")
+        .args(["which", "rustc"])
+        .current_dir(repo().join("gateway"))
+        .output()
+        .unwrap();
+    let rustc = PathBuf::from(String::from_utf8(rustc.stdout).unwrap().trim());
+    let target = String::from_utf8(
+        std::process::Command::new(&rustc)
+            .args(["--print", "host-tuple"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    gwplugin_build::compute_for_manifest_path(&gwplugin_build::ManifestRequest {
+        manifest_path: gateway(),
+        role: gwplugin_build::Role::Host,
+        target: target.trim().to_owned(),
+        rustc,
+        panic: "unwind".into(),
+        cargo: None,
+        features: None,
+    })
+    .unwrap()
+    .manifest
+}

@@ -89,23 +89,29 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<http::Error> for Error {
-    fn from(e: http::Error) -> Self {
-        Error::new(e)
-    }
+/// `?` on what building or reading a request or response fails with: each becomes the
+/// error's message, as `Error::new` makes it.
+macro_rules! from_error {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for Error {
+            fn from(e: $error) -> Self {
+                Error::new(e)
+            }
+        })*
+    };
 }
 
-impl From<http::header::InvalidHeaderValue> for Error {
-    fn from(e: http::header::InvalidHeaderValue) -> Self {
-        Error::new(e)
-    }
-}
-
-impl From<http::header::InvalidHeaderName> for Error {
-    fn from(e: http::header::InvalidHeaderName) -> Self {
-        Error::new(e)
-    }
-}
+from_error!(
+    http::Error,
+    http::header::InvalidHeaderValue,
+    http::header::InvalidHeaderName,
+    http::header::ToStrError,
+    http::uri::InvalidUri,
+    http::uri::InvalidUriParts,
+    http::status::InvalidStatusCode,
+    http::method::InvalidMethod,
+    BoxError,
+);
 
 /// A JSON error as it is: `?` on one in a factory is a config the plugin rejects (the host
 /// says so), in `handle` or `call` a body or a backend's answer that did not parse.
@@ -115,8 +121,32 @@ impl From<serde_json::Error> for Error {
     }
 }
 
-impl From<BoxError> for Error {
-    fn from(e: BoxError) -> Self {
-        Error::new(e)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_mark_takes_the_http_crate_s_parse_errors() {
+        // What a plugin parses on its way: `?` works on each, and says what was wrong.
+        let uri = || -> Result<http::Uri, Error> { Ok("a b".parse()?) };
+        let parts = || -> Result<http::Uri, Error> {
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(http::uri::Scheme::HTTP);
+            Ok(http::Uri::from_parts(parts)?)
+        };
+        let status =
+            || -> Result<http::StatusCode, Error> { Ok(http::StatusCode::from_bytes(b"2000")?) };
+        let method = || -> Result<http::Method, Error> { Ok(http::Method::from_bytes(b"G T")?) };
+        let text = || -> Result<String, Error> {
+            Ok(http::HeaderValue::from_bytes(b"\xff")?.to_str()?.to_owned())
+        };
+        assert_eq!(uri().unwrap_err().to_string(), "invalid uri character");
+        assert!(parts().is_err());
+        assert_eq!(status().unwrap_err().to_string(), "invalid status code");
+        assert_eq!(method().unwrap_err().to_string(), "invalid HTTP method");
+        assert_eq!(
+            text().unwrap_err().to_string(),
+            "failed to convert header to a str"
+        );
     }
 }

@@ -19,6 +19,16 @@ pub struct Args {
     /// Plugin files [default: the one `cargo gwplugin build` made for the host's target]
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Test http-server plugins (with `-c`, `-m`: those kinds too) [default: every kind a
+    /// file registers]
+    #[arg(short, long)]
+    pub server: bool,
+    /// Test http-client plugins
+    #[arg(short, long)]
+    pub client: bool,
+    /// Test req-resp-modifier plugins
+    #[arg(short, long)]
+    pub modifier: bool,
     /// The gwhost binary [default: the plugin's host when it is a binary, else `gwhost` on PATH]
     #[arg(long, value_name = "PATH")]
     pub gwhost: Option<PathBuf>,
@@ -177,6 +187,15 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         Command::new(&gwhost)
     };
     cmd.arg("test-plugin");
+    for (wanted, flag) in [
+        (args.server, "--server"),
+        (args.client, "--client"),
+        (args.modifier, "--modifier"),
+    ] {
+        if wanted {
+            cmd.arg(flag);
+        }
+    }
     // Each plugin's default config from the crate, as `build` puts it in the
     // registration snippet, given to that plugin only: to those the command line gives
     // no config of their own, when it gives none for every plugin.

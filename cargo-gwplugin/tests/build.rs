@@ -359,6 +359,40 @@ fn test_sends_the_sample_request_with_its_headers() {
         root.path(),
     );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    // With `-s`, only the http-server plugins: the modifier that refuses is not run.
+    let servers = run(
+        gwplugin(
+            root.path(),
+            &[
+                "test",
+                "-s",
+                "--gwhost",
+                &gwhost.display().to_string(),
+                "--request",
+                "PUT /x",
+                "-H",
+                "x-reject: 418",
+                &so.display().to_string(),
+            ],
+        ),
+        root.path(),
+    );
+    assert_eq!(servers.code, 0, "{}\n{}", servers.stdout, servers.stderr);
+    assert!(
+        servers
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("[OK]"))
+            .count()
+            > 0
+            && servers
+                .stdout
+                .lines()
+                .filter(|l| l.starts_with("["))
+                .all(|l| l.contains("(http-server)")),
+        "{}",
+        servers.stdout
+    );
     // gwhost refusing its arguments is a usage error here too.
     let refused = run(
         gwplugin(

@@ -94,6 +94,128 @@ impl Body {
     }
 }
 
+/// What [`Body::map_whole`] applies to a body.
+type WholeMap = Box<dyn FnOnce(Bytes) -> Result<Bytes, Error> + Send>;
+
+impl Body {
+    /// The body with `f` applied to the whole of it: how a modifier, which cannot wait for
+    /// a stream, rewrites a body (a JSON response given a field, say). A buffered body is
+    /// changed at once; a stream is read to its end when it is first polled (in gwhost,
+    /// once the response goes out), at most `limit` bytes of it, and `f` runs then.
+    /// Trailers are dropped. Past `limit`, or when `f` fails, the body fails with that
+    /// error (in gwhost: a 500 when nothing of the body had gone out yet).
+    ///
+    /// ```
+    /// # use gwplugin::{Body, Error, Response};
+    /// fn tag(resp: &mut Response) -> Result<(), Error> {
+    ///     let body = std::mem::take(resp.body_mut());
+    ///     *resp.body_mut() = body.map_whole(1 << 20, |json| {
+    ///         let mut value: gwplugin::serde_json::Value = gwplugin::serde_json::from_slice(&json)?;
+    ///         value["tagged"] = true.into();
+    ///         Ok(gwplugin::serde_json::to_vec(&value)?.into())
+    ///     });
+    ///     // The length changed: gwhost frames the new body itself.
+    ///     resp.headers_mut().remove(gwplugin::http::header::CONTENT_LENGTH);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn map_whole<F>(self, limit: usize, f: F) -> Body
+    where
+        F: FnOnce(Bytes) -> Result<Bytes, Error> + Send + 'static,
+    {
+        let whole = match self.inner {
+            Inner::Empty => Bytes::new(),
+            Inner::Full(data) => data,
+            Inner::Stream(_) => {
+                return Body::from_stream(MapWhole {
+                    inner: self,
+                    read: BytesMut::new(),
+                    limit,
+                    map: Some(Box::new(f)),
+                });
+            }
+        };
+        let mapped = if whole.len() > limit {
+            Err(too_large(limit))
+        } else {
+            f(whole)
+        };
+        match mapped {
+            Ok(data) => Body::full(data),
+            Err(e) => Body::from_stream(MapWhole {
+                inner: Body::empty(),
+                read: BytesMut::new(),
+                limit,
+                map: Some(Box::new(move |_| Err(e))),
+            }),
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Error {
+    Error::new(format!(
+        "the body is larger than the {limit} bytes `map_whole` reads"
+    ))
+}
+
+/// A stream read whole, then mapped ([`Body::map_whole`]). `map` is `None` once done.
+struct MapWhole {
+    inner: Body,
+    read: BytesMut,
+    limit: usize,
+    map: Option<WholeMap>,
+}
+
+impl http_body::Body for MapWhole {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            if this.map.is_none() {
+                return Poll::Ready(None);
+            }
+            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(frame) => frame,
+            };
+            match frame {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue; // trailers
+                    };
+                    if this.read.len() + data.len() > this.limit {
+                        this.map = None;
+                        return Poll::Ready(Some(Err(Box::new(too_large(this.limit)))));
+                    }
+                    this.read.extend_from_slice(&data);
+                }
+                Some(Err(e)) => {
+                    this.map = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => {
+                    let map = this.map.take().expect("checked above");
+                    let whole = std::mem::take(&mut this.read).freeze();
+                    return Poll::Ready(Some(
+                        map(whole)
+                            .map(Frame::data)
+                            .map_err(|e| Box::new(e) as BoxError),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.map.is_none()
+    }
+}
+
 impl Default for Body {
     fn default() -> Self {
         Body::empty()
@@ -243,5 +365,84 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.guarded(SizeHint::default(), |b| b.size_hint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::task::Waker;
+
+    use super::*;
+
+    /// A stream of the given chunks, one per poll.
+    struct Chunks(VecDeque<&'static str>);
+
+    impl http_body::Body for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(Bytes::from(c)))))
+        }
+    }
+
+    fn stream(chunks: &[&'static str]) -> Body {
+        Body::from_stream(Chunks(chunks.iter().copied().collect()))
+    }
+
+    /// Reads a body whose streams never wait.
+    fn read(body: Body) -> Result<Bytes, Error> {
+        let mut fut = std::pin::pin!(body.collect());
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("waited"),
+        }
+    }
+
+    fn shout(bytes: Bytes) -> Result<Bytes, Error> {
+        Ok(bytes.to_ascii_uppercase().into())
+    }
+
+    #[test]
+    fn map_whole_changes_a_buffered_body_at_once_and_a_stream_once_read() {
+        let mapped = Body::from("hello").map_whole(100, shout);
+        assert_eq!(mapped.as_bytes(), Some(&b"HELLO"[..]));
+        let mapped = stream(&["hel", "lo ", "world"]).map_whole(100, shout);
+        assert_eq!(mapped.as_bytes(), None);
+        assert_eq!(read(mapped).unwrap(), "HELLO WORLD");
+        let mapped = Body::empty().map_whole(0, |_| Ok(Bytes::from("was empty")));
+        assert_eq!(read(mapped).unwrap(), "was empty");
+    }
+
+    #[test]
+    fn map_whole_fails_past_its_limit_or_with_the_maps_error() {
+        let err = read(stream(&["12345", "678"]).map_whole(7, shout)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the body is larger than the 7 bytes `map_whole` reads"
+        );
+        let err = read(Body::from("12345678").map_whole(7, shout)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the body is larger than the 7 bytes `map_whole` reads"
+        );
+        let failing = |_| Err(Error::new("not JSON"));
+        assert_eq!(
+            read(stream(&["x"]).map_whole(9, failing))
+                .unwrap_err()
+                .to_string(),
+            "not JSON"
+        );
+        assert_eq!(
+            read(Body::from("x").map_whole(9, failing))
+                .unwrap_err()
+                .to_string(),
+            "not JSON"
+        );
     }
 }

@@ -1281,6 +1281,51 @@ async fn a_large_response_streams_through_then_its_connection_is_reused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_modifier_rewrites_a_streamed_backend_body_whole_with_map_whole() {
+    let backend = start_backend().await;
+    let mut shouting = endpoint("/shout", &backend, "/big");
+    shouting["extra_config"] = json!({"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}});
+    let cfg = config(None, json!([shouting]));
+    let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
+    // 300 kB streamed in pieces, upper-cased whole, within the limit.
+    let len = 300_000usize;
+    let reply = get(
+        &gw.url("/shout"),
+        &[
+            ("x-reply-bytes", &len.to_string()),
+            ("x-reply-header-x-shout-limit", "1000000"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", gw.logs());
+    let bytes = reply.body.as_bytes();
+    assert_eq!(bytes.len(), len);
+    let wrong = (0..len).find(|&i| bytes[i] != slow_chunks_byte(i).to_ascii_uppercase());
+    assert_eq!(wrong, None, "the body is not the backend's, upper-cased");
+    // Past the limit: the body fails as the plugin's, and the client never gets a whole
+    // 200 body.
+    let addr = gw.addr;
+    let answer = tokio::task::spawn_blocking(move || {
+        raw_until_closed(
+            addr,
+            &format!(
+                "GET /shout HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-reply-bytes: {len}\r\n\
+                 x-reply-header-x-shout-limit: 1000\r\n\r\n"
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 500 ") && answer.len() < 1000,
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
+    let line = gw.expect_log_line("larger than the 1000 bytes `map_whole` reads");
+    assert!(line.contains("plugin=\"stamp-modifier\""), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn timeout_is_504_and_unreachable_is_502() {
     let backend = start_backend().await;
     let dead = dead_address();

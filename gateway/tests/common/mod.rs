@@ -575,8 +575,17 @@ async fn echo(
     if req.headers().contains_key("x-stall-body") {
         return hyper::Response::new(StalledBody { sent: false }.boxed());
     }
+    // `x-reply-header-NAME: VALUE` asks for `NAME: VALUE` on the response.
+    let reply_headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.as_str().strip_prefix("x-reply-header-")?;
+            Some((name.to_owned(), v.to_str().ok()?.to_owned()))
+        })
+        .collect();
     if let Some(len) = header("x-reply-bytes") {
-        return hyper::Response::new(
+        let mut resp = hyper::Response::new(
             SlowChunks {
                 total: len as usize,
                 left: len as usize,
@@ -584,6 +593,13 @@ async fn echo(
             }
             .boxed(),
         );
+        for (name, value) in &reply_headers {
+            resp.headers_mut().insert(
+                hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        return resp;
     }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in req.headers() {
@@ -595,15 +611,6 @@ async fn echo(
     let method = req.method().to_string();
     let uri = req.uri().to_string();
     let replace_body = req.headers().contains_key("x-replace-body");
-    // `x-reply-header-NAME: VALUE` asks for `NAME: VALUE` on the response.
-    let reply_headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| {
-            let name = k.as_str().strip_prefix("x-reply-header-")?;
-            Some((name.to_owned(), v.to_str().ok()?.to_owned()))
-        })
-        .collect();
     let body = req.into_body().collect().await.unwrap().to_bytes();
     tokio::time::sleep(Duration::from_millis(delay)).await;
     let json = json!({

@@ -26,6 +26,19 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
     let (plugin, host) = args.plugin.resolve(&cargo)?;
     let Some(changed) = sync(&cargo, &plugin, &host, args.dry_run)? else {
+        // What a real sync would turn on after its versions, as far as the plugin as it
+        // is tells (its check changes no file; one that cannot run, a lock out of date,
+        // leaves it to the real sync).
+        let report = crate::check::check(&cargo, &plugin, &host, None, None);
+        for (name, missing) in report.iter().flat_map(missing_host_features) {
+            status(
+                "Would enable",
+                &format!(
+                    "features of `{name}` in [dependencies], as the host has them: {}",
+                    missing.join(", ")
+                ),
+            );
+        }
         return Ok(Outcome::Ok);
     };
     match checked_after_sync(&cargo, &plugin.path, &host, changed)? {
@@ -64,6 +77,23 @@ fn checked_after_sync(
     Ok(None)
 }
 
+/// The boundary crates whose host copy has features the plugin's build lacks, with those
+/// features, from a `check` report.
+fn missing_host_features(report: &gwplugin_build::report::Report) -> Vec<(&str, Vec<String>)> {
+    report
+        .incompatibilities
+        .iter()
+        .filter_map(|finding| {
+            let name = finding
+                .field
+                .strip_prefix("crate ")?
+                .strip_suffix(" features")?;
+            let (_, missing) = crate::check::feature_difference(&finding.have, &finding.want);
+            (!missing.is_empty()).then_some((name, missing))
+        })
+        .collect()
+}
+
 /// Turns on, in the plugin's `[dependencies]`, each feature of a boundary crate that the
 /// host's copy has and the plugin's build lacks (`report` lists them), and locks again;
 /// all or nothing. Returns whether it changed the manifest.
@@ -75,18 +105,9 @@ fn enable_host_features(
 ) -> Result<bool, Error> {
     let mut doc = plugin.doc.clone();
     let mut changes = Vec::new();
-    for finding in &report.incompatibilities {
-        let Some(name) = finding
-            .field
-            .strip_prefix("crate ")
-            .and_then(|rest| rest.strip_suffix(" features"))
-        else {
-            continue;
-        };
-        let (_, missing) = crate::check::feature_difference(&finding.have, &finding.want);
+    for (name, missing) in missing_host_features(report) {
         // One version of it in the host: the one a new entry asks for.
-        let versions = host.boundary_versions(name);
-        let ([version], false) = (versions.as_slice(), missing.is_empty()) else {
+        let [version] = host.boundary_versions(name)[..] else {
             continue;
         };
         if let Some(change) =

@@ -326,6 +326,24 @@ fn a_feature_the_hosts_copy_has_is_turned_on_in_the_plugin() {
     let json = root.path().join("featured-host.json");
     std::fs::write(&json, manifest.to_json_pretty()).unwrap();
     let host = json.to_str().unwrap();
+    // Its dry run says so, and writes nothing.
+    let before = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let r = run(
+        gwplugin(&dir, &["sync", "--dry-run", "--host", host]),
+        root.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "Would enable features of `serde_json` in [dependencies], as the host has them: raw_value"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("Cargo.toml")).unwrap(),
+        before
+    );
     let r = run(gwplugin(&dir, &["sync", "--host", host]), root.path());
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(

@@ -306,7 +306,10 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     let registered = match config {
         Some((path, file)) => {
             let into = install_dir.as_deref().unwrap_or(&out_dir);
-            Some((path, file.merge(&snippet_in(into), &name, &args.endpoint)?))
+            Some((
+                path,
+                file.merge(&snippet_in(into), &exports, &name, &args.endpoint)?,
+            ))
         }
         None => None,
     };
@@ -362,7 +365,11 @@ pub fn build(args: &Args) -> Result<Built, Error> {
                 .map(|e| json!({"kind": e.kind, "name": e.name}))
                 .collect::<Vec<_>>(),
             "registered": registered.as_ref().map(|(config, merged)| {
-                json!({"config": config.display().to_string(), "changes": merged.changes})
+                json!({
+                    "config": config.display().to_string(),
+                    "changes": merged.changes,
+                    "notes": merged.notes,
+                })
             }),
         });
         crate::print_stdout(&format!("{line}\n"));

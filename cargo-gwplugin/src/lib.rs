@@ -283,8 +283,8 @@ pub fn report_error(e: &Error) {
 
 /// A cargo-style status line on stderr: `    Checking …`.
 pub fn status(verb: &str, message: &str) {
-    // `-q`: warnings still, as cargo's.
-    if output().quiet && verb != "Warning" {
+    // `-q`: warnings still, as cargo's, and notes (what `--register` left undone).
+    if output().quiet && verb != "Warning" && verb != "Note" {
         return;
     }
     let style = if verb == "Warning" {

@@ -10,6 +10,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use gwplugin_build::elf::ExportedPlugin;
+
 use crate::error::Error;
 
 /// JSON that keeps the order of object keys. (serde_json's `preserve_order` would do, but
@@ -255,6 +257,7 @@ impl ConfigFile {
     pub fn merge(
         &self,
         snippet: &Json,
+        exports: &[ExportedPlugin],
         plugin: &str,
         endpoints: &[String],
     ) -> Result<Merged, Error> {
@@ -265,7 +268,7 @@ impl ConfigFile {
             changes: Vec::new(),
             notes: Vec::new(),
         };
-        merge_into(&mut m, &mut root, snippet, endpoints)?;
+        merge_into(&mut m, &mut root, snippet, exports, endpoints)?;
         let text = (!m.changes.is_empty())
             .then(|| serde_json::to_string_pretty(&root).expect("JSON") + "\n");
         Ok(Merged {
@@ -281,10 +284,12 @@ impl ConfigFile {
 pub fn register(
     config: &Path,
     snippet: &Json,
+    exports: &[ExportedPlugin],
     plugin: &str,
     endpoints: &[String],
 ) -> Result<Merged, Error> {
-    let merged = ConfigFile::read(config, plugin, endpoints)?.merge(snippet, plugin, endpoints)?;
+    let merged =
+        ConfigFile::read(config, plugin, endpoints)?.merge(snippet, exports, plugin, endpoints)?;
     if let Some(text) = &merged.text {
         crate::txn::write_atomic(config, text.as_bytes())?;
     }
@@ -311,6 +316,35 @@ fn files_in_folder(folder: &Path, pattern: &str, except: &str) -> Vec<(String, S
         .collect();
     found.sort();
     found
+}
+
+/// The plugin files in `folder` whose names hold `pattern` (not hidden), other than
+/// `except`, with the names each registers (read from its ELF; a file that is not a
+/// plugin is left out).
+fn plugins_in_folder(folder: &Path, pattern: &str, except: &str) -> Vec<(String, Vec<String>)> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, Vec<String>)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.contains(pattern) || name == except {
+                return None;
+            }
+            Some((name, registered_names(&e.path())?))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The plugin names the file at `path` registers, if it is a plugin.
+fn registered_names(path: &Path) -> Option<Vec<String>> {
+    let bytes = std::fs::read(path).ok()?;
+    let exports = gwplugin_build::elf::plugin_exports(&bytes).ok()?;
+    Some(exports.into_iter().map(|e| e.name).collect())
 }
 
 /// The plugin names a namespace block's `name` gives: one string, or a list of them.
@@ -441,7 +475,8 @@ fn select_endpoints(list: &[Json], selectors: &[String]) -> Result<Vec<usize>, (
 /// The config's `plugin.folder` `existing` (relative to `base`) against the folder the
 /// plugin is written to: `--out-dir` elsewhere would register a file gwhost never sees.
 fn folder_conflict(m: &Merge<'_>, base: &Path, existing: &str, folder: &Path) -> Result<(), Error> {
-    let resolved = base.join(existing);
+    // Absolute: a config named relatively gives a relative `base`, and the folder is not.
+    let resolved = std::path::absolute(base.join(existing)).unwrap_or_else(|_| base.join(existing));
     // A folder not made yet (checked before a build) is compared as written.
     let same = match (resolved.canonicalize(), folder.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -467,6 +502,7 @@ fn merge_into(
     m: &mut Merge<'_>,
     root: &mut Json,
     snippet: &Json,
+    exports: &[ExportedPlugin],
     endpoints: &[String],
 ) -> Result<(), Error> {
     let Some(root_obj) = root.as_object_mut() else {
@@ -552,6 +588,8 @@ fn merge_into(
         }
     }
     let sums = m.object(block, "sha256", "plugin.sha256")?;
+    // The config registered this file before: whatever it wires now, this is a rebuild.
+    let pinned_before = sums.contains_key(&file);
     if sums.get(&file).and_then(Json::as_str) != Some(hash.as_str()) {
         sums.insert(file.clone(), Json::String(hash));
         m.changes.push(format!("set the sha256 of `{file}`"));
@@ -569,11 +607,62 @@ fn merge_into(
     let client = snippet
         .get("backend_extra_config")
         .and_then(|e| e.get("plugin/http-client"));
-    let mut exported: Vec<&str> = server.map(block_names).unwrap_or_default();
-    exported.extend(modifier.map(block_names).unwrap_or_default());
-    exported.extend(client.and_then(|c| c.get("name")).and_then(Json::as_str));
+    // Every name the file exports (the snippet shows one http-client of several).
+    let exported: Vec<&str> = exports.iter().map(|e| e.name.as_str()).collect();
+    let pattern = root_obj
+        .get("plugin")
+        .and_then(|p| p.get("pattern"))
+        .and_then(Json::as_str)
+        .unwrap_or(".so")
+        .to_owned();
+    let pinned: Option<Vec<String>> = match root_obj.get("plugin").and_then(|p| p.get("sha256")) {
+        Some(Json::Object(sums)) => Some(sums.keys().cloned().collect()),
+        _ => None,
+    };
+    // gwhost refuses a name two files register: said now, not at its start.
+    for (other, names) in plugins_in_folder(Path::new(&folder), &pattern, &file) {
+        if pinned.as_ref().is_some_and(|p| !p.contains(&other)) {
+            continue; // not loaded
+        }
+        if let Some(clash) = exported.iter().find(|n| names.contains(&n.to_string())) {
+            return Err(m.conflict(
+                format!("`{other}` in its plugin folder registers a plugin `{clash}` too, and gwhost refuses a name registered twice"),
+                format!("rename one of the two `{clash}` (in `gwplugin::export!`), or remove `{other}` from the folder if it is stale"),
+            ));
+        }
+    }
+    // Names the file registered before (its copy in the plugin folder) that the config uses
+    // and the new file lacks: gwhost would refuse the config (a plugin renamed or removed).
+    let before = registered_names(&Path::new(&folder).join(&file)).unwrap_or_default();
+    let gone: Vec<&str> = before
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !exported.contains(name))
+        .collect();
+    let stale = wired_names(root_obj, &gone);
+    if !stale.is_empty() {
+        let list = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(m.conflict(
+            format!(
+                "the config uses {}, which `{file}` registered and the new build does not",
+                list(&stale)
+            ),
+            format!(
+                "a plugin was renamed or removed: change {} in the config to what the file \
+                 registers now ({}), or remove it, then register again",
+                if stale.len() == 1 { "it" } else { "them" },
+                list(&exported)
+            ),
+        ));
+    }
     let wired = wired_names(root_obj, &exported);
-    let rebuild = !wired.is_empty();
+    let rebuild = pinned_before || !wired.is_empty();
     if rebuild && endpoints.is_empty() {
         let unwired: Vec<String> = exported
             .iter()
@@ -581,17 +670,14 @@ fn merge_into(
             .map(|name| format!("`{name}`"))
             .collect();
         if !unwired.is_empty() {
+            // Not "pass `--endpoint`": that wires every modifier and the http-client of the
+            // file into the endpoint, which may be more than the author wants.
             m.notes.push(format!(
-                "{} not wired in: the config already uses {}, so its wiring was left as it is; \
-                 add {} to the config by hand, or pass `--endpoint` for an endpoint's modifiers \
-                 and http-client",
+                "{} not wired in: `{file}` was registered before, so its wiring was left as it \
+                 is; add {} to the config by hand where {} should run",
                 unwired.join(", "),
-                wired
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if unwired.len() == 1 { "it" } else { "them" }
+                if unwired.len() == 1 { "it" } else { "them" },
+                if unwired.len() == 1 { "it" } else { "they" }
             ));
         }
         return Ok(());

@@ -158,6 +158,8 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
         json!([{"kind": "modifier", "name": "tenant"}])
     );
     assert_eq!(built["registered"]["config"], "[ROOT]/gateway.json");
+    // What it left undone, for scripts as for people (none on a first registration).
+    assert_eq!(built["registered"]["notes"], json!([]));
     let unplaceholder = |p: &str| {
         p.replace("[ROOT]", &root.path().display().to_string())
             .replace("[REPO]", &common::repo().display().to_string())

@@ -59,7 +59,7 @@ fn case(dir: &Path) {
         defaults.as_object().unwrap(),
     );
     let bless = std::env::var_os("GWPLUGIN_BLESS").is_some();
-    match register(&config, &snip, "tenant", &endpoints) {
+    match register(&config, &snip, &exports, "tenant", &endpoints) {
         Ok(merged) => {
             let got = unsubst(&std::fs::read_to_string(&config).unwrap());
             if bless {
@@ -109,4 +109,94 @@ fn register_cases() {
     for dir in dirs {
         case(&dir);
     }
+}
+
+/// A config at `dir/gateway.json` loading plugins from `dir/plugins`, where `plugins` holds
+/// a real plugin file (the `all-kinds` fixture: `stamp-server`, `services-client`,
+/// `stamp-modifier`) named `placed_as`.
+fn config_beside_a_real_plugin(
+    dir: &Path,
+    placed_as: &str,
+    endpoint_modifiers: &[&str],
+) -> std::path::PathBuf {
+    let folder = dir.join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(
+        gwplugin_e2e::build_fixture("all-kinds"),
+        folder.join(placed_as),
+    )
+    .unwrap();
+    let config = dir.join("gateway.json");
+    let text = serde_json::to_string_pretty(&json!({
+        "version": 3,
+        "plugin": {"folder": "plugins", "pattern": ".so"},
+        "endpoints": [{
+            "endpoint": "/a",
+            "extra_config": {"plugin/req-resp-modifier": {"name": endpoint_modifiers}},
+            "backend": [{"host": ["http://h"], "url_pattern": "/"}]
+        }]
+    }))
+    .unwrap();
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn modifier(name: &str) -> Vec<ExportedPlugin> {
+    vec![ExportedPlugin {
+        kind: "modifier".to_owned(),
+        name: name.to_owned(),
+    }]
+}
+
+#[test]
+fn a_name_another_file_in_the_folder_registers_is_refused_before_gwhost_would() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_beside_a_real_plugin(tmp.path(), "all-kinds.so", &[]);
+    let before = std::fs::read_to_string(&config).unwrap();
+    let exports = modifier("stamp-modifier");
+    let snip = snippet(
+        &tmp.path().join("plugins"),
+        "tenant.so",
+        &"ab".repeat(32),
+        &exports,
+        &Default::default(),
+    );
+    let err = register(&config, &snip, &exports, "tenant", &[]).unwrap_err();
+    assert_eq!(
+        format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
+        format!(
+            "cannot register `tenant` in `{}`: `all-kinds.so` in its plugin folder registers a plugin `stamp-modifier` too, and gwhost refuses a name registered twice\n\
+             help: rename one of the two `stamp-modifier` (in `gwplugin::export!`), or remove `all-kinds.so` from the folder if it is stale",
+            config.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
+}
+
+#[test]
+fn a_rebuild_that_renamed_a_plugin_the_config_uses_is_refused_with_the_new_names() {
+    // The file in the folder registered `stamp-modifier`, which the config uses; the new
+    // build registers `tenant` instead. Registered as a first time before, it wired
+    // everything again and left the config naming a plugin gwhost no longer has.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_beside_a_real_plugin(tmp.path(), "tenant.so", &["stamp-modifier"]);
+    let before = std::fs::read_to_string(&config).unwrap();
+    let exports = modifier("tenant");
+    let snip = snippet(
+        &tmp.path().join("plugins"),
+        "tenant.so",
+        &"ab".repeat(32),
+        &exports,
+        &Default::default(),
+    );
+    let err = register(&config, &snip, &exports, "tenant", &[]).unwrap_err();
+    assert_eq!(
+        format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
+        format!(
+            "cannot register `tenant` in `{}`: the config uses `stamp-modifier`, which `tenant.so` registered and the new build does not\n\
+             help: a plugin was renamed or removed: change it in the config to what the file registers now (`tenant`), or remove it, then register again",
+            config.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
 }

@@ -256,6 +256,24 @@ fn end_to_end(target: &str, host: &Path, launcher: &[&str]) {
         new_dir.display()
     );
 
+    // A config named relatively, whose folder `--out-dir` names and which is not made yet:
+    // the same folder (it was compared as a relative path against an absolute one).
+    std::fs::create_dir(root.path().join("rel")).unwrap();
+    let mut relative = registered.clone();
+    relative["plugin"] = json!({"folder": "rel-plugins", "pattern": ".so"});
+    std::fs::write(root.path().join("rel/gateway.json"), relative.to_string()).unwrap();
+    let rel_out = root.path().join("rel/rel-plugins");
+    let mut same = args.clone();
+    same.extend([
+        "--out-dir",
+        rel_out.to_str().unwrap(),
+        "--register",
+        "../rel/gateway.json",
+    ]);
+    let r = run(gwplugin(&plugin, &same), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(rel_out.join("tenant.so").is_file());
+
     // Without `--out-dir` the plugin goes where the config's folder is, made if need be;
     // a conflict there removes the folder it made.
     std::fs::create_dir(root.path().join("fresh")).unwrap();

@@ -103,7 +103,8 @@ impl Body {
     /// changed at once; a stream is read to its end when it is first polled (in gwhost,
     /// once the response goes out), at most `limit` bytes of it, and `f` runs then.
     /// Trailers are dropped. Past `limit`, or when `f` fails, the body fails with that
-    /// error (in gwhost: a 500 when nothing of the body had gone out yet).
+    /// error (in gwhost: a 500 when the whole body was there before the response's head
+    /// went out, else the connection closes before the body's end).
     ///
     /// ```
     /// # use gwplugin::{Body, Error, Response};
@@ -111,7 +112,11 @@ impl Body {
     ///     let body = std::mem::take(resp.body_mut());
     ///     *resp.body_mut() = body.map_whole(1 << 20, |json| {
     ///         let mut value: gwplugin::serde_json::Value = gwplugin::serde_json::from_slice(&json)?;
-    ///         value["tagged"] = true.into();
+    ///         // Only an object gets the field: `value["tagged"] = …` panics on a list.
+    ///         let Some(object) = value.as_object_mut() else {
+    ///             return Ok(json);
+    ///         };
+    ///         object.insert("tagged".into(), true.into());
     ///         Ok(gwplugin::serde_json::to_vec(&value)?.into())
     ///     });
     ///     // The length changed: gwhost frames the new body itself.

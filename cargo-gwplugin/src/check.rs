@@ -293,9 +293,14 @@ pub fn is_stable_release(release: &str) -> bool {
 
 /// What to do when the host's compiler is a nightly or a beta, which `sync` cannot pin.
 pub fn unstable_compiler_help(rustc: &gwplugin_build::RustcInfo) -> String {
+    let channel = if rustc.release.contains("-beta") {
+        "beta"
+    } else {
+        "nightly"
+    };
     format!(
         "build with the host's compiler, {}: pin that toolchain in the plugin's \
-         rust-toolchain.toml yourself (`channel = \"nightly-YYYY-MM-DD\"`, the one whose \
+         rust-toolchain.toml yourself (`channel = \"{channel}-YYYY-MM-DD\"`, the one whose \
          `rustc -vV` says `commit-hash: {}`; `sync` pins only stable releases)",
         rustc.release, rustc.commit_hash
     )
@@ -396,7 +401,8 @@ fn features_help(have: &str, want: &str) -> String {
     }
     if !missing.is_empty() {
         help.push(format!(
-            "enable {} of this crate in [dependencies], as the host has it",
+            "run `cargo gwplugin sync` to turn on {} of this crate in [dependencies], as the \
+             host has it",
             missing.join(", ")
         ));
     }

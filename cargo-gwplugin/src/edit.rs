@@ -283,32 +283,87 @@ fn align_entry(
     }
 }
 
-/// Turns on `features` of the crate `package` in the manifest's `[dependencies]`: in its
-/// entry there (a plain version requirement becomes an inline table), or in a new entry
-/// `package = { version = VERSION, features = [...] }` when the plugin has none. A
-/// feature already listed stays once. Returns the change, if any.
+/// Turns on `features` of the crate `package` at `version` (the host's) in the
+/// manifest's normal dependencies: in its entry (in `[dependencies]`, else a
+/// `[target.'…'.dependencies]`; a plain version requirement becomes an inline table),
+/// or in a new `[dependencies]` entry `package = { version = "=VERSION", features = [...] }`
+/// when the plugin has none. An entry for another semver series of the crate
+/// (`bytes05 = { package = "bytes", version = "0.5" }`) is another crate to cargo, left
+/// alone. A feature already listed stays once. Returns the change, if any; `None` also
+/// when the new entry's key is taken by another crate.
 pub fn enable_features(
     doc: &mut DocumentMut,
     package: &str,
     features: &[String],
     version: &str,
 ) -> Option<DepChange> {
-    let table = doc
-        .entry("dependencies")
-        .or_insert_with(toml_edit::table)
-        .as_table_like_mut()?;
-    let key = table
-        .iter()
-        .find(|(key, item)| item.get("package").and_then(Item::as_str).unwrap_or(key) == package)
-        .map(|(key, _)| key.to_owned());
-    let key = match key {
-        Some(key) => key,
-        None => {
-            let mut entry = toml_edit::InlineTable::new();
-            entry.insert("version", Value::from(version));
-            table.insert(package, Item::Value(Value::InlineTable(entry)));
-            package.to_owned()
+    let host_version = semver::Version::parse(version).ok();
+    // This crate, at a version the host's meets (or inherited: the workspace says which).
+    let is_this_crate = |key: &str, item: &Item| {
+        if item.get("package").and_then(Item::as_str).unwrap_or(key) != package {
+            return false;
         }
+        if item.get("workspace").and_then(Item::as_bool) == Some(true) {
+            return true;
+        }
+        let requirement = item
+            .as_str()
+            .or_else(|| item.get("version").and_then(Item::as_str));
+        match (requirement.map(semver::VersionReq::parse), &host_version) {
+            (Some(Ok(req)), Some(v)) => req.matches(v),
+            // A path or git dependency without a version: the crate as the plugin has it.
+            (None, _) => true,
+            _ => false,
+        }
+    };
+    let find = |table: &dyn toml_edit::TableLike| {
+        table
+            .iter()
+            .find(|(key, item)| is_this_crate(key, item))
+            .map(|(key, _)| key.to_owned())
+    };
+    // Where the entry is: `None` for `[dependencies]`, else the target's key.
+    let mut found: Option<(Option<String>, String)> = doc
+        .get("dependencies")
+        .and_then(Item::as_table_like)
+        .and_then(find)
+        .map(|key| (None, key));
+    if found.is_none()
+        && let Some(targets) = doc.get("target").and_then(Item::as_table_like)
+    {
+        found = targets.iter().find_map(|(cfg, target)| {
+            let table = target.get("dependencies")?.as_table_like()?;
+            Some((Some(cfg.to_owned()), find(table)?))
+        });
+    }
+    let (target, key) = match found {
+        Some(found) => found,
+        None => {
+            let table = doc
+                .entry("dependencies")
+                .or_insert_with(toml_edit::table)
+                .as_table_like_mut()?;
+            if table.contains_key(package) {
+                return None;
+            }
+            let mut entry = toml_edit::InlineTable::new();
+            entry.insert("version", Value::from(format!("={version}")));
+            table.insert(package, Item::Value(Value::InlineTable(entry)));
+            (None, package.to_owned())
+        }
+    };
+    let (label, table) = match &target {
+        None => (
+            "dependencies".to_owned(),
+            doc.get_mut("dependencies")?.as_table_like_mut()?,
+        ),
+        Some(cfg) => (
+            format!("target.'{cfg}'.dependencies"),
+            doc.get_mut("target")?
+                .get_mut(cfg.as_str())?
+                .get_mut("dependencies")?
+                .as_table_like_mut()?,
+        ),
     };
     let item = table.get_mut(&key)?;
     if let Some(requirement) = item.as_str().map(str::to_owned) {
@@ -321,6 +376,21 @@ pub fn enable_features(
             *value.decor_mut() = decor;
         }
         *item = Item::Value(value);
+    }
+    if let Some(inline) = item.as_inline_table_mut()
+        && !inline.contains_key("features")
+    {
+        // The space before `}` follows the new last value, not the old one's comma.
+        let suffix = inline.iter_mut().last().and_then(|(_, value)| {
+            let suffix = value.decor().suffix().cloned();
+            value.decor_mut().set_suffix("");
+            suffix
+        });
+        let mut features = Value::Array(toml_edit::Array::new());
+        if let Some(suffix) = suffix {
+            features.decor_mut().set_suffix(suffix);
+        }
+        inline.insert("features", features);
     }
     let entry = item.as_table_like_mut()?;
     let listed = entry
@@ -343,7 +413,7 @@ pub fn enable_features(
         .map(str::to_owned)
         .collect::<Vec<_>>();
     (to != from).then(|| DepChange {
-        table: "dependencies".to_owned(),
+        table: label,
         key,
         from: format!("features = {from:?}"),
         to: format!("features = {to:?}"),
@@ -557,5 +627,55 @@ mod tests {
             doc.to_string(),
             "[lib]\ncrate-type = [\"rlib\", \"cdylib\"]\n"
         );
+    }
+
+    /// `enable_features` of `raw_value` for `serde_json` 1.0.154 in `manifest`: the new
+    /// text, or `None` when it changes nothing.
+    fn with_raw_value(manifest: &str, package: &str, version: &str) -> Option<String> {
+        let mut doc: DocumentMut = manifest.parse().unwrap();
+        enable_features(&mut doc, package, &["raw_value".to_owned()], version)
+            .map(|_| doc.to_string())
+    }
+
+    #[test]
+    fn features_go_in_the_entry_of_the_hosts_series_wherever_it_is() {
+        // A plain requirement becomes a table, what follows it kept.
+        assert_eq!(
+            with_raw_value(
+                "[dependencies]\nserde_json = \"1\" # json\n",
+                "serde_json",
+                "1.0.154"
+            )
+            .unwrap(),
+            "[dependencies]\nserde_json = { version = \"1\", features = [\"raw_value\"] } # json\n"
+        );
+        // Inherited from the workspace: its entry takes the features, in its own dotted form.
+        assert_eq!(
+            with_raw_value(
+                "[dependencies]\nserde_json.workspace = true\n",
+                "serde_json",
+                "1.0.154"
+            )
+            .unwrap(),
+            "[dependencies]\nserde_json.workspace = true\nserde_json.features = [\"raw_value\"]\n"
+        );
+        // Renamed, in a target's table.
+        let target = "[target.'cfg(unix)'.dependencies]\njson = { package = \"serde_json\", version = \"1.0\" }\n";
+        assert_eq!(
+            with_raw_value(target, "serde_json", "1.0.154").unwrap(),
+            "[target.'cfg(unix)'.dependencies]\njson = { package = \"serde_json\", version = \"1.0\", features = [\"raw_value\"] }\n"
+        );
+        // Another series is another crate: a new entry for the host's.
+        let other_series = "[dependencies]\nbytes05 = { package = \"bytes\", version = \"0.5\" }\n";
+        assert_eq!(
+            with_raw_value(other_series, "bytes", "1.12.2").unwrap(),
+            "[dependencies]\nbytes05 = { package = \"bytes\", version = \"0.5\" }\nbytes = { version = \"=1.12.2\", features = [\"raw_value\"] }\n"
+        );
+        // ... unless its key is taken by that other series.
+        let taken = "[dependencies]\nbytes = \"0.5\"\n";
+        assert_eq!(with_raw_value(taken, "bytes", "1.12.2"), None);
+        // Already on: no change.
+        let on = "[dependencies]\nserde_json = { version = \"1\", features = [\"raw_value\"] }\n";
+        assert_eq!(with_raw_value(on, "serde_json", "1.0.154"), None);
     }
 }

@@ -243,7 +243,6 @@ impl ConfigFile {
                 Some(Json::Array(list)) => list.as_slice(),
                 _ => &[],
             };
-            // Selectors name endpoints themselves: which plugins they hold does not count.
             select_endpoints(list, endpoints)
                 .map_err(|(message, help)| m.conflict(message, help))?;
         }
@@ -664,9 +663,11 @@ fn merge_into(
     let wired = wired_names(root_obj, &exported);
     let rebuild = pinned_before || !wired.is_empty();
     if rebuild && endpoints.is_empty() {
+        // New since the file in the folder (all, without one): one the author left out
+        // before is not told again on every rebuild.
         let unwired: Vec<String> = exported
             .iter()
-            .filter(|name| !wired.contains(name))
+            .filter(|name| !wired.contains(name) && !before.iter().any(|b| b == *name))
             .map(|name| format!("`{name}`"))
             .collect();
         if !unwired.is_empty() {

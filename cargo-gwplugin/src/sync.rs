@@ -110,9 +110,7 @@ fn enable_host_features(
         let [version] = host.boundary_versions(name)[..] else {
             continue;
         };
-        if let Some(change) =
-            edit::enable_features(&mut doc, name, &missing, &format!("={version}"))
-        {
+        if let Some(change) = edit::enable_features(&mut doc, name, &missing, version) {
             changes.push(change);
         }
     }

@@ -200,3 +200,38 @@ fn a_rebuild_that_renamed_a_plugin_the_config_uses_is_refused_with_the_new_names
     );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
 }
+
+#[test]
+fn a_rebuild_notes_only_the_plugins_new_since_the_file_it_replaces() {
+    // The file in the folder registered `stamp-server`, `services-client` and
+    // `stamp-modifier`; the config uses only the modifier, by the author's choice. The
+    // note was about the other two on every rebuild; it is about what is new.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_beside_a_real_plugin(tmp.path(), "tenant.so", &["stamp-modifier"]);
+    let mut exports = modifier("stamp-modifier");
+    for (kind, name) in [
+        ("http-server", "stamp-server"),
+        ("http-client", "services-client"),
+        ("modifier", "brand-new"),
+    ] {
+        exports.push(ExportedPlugin {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+    let snip = snippet(
+        &tmp.path().join("plugins"),
+        "tenant.so",
+        &"ab".repeat(32),
+        &exports,
+        &Default::default(),
+    );
+    let merged = register(&config, &snip, &exports, "tenant", &[]).unwrap();
+    assert_eq!(
+        merged.notes,
+        [
+            "`brand-new` not wired in: `tenant.so` was registered before, so its wiring was left \
+          as it is; add it to the config by hand where it should run"
+        ]
+    );
+}

@@ -120,7 +120,7 @@ pub fn run(config_file: &Path, drain_timeout: Option<std::time::Duration>) -> Re
         tracing::warn!(
             plugin,
             tasks,
-            "tasks the plugin spawned were still running at the stop: dropped"
+            "tasks the plugin spawned in requests were still running at the stop: dropped"
         );
     }
     Ok(())

@@ -28,7 +28,7 @@ use gwplugin_host::scope::{self, PluginScope, RequestScope};
 use gwplugin_host::upstream::{BackendError, Upstream};
 use gwplugin_host::{CreateError, LookupError, PluginRegistry};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{PathAndQuery, Scheme};
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Body as _;
 use hyper::body::Incoming;
@@ -123,8 +123,10 @@ impl Gateway {
         let mut table = RouteTable::default();
         let mut routes = Vec::with_capacity(config.endpoints.len());
         // One upstream, so one pool of connections, per backend host, however many
-        // endpoints use it (as nginx's `upstream` blocks and Go's transports pool).
-        let mut upstreams: HashMap<(Scheme, Authority), Upstream> = HashMap::new();
+        // endpoints use it (as nginx's `upstream` blocks and Go's transports pool): the
+        // same scheme, host (any case) and port (`http://b` and `http://b:80` alike). The
+        // first endpoint's spelling is the one sent.
+        let mut upstreams: HashMap<(Scheme, String, u16), Upstream> = HashMap::new();
         for (index, endpoint) in config.endpoints.iter().enumerate() {
             let backend = &endpoint.backend;
             let client_plugin = match &backend.client {
@@ -145,7 +147,7 @@ impl Gateway {
                         .iter()
                         .map(|(scheme, authority)| {
                             upstreams
-                                .entry((scheme.clone(), authority.clone()))
+                                .entry(pool_key(scheme, authority))
                                 .or_insert_with(|| Upstream::configured(scheme, authority))
                                 .clone()
                         })
@@ -230,6 +232,11 @@ impl Gateway {
             let match_length = self.plugins_see_responses && req.method() != Method::HEAD;
             let mut resp = match &self.chain {
                 None => self.router.handle(req).await,
+                // gwhost's own health check, before the http-server plugins: a load
+                // balancer probes it without the credentials they may ask for, and a
+                // plugin that let the path through by name would also let through an
+                // endpoint that takes it. (Such an endpoint goes through them as any.)
+                Some(_) if self.router.answers_health && is_health_check(&req) => health_response(),
                 Some((chain, name)) => match PluginScope::new(name, chain.call(req)).await {
                     Ok(resp) => resp,
                     // Inner layers turn their plugin's errors into responses already.
@@ -257,6 +264,16 @@ impl Gateway {
             resp
         })
     }
+}
+
+/// Which configured hosts share a pool: the same scheme, host (any case) and port.
+fn pool_key(scheme: &Scheme, authority: &http::uri::Authority) -> (Scheme, String, u16) {
+    let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
+    (
+        scheme.clone(),
+        authority.host().to_ascii_lowercase(),
+        authority.port_u16().unwrap_or(default_port),
+    )
 }
 
 /// A plugin's name as its log lines and errors carry it. Leaked, as the pipeline that
@@ -488,7 +505,10 @@ impl Router {
                 Err(_) => Err(timed_out(&format_args!(
                     "{}://{}",
                     target.0.unwrap_or(http::uri::Scheme::HTTP),
-                    target.1.as_ref().map_or("", |a| a.as_str())
+                    target
+                        .1
+                        .as_ref()
+                        .map_or("", gwplugin_host::upstream::without_userinfo)
                 ))),
                 Ok(Ok(mut resp)) => {
                     watch_backend_body(&mut resp, backend.timeout, self.hyper_polls_backend_bodies);
@@ -1356,18 +1376,24 @@ fn refuse(status: StatusCode, why: &dyn std::fmt::Display) -> Response {
 #[cold]
 #[inline(never)]
 fn unrouted(req: &Request, answers_health: bool) -> Response {
-    if answers_health
-        && req.uri().path() == HEALTH_PATH
-        && matches!(*req.method(), Method::GET | Method::HEAD)
-    {
-        let mut resp = Response::new(Body::from(r#"{"status":"ok"}"#));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return resp;
+    if answers_health && is_health_check(req) {
+        return health_response();
     }
     status_response(StatusCode::NOT_FOUND)
+}
+
+/// `GET` or `HEAD` of gwhost's health check path.
+fn is_health_check(req: &Request) -> bool {
+    req.uri().path() == HEALTH_PATH && matches!(*req.method(), Method::GET | Method::HEAD)
+}
+
+fn health_response() -> Response {
+    let mut resp = Response::new(Body::from(r#"{"status":"ok"}"#));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 /// A response made by the gateway itself: the status and its reason as the body.
@@ -1473,4 +1499,21 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
         "expect" => 11,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_that_name_one_host_share_a_pool_key() {
+        let key = |url: &str| {
+            let uri: Uri = url.parse().unwrap();
+            pool_key(uri.scheme().unwrap(), uri.authority().unwrap())
+        };
+        assert_eq!(key("http://Backend"), key("http://backend:80"));
+        assert_eq!(key("https://backend"), key("https://BACKEND:443"));
+        assert_ne!(key("http://backend"), key("https://backend"));
+        assert_ne!(key("http://backend:8080"), key("http://backend"));
+    }
 }

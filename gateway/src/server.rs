@@ -81,7 +81,12 @@ pub async fn serve(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    if accept_failures.last_logged.is_some() {
+                        accept_failures.accepted();
+                    }
+                    stream
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving the others.
                     accept_failures.failed(&e);
@@ -205,13 +210,25 @@ impl AcceptFailures {
         }
         if self.since_logged > 0 {
             tracing::warn!(
-                "accept failed: {e} (and {} more times in the last second)",
+                "accept failed: {e} (and {} more times since the last line)",
                 self.since_logged
             );
         } else {
             tracing::warn!("accept failed: {e}");
         }
         self.last_logged = Some(now);
+        self.since_logged = 0;
+    }
+
+    /// A connection was accepted: failures not yet told are told now, once.
+    fn accepted(&mut self) {
+        if self.since_logged > 0 {
+            tracing::warn!(
+                "accepting connections again, after {} more failures since the last line",
+                self.since_logged
+            );
+        }
+        self.last_logged = None;
         self.since_logged = 0;
     }
 }
@@ -563,10 +580,12 @@ async fn serve_connection(
 /// For a status without a standard reason phrase, the backend's (when it gave one and
 /// gwhost forwards its response), else none: hyper would write `<none>`.
 fn keep_reason_phrase(response: &mut gwplugin::Response) {
+    let status = response.status();
     let reason = response
         .extensions_mut()
         .remove::<gwplugin_host::upstream::BackendReason>()
-        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason.0).ok())
+        .filter(|backend| backend.status == status)
+        .and_then(|backend| hyper::ext::ReasonPhrase::try_from(backend.reason).ok())
         .unwrap_or(hyper::ext::ReasonPhrase::from_static(b""));
     response.extensions_mut().insert(reason);
 }

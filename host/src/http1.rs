@@ -519,9 +519,10 @@ impl Conn {
         parts.version = version;
         parts.headers = headers;
         if let Some(reason) = reason {
-            parts
-                .extensions
-                .insert(crate::upstream::BackendReason(head.slice(reason)));
+            parts.extensions.insert(crate::upstream::BackendReason {
+                status,
+                reason: head.slice(reason),
+            });
         }
         Ok(Parsed::Final(Head {
             parts,

@@ -50,13 +50,16 @@ impl TokioHostServices {
     }
 }
 
-/// A task a plugin spawned, counted in [`DROPPED_UNFINISHED`] when it is dropped before
-/// it ends: a runtime that shuts down (a gateway's stop) drops the tasks still running,
-/// and the operator should hear which plugins lost work. (A panic in the task does not
-/// count: the plugin's side catches it and the task ends.)
+/// A task a plugin spawned during a request, counted in [`DROPPED_UNFINISHED`] when it is
+/// dropped before it ends: a runtime that shuts down (a gateway's stop) drops the tasks
+/// still running, and the operator should hear which plugins lost a request's work. (A
+/// task a factory started, a ticker, runs until the stop by design: not counted. Nor is
+/// a panic in a task: the plugin's side catches it and the task ends.)
 struct SpawnedTask {
     task: BoxFuture<'static, ()>,
     plugin: Option<&'static str>,
+    /// Spawned during a request: counted if dropped unfinished.
+    counted: bool,
     finished: bool,
 }
 
@@ -65,14 +68,16 @@ impl Future for SpawnedTask {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let poll = self.task.as_mut().poll(cx);
-        self.finished = poll.is_ready();
+        if poll.is_ready() {
+            self.finished = true;
+        }
         poll
     }
 }
 
 impl Drop for SpawnedTask {
     fn drop(&mut self) {
-        if !self.finished {
+        if self.counted && !self.finished {
             let mut dropped = DROPPED_UNFINISHED
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -81,14 +86,14 @@ impl Drop for SpawnedTask {
     }
 }
 
-/// Spawned tasks dropped before they ended, by the name of the plugin that spawned them
-/// (`None`: outside any plugin call, e.g. from a plugin's factory).
+/// Tasks spawned during a request and dropped before they ended, by the name of the
+/// plugin that spawned them (`None`: outside any plugin's scope).
 static DROPPED_UNFINISHED: std::sync::Mutex<
     std::collections::BTreeMap<Option<&'static str>, usize>,
 > = std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-/// How many of the tasks plugins spawned were dropped before they ended, by plugin name:
-/// after a runtime's shutdown, those it cut short.
+/// How many of the tasks plugins spawned during requests were dropped before they ended,
+/// by plugin name: after a runtime's shutdown, those it cut short.
 pub fn dropped_unfinished_tasks() -> Vec<(Option<&'static str>, usize)> {
     let dropped = DROPPED_UNFINISHED
         .lock()
@@ -114,6 +119,7 @@ impl HostServices for TokioHostServices {
         let task = SpawnedTask {
             task,
             plugin,
+            counted: scope::request_id() != 0,
             finished: false,
         };
         // The task's log lines name the plugin and the request that spawned it.

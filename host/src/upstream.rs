@@ -63,9 +63,14 @@ impl BackendError {
 /// The reason phrase of a backend's response whose status has no standard one (`599
 /// Network Timeout`), in its extensions: a server that writes the response can pass it
 /// on (hyper writes `<none>` for such a status otherwise). The bytes are httparse's
-/// `reason-phrase`: tab, space, visible ASCII and bytes 0x80 and up.
+/// `reason-phrase`, which it gives only when it is UTF-8 (tab, space, visible ASCII; a
+/// phrase with other bytes comes as none). With the status it
+/// came with: a modifier that changes the status leaves a phrase that is not its own.
 #[derive(Debug, Clone)]
-pub struct BackendReason(pub bytes::Bytes);
+pub struct BackendReason {
+    pub status: http::StatusCode,
+    pub reason: bytes::Bytes,
+}
 
 /// One backend host (scheme and authority) and its per-thread connection pools. A clone
 /// shares the pools.
@@ -198,12 +203,9 @@ impl Upstream {
         let host = if port == default_port {
             authority.host()
         } else {
-            // Without the userinfo (`user:password@`) an authority may have: RFC 9110
-            // §7.2's `Host` has none, and it would show the password to the backend's logs.
-            authority
-                .as_str()
-                .rsplit_once('@')
-                .map_or(authority.as_str(), |(_, host)| host)
+            // RFC 9110 §7.2's `Host` has no userinfo, and it would show the password to
+            // the backend's logs.
+            without_userinfo(authority)
         };
         Upstream {
             pool,
@@ -406,10 +408,23 @@ pub fn send(mut req: Request) -> impl Future<Output = Result<Response, SendError
             }
         };
         upstream.send(&mut req).await.map_err(|error| SendError {
-            target: format!("{}://{}", upstream.scheme, upstream.authority),
+            target: format!(
+                "{}://{}",
+                upstream.scheme,
+                without_userinfo(&upstream.authority)
+            ),
             error,
         })
     }
+}
+
+/// An authority without the userinfo (`user:password@`) it may have: for a `Host` header
+/// and for log lines, where a password has no business.
+pub fn without_userinfo(authority: &Authority) -> &str {
+    authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, host)| host)
 }
 
 /// This thread's [`Upstream`] for a host, made on first use.

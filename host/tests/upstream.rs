@@ -515,6 +515,18 @@ async fn an_empty_path_goes_as_slash_and_userinfo_stays_out_of_host() {
             && !request.contains("secret"),
         "{request}"
     );
+    // Nor in a failure's message, which goes to the log.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let err = send(get(&format!("http://user:secret@127.0.0.1:{port}/u")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("backend `http://127.0.0.1:{port}`: connect: ")),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -1,10 +1,10 @@
 //! `{{name}}`: a gwplugin http-server plugin (`plugin/http-server`).
 //!
 //! Wraps the gateway's router: a request must carry one of the configured API keys in
-//! the configured header, or it is answered 401 without reaching the router. gwhost's
-//! health check (`/__health`) passes without one: http-server plugins see every request,
-//! that one too, and a load balancer probes it with no key. Answers that pass get
-//! `x-{{name}}: ok`. Configure it in the service's `extra_config`:
+//! the configured header, or it is answered 401 without reaching the router. (gwhost
+//! answers its own health check, `/__health`, before http-server plugins: a load
+//! balancer's probe needs no key.) Answers that pass get `x-{{name}}: ok`. Configure it
+//! in the service's `extra_config`:
 //!
 //! ```json
 //! "extra_config": {
@@ -58,12 +58,9 @@ impl ApiKeys {
     }
 }
 
-/// Paths that need no key: gwhost's health check, which load balancers probe without one.
-const OPEN_PATHS: [&str; 1] = ["/__health"];
-
 impl HttpServer for ApiKeys {
     async fn handle(&self, req: Request, next: Next<'_>) -> Result<Response, Error> {
-        if !OPEN_PATHS.contains(&req.uri().path()) && !self.allows(req.headers()) {
+        if !self.allows(req.headers()) {
             gwplugin::log::info!("refused {} {}: no valid API key", req.method(), req.uri());
             let mut resp = Response::new(Body::from("missing or invalid API key\n"));
             *resp.status_mut() = StatusCode::UNAUTHORIZED;
@@ -110,11 +107,7 @@ mod tests {
     }
 
     fn request(key: Option<&str>) -> Request {
-        request_to("/items", key)
-    }
-
-    fn request_to(path: &str, key: Option<&str>) -> Request {
-        let mut req = gwplugin::http::Request::get(path);
+        let mut req = gwplugin::http::Request::get("/items");
         if let Some(key) = key {
             req = req.header("x-api-key", key);
         }
@@ -150,15 +143,5 @@ mod tests {
         let resp = run(p.handle(request(None), Next::from_handler(&Router))).unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         assert!(!resp.headers().contains_key("x-{{name}}"));
-    }
-
-    #[test]
-    fn the_health_check_passes_without_a_key() {
-        let resp = run(plugin().handle(
-            request_to("/__health", None),
-            Next::from_handler(&Router),
-        ))
-        .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
     }
 }

@@ -220,6 +220,13 @@ impl Gateway {
             if let Some(refused) = refuse_malformed(&req) {
                 return refused;
             }
+            // gwhost's own health check, before the http-server plugins: a load balancer
+            // probes it without the credentials they may ask for, and a plugin that let
+            // the path through by name would also let through an endpoint that takes it.
+            // (Such an endpoint goes through them as any.)
+            if self.chain.is_some() && self.router.answers_health && is_health_check(&req) {
+                return health_response();
+            }
             // The client's hop-by-hop headers, before any plugin runs: the headers its
             // `Connection` names are the client's own, never those a plugin adds (RFC
             // 9110 §7.6.1), which a client could otherwise have dropped.
@@ -232,11 +239,6 @@ impl Gateway {
             let match_length = self.plugins_see_responses && req.method() != Method::HEAD;
             let mut resp = match &self.chain {
                 None => self.router.handle(req).await,
-                // gwhost's own health check, before the http-server plugins: a load
-                // balancer probes it without the credentials they may ask for, and a
-                // plugin that let the path through by name would also let through an
-                // endpoint that takes it. (Such an endpoint goes through them as any.)
-                Some(_) if self.router.answers_health && is_health_check(&req) => health_response(),
                 Some((chain, name)) => match PluginScope::new(name, chain.call(req)).await {
                     Ok(resp) => resp,
                     // Inner layers turn their plugin's errors into responses already.
@@ -261,6 +263,9 @@ impl Gateway {
             if let Some(lent) = lent {
                 end_loan_with(&mut resp, lent);
             }
+            if resp.status().canonical_reason().is_none() {
+                keep_reason_phrase(&mut resp);
+            }
             resp
         })
     }
@@ -274,6 +279,19 @@ fn pool_key(scheme: &Scheme, authority: &http::uri::Authority) -> (Scheme, Strin
         authority.host().to_ascii_lowercase(),
         authority.port_u16().unwrap_or(default_port),
     )
+}
+
+/// For a status without a standard reason phrase, the backend's (when it gave one and
+/// gwhost forwards its response), else none: hyper would write `<none>`.
+fn keep_reason_phrase(response: &mut Response) {
+    let status = response.status();
+    let reason = response
+        .extensions_mut()
+        .remove::<gwplugin_host::upstream::BackendReason>()
+        .filter(|backend| backend.status == status)
+        .and_then(|backend| hyper::ext::ReasonPhrase::try_from(backend.reason).ok())
+        .unwrap_or(hyper::ext::ReasonPhrase::from_static(b""));
+    response.extensions_mut().insert(reason);
 }
 
 /// A plugin's name as its log lines and errors carry it. Leaked, as the pipeline that

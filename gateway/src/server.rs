@@ -533,10 +533,7 @@ async fn serve_connection(
     let service = service_fn(
         move |req: hyper::Request<hyper::body::Incoming>| async move {
             let in_flight = InFlight::enter();
-            let mut response = gateway.handle(req.map(incoming_body)).await;
-            if response.status().canonical_reason().is_none() {
-                keep_reason_phrase(&mut response);
-            }
+            let response = gateway.handle(req.map(incoming_body)).await;
             if in_flight.others() {
                 yield_to_ready_connections().await;
             }
@@ -575,19 +572,6 @@ async fn serve_connection(
         }
     }
     drop(stop);
-}
-
-/// For a status without a standard reason phrase, the backend's (when it gave one and
-/// gwhost forwards its response), else none: hyper would write `<none>`.
-fn keep_reason_phrase(response: &mut gwplugin::Response) {
-    let status = response.status();
-    let reason = response
-        .extensions_mut()
-        .remove::<gwplugin_host::upstream::BackendReason>()
-        .filter(|backend| backend.status == status)
-        .and_then(|backend| hyper::ext::ReasonPhrase::try_from(backend.reason).ok())
-        .unwrap_or(hyper::ext::ReasonPhrase::from_static(b""));
-    response.extensions_mut().insert(reason);
 }
 
 /// A connection's end in error: the client's doing, at DEBUG; one the send timeout

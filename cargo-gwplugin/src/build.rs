@@ -48,6 +48,12 @@ pub struct Args {
     /// keeps its wiring)]
     #[arg(long, value_name = "[METHOD] PATH", requires = "register")]
     pub endpoint: Vec<String>,
+    /// With `--register`: wire only this plugin of the file (repeatable), also when the
+    /// config already uses the file: an http-server plugin in the service, a modifier or
+    /// the http-client in the `--endpoint`s [default: every plugin the first time, none
+    /// after]
+    #[arg(long = "plugin", value_name = "NAME", requires = "register")]
+    pub plugins: Vec<String>,
     /// Build even if `check` finds incompatibilities
     #[arg(long)]
     pub no_check: bool,
@@ -306,10 +312,13 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     let registered = match config {
         Some((path, file)) => {
             let into = install_dir.as_deref().unwrap_or(&out_dir);
-            Some((
-                path,
-                file.merge(&snippet_in(into), &exports, &name, &args.endpoint)?,
-            ))
+            let wiring = register::Wiring {
+                exports: &exports,
+                defaults: &configs,
+                endpoints: &args.endpoint,
+                plugins: &args.plugins,
+            };
+            Some((path, file.merge(&snippet_in(into), &name, &wiring)?))
         }
         None => None,
     };

@@ -126,6 +126,7 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         out_dir: Some(dir.join("plugins")),
         register: Some(config.clone()),
         endpoint: vec![],
+        plugins: vec![],
         no_check: false,
         message_format: crate::check::MessageFormat::Human,
         features: Default::default(),

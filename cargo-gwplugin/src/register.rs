@@ -102,14 +102,15 @@ impl Merge<'_> {
             .ok_or(conflict)
     }
 
-    /// Adds `names` to a namespace block (`name` a list) with their default configs.
+    /// Adds `names` to a namespace block (`name` a list) with their default configs (from
+    /// the snippet's block).
     fn add_names(
         &mut self,
         block: &mut IndexMap<String, Json>,
+        names: &[&str],
         snippet: &Json,
         at: &str,
     ) -> Result<(), Error> {
-        let names = block_names(snippet);
         let list = block
             .entry("name".to_owned())
             .or_insert_with(|| Json::Array(vec![]));
@@ -122,13 +123,13 @@ impl Merge<'_> {
                 format!("fix `{at}.name` in the config"),
             ));
         };
-        for name in &names {
+        for name in names {
             if !list.iter().any(|n| n.as_str() == Some(name)) {
                 list.push(Json::String((*name).to_owned()));
                 self.changes.push(format!("added `{name}` to `{at}.name`"));
             }
         }
-        for name in &names {
+        for name in names {
             if !block.contains_key(*name) {
                 block.insert(
                     (*name).to_owned(),
@@ -140,6 +141,20 @@ impl Merge<'_> {
         }
         Ok(())
     }
+}
+
+/// What a registration wires, besides the snippet: every plugin the file exports (the
+/// snippet shows one http-client of several), their default configs, and the user's
+/// choices (`--endpoint`, `--plugin`).
+#[derive(Debug, Clone, Copy)]
+pub struct Wiring<'a> {
+    pub exports: &'a [ExportedPlugin],
+    pub defaults: &'a serde_json::Map<String, Value>,
+    /// The endpoints for modifiers and the http-client; none: the config's only one.
+    pub endpoints: &'a [String],
+    /// Only these plugins, also on a rebuild; none: every plugin on a first registration,
+    /// none on a rebuild.
+    pub plugins: &'a [String],
 }
 
 /// A gwhost config to register a plugin in, read and checked before anything is built.
@@ -256,9 +271,8 @@ impl ConfigFile {
     pub fn merge(
         &self,
         snippet: &Json,
-        exports: &[ExportedPlugin],
         plugin: &str,
-        endpoints: &[String],
+        wiring: &Wiring<'_>,
     ) -> Result<Merged, Error> {
         let mut root = self.root.clone();
         let mut m = Merge {
@@ -267,7 +281,7 @@ impl ConfigFile {
             changes: Vec::new(),
             notes: Vec::new(),
         };
-        merge_into(&mut m, &mut root, snippet, exports, endpoints)?;
+        merge_into(&mut m, &mut root, snippet, wiring)?;
         let text = (!m.changes.is_empty())
             .then(|| serde_json::to_string_pretty(&root).expect("JSON") + "\n");
         Ok(Merged {
@@ -283,12 +297,11 @@ impl ConfigFile {
 pub fn register(
     config: &Path,
     snippet: &Json,
-    exports: &[ExportedPlugin],
     plugin: &str,
-    endpoints: &[String],
+    wiring: &Wiring<'_>,
 ) -> Result<Merged, Error> {
     let merged =
-        ConfigFile::read(config, plugin, endpoints)?.merge(snippet, exports, plugin, endpoints)?;
+        ConfigFile::read(config, plugin, wiring.endpoints)?.merge(snippet, plugin, wiring)?;
     if let Some(text) = &merged.text {
         crate::txn::write_atomic(config, text.as_bytes())?;
     }
@@ -501,9 +514,9 @@ fn merge_into(
     m: &mut Merge<'_>,
     root: &mut Json,
     snippet: &Json,
-    exports: &[ExportedPlugin],
-    endpoints: &[String],
+    wiring: &Wiring<'_>,
 ) -> Result<(), Error> {
+    let (exports, endpoints, selected) = (wiring.exports, wiring.endpoints, wiring.plugins);
     let Some(root_obj) = root.as_object_mut() else {
         return Err(m.conflict(
             "the config is not a JSON object",
@@ -660,9 +673,23 @@ fn merge_into(
             ),
         ));
     }
+    if let Some(unknown) = selected.iter().find(|s| !exported.contains(&s.as_str())) {
+        return Err(m.conflict(
+            format!("`--plugin {unknown}`: `{file}` registers no plugin of that name"),
+            format!(
+                "pass one it registers: {}",
+                exported
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let chosen = |name: &str| selected.is_empty() || selected.iter().any(|s| s == name);
     let wired = wired_names(root_obj, &exported);
     let rebuild = pinned_before || !wired.is_empty();
-    if rebuild && endpoints.is_empty() {
+    if rebuild && endpoints.is_empty() && selected.is_empty() {
         // New since the file in the folder (all, without one): one the author left out
         // before is not told again on every rebuild.
         let unwired: Vec<String> = exported
@@ -671,36 +698,79 @@ fn merge_into(
             .map(|name| format!("`{name}`"))
             .collect();
         if !unwired.is_empty() {
-            // Not "pass `--endpoint`": that wires every modifier and the http-client of the
+            // Not `--endpoint` alone: that wires every modifier and the http-client of the
             // file into the endpoint, which may be more than the author wants.
             m.notes.push(format!(
                 "{} not wired in: `{file}` was registered before, so its wiring was left as it \
-                 is; add {} to the config by hand where {} should run",
+                 is; wire {} with `--plugin NAME` (and `--endpoint PATH` for a modifier or an \
+                 http-client), or by hand",
                 unwired.join(", "),
-                if unwired.len() == 1 { "it" } else { "them" },
-                if unwired.len() == 1 { "it" } else { "they" }
+                if unwired.len() == 1 { "it" } else { "them" }
             ));
         }
         return Ok(());
     }
 
-    if let Some(server) = server.filter(|_| !rebuild) {
+    // A rebuild adds no http-server plugin but those `--plugin` names.
+    let server_names: Vec<&str> = server
+        .map(block_names)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| chosen(n) && (!rebuild || !selected.is_empty()))
+        .collect();
+    if let Some(server) = server.filter(|_| !server_names.is_empty()) {
         let extra = m.object(root_obj, "extra_config", "extra_config")?;
         let ns = m.object(
             extra,
             "plugin/http-server",
             "extra_config.\"plugin/http-server\"",
         )?;
-        m.add_names(ns, server, "extra_config.\"plugin/http-server\"")?;
+        m.add_names(
+            ns,
+            &server_names,
+            server,
+            "extra_config.\"plugin/http-server\"",
+        )?;
     }
 
-    if modifier.is_none() && client.is_none() && !endpoints.is_empty() {
+    let modifier_names: Vec<&str> = modifier
+        .map(block_names)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| chosen(n))
+        .collect();
+    let modifier = modifier.filter(|_| !modifier_names.is_empty());
+    // The http-client: the one `--plugin` names, else the first the file exports.
+    let clients: Vec<&str> = exports
+        .iter()
+        .filter(|e| e.kind == "http-client" && chosen(&e.name))
+        .map(|e| e.name.as_str())
+        .collect();
+    if !selected.is_empty() && clients.len() > 1 {
+        return Err(m.conflict(
+            format!(
+                "`--plugin` names {} http-client plugins, and a backend has one",
+                clients.len()
+            ),
+            "name one of them".to_owned(),
+        ));
+    }
+    let client_name = clients.first().copied();
+    let client_config = client_name.map(|name| {
+        wiring
+            .defaults
+            .get(name)
+            .map(Json::from)
+            .or_else(|| client.and_then(|c| c.get(name)).cloned())
+            .unwrap_or_else(|| Json::Object(IndexMap::new()))
+    });
+    if modifier.is_none() && client_name.is_none() && !endpoints.is_empty() {
         return Err(m.conflict(
             "`--endpoint` was given, but it has no modifier or http-client to put in an endpoint",
             "drop `--endpoint`: an http-server plugin goes in the service's `extra_config`",
         ));
     }
-    if modifier.is_some() || client.is_some() {
+    if modifier.is_some() || client_name.is_some() {
         let list = match root_obj.get_mut("endpoints") {
             Some(Json::Array(list)) => list,
             _ => {
@@ -721,14 +791,10 @@ fn merge_into(
                 let extra = m.object(endpoint, "extra_config", &format!("{at}.extra_config"))?;
                 let ns_at = format!("{at}.extra_config.\"plugin/req-resp-modifier\"");
                 let ns = m.object(extra, "plugin/req-resp-modifier", &ns_at)?;
-                m.add_names(ns, modifier, &ns_at)?;
+                m.add_names(ns, &modifier_names, modifier, &ns_at)?;
             }
-            if let Some(client) = client {
-                let name = client
-                    .get("name")
-                    .and_then(Json::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+            if let Some(name) = client_name {
+                let name = name.to_owned();
                 let backend = match endpoint.get_mut("backend") {
                     Some(Json::Array(b)) if !b.is_empty() => &mut b[0],
                     _ => {
@@ -762,10 +828,7 @@ fn merge_into(
                     }
                 }
                 if !ns.contains_key(&name) {
-                    ns.insert(
-                        name.clone(),
-                        client.get(&name).cloned().unwrap_or(Json::Null),
-                    );
+                    ns.insert(name.clone(), client_config.clone().unwrap_or(Json::Null));
                     m.changes
                         .push(format!("added the default config of `{name}`"));
                 }

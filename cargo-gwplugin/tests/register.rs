@@ -1,6 +1,6 @@
 //! `--register`: merging a registration snippet into a gwhost config. One folder per
 //! case under `tests/fixtures/register/`: `in.json` (the config), `exports` (`kind name`
-//! lines and `--endpoint PATH` lines), and either `out.json` (the config afterwards) or
+//! lines, `--endpoint PATH` and `--plugin NAME` lines), and either `out.json` (the config afterwards) or
 //! `error.txt` (the message and help; the config must then be unchanged), and maybe
 //! `folder-files` (files already in the plugin folder, `NAME CONTENT` per line), and
 //! `notes.txt` (the notes a successful register gives, one per line; none without it).
@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use cargo_gwplugin::build::snippet;
-use cargo_gwplugin::register::register;
+use cargo_gwplugin::register::{Wiring, register};
 use gwplugin_build::elf::ExportedPlugin;
 use serde_json::json;
 
@@ -34,12 +34,14 @@ fn case(dir: &Path) {
     std::fs::write(&config, &original).unwrap();
     let mut exports = Vec::new();
     let mut endpoints = Vec::new();
+    let mut plugins = Vec::new();
     for line in std::fs::read_to_string(dir.join("exports"))
         .unwrap()
         .lines()
     {
         match line.split_once(' ').unwrap() {
             ("--endpoint", path) => endpoints.push(path.to_owned()),
+            ("--plugin", name) => plugins.push(name.to_owned()),
             (kind, name) => exports.push(ExportedPlugin {
                 kind: kind.to_owned(),
                 name: name.to_owned(),
@@ -59,7 +61,13 @@ fn case(dir: &Path) {
         defaults.as_object().unwrap(),
     );
     let bless = std::env::var_os("GWPLUGIN_BLESS").is_some();
-    match register(&config, &snip, &exports, "tenant", &endpoints) {
+    let wiring = Wiring {
+        exports: &exports,
+        defaults: defaults.as_object().unwrap(),
+        endpoints: &endpoints,
+        plugins: &plugins,
+    };
+    match register(&config, &snip, "tenant", &wiring) {
         Ok(merged) => {
             let got = unsubst(&std::fs::read_to_string(&config).unwrap());
             if bless {
@@ -141,6 +149,18 @@ fn config_beside_a_real_plugin(
     config
 }
 
+/// Every plugin of `exports`, no defaults, no choices.
+fn wiring_of(exports: &[ExportedPlugin]) -> Wiring<'_> {
+    static NO_DEFAULTS: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+        std::sync::OnceLock::new();
+    Wiring {
+        exports,
+        defaults: NO_DEFAULTS.get_or_init(Default::default),
+        endpoints: &[],
+        plugins: &[],
+    }
+}
+
 fn modifier(name: &str) -> Vec<ExportedPlugin> {
     vec![ExportedPlugin {
         kind: "modifier".to_owned(),
@@ -161,7 +181,7 @@ fn a_name_another_file_in_the_folder_registers_is_refused_before_gwhost_would() 
         &exports,
         &Default::default(),
     );
-    let err = register(&config, &snip, &exports, "tenant", &[]).unwrap_err();
+    let err = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap_err();
     assert_eq!(
         format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
         format!(
@@ -189,7 +209,7 @@ fn a_rebuild_that_renamed_a_plugin_the_config_uses_is_refused_with_the_new_names
         &exports,
         &Default::default(),
     );
-    let err = register(&config, &snip, &exports, "tenant", &[]).unwrap_err();
+    let err = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap_err();
     assert_eq!(
         format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
         format!(
@@ -226,12 +246,13 @@ fn a_rebuild_notes_only_the_plugins_new_since_the_file_it_replaces() {
         &exports,
         &Default::default(),
     );
-    let merged = register(&config, &snip, &exports, "tenant", &[]).unwrap();
+    let merged = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap();
     assert_eq!(
         merged.notes,
         [
             "`brand-new` not wired in: `tenant.so` was registered before, so its wiring was left \
-          as it is; add it to the config by hand where it should run"
+          as it is; wire it with `--plugin NAME` (and `--endpoint PATH` for a modifier or an \
+          http-client), or by hand"
         ]
     );
 }

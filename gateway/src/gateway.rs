@@ -271,6 +271,44 @@ impl Gateway {
     }
 }
 
+/// Whether a backend call failed for want of file descriptors (the process's or the
+/// system's): then every request fails alike until some are free.
+fn out_of_descriptors(e: &BackendError) -> bool {
+    matches!(e, BackendError::Connect(io) if matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+}
+
+/// Failures logged at most once a second, with how many were not.
+struct RateLimitedLog {
+    /// Seconds since `EPOCH` of the last line, plus one (0: none yet).
+    last: AtomicU64,
+    skipped: AtomicU64,
+}
+
+static DESCRIPTOR_FAILURES: RateLimitedLog = RateLimitedLog {
+    last: AtomicU64::new(0),
+    skipped: AtomicU64::new(0),
+};
+
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+impl RateLimitedLog {
+    /// `Some(skipped since the last line)` when a line is due now, else counts this one.
+    fn due(&self) -> Option<u64> {
+        let now = EPOCH.get_or_init(Instant::now).elapsed().as_secs() + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        if last != now
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.skipped.swap(0, Ordering::Relaxed));
+        }
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
 /// Which configured hosts share a pool: the same scheme, host (any case) and port.
 fn pool_key(scheme: &Scheme, authority: &http::uri::Authority) -> (Scheme, String, u16) {
     let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
@@ -489,6 +527,17 @@ impl Router {
                     "the request the plugins passed on cannot be sent: {e}"
                 );
                 return failure_response(StatusCode::INTERNAL_SERVER_ERROR, request_id());
+            }
+            if out_of_descriptors(&e) {
+                // Every request fails so while they last: one line a second, as accepts.
+                if let Some(since) = DESCRIPTOR_FAILURES.due() {
+                    tracing::warn!(
+                        request_id = request_id(),
+                        backend = %target,
+                        "backend unreachable: {e} (and {since} more requests since the last line)"
+                    );
+                }
+                return failure_response(StatusCode::BAD_GATEWAY, request_id());
             }
             tracing::warn!(request_id = request_id(), backend = %target, "backend unreachable: {e}");
             // With its id, as a 504: the client can point at the log line that says why.

@@ -2288,6 +2288,27 @@ async fn a_low_soft_open_files_limit_is_raised_to_the_hard_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn backend_connects_failing_for_want_of_descriptors_are_logged_once_a_second() {
+    // Each request whose backend connect failed so logged its own WARN line: tens of
+    // thousands a second under load, while nothing could be done about any of them.
+    let backend = start_backend().await;
+    let cfg = config(None, json!([endpoint("/echo", &backend, "/e")]));
+    let gw = start_with_open_files_limit(&cfg, 40, 40);
+    let addr = gw.addr;
+    let held: Vec<_> = (0..60)
+        .map(|_| send_raw(addr, "GET /echo HTTP/1.1\r\nhost: gw\r\n\r\n"))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let logs = gw.logs();
+    let failures: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("backend unreachable: connect: Too many open files"))
+        .collect();
+    assert!((1..=3).contains(&failures.len()), "{logs}");
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn while_accept_fails_for_want_of_descriptors_it_is_logged_once_a_second() {
     let backend = start_backend().await;
     let cfg = config(None, json!([endpoint("/echo", &backend, "/e")]));

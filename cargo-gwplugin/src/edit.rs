@@ -284,8 +284,8 @@ fn align_entry(
 }
 
 /// Turns on `features` of the crate `package` at `version` (the host's) in the
-/// manifest's normal dependencies: in its entry (in `[dependencies]`, else a
-/// `[target.'…'.dependencies]`; a plain version requirement becomes an inline table),
+/// manifest's `[dependencies]`: in its entry there (a plain version requirement becomes
+/// an inline table),
 /// or in a new `[dependencies]` entry `package = { version = "=VERSION", features = [...] }`
 /// when the plugin has none. An entry for another semver series of the crate
 /// (`bytes05 = { package = "bytes", version = "0.5" }`) is another crate to cargo, left
@@ -323,19 +323,12 @@ pub fn enable_features(
             .map(|(key, _)| key.to_owned())
     };
     // Where the entry is: `None` for `[dependencies]`, else the target's key.
-    let mut found: Option<(Option<String>, String)> = doc
+    // Not a `[target.'…'.dependencies]` entry: its cfg may not hold for the build.
+    let found: Option<(Option<String>, String)> = doc
         .get("dependencies")
         .and_then(Item::as_table_like)
         .and_then(find)
         .map(|key| (None, key));
-    if found.is_none()
-        && let Some(targets) = doc.get("target").and_then(Item::as_table_like)
-    {
-        found = targets.iter().find_map(|(cfg, target)| {
-            let table = target.get("dependencies")?.as_table_like()?;
-            Some((Some(cfg.to_owned()), find(table)?))
-        });
-    }
     let (target, key) = match found {
         Some(found) => found,
         None => {
@@ -659,11 +652,17 @@ mod tests {
             .unwrap(),
             "[dependencies]\nserde_json.workspace = true\nserde_json.features = [\"raw_value\"]\n"
         );
-        // Renamed, in a target's table.
-        let target = "[target.'cfg(unix)'.dependencies]\njson = { package = \"serde_json\", version = \"1.0\" }\n";
+        // Renamed.
+        let renamed = "[dependencies]\njson = { package = \"serde_json\", version = \"1.0\" }\n";
+        assert_eq!(
+            with_raw_value(renamed, "serde_json", "1.0.154").unwrap(),
+            "[dependencies]\njson = { package = \"serde_json\", version = \"1.0\", features = [\"raw_value\"] }\n"
+        );
+        // A target's table is not for every build (`cfg(windows)`): a `[dependencies]` entry.
+        let target = "[target.'cfg(windows)'.dependencies]\nserde_json = \"1\"\n";
         assert_eq!(
             with_raw_value(target, "serde_json", "1.0.154").unwrap(),
-            "[target.'cfg(unix)'.dependencies]\njson = { package = \"serde_json\", version = \"1.0\", features = [\"raw_value\"] }\n"
+            "[target.'cfg(windows)'.dependencies]\nserde_json = \"1\"\n\n[dependencies]\nserde_json = { version = \"=1.0.154\", features = [\"raw_value\"] }\n"
         );
         // Another series is another crate: a new entry for the host's.
         let other_series = "[dependencies]\nbytes05 = { package = \"bytes\", version = \"0.5\" }\n";

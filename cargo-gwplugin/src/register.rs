@@ -372,6 +372,16 @@ fn block_names(block: &Json) -> Vec<&str> {
 /// service's http-server list, as an endpoint's or a backend's modifier, or as a
 /// backend's http-client. In the order of `plugins`.
 fn wired_names<'p>(root: &IndexMap<String, Json>, plugins: &[&'p str]) -> Vec<&'p str> {
+    let used = used_names(root);
+    plugins
+        .iter()
+        .copied()
+        .filter(|name| used.iter().any(|u| u == name))
+        .collect()
+}
+
+/// Every plugin name the config uses, in its order (a name used twice, twice).
+fn used_names(root: &IndexMap<String, Json>) -> Vec<String> {
     let names_in = |owner: Option<&Json>, namespace: &str| -> Vec<String> {
         owner
             .and_then(|o| o.get("extra_config"))
@@ -396,11 +406,7 @@ fn wired_names<'p>(root: &IndexMap<String, Json>, plugins: &[&'p str]) -> Vec<&'
             }
         }
     }
-    plugins
-        .iter()
-        .copied()
-        .filter(|name| used.iter().any(|u| u == name))
-        .collect()
+    used
 }
 
 /// The endpoints `selectors` name, as indices into `list`: a selector is a path, or a
@@ -517,6 +523,12 @@ fn merge_into(
     wiring: &Wiring<'_>,
 ) -> Result<(), Error> {
     let (exports, endpoints, selected) = (wiring.exports, wiring.endpoints, wiring.plugins);
+    // Whether gwhost loaded the file's copy in the folder until now: with a checksum list
+    // (an empty one counts as none), only a file it names.
+    let old_list: Option<Vec<String>> = match root.get("plugin").and_then(|p| p.get("sha256")) {
+        Some(Json::Object(sums)) if !sums.is_empty() => Some(sums.keys().cloned().collect()),
+        _ => None,
+    };
     let Some(root_obj) = root.as_object_mut() else {
         return Err(m.conflict(
             "the config is not a JSON object",
@@ -600,8 +612,6 @@ fn merge_into(
         }
     }
     let sums = m.object(block, "sha256", "plugin.sha256")?;
-    // The config registered this file before: whatever it wires now, this is a rebuild.
-    let pinned_before = sums.contains_key(&file);
     if sums.get(&file).and_then(Json::as_str) != Some(hash.as_str()) {
         sums.insert(file.clone(), Json::String(hash));
         m.changes.push(format!("set the sha256 of `{file}`"));
@@ -631,35 +641,53 @@ fn merge_into(
         Some(Json::Object(sums)) => Some(sums.keys().cloned().collect()),
         _ => None,
     };
+    // The names the other files gwhost will load register (with a list, the ones it
+    // names; else every candidate).
+    let others: Vec<(String, Vec<String>)> = plugins_in_folder(Path::new(&folder), &pattern, &file)
+        .into_iter()
+        .filter(|(other, _)| pinned.as_ref().is_none_or(|p| p.contains(other)))
+        .collect();
+    let registered_elsewhere = |name: &str| {
+        others
+            .iter()
+            .any(|(_, names)| names.iter().any(|n| n == name))
+    };
+    let list = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     // gwhost refuses a name two files register: said now, not at its start.
-    for (other, names) in plugins_in_folder(Path::new(&folder), &pattern, &file) {
-        if pinned.as_ref().is_some_and(|p| !p.contains(&other)) {
-            continue; // not loaded
-        }
-        if let Some(clash) = exported.iter().find(|n| names.contains(&n.to_string())) {
+    for (other, names) in &others {
+        if let Some(clash) = exported.iter().find(|n| names.iter().any(|x| x == *n)) {
             return Err(m.conflict(
                 format!("`{other}` in its plugin folder registers a plugin `{clash}` too, and gwhost refuses a name registered twice"),
-                format!("rename one of the two `{clash}` (in `gwplugin::export!`), or remove `{other}` from the folder if it is stale"),
+                format!(
+                    "rename one of the two `{clash}` (in `gwplugin::export!`), or remove `{other}` \
+                     from the folder if it is stale; a plugin moved from `{other}` to this file: \
+                     take `{clash}` out of the config, register `{other}` without it, then this \
+                     file, then wire `{clash}` again"
+                ),
             ));
         }
     }
-    // Names the file registered before (its copy in the plugin folder) that the config uses
-    // and the new file lacks: gwhost would refuse the config (a plugin renamed or removed).
-    let before = registered_names(&Path::new(&folder).join(&file)).unwrap_or_default();
+    // Names the file's copy that gwhost loaded until now registered, which the config uses
+    // and neither the new build nor another file registers: gwhost would refuse the
+    // config (a plugin renamed or removed).
+    let before: Vec<String> = if old_list.as_ref().is_none_or(|l| l.contains(&file)) {
+        registered_names(&Path::new(&folder).join(&file)).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let gone: Vec<&str> = before
         .iter()
         .map(String::as_str)
-        .filter(|name| !exported.contains(name))
+        .filter(|name| !exported.contains(name) && !registered_elsewhere(name))
         .collect();
     let stale = wired_names(root_obj, &gone);
     if !stale.is_empty() {
-        let list = |names: &[&str]| {
-            names
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         return Err(m.conflict(
             format!(
                 "the config uses {}, which `{file}` registered and the new build does not",
@@ -671,6 +699,21 @@ fn merge_into(
                 if stale.len() == 1 { "it" } else { "them" },
                 list(&exported)
             ),
+        ));
+    }
+    // Names no file will register, this one included: said, not refused (another file
+    // may be on its way), as gwhost would refuse the config.
+    let mut unknown: Vec<String> = used_names(root_obj)
+        .into_iter()
+        .filter(|name| !exported.contains(&name.as_str()) && !registered_elsewhere(name))
+        .collect();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        let unknown: Vec<&str> = unknown.iter().map(String::as_str).collect();
+        m.notes.push(format!(
+            "the config uses {}, which no plugin file gwhost will load from its folder \
+             registers: `gwhost check` refuses it until one does",
+            list(&unknown)
         ));
     }
     if let Some(unknown) = selected.iter().find(|s| !exported.contains(&s.as_str())) {
@@ -687,8 +730,11 @@ fn merge_into(
         ));
     }
     let chosen = |name: &str| selected.is_empty() || selected.iter().any(|s| s == name);
+    // A rebuild: the config uses one of the file's plugins, now or as its loaded copy
+    // registered them (a pin alone says nothing: a registration pins every file there).
     let wired = wired_names(root_obj, &exported);
-    let rebuild = pinned_before || !wired.is_empty();
+    let before_refs: Vec<&str> = before.iter().map(String::as_str).collect();
+    let rebuild = !wired.is_empty() || !wired_names(root_obj, &before_refs).is_empty();
     if rebuild && endpoints.is_empty() && selected.is_empty() {
         // New since the file in the folder (all, without one): one the author left out
         // before is not told again on every rebuild.

@@ -186,7 +186,9 @@ fn a_name_another_file_in_the_folder_registers_is_refused_before_gwhost_would() 
         format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
         format!(
             "cannot register `tenant` in `{}`: `all-kinds.so` in its plugin folder registers a plugin `stamp-modifier` too, and gwhost refuses a name registered twice\n\
-             help: rename one of the two `stamp-modifier` (in `gwplugin::export!`), or remove `all-kinds.so` from the folder if it is stale",
+             help: rename one of the two `stamp-modifier` (in `gwplugin::export!`), or remove `all-kinds.so` from the folder if it is stale; \
+             a plugin moved from `all-kinds.so` to this file: take `stamp-modifier` out of the config, register `all-kinds.so` without it, \
+             then this file, then wire `stamp-modifier` again",
             config.display()
         )
     );
@@ -255,4 +257,62 @@ fn a_rebuild_notes_only_the_plugins_new_since_the_file_it_replaces() {
           http-client), or by hand"
         ]
     );
+}
+
+#[test]
+fn a_file_an_earlier_registration_only_pinned_is_wired_the_first_time_it_is_registered() {
+    // Registering another plugin pins every file in the folder; registering this one then
+    // counted as a rebuild, and wired nothing.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_beside_a_real_plugin(tmp.path(), "all-kinds.so", &[]);
+    let mut text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    text["plugin"]["sha256"] =
+        json!({"all-kinds.so": "cd".repeat(32), "other.so": "ef".repeat(32)});
+    std::fs::write(&config, text.to_string()).unwrap();
+    let exports = vec![ExportedPlugin {
+        kind: "http-server".to_owned(),
+        name: "stamp-server".to_owned(),
+    }];
+    let snip = snippet(
+        &tmp.path().join("plugins"),
+        "all-kinds.so",
+        &"ab".repeat(32),
+        &exports,
+        &Default::default(),
+    );
+    let merged = register(&config, &snip, "all-kinds", &wiring_of(&exports)).unwrap();
+    assert!(
+        merged
+            .changes
+            .iter()
+            .any(|c| c == "added `stamp-server` to `extra_config.\"plugin/http-server\".name`"),
+        "{:?}",
+        merged.changes
+    );
+}
+
+#[test]
+fn a_stale_copy_gwhost_does_not_load_is_no_reason_to_refuse() {
+    // The config pins `a.so`, which registers the `stamp-modifier` it uses; a stale
+    // `tenant.so` (registering the same) sits unpinned beside it: gwhost skips it. The new
+    // `tenant.so` was refused for dropping `stamp-modifier`.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_beside_a_real_plugin(tmp.path(), "a.so", &["stamp-modifier"]);
+    let folder = tmp.path().join("plugins");
+    std::fs::copy(folder.join("a.so"), folder.join("tenant.so")).unwrap();
+    let mut text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    text["plugin"]["sha256"] = json!({"a.so": "cd".repeat(32)});
+    std::fs::write(&config, text.to_string()).unwrap();
+    let exports = modifier("tenant");
+    let snip = snippet(
+        &folder,
+        "tenant.so",
+        &"ab".repeat(32),
+        &exports,
+        &Default::default(),
+    );
+    let merged = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap();
+    assert!(merged.notes.is_empty(), "{:?}", merged.notes);
 }

@@ -220,8 +220,16 @@ impl AcceptFailures {
         self.since_logged = 0;
     }
 
-    /// A connection was accepted: failures not yet told are told now, once.
+    /// A connection was accepted. While descriptors are short, accepts and failures
+    /// alternate (each closed connection frees one): the failures not yet told are told
+    /// once a second has passed since the last line, not at every accept.
     fn accepted(&mut self) {
+        let Some(at) = self.last_logged else {
+            return;
+        };
+        if at.elapsed() < std::time::Duration::from_secs(1) {
+            return;
+        }
         if self.since_logged > 0 {
             tracing::warn!(
                 "accepting connections again, after {} more failures since the last line",

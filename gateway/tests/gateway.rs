@@ -887,6 +887,13 @@ async fn a_status_without_a_standard_reason_keeps_the_backend_s_not_hyper_s_none
         drop,
     );
     let bare = start_raw_backend(b"HTTP/1.1 599\r\ncontent-length: 2\r\n\r\nok", drop);
+    // A modifier turns the 599 into a 598: the phrase was the 599's.
+    let changed = start_raw_backend(
+        b"HTTP/1.1 599 Network Connect Timeout Error\r\nx-set-status: 598\r\ncontent-length: 2\r\n\r\nok",
+        drop,
+    );
+    let mut changed = raw_endpoint("/changed", changed);
+    changed["extra_config"] = json!({"plugin/req-resp-modifier": {"name": ["stamp-modifier"]}});
     let backend = start_backend().await;
     let cfg = config(
         Some(json!({"name": "stamp-server"})),
@@ -894,6 +901,7 @@ async fn a_status_without_a_standard_reason_keeps_the_backend_s_not_hyper_s_none
             raw_endpoint("/named", named),
             raw_endpoint("/bare", bare),
             endpoint("/plugin", &backend, "/"),
+            changed,
         ]),
     );
     let gw = Gateway::start(Site::new(&["all-kinds"]), &cfg);
@@ -904,6 +912,7 @@ async fn a_status_without_a_standard_reason_keeps_the_backend_s_not_hyper_s_none
             status_line(addr, "/bare", ""),
             status_line(addr, "/plugin", "x-answer-status: 999\r\n"),
             status_line(addr, "/plugin", "x-answer-status: 418\r\n"),
+            status_line(addr, "/changed", ""),
         ]
     })
     .await
@@ -915,6 +924,7 @@ async fn a_status_without_a_standard_reason_keeps_the_backend_s_not_hyper_s_none
             "HTTP/1.1 599 \r\n",
             "HTTP/1.1 999 \r\n",
             "HTTP/1.1 418 I'm a teapot\r\n",
+            "HTTP/1.1 598 \r\n",
         ]
     );
 }
@@ -2341,13 +2351,27 @@ async fn while_accept_fails_for_want_of_descriptors_it_is_logged_once_a_second()
             .all(|l| l.contains("more times since the last line")),
         "{failures:?}"
     );
+    // Closing one connection every 100 ms frees one descriptor each time: accepts and
+    // failures alternate, and the log still gets a line a second, not two per close.
+    let mut held = held;
+    let lines_before = gw.logs().lines().count();
+    for _ in 0..20 {
+        // The oldest: gwhost accepted it (the newest wait in the listen queue).
+        held.remove(0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines = gw.logs().lines().count() - lines_before;
+    assert!(lines <= 4, "{lines} lines in 2 s:\n{}", gw.logs());
     // Once descriptors are free again, it serves.
     drop(held);
     let reply = tokio::time::timeout(Duration::from_secs(10), get(&gw.url("/echo"), &[]))
         .await
         .expect("answered once descriptors are free");
     assert_eq!(reply.status, 200, "{}", reply.body);
-    // The failures not yet told are told once it accepts again.
+    // The failures not yet told are told once it accepts again, a second after the last
+    // line (not at every accept while accepts and failures alternate).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&gw.url("/echo"), &[]).await.status, 200);
     let again = gw.expect_log_line("accepting connections again, after");
     assert!(again.contains("WARN"), "{again}");
 }

@@ -311,33 +311,31 @@ pub fn register(
 /// The plugin files gwhost would load from `folder` (names holding `pattern`, not hidden)
 /// other than `except`, with their sha256s, by name.
 fn files_in_folder(folder: &Path, pattern: &str, except: &str) -> Vec<(String, String)> {
-    let Ok(entries) = std::fs::read_dir(folder) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(String, String)> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_file())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !name.contains(pattern) || name == except {
-                return None;
-            }
-            let bytes = std::fs::read(e.path()).ok()?;
-            Some((name, crate::build::sha256_hex(&bytes)))
-        })
-        .collect();
-    found.sort();
-    found
+    candidates(folder, pattern, except, |path| {
+        Some(crate::build::sha256_hex(&std::fs::read(path).ok()?))
+    })
 }
 
 /// The plugin files in `folder` whose names hold `pattern` (not hidden), other than
 /// `except`, with the names each registers (read from its ELF; a file that is not a
 /// plugin is left out).
 fn plugins_in_folder(folder: &Path, pattern: &str, except: &str) -> Vec<(String, Vec<String>)> {
+    candidates(folder, pattern, except, registered_names)
+}
+
+/// The files in `folder` gwhost would take for plugins (names holding `pattern`, not
+/// hidden) other than `except`, by name, each with what `read` makes of it (left out when
+/// `None`).
+fn candidates<T: Ord>(
+    folder: &Path,
+    pattern: &str,
+    except: &str,
+    read: impl Fn(&Path) -> Option<T>,
+) -> Vec<(String, T)> {
     let Ok(entries) = std::fs::read_dir(folder) else {
         return Vec::new();
     };
-    let mut found: Vec<(String, Vec<String>)> = entries
+    let mut found: Vec<(String, T)> = entries
         .filter_map(Result::ok)
         .filter(|e| e.path().is_file())
         .filter_map(|e| {
@@ -345,7 +343,7 @@ fn plugins_in_folder(folder: &Path, pattern: &str, except: &str) -> Vec<(String,
             if name.starts_with('.') || !name.contains(pattern) || name == except {
                 return None;
             }
-            Some((name, registered_names(&e.path())?))
+            Some((name, read(&e.path())?))
         })
         .collect();
     found.sort();

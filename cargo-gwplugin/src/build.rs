@@ -227,6 +227,18 @@ pub fn build(args: &Args) -> Result<Built, Error> {
                 report.summary()
             ),
         );
+        if !report.compatible {
+            // `--no-check` builds it anyway; what the host will refuse is said, not hidden
+            // behind a count (and registered, it stops the gateway's start).
+            status(
+                "Warning",
+                &format!(
+                    "built with `--no-check`: host {} will refuse this plugin:\n{}",
+                    host.describe(),
+                    report.render_human().trim_end()
+                ),
+            );
+        }
     }
     let exports = elf::plugin_exports(&bytes).map_err(|e| bad(e.to_string()))?;
     status(

@@ -239,8 +239,8 @@ impl Error {
             Error::Incompatible { .. } => "fix the incompatibilities above (most are fixed by \
                  `cargo gwplugin sync`), or pass `--no-check` to build anyway"
                 .to_owned(),
-            Error::StillIncompatible { .. } => "what is left is not a version or a compiler \
-                 `sync` can pin: follow each `help:` line above"
+            Error::StillIncompatible { .. } => "what is left is not something `sync` can \
+                 change: follow each `help:` line above"
                 .to_owned(),
             Error::RegisterConflict { help, .. } => help.clone(),
             Error::NoGwhost => "pass `--gwhost PATH`, put `gwhost` on PATH, or set the plugin's \

@@ -177,6 +177,24 @@ fn render(text: &str, vars: &[(&str, &str)]) -> String {
 
 /// Runs `new`.
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
+    let made = create(args)?;
+    if made.outcome == Outcome::Ok && !crate::output().quiet {
+        crate::print_stdout(&format!(
+            "Next:\n    cd {}\n    cargo test\n    cargo gwplugin check\n    cargo gwplugin build --release\n",
+            made.shown
+        ));
+    }
+    Ok(made.outcome)
+}
+
+/// A plugin `new` made: how it went, and its folder as the user named it.
+pub struct Made {
+    pub outcome: Outcome,
+    pub shown: String,
+}
+
+/// `new` without its "Next:" lines (`quickstart` runs the next steps itself).
+pub fn create(args: &Args) -> Result<Made, Error> {
     validate_name(&args.name)?;
     let cwd = std::env::current_dir().map_err(io("."))?;
     let dir = cwd.join(
@@ -228,7 +246,18 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         }
     }
     let compatible = result?;
-    if let Some((workspace, relative)) = enclosing_workspace(&dir) {
+    if let Some((workspace, relative)) = enclosing_workspace(&dir)
+        // Only when its `members` take the plugin in: cargo then finds two roots. One
+        // whose members are elsewhere (this repository's, for a plugin made in it) is
+        // fine, and the warning sent authors to edit it for nothing.
+        && cargo
+            .run(
+                "metadata",
+                &workspace,
+                &["--no-deps", "--format-version", "1", "--offline"],
+            )
+            .is_err_and(|e| e.stderr.contains("multiple workspace roots"))
+    {
         status(
             "Warning",
             &format!(
@@ -250,12 +279,15 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
                 host.describe()
             ),
         );
-        return Ok(Outcome::Incompatible);
+        return Ok(Made {
+            outcome: Outcome::Incompatible,
+            shown,
+        });
     }
-    crate::print_stdout(&format!(
-        "Next:\n    cd {shown}\n    cargo test\n    cargo gwplugin check\n    cargo gwplugin build --release\n"
-    ));
-    Ok(Outcome::Ok)
+    Ok(Made {
+        outcome: Outcome::Ok,
+        shown,
+    })
 }
 
 /// The nearest workspace manifest above `dir` that does not exclude it, with `dir` relative

@@ -67,7 +67,8 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
 
     step(1, "scaffolding a modifier plugin with `cargo gwplugin new`");
     let plugin_dir = dir.join("hello-plugin");
-    new::exec(&new::Args {
+    // Its "Next:" lines are the steps this command takes itself.
+    new::create(&new::Args {
         name: "hello-plugin".into(),
         kind: new::Kind::Modifier,
         host: Some(host_project.clone()),

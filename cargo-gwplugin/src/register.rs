@@ -378,6 +378,60 @@ fn wired_names<'p>(root: &IndexMap<String, Json>, plugins: &[&'p str]) -> Vec<&'
         .collect()
 }
 
+/// Puts `default` under `name` in each namespace block of the config that lists `name`
+/// and has no object for it.
+fn add_missing_config(
+    m: &mut Merge<'_>,
+    root: &mut IndexMap<String, Json>,
+    name: &str,
+    default: &Json,
+) {
+    // `owner`'s `extra_config.NAMESPACE`; `at` is the owner's JSON path, with its dot.
+    let mut fill = |owner: &mut IndexMap<String, Json>, namespace: &str, at: &str| {
+        let Some(block) = owner
+            .get_mut("extra_config")
+            .and_then(Json::as_object_mut)
+            .and_then(|extra| extra.get_mut(namespace))
+        else {
+            return;
+        };
+        let listed = block_names(block).contains(&name);
+        if let Some(block) = block.as_object_mut()
+            && listed
+            && !block.contains_key(name)
+        {
+            block.insert(name.to_owned(), default.clone());
+            m.changes.push(format!(
+                "added the default config of `{name}` to `{at}extra_config.\"{namespace}\"`"
+            ));
+        }
+    };
+    fill(root, "plugin/http-server", "");
+    let Some(Json::Array(endpoints)) = root.get_mut("endpoints") else {
+        return;
+    };
+    for (i, endpoint) in endpoints.iter_mut().enumerate() {
+        let Some(endpoint) = endpoint.as_object_mut() else {
+            continue;
+        };
+        fill(
+            endpoint,
+            "plugin/req-resp-modifier",
+            &format!("endpoints[{i}]."),
+        );
+        let Some(Json::Array(backends)) = endpoint.get_mut("backend") else {
+            continue;
+        };
+        for (j, backend) in backends.iter_mut().enumerate() {
+            if let Some(backend) = backend.as_object_mut() {
+                let at = format!("endpoints[{i}].backend[{j}].");
+                fill(backend, "plugin/req-resp-modifier", &at);
+                fill(backend, "plugin/http-client", &at);
+            }
+        }
+    }
+}
+
 /// Every plugin name the config uses, in its order (a name used twice, twice).
 fn used_names(root: &IndexMap<String, Json>) -> Vec<String> {
     let names_in = |owner: Option<&Json>, namespace: &str| -> Vec<String> {
@@ -693,7 +747,8 @@ fn merge_into(
             ),
             format!(
                 "a plugin was renamed or removed: change {} in the config to what the file \
-                 registers now ({}), or remove it, then register again",
+                 registers now ({}; its default config follows), or remove it and register \
+                 again with `--plugin NAME` to wire a new one",
                 if stale.len() == 1 { "it" } else { "them" },
                 list(&exported)
             ),
@@ -731,6 +786,14 @@ fn merge_into(
     // A rebuild: the config uses one of the file's plugins, now or as its loaded copy
     // registered them (a pin alone says nothing: a registration pins every file there).
     let wired = wired_names(root_obj, &exported);
+    // A name the config lists without its config object (wired by hand, or renamed in the
+    // config after a rebuild refused the old name) gets the crate's default config, as
+    // one `--register` wires: its factory would get `{}`.
+    for name in &wired {
+        if let Some(default) = wiring.defaults.get(*name) {
+            add_missing_config(m, root_obj, name, &Json::from(default));
+        }
+    }
     let before_refs: Vec<&str> = before.iter().map(String::as_str).collect();
     let rebuild = !wired.is_empty() || !wired_names(root_obj, &before_refs).is_empty();
     if rebuild && endpoints.is_empty() && selected.is_empty() {

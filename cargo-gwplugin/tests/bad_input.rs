@@ -206,6 +206,16 @@ fn new_inside_a_workspace_warns_that_it_must_exclude_the_plugin() {
     let r = new("yy");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains("warning:"), "{}", r.stderr);
+    // Nor when its members are elsewhere (as this repository's, for a plugin made in it):
+    // cargo finds one root either way, and the warning was false.
+    std::fs::write(
+        root.path().join("Cargo.toml"),
+        "[workspace]\nmembers = []\nresolver = \"2\"\n",
+    )
+    .unwrap();
+    let r = new("xx");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("warning:"), "{}", r.stderr);
 }
 
 #[test]

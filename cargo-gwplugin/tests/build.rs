@@ -563,6 +563,19 @@ fn a_feature_the_build_turns_on_counts_in_the_plugins_manifest() {
         report.contains("crate serde_json features") && report.contains("preserve_order"),
         "{report}"
     );
+    // `--no-check` builds it, and says what the host will refuse (it gave a count only).
+    let r = run(
+        gwplugin(&dir, &["build", "--no-check", "--features", "ordered"]),
+        root.path(),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("warning: built with `--no-check`: host ")
+            && r.stderr
+                .contains("will refuse this plugin:\ncrate serde_json features\n"),
+        "{}",
+        r.stderr
+    );
     let r = run(gwplugin(&dir, &["build"]), root.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
     // A dependency's feature on the command line: built in, but no build script sees it.

@@ -38,6 +38,20 @@ fn host_record() -> &'static [u8] {
     })
 }
 
+#[test]
+fn new_quiet_prints_no_next_steps() {
+    let root = tempdir();
+    let host = common::gateway().display().to_string();
+    let r = run(
+        gwplugin(
+            root.path(),
+            &["new", "hush", "--kind", "modifier", "--host", &host, "-q"],
+        ),
+        root.path(),
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+}
+
 /// Scaffolds NAME of KIND; checks, tests, lints and builds it; returns the `.so`.
 fn generate_and_build(root: &Path, name: &str, kind: &str) -> PathBuf {
     let r = new_plugin(root, name, kind);

@@ -236,6 +236,9 @@ fn quickstart_scaffolds_builds_loads_and_shows_the_plugin_at_work() {
             stdout.contains(&format!("Files, in `{}`", dir.display())),
             "{stdout}"
         );
+        // `new`'s next steps are the ones it takes itself (they named `cargo gwplugin`,
+        // not installed yet, in the middle of its output).
+        assert!(!stdout.contains("Next:"), "{stdout}");
     }
     for file in [
         "hello-plugin/Cargo.toml",

@@ -216,7 +216,8 @@ fn a_rebuild_that_renamed_a_plugin_the_config_uses_is_refused_with_the_new_names
         format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
         format!(
             "cannot register `tenant` in `{}`: the config uses `stamp-modifier`, which `tenant.so` registered and the new build does not\n\
-             help: a plugin was renamed or removed: change it in the config to what the file registers now (`tenant`), or remove it, then register again",
+             help: a plugin was renamed or removed: change it in the config to what the file registers now (`tenant`; its default config follows), \
+             or remove it and register again with `--plugin NAME` to wire a new one",
             config.display()
         )
     );

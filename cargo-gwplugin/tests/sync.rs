@@ -206,7 +206,7 @@ fn a_lock_out_of_date_is_brought_up_to_date_and_what_sync_cannot_change_exits_1(
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.ends_with(
-            "error: `added` is still incompatible with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`) (1 above): `sync` aligned what it aligns\nhelp: what is left is not a version or a compiler `sync` can pin: follow each `help:` line above\n"
+            "error: `added` is still incompatible with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`) (1 above): `sync` aligned what it aligns\nhelp: what is left is not something `sync` can change: follow each `help:` line above\n"
         ),
         "{}",
         r.stderr

@@ -285,7 +285,8 @@ fn align_entry(
 
 /// Turns on `features` of the crate `package` at `version` (the host's) in the
 /// manifest's `[dependencies]`: in its entry there (a plain version requirement becomes
-/// an inline table),
+/// an inline table; none when a target's table has it from a path or git, or without
+/// default features),
 /// or in a new `[dependencies]` entry `package = { version = "=VERSION", features = [...] }`
 /// when the plugin has none. An entry for another semver series of the crate
 /// (`bytes05 = { package = "bytes", version = "0.5" }`) is another crate to cargo, left
@@ -322,15 +323,35 @@ pub fn enable_features(
             .find(|(key, item)| is_this_crate(key, item))
             .map(|(key, _)| key.to_owned())
     };
-    // Where the entry is: `None` for `[dependencies]`, else the target's key.
-    // Not a `[target.'…'.dependencies]` entry: its cfg may not hold for the build.
-    let found: Option<(Option<String>, String)> = doc
+    // In `[dependencies]`, not a `[target.'…'.dependencies]`: its cfg may not hold for
+    // the build.
+    let found: Option<String> = doc
         .get("dependencies")
         .and_then(Item::as_table_like)
-        .and_then(find)
-        .map(|key| (None, key));
-    let (target, key) = match found {
-        Some(found) => found,
+        .and_then(find);
+    // A target's entry from a path or git, or without default features: a second entry
+    // from the registry would clash with it (cargo refuses two sources for one crate).
+    let special_in_a_target =
+        doc.get("target")
+            .and_then(Item::as_table_like)
+            .is_some_and(|targets| {
+                targets.iter().any(|(_, target)| {
+                    target
+                        .get("dependencies")
+                        .and_then(Item::as_table_like)
+                        .is_some_and(|table| {
+                            table.iter().any(|(key, item)| {
+                                item.get("package").and_then(Item::as_str).unwrap_or(key) == package
+                                    && (item.get("path").is_some()
+                                        || item.get("git").is_some()
+                                        || item.get("default-features").is_some())
+                            })
+                        })
+                })
+            });
+    let key = match found {
+        Some(key) => key,
+        None if special_in_a_target => return None,
         None => {
             let table = doc
                 .entry("dependencies")
@@ -342,22 +363,10 @@ pub fn enable_features(
             let mut entry = toml_edit::InlineTable::new();
             entry.insert("version", Value::from(format!("={version}")));
             table.insert(package, Item::Value(Value::InlineTable(entry)));
-            (None, package.to_owned())
+            package.to_owned()
         }
     };
-    let (label, table) = match &target {
-        None => (
-            "dependencies".to_owned(),
-            doc.get_mut("dependencies")?.as_table_like_mut()?,
-        ),
-        Some(cfg) => (
-            format!("target.'{cfg}'.dependencies"),
-            doc.get_mut("target")?
-                .get_mut(cfg.as_str())?
-                .get_mut("dependencies")?
-                .as_table_like_mut()?,
-        ),
-    };
+    let table = doc.get_mut("dependencies")?.as_table_like_mut()?;
     let item = table.get_mut(&key)?;
     if let Some(requirement) = item.as_str().map(str::to_owned) {
         // `bytes = "1"` → `bytes = { version = "1" }`, keeping what follows it.
@@ -406,7 +415,7 @@ pub fn enable_features(
         .map(str::to_owned)
         .collect::<Vec<_>>();
     (to != from).then(|| DepChange {
-        table: label,
+        table: "dependencies".to_owned(),
         key,
         from: format!("features = {from:?}"),
         to: format!("features = {to:?}"),
@@ -670,6 +679,9 @@ mod tests {
             with_raw_value(other_series, "bytes", "1.12.2").unwrap(),
             "[dependencies]\nbytes05 = { package = \"bytes\", version = \"0.5\" }\nbytes = { version = \"=1.12.2\", features = [\"raw_value\"] }\n"
         );
+        // A target's entry from a path: a registry entry beside it would clash.
+        let path = "[target.'cfg(unix)'.dependencies]\nserde_json = { path = \"../sj\" }\n";
+        assert_eq!(with_raw_value(path, "serde_json", "1.0.154"), None);
         // ... unless its key is taken by that other series.
         let taken = "[dependencies]\nbytes = \"0.5\"\n";
         assert_eq!(with_raw_value(taken, "bytes", "1.12.2"), None);

@@ -728,11 +728,21 @@ fn merge_into(
     // Names the file's copy that gwhost loaded until now registered, which the config uses
     // and neither the new build nor another file registers: gwhost would refuse the
     // config (a plugin renamed or removed).
-    let before: Vec<String> = if old_list.as_ref().is_none_or(|l| l.contains(&file)) {
-        registered_names(&Path::new(&folder).join(&file)).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    // (No folder named before: gwhost loaded nothing, whatever lies in the folder now.)
+    let old_copy_loaded = folder_was_named && old_list.as_ref().is_none_or(|l| l.contains(&file));
+    let old_copy = old_copy_loaded.then(|| registered_names(&Path::new(&folder).join(&file)));
+    // Loaded, there, but not readable as a plugin (an older build, unreadable): still a
+    // rebuild. (A pin whose file is missing is no registration of it.)
+    let old_copy_unread = matches!(old_copy, Some(None))
+        && old_list.is_some()
+        && Path::new(&folder).join(&file).exists();
+    if old_copy_unread {
+        m.notes.push(format!(
+            "the copy of `{file}` in the plugin folder could not be read as a plugin: the \
+             config's wiring was left as it is, unchecked against what it registered"
+        ));
+    }
+    let before: Vec<String> = old_copy.flatten().unwrap_or_default();
     let gone: Vec<&str> = before
         .iter()
         .map(String::as_str)
@@ -746,9 +756,10 @@ fn merge_into(
                 list(&stale)
             ),
             format!(
-                "a plugin was renamed or removed: change {} in the config to what the file \
-                 registers now ({}; its default config follows), or remove it and register \
-                 again with `--plugin NAME` to wire a new one",
+                "a plugin was renamed or removed: rename {} in the config, in `name` and its \
+                 config object, to what the file registers now ({}; a default config follows \
+                 a name without one), or remove it and register again with `--plugin NAME` to \
+                 wire a new one",
                 if stale.len() == 1 { "it" } else { "them" },
                 list(&exported)
             ),
@@ -760,7 +771,8 @@ fn merge_into(
         .into_iter()
         .filter(|name| !exported.contains(&name.as_str()) && !registered_elsewhere(name))
         .collect();
-    unknown.dedup();
+    let mut seen = std::collections::HashSet::new();
+    unknown.retain(|name| seen.insert(name.clone()));
     if !unknown.is_empty() {
         let unknown: Vec<&str> = unknown.iter().map(String::as_str).collect();
         m.notes.push(format!(
@@ -789,13 +801,16 @@ fn merge_into(
     // A name the config lists without its config object (wired by hand, or renamed in the
     // config after a rebuild refused the old name) gets the crate's default config, as
     // one `--register` wires: its factory would get `{}`.
-    for name in &wired {
+    // Only names the old copy did not register: one it did, listed without an object, is
+    // the operator's `{}` on purpose.
+    for name in wired.iter().filter(|n| !before.iter().any(|b| b == *n)) {
         if let Some(default) = wiring.defaults.get(*name) {
             add_missing_config(m, root_obj, name, &Json::from(default));
         }
     }
     let before_refs: Vec<&str> = before.iter().map(String::as_str).collect();
-    let rebuild = !wired.is_empty() || !wired_names(root_obj, &before_refs).is_empty();
+    let rebuild =
+        old_copy_unread || !wired.is_empty() || !wired_names(root_obj, &before_refs).is_empty();
     if rebuild && endpoints.is_empty() && selected.is_empty() {
         // New since the file in the folder (all, without one): one the author left out
         // before is not told again on every rebuild.

@@ -216,8 +216,8 @@ fn a_rebuild_that_renamed_a_plugin_the_config_uses_is_refused_with_the_new_names
         format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
         format!(
             "cannot register `tenant` in `{}`: the config uses `stamp-modifier`, which `tenant.so` registered and the new build does not\n\
-             help: a plugin was renamed or removed: change it in the config to what the file registers now (`tenant`; its default config follows), \
-             or remove it and register again with `--plugin NAME` to wire a new one",
+             help: a plugin was renamed or removed: rename it in the config, in `name` and its config object, to what the file registers now \
+             (`tenant`; a default config follows a name without one), or remove it and register again with `--plugin NAME` to wire a new one",
             config.display()
         )
     );
@@ -316,4 +316,85 @@ fn a_stale_copy_gwhost_does_not_load_is_no_reason_to_refuse() {
     );
     let merged = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap();
     assert!(merged.notes.is_empty(), "{:?}", merged.notes);
+}
+
+#[test]
+fn a_pinned_copy_that_cannot_be_read_as_a_plugin_still_makes_a_rebuild() {
+    // Its names unknown, the registration counted as a first one: it wired the new build
+    // beside what the config used (or, with two endpoints, asked which).
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_beside_a_real_plugin(tmp.path(), "tenant.so", &["stamp-modifier"]);
+    let folder = tmp.path().join("plugins");
+    std::fs::write(folder.join("tenant.so"), "not an ELF file").unwrap();
+    let mut text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    text["plugin"]["sha256"] = json!({"tenant.so": "cd".repeat(32)});
+    std::fs::write(&config, text.to_string()).unwrap();
+    let exports = modifier("tenant");
+    let snip = snippet(
+        &folder,
+        "tenant.so",
+        &"ab".repeat(32),
+        &exports,
+        &Default::default(),
+    );
+    let merged = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap();
+    assert_eq!(merged.changes, ["set the sha256 of `tenant.so`"]);
+    assert!(
+        merged.notes[0].starts_with(
+            "the copy of `tenant.so` in the plugin folder could not be read as a plugin"
+        ),
+        "{:?}",
+        merged.notes
+    );
+}
+
+#[test]
+fn a_file_in_a_folder_the_config_did_not_name_yet_was_never_loaded() {
+    // No `plugin` block: gwhost loaded nothing, whatever lies in `plugins/`. A leftover
+    // copy there registering what the config wires by hand refused the registration.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_beside_a_real_plugin(tmp.path(), "tenant.so", &["stamp-modifier"]);
+    let mut text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    text.as_object_mut().unwrap().remove("plugin");
+    std::fs::write(&config, text.to_string()).unwrap();
+    let exports = modifier("tenant");
+    let snip = snippet(
+        &tmp.path().join("plugins"),
+        "tenant.so",
+        &"ab".repeat(32),
+        &exports,
+        &Default::default(),
+    );
+    register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap();
+}
+
+#[test]
+fn a_name_listed_without_a_config_on_purpose_keeps_getting_none() {
+    // The config lists `stamp-modifier`, which the loaded copy registered, with no config
+    // object: `{}` by the operator's choice. A rebuild filled in the crate's default.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_beside_a_real_plugin(tmp.path(), "tenant.so", &["stamp-modifier"]);
+    let exports = modifier("stamp-modifier");
+    let defaults = json!({"stamp-modifier": {"value": "from the crate"}});
+    let wiring = Wiring {
+        exports: &exports,
+        defaults: defaults.as_object().unwrap(),
+        endpoints: &[],
+        plugins: &[],
+    };
+    let snip = snippet(
+        &tmp.path().join("plugins"),
+        "tenant.so",
+        &"ab".repeat(32),
+        &exports,
+        defaults.as_object().unwrap(),
+    );
+    let merged = register(&config, &snip, "tenant", &wiring).unwrap();
+    assert!(
+        !merged.changes.iter().any(|c| c.contains("default config")),
+        "{:?}",
+        merged.changes
+    );
 }

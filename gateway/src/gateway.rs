@@ -296,7 +296,8 @@ impl RateLimitedLog {
     fn due(&self) -> Option<u64> {
         let now = EPOCH.get_or_init(Instant::now).elapsed().as_secs() + 1;
         let last = self.last.load(Ordering::Relaxed);
-        if last != now
+        // `>`: a worker that read the clock a moment before another must not set it back.
+        if now > last
             && self
                 .last
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
@@ -530,12 +531,16 @@ impl Router {
             }
             if out_of_descriptors(&e) {
                 // Every request fails so while they last: one line a second, as accepts.
-                if let Some(since) = DESCRIPTOR_FAILURES.due() {
-                    tracing::warn!(
+                match DESCRIPTOR_FAILURES.due() {
+                    Some(0) => {
+                        tracing::warn!(request_id = request_id(), backend = %target, "backend unreachable: {e}");
+                    }
+                    Some(since) => tracing::warn!(
                         request_id = request_id(),
                         backend = %target,
                         "backend unreachable: {e} (and {since} more requests since the last line)"
-                    );
+                    ),
+                    None => {}
                 }
                 return failure_response(StatusCode::BAD_GATEWAY, request_id());
             }

@@ -235,8 +235,11 @@ impl AcceptFailures {
                 "accepting connections again, after {} more failures since the last line",
                 self.since_logged
             );
+            // A line, as a failure's: the next failure waits its second too.
+            self.last_logged = Some(std::time::Instant::now());
+        } else {
+            self.last_logged = None;
         }
-        self.last_logged = None;
         self.since_logged = 0;
     }
 }

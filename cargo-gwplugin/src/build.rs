@@ -44,14 +44,14 @@ pub struct Args {
     pub register: Option<PathBuf>,
     /// With `--register`: the endpoint(s) that get the plugin's modifiers and http-client,
     /// as `PATH`, or `'METHOD PATH'` when endpoints share a path [default: the config's
-    /// only endpoint; none when the config already uses one of the plugins (a rebuild
-    /// keeps its wiring)]
+    /// only endpoint; without `--plugin`, none when the config already uses one of the
+    /// file's plugins (a rebuild keeps its wiring)]
     #[arg(long, value_name = "[METHOD] PATH", requires = "register")]
     pub endpoint: Vec<String>,
     /// With `--register`: wire only this plugin of the file (repeatable), also when the
     /// config already uses the file: an http-server plugin in the service, a modifier or
-    /// the http-client in the `--endpoint`s [default: every plugin the first time, none
-    /// after]
+    /// the http-client in the `--endpoint`s [default: every plugin the first time (one
+    /// http-client); after, none, or with `--endpoint` every modifier and the http-client]
     #[arg(long = "plugin", value_name = "NAME", requires = "register")]
     pub plugins: Vec<String>,
     /// Build even if `check` finds incompatibilities

@@ -68,7 +68,8 @@ struct Merge<'a> {
     config: &'a Path,
     plugin: &'a str,
     changes: Vec<String>,
-    /// What the author should know and no change says (plugins left unwired).
+    /// What the author should know and no change says (plugins left unwired, names no
+    /// file registers, a copy that could not be read, pins of missing files).
     notes: Vec<String>,
 }
 
@@ -123,14 +124,17 @@ impl Merge<'_> {
                 format!("fix `{at}.name` in the config"),
             ));
         };
+        // A name listed already keeps what it has: without an object, `{}` on purpose.
+        let mut added = Vec::new();
         for name in names {
             if !list.iter().any(|n| n.as_str() == Some(name)) {
                 list.push(Json::String((*name).to_owned()));
                 self.changes.push(format!("added `{name}` to `{at}.name`"));
+                added.push(*name);
             }
         }
-        for name in names {
-            if !block.contains_key(*name) {
+        for name in added {
+            if !block.contains_key(name) {
                 block.insert(
                     (*name).to_owned(),
                     snippet.get(name).cloned().unwrap_or(Json::Null),
@@ -152,8 +156,9 @@ pub struct Wiring<'a> {
     pub defaults: &'a serde_json::Map<String, Value>,
     /// The endpoints for modifiers and the http-client; none: the config's only one.
     pub endpoints: &'a [String],
-    /// Only these plugins, also on a rebuild; none: every plugin on a first registration,
-    /// none on a rebuild.
+    /// Only these plugins, also on a rebuild; none: every plugin on a first registration
+    /// (one http-client), none on a rebuild (with `endpoints`, every modifier and the
+    /// http-client).
     pub plugins: &'a [String],
 }
 
@@ -171,8 +176,8 @@ pub struct Merged {
     pub text: Option<String>,
     /// What changed, one phrase each.
     pub changes: Vec<String>,
-    /// What did not change and the author may have expected to: plugins of the library
-    /// a rebuild left unwired.
+    /// What the author should know and no change says: plugins left unwired, names no
+    /// file registers, a copy that could not be read, pins of missing files.
     pub notes: Vec<String>,
 }
 
@@ -190,10 +195,8 @@ fn config_dir(path: &Path) -> &Path {
 }
 
 impl ConfigFile {
-    /// The folder the config loads plugins from (its `plugin.folder`, read from the
-    /// config's directory), or [`DEFAULT_PLUGIN_FOLDER`] beside it when it names none.
-    /// Fails as registering would when the config loads its plugins from a folder
-    /// other than `out_dir` (checked before a build: `--out-dir` is known then).
+    /// Fails as registering would when the config loads its plugins from a folder other
+    /// than `out_dir` (checked before a build: `--out-dir` is known then).
     pub fn check_out_dir(&self, plugin: &str, out_dir: &Path) -> Result<(), Error> {
         let m = Merge {
             config: &self.path,
@@ -214,6 +217,8 @@ impl ConfigFile {
         }
     }
 
+    /// The folder the config loads plugins from (its `plugin.folder`, read from the
+    /// config's directory), or [`DEFAULT_PLUGIN_FOLDER`] beside it when it names none.
     pub fn plugin_folder(&self) -> PathBuf {
         let folder = self
             .root
@@ -711,6 +716,17 @@ fn merge_into(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // gwhost refuses to start when a pinned file is missing (a stale one removed by hand).
+    if let Some(pins) = &pinned {
+        for pin in pins.iter().filter(|p| **p != file) {
+            if !Path::new(&folder).join(pin).exists() {
+                m.notes.push(format!(
+                    "`plugin.sha256` names `{pin}`, which is not in the plugin folder: gwhost \
+                     refuses to start until it is there or its entry is removed"
+                ));
+            }
+        }
+    }
     // gwhost refuses a name two files register: said now, not at its start.
     for (other, names) in &others {
         if let Some(clash) = exported.iter().find(|n| names.iter().any(|x| x == *n)) {
@@ -718,7 +734,8 @@ fn merge_into(
                 format!("`{other}` in its plugin folder registers a plugin `{clash}` too, and gwhost refuses a name registered twice"),
                 format!(
                     "rename one of the two `{clash}` (in `gwplugin::export!`), or remove `{other}` \
-                     from the folder if it is stale; a plugin moved from `{other}` to this file: \
+                     from the folder and from `plugin.sha256` if it is stale; a plugin moved from \
+                     `{other}` to this file: \
                      take `{clash}` out of the config, register `{other}` without it, then this \
                      file, then wire `{clash}` again"
                 ),
@@ -733,13 +750,11 @@ fn merge_into(
     let old_copy = old_copy_loaded.then(|| registered_names(&Path::new(&folder).join(&file)));
     // Loaded, there, but not readable as a plugin (an older build, unreadable): still a
     // rebuild. (A pin whose file is missing is no registration of it.)
-    let old_copy_unread = matches!(old_copy, Some(None))
-        && old_list.is_some()
-        && Path::new(&folder).join(&file).exists();
+    let old_copy_unread = matches!(old_copy, Some(None)) && Path::new(&folder).join(&file).exists();
     if old_copy_unread {
         m.notes.push(format!(
-            "the copy of `{file}` in the plugin folder could not be read as a plugin: the \
-             config's wiring was left as it is, unchecked against what it registered"
+            "the copy of `{file}` in the plugin folder could not be read as a plugin: what \
+             it registered is unknown, so nothing was checked against it"
         ));
     }
     let before: Vec<String> = old_copy.flatten().unwrap_or_default();
@@ -803,7 +818,10 @@ fn merge_into(
     // one `--register` wires: its factory would get `{}`.
     // Only names the old copy did not register: one it did, listed without an object, is
     // the operator's `{}` on purpose.
-    for name in wired.iter().filter(|n| !before.iter().any(|b| b == *n)) {
+    for name in wired
+        .iter()
+        .filter(|n| !old_copy_unread && !before.iter().any(|b| b == *n))
+    {
         if let Some(default) = wiring.defaults.get(*name) {
             add_missing_config(m, root_obj, name, &Json::from(default));
         }
@@ -823,9 +841,9 @@ fn merge_into(
             // Not `--endpoint` alone: that wires every modifier and the http-client of the
             // file into the endpoint, which may be more than the author wants.
             m.notes.push(format!(
-                "{} not wired in: `{file}` was registered before, so its wiring was left as it \
-                 is; wire {} with `--plugin NAME` (and `--endpoint PATH` for a modifier or an \
-                 http-client), or by hand",
+                "{} not wired in: the config already uses `{file}`'s plugins, so its wiring was \
+                 left as it is; wire {} with `--plugin NAME` (and `--endpoint PATH` for a \
+                 modifier or an http-client), or by hand",
                 unwired.join(", "),
                 if unwired.len() == 1 { "it" } else { "them" }
             ));
@@ -878,6 +896,14 @@ fn merge_into(
         ));
     }
     let client_name = clients.first().copied();
+    if selected.is_empty() && clients.len() > 1 {
+        m.notes.push(format!(
+            "{} not wired in: a backend has one http-client plugin, and `{}` went in; wire \
+             another with `--plugin NAME --endpoint PATH`",
+            list(&clients[1..]),
+            clients[0]
+        ));
+    }
     let client_config = client_name.map(|name| {
         wiring
             .defaults
@@ -887,6 +913,12 @@ fn merge_into(
             .unwrap_or_else(|| Json::Object(IndexMap::new()))
     });
     if modifier.is_none() && client_name.is_none() && !endpoints.is_empty() {
+        if !selected.is_empty() {
+            return Err(m.conflict(
+                "`--endpoint` was given, but the plugins `--plugin` names include no modifier or http-client",
+                "drop `--endpoint`, or name a modifier or an http-client with `--plugin`",
+            ));
+        }
         return Err(m.conflict(
             "`--endpoint` was given, but it has no modifier or http-client to put in an endpoint",
             "drop `--endpoint`: an http-server plugin goes in the service's `extra_config`",
@@ -943,7 +975,8 @@ fn merge_into(
                             format!("remove `{existing}` from that backend first, or register into another endpoint with `--endpoint`"),
                         ));
                     }
-                    Some(_) => {}
+                    // Set already: what it has stays (no object: `{}` on purpose).
+                    Some(_) => continue,
                     None => {
                         ns.insert("name".into(), Json::String(name.clone()));
                         m.changes.push(format!("set `{ns_at}.name` to `{name}`"));

@@ -186,7 +186,7 @@ fn a_name_another_file_in_the_folder_registers_is_refused_before_gwhost_would() 
         format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
         format!(
             "cannot register `tenant` in `{}`: `all-kinds.so` in its plugin folder registers a plugin `stamp-modifier` too, and gwhost refuses a name registered twice\n\
-             help: rename one of the two `stamp-modifier` (in `gwplugin::export!`), or remove `all-kinds.so` from the folder if it is stale; \
+             help: rename one of the two `stamp-modifier` (in `gwplugin::export!`), or remove `all-kinds.so` from the folder and from `plugin.sha256` if it is stale; \
              a plugin moved from `all-kinds.so` to this file: take `stamp-modifier` out of the config, register `all-kinds.so` without it, \
              then this file, then wire `stamp-modifier` again",
             config.display()
@@ -253,7 +253,7 @@ fn a_rebuild_notes_only_the_plugins_new_since_the_file_it_replaces() {
     assert_eq!(
         merged.notes,
         [
-            "`brand-new` not wired in: `tenant.so` was registered before, so its wiring was left \
+            "`brand-new` not wired in: the config already uses `tenant.so`'s plugins, so its wiring was left \
           as it is; wire it with `--plugin NAME` (and `--endpoint PATH` for a modifier or an \
           http-client), or by hand"
         ]
@@ -392,6 +392,23 @@ fn a_name_listed_without_a_config_on_purpose_keeps_getting_none() {
         defaults.as_object().unwrap(),
     );
     let merged = register(&config, &snip, "tenant", &wiring).unwrap();
+    assert!(
+        !merged.changes.iter().any(|c| c.contains("default config")),
+        "{:?}",
+        merged.changes
+    );
+    // Nor when `--plugin` names it (it is listed already: its `{}` stays).
+    let chosen = ["stamp-modifier".to_owned()];
+    let merged = register(
+        &config,
+        &snip,
+        "tenant",
+        &Wiring {
+            plugins: &chosen,
+            ..wiring
+        },
+    )
+    .unwrap();
     assert!(
         !merged.changes.iter().any(|c| c.contains("default config")),
         "{:?}",

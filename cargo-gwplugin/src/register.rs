@@ -258,6 +258,16 @@ impl ConfigFile {
                 "pass a gwhost config file",
             ));
         }
+        // Before the build, as gwhost would refuse it (joined, an empty folder would name
+        // the config's own folder silently).
+        if root
+            .get("plugin")
+            .and_then(|p| p.get("folder"))
+            .and_then(Json::as_str)
+            == Some("")
+        {
+            return Err(empty_folder(&m));
+        }
         if !endpoints.is_empty() {
             let list = match root.get("endpoints") {
                 Some(Json::Array(list)) => list.as_slice(),
@@ -311,6 +321,15 @@ pub fn register(
         crate::txn::write_atomic(config, text.as_bytes())?;
     }
     Ok(merged)
+}
+
+/// gwhost refuses an empty `plugin.folder` (joined, it would name the config's folder
+/// silently).
+fn empty_folder(m: &Merge<'_>) -> Error {
+    m.conflict(
+        "its `plugin.folder` is empty, which gwhost refuses",
+        "write `.` for the config file's own folder, or the folder the plugin is built into",
+    )
 }
 
 /// The plugin files gwhost would load from `folder` (names holding `pattern`, not hidden)
@@ -630,13 +649,7 @@ fn merge_into(
                 block.insert("pattern".into(), Json::String(".so".into()));
             }
         }
-        Some("") => {
-            // gwhost refuses it (joined, it would name the config's folder silently).
-            return Err(m.conflict(
-                "its `plugin.folder` is empty, which gwhost refuses".to_owned(),
-                "write `.` for the config file's own folder, or the folder the plugin is built into".to_owned(),
-            ));
-        }
+        Some("") => return Err(empty_folder(m)),
         Some(existing) => folder_conflict(m, &base, existing, Path::new(&folder))?,
     }
     if let Some(pattern) = block.get("pattern").and_then(Json::as_str)

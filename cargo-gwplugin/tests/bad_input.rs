@@ -219,6 +219,27 @@ fn new_inside_a_workspace_warns_that_it_must_exclude_the_plugin() {
 }
 
 #[test]
+fn a_config_with_an_empty_plugin_folder_is_refused_before_the_build() {
+    let root = tempdir();
+    let dir = scaffold(root.path(), "early", "modifier");
+    std::fs::write(
+        root.path().join("gateway.json"),
+        r#"{"version": 3, "plugin": {"folder": "", "pattern": ".so"}, "endpoints": []}"#,
+    )
+    .unwrap();
+    let stderr = fails(
+        root.path(),
+        &dir,
+        &["build", "--register", "../gateway.json"],
+    );
+    assert_eq!(
+        stderr,
+        "error: cannot register `early` in `../gateway.json`: its `plugin.folder` is empty, which gwhost refuses\n\
+         help: write `.` for the config file's own folder, or the folder the plugin is built into\n"
+    );
+}
+
+#[test]
 fn no_cargo_lock() {
     let root = tempdir();
     let dir = plain_plugin(

@@ -516,6 +516,10 @@ fn select_endpoints(list: &[Json], selectors: &[String]) -> Result<Vec<usize>, (
     if selectors.is_empty() {
         return match endpoints.as_slice() {
             [(i, _, _)] => Ok(vec![*i]),
+            [] => Err((
+                "it has no endpoint for the plugin's modifiers or http-client".to_owned(),
+                "add an endpoint for the plugin to the config first".to_owned(),
+            )),
             _ => Err((
                 format!(
                     "it has {} endpoints, and the plugin must go into some of them",

@@ -401,8 +401,8 @@ fn features_help(have: &str, want: &str) -> String {
     }
     if !missing.is_empty() {
         help.push(format!(
-            "run `cargo gwplugin sync` to turn on {} of this crate in [dependencies], as the \
-             host has it",
+            "turn on {} of this crate in [dependencies], as the host has it (`cargo gwplugin \
+             sync` does, unless the plugin's entry for it is optional or of another series)",
             missing.join(", ")
         ));
     }

@@ -285,8 +285,8 @@ fn align_entry(
 
 /// Turns on `features` of the crate `package` at `version` (the host's) in the
 /// manifest's `[dependencies]`: in its entry there (a plain version requirement becomes
-/// an inline table; none when a target's table has it from a path or git, or without
-/// default features),
+/// an inline table; none when a target's table has it from a path or git, or when the
+/// only entry is optional or another semver series under the crate's own name),
 /// or in a new `[dependencies]` entry `package = { version = "=VERSION", features = [...] }`
 /// when the plugin has none. An entry for another semver series of the crate
 /// (`bytes05 = { package = "bytes", version = "0.5" }`) is another crate to cargo, left
@@ -302,6 +302,10 @@ pub fn enable_features(
     // This crate, at a version the host's meets (or inherited: the workspace says which).
     let is_this_crate = |key: &str, item: &Item| {
         if item.get("package").and_then(Item::as_str).unwrap_or(key) != package {
+            return false;
+        }
+        // Optional, its features count only in builds that turn it on: not this build's.
+        if item.get("optional").and_then(Item::as_bool) == Some(true) {
             return false;
         }
         if item.get("workspace").and_then(Item::as_bool) == Some(true) {
@@ -329,8 +333,8 @@ pub fn enable_features(
         .get("dependencies")
         .and_then(Item::as_table_like)
         .and_then(find);
-    // A target's entry from a path or git, or without default features: a second entry
-    // from the registry would clash with it (cargo refuses two sources for one crate).
+    // A target's entry from a path or git: a second entry from the registry would clash
+    // with it (cargo refuses two sources for one crate).
     let special_in_a_target =
         doc.get("target")
             .and_then(Item::as_table_like)
@@ -342,9 +346,7 @@ pub fn enable_features(
                         .is_some_and(|table| {
                             table.iter().any(|(key, item)| {
                                 item.get("package").and_then(Item::as_str).unwrap_or(key) == package
-                                    && (item.get("path").is_some()
-                                        || item.get("git").is_some()
-                                        || item.get("default-features").is_some())
+                                    && (item.get("path").is_some() || item.get("git").is_some())
                             })
                         })
                 })
@@ -678,6 +680,16 @@ mod tests {
         assert_eq!(
             with_raw_value(other_series, "bytes", "1.12.2").unwrap(),
             "[dependencies]\nbytes05 = { package = \"bytes\", version = \"0.5\" }\nbytes = { version = \"=1.12.2\", features = [\"raw_value\"] }\n"
+        );
+        // Optional: not this build's features; its key taken, nothing to add.
+        let optional = "[dependencies]\nserde_json = { version = \"1\", optional = true }\n";
+        assert_eq!(with_raw_value(optional, "serde_json", "1.0.154"), None);
+        // Without default features in a target's table: a `[dependencies]` entry beside it.
+        let no_defaults = "[target.'cfg(unix)'.dependencies]\nserde_json = { version = \"1\", default-features = false }\n";
+        assert!(
+            with_raw_value(no_defaults, "serde_json", "1.0.154")
+                .unwrap()
+                .ends_with("[dependencies]\nserde_json = { version = \"=1.0.154\", features = [\"raw_value\"] }\n")
         );
         // A target's entry from a path: a registry entry beside it would clash.
         let path = "[target.'cfg(unix)'.dependencies]\nserde_json = { path = \"../sj\" }\n";

@@ -25,29 +25,62 @@ pub struct Args {
 pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
     let (plugin, host) = args.plugin.resolve(&cargo)?;
-    let Some(changed) = sync(&cargo, &plugin, &host, args.dry_run)? else {
+    if args.dry_run {
+        sync(&cargo, &plugin, &host, true)?;
         // What a real sync would turn on after its versions, as far as the plugin as it
         // is tells (its check changes no file; one that cannot run, a lock out of date,
-        // leaves it to the real sync).
+        // leaves it to the real sync), and as the real edit would go.
         let report = crate::check::check(&cargo, &plugin, &host, None, None);
         for (name, missing) in report.iter().flat_map(missing_host_features) {
-            status(
-                "Would enable",
-                &format!(
-                    "features of `{name}` in [dependencies], as the host has them: {}",
-                    missing.join(", ")
-                ),
-            );
+            let [version] = host.boundary_versions(name)[..] else {
+                continue;
+            };
+            let mut doc = plugin.doc.clone();
+            if let Some(change) = edit::enable_features(&mut doc, name, &missing, version) {
+                status(
+                    "Would enable",
+                    &format!(
+                        "features of `{name}` in [dependencies], as the host has them: {} -> {}",
+                        change.from, change.to
+                    ),
+                );
+            }
         }
         return Ok(Outcome::Ok);
-    };
-    match checked_after_sync(&cargo, &plugin.path, &host, changed)? {
-        None => Ok(Outcome::Ok),
-        Some(report) => Err(Error::StillIncompatible {
-            package: plugin.package_name(),
-            host: host.describe(),
-            count: report.incompatibilities.len(),
-        }),
+    }
+    // All or nothing across both steps: the versions `sync` writes, then the features it
+    // turns on once it has checked; a failure in the second puts the first back too.
+    let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
+    let ws_dir = ws_manifest.parent().unwrap_or(Path::new(".")).to_owned();
+    let mut both = Transaction::new();
+    for file in [
+        plugin.path.clone(),
+        ws_manifest.clone(),
+        ws_manifest.with_file_name("Cargo.lock"),
+        toolchain_file_read_for(plugin.dir(), &ws_dir),
+    ] {
+        both.guard(&file)?;
+    }
+    let checked = sync(&cargo, &plugin, &host, false).and_then(|changed| {
+        checked_after_sync(&cargo, &plugin.path, &host, changed.unwrap_or_default())
+    });
+    match checked {
+        Err(e) => {
+            report_rolled_back(&both.roll_back());
+            Err(e)
+        }
+        Ok(None) => {
+            both.commit();
+            Ok(Outcome::Ok)
+        }
+        Ok(Some(report)) => {
+            both.commit();
+            Err(Error::StillIncompatible {
+                package: plugin.package_name(),
+                host: host.describe(),
+                count: report.incompatibilities.len(),
+            })
+        }
     }
 }
 

@@ -335,7 +335,7 @@ fn a_feature_the_hosts_copy_has_is_turned_on_in_the_plugin() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "Would enable features of `serde_json` in [dependencies], as the host has them: raw_value"
+            "Would enable features of `serde_json` in [dependencies], as the host has them: features = [] -> features = [\"raw_value\"]"
         ),
         "{}",
         r.stderr
@@ -362,6 +362,52 @@ fn a_feature_the_hosts_copy_has_is_turned_on_in_the_plugin() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn a_failure_turning_features_on_puts_back_the_versions_written_before_it_too() {
+    // The pins were one transaction, the features another: a failed relock for the
+    // features said "Restored Cargo.toml as it was" and left the pins.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "atomic", "modifier");
+    add_dependencies(&dir, "serde_json = \"1\" # json");
+    let mut manifest = gateway_manifest();
+    let serde_json = manifest
+        .boundary
+        .iter_mut()
+        .find(|c| c.name == "serde_json")
+        .unwrap();
+    serde_json.features.push("raw_value".to_owned());
+    serde_json.features.sort();
+    let json = root.path().join("host.json");
+    std::fs::write(&json, manifest.to_json_pretty()).unwrap();
+    // A cargo whose `update` fails once the manifest asks for `raw_value`.
+    let wrapper = root.path().join("cargo-failing-update");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nif [ \"$1\" = update ] && grep -q raw_value \"$3\"; then echo 'error: simulated' >&2; exit 101; fi\nexec \"$REAL_CARGO\" \"$@\"\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let before = snapshot(root.path());
+    let mut cmd = gwplugin(&dir, &["sync", "--host", json.to_str().unwrap()]);
+    cmd.env(
+        "REAL_CARGO",
+        std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+    )
+    .env("CARGO", &wrapper);
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Enabling features of `serde_json`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(root.path()), before, "{}", r.stderr);
 }
 
 /// A scaffolded plugin made the member `plug` of a workspace `ws` under `root`, whose

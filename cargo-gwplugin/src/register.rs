@@ -816,14 +816,7 @@ fn merge_into(
     if let Some(unknown) = selected.iter().find(|s| !exported.contains(&s.as_str())) {
         return Err(m.conflict(
             format!("`--plugin {unknown}`: `{file}` registers no plugin of that name"),
-            format!(
-                "pass one it registers: {}",
-                exported
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("pass one it registers: {}", list(&exported)),
         ));
     }
     let chosen = |name: &str| selected.is_empty() || selected.iter().any(|s| s == name);
@@ -849,10 +842,10 @@ fn merge_into(
     if rebuild && endpoints.is_empty() && selected.is_empty() {
         // New since the file in the folder (all, without one): one the author left out
         // before is not told again on every rebuild.
-        let unwired: Vec<String> = exported
+        let unwired: Vec<&str> = exported
             .iter()
-            .filter(|name| !wired.contains(name) && !before.iter().any(|b| b == *name))
-            .map(|name| format!("`{name}`"))
+            .copied()
+            .filter(|name| !wired.contains(name) && !before.iter().any(|b| b == name))
             .collect();
         if !unwired.is_empty() {
             // Not `--endpoint` alone: that wires every modifier and the http-client of the
@@ -861,7 +854,7 @@ fn merge_into(
                 "{} not wired in: the config already uses `{file}`'s plugins, so its wiring was \
                  left as it is; wire {} with `--plugin NAME` (and `--endpoint PATH` for a \
                  modifier or an http-client), or by hand",
-                unwired.join(", "),
+                list(&unwired),
                 if unwired.len() == 1 { "it" } else { "them" }
             ));
         }

@@ -362,41 +362,29 @@ fn test_sends_the_sample_request_with_its_headers() {
     let so = gwplugin_e2e::build_fixture("all-kinds");
     let root = tempdir();
     // The fixture's modifier fails with the status `x-reject` names.
-    let r = run(
-        gwplugin(
-            root.path(),
+    // `cargo gwplugin test [KINDS] --request 'PUT /x' -H 'x-reject: 418'` on the fixture.
+    let rejected = |kinds: &[&str]| {
+        let (gwhost, so) = (gwhost.display().to_string(), so.display().to_string());
+        let args = [
+            &["test"][..],
+            kinds,
             &[
-                "test",
                 "--gwhost",
-                &gwhost.display().to_string(),
+                &gwhost,
                 "--request",
                 "PUT /x",
                 "-H",
                 "x-reject: 418",
-                &so.display().to_string(),
+                &so,
             ],
-        ),
-        root.path(),
-    );
+        ]
+        .concat();
+        run(gwplugin(root.path(), &args), root.path())
+    };
+    let r = rejected(&[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     // With `-s`, only the http-server plugins: the modifier that refuses is not run.
-    let servers = run(
-        gwplugin(
-            root.path(),
-            &[
-                "test",
-                "-s",
-                "--gwhost",
-                &gwhost.display().to_string(),
-                "--request",
-                "PUT /x",
-                "-H",
-                "x-reject: 418",
-                &so.display().to_string(),
-            ],
-        ),
-        root.path(),
-    );
+    let servers = rejected(&["-s"]);
     assert_eq!(servers.code, 0, "{}\n{}", servers.stdout, servers.stderr);
     assert!(
         servers

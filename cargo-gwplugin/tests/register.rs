@@ -53,13 +53,7 @@ fn case(dir: &Path) {
         "mock": {"backend": "http://127.0.0.1:9"},
         "tenant-server": {"keys": ["k"]}
     });
-    let snip = snippet(
-        &folder,
-        "tenant.so",
-        &"ab".repeat(32),
-        &exports,
-        defaults.as_object().unwrap(),
-    );
+    let snip = tenant_snippet(&folder, &exports, defaults.as_object().unwrap());
     let bless = std::env::var_os("GWPLUGIN_BLESS").is_some();
     let wiring = Wiring {
         exports: &exports,
@@ -161,6 +155,23 @@ fn wiring_of(exports: &[ExportedPlugin]) -> Wiring<'_> {
     }
 }
 
+/// The snippet `build` writes for `tenant.so` in `folder`, exporting `exports`.
+fn tenant_snippet(
+    folder: &Path,
+    exports: &[ExportedPlugin],
+    defaults: &serde_json::Map<String, serde_json::Value>,
+) -> cargo_gwplugin::register::Json {
+    snippet(folder, "tenant.so", &"ab".repeat(32), exports, defaults)
+}
+
+/// Changes the JSON config at `config` in place.
+fn edit_config(config: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    edit(&mut text);
+    std::fs::write(config, text.to_string()).unwrap();
+}
+
 fn modifier(name: &str) -> Vec<ExportedPlugin> {
     vec![ExportedPlugin {
         kind: "modifier".to_owned(),
@@ -174,13 +185,7 @@ fn a_name_another_file_in_the_folder_registers_is_refused_before_gwhost_would() 
     let config = config_beside_a_real_plugin(tmp.path(), "all-kinds.so", &[]);
     let before = std::fs::read_to_string(&config).unwrap();
     let exports = modifier("stamp-modifier");
-    let snip = snippet(
-        &tmp.path().join("plugins"),
-        "tenant.so",
-        &"ab".repeat(32),
-        &exports,
-        &Default::default(),
-    );
+    let snip = tenant_snippet(&tmp.path().join("plugins"), &exports, &Default::default());
     let err = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap_err();
     assert_eq!(
         format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
@@ -204,13 +209,7 @@ fn a_rebuild_that_renamed_a_plugin_the_config_uses_is_refused_with_the_new_names
     let config = config_beside_a_real_plugin(tmp.path(), "tenant.so", &["stamp-modifier"]);
     let before = std::fs::read_to_string(&config).unwrap();
     let exports = modifier("tenant");
-    let snip = snippet(
-        &tmp.path().join("plugins"),
-        "tenant.so",
-        &"ab".repeat(32),
-        &exports,
-        &Default::default(),
-    );
+    let snip = tenant_snippet(&tmp.path().join("plugins"), &exports, &Default::default());
     let err = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap_err();
     assert_eq!(
         format!("{err}\nhelp: {}", err.help().unwrap_or_default()),
@@ -242,13 +241,7 @@ fn a_rebuild_notes_only_the_plugins_new_since_the_file_it_replaces() {
             name: name.to_owned(),
         });
     }
-    let snip = snippet(
-        &tmp.path().join("plugins"),
-        "tenant.so",
-        &"ab".repeat(32),
-        &exports,
-        &Default::default(),
-    );
+    let snip = tenant_snippet(&tmp.path().join("plugins"), &exports, &Default::default());
     let merged = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap();
     assert_eq!(
         merged.notes,
@@ -266,11 +259,10 @@ fn a_file_an_earlier_registration_only_pinned_is_wired_the_first_time_it_is_regi
     // counted as a rebuild, and wired nothing.
     let tmp = tempfile::tempdir().unwrap();
     let config = config_beside_a_real_plugin(tmp.path(), "all-kinds.so", &[]);
-    let mut text: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    text["plugin"]["sha256"] =
-        json!({"all-kinds.so": "cd".repeat(32), "other.so": "ef".repeat(32)});
-    std::fs::write(&config, text.to_string()).unwrap();
+    edit_config(&config, |text| {
+        text["plugin"]["sha256"] =
+            json!({"all-kinds.so": "cd".repeat(32), "other.so": "ef".repeat(32)});
+    });
     let exports = vec![ExportedPlugin {
         kind: "http-server".to_owned(),
         name: "stamp-server".to_owned(),
@@ -302,18 +294,11 @@ fn a_stale_copy_gwhost_does_not_load_is_no_reason_to_refuse() {
     let config = config_beside_a_real_plugin(tmp.path(), "a.so", &["stamp-modifier"]);
     let folder = tmp.path().join("plugins");
     std::fs::copy(folder.join("a.so"), folder.join("tenant.so")).unwrap();
-    let mut text: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    text["plugin"]["sha256"] = json!({"a.so": "cd".repeat(32)});
-    std::fs::write(&config, text.to_string()).unwrap();
+    edit_config(&config, |text| {
+        text["plugin"]["sha256"] = json!({"a.so": "cd".repeat(32)});
+    });
     let exports = modifier("tenant");
-    let snip = snippet(
-        &folder,
-        "tenant.so",
-        &"ab".repeat(32),
-        &exports,
-        &Default::default(),
-    );
+    let snip = tenant_snippet(&folder, &exports, &Default::default());
     let merged = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap();
     assert!(merged.notes.is_empty(), "{:?}", merged.notes);
 }
@@ -326,18 +311,11 @@ fn a_pinned_copy_that_cannot_be_read_as_a_plugin_still_makes_a_rebuild() {
     let config = config_beside_a_real_plugin(tmp.path(), "tenant.so", &["stamp-modifier"]);
     let folder = tmp.path().join("plugins");
     std::fs::write(folder.join("tenant.so"), "not an ELF file").unwrap();
-    let mut text: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    text["plugin"]["sha256"] = json!({"tenant.so": "cd".repeat(32)});
-    std::fs::write(&config, text.to_string()).unwrap();
+    edit_config(&config, |text| {
+        text["plugin"]["sha256"] = json!({"tenant.so": "cd".repeat(32)});
+    });
     let exports = modifier("tenant");
-    let snip = snippet(
-        &folder,
-        "tenant.so",
-        &"ab".repeat(32),
-        &exports,
-        &Default::default(),
-    );
+    let snip = tenant_snippet(&folder, &exports, &Default::default());
     let merged = register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap();
     assert_eq!(merged.changes, ["set the sha256 of `tenant.so`"]);
     assert!(
@@ -355,18 +333,11 @@ fn a_file_in_a_folder_the_config_did_not_name_yet_was_never_loaded() {
     // copy there registering what the config wires by hand refused the registration.
     let tmp = tempfile::tempdir().unwrap();
     let config = config_beside_a_real_plugin(tmp.path(), "tenant.so", &["stamp-modifier"]);
-    let mut text: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    text.as_object_mut().unwrap().remove("plugin");
-    std::fs::write(&config, text.to_string()).unwrap();
+    edit_config(&config, |text| {
+        text.as_object_mut().unwrap().remove("plugin");
+    });
     let exports = modifier("tenant");
-    let snip = snippet(
-        &tmp.path().join("plugins"),
-        "tenant.so",
-        &"ab".repeat(32),
-        &exports,
-        &Default::default(),
-    );
+    let snip = tenant_snippet(&tmp.path().join("plugins"), &exports, &Default::default());
     register(&config, &snip, "tenant", &wiring_of(&exports)).unwrap();
 }
 
@@ -384,10 +355,8 @@ fn a_name_listed_without_a_config_on_purpose_keeps_getting_none() {
         endpoints: &[],
         plugins: &[],
     };
-    let snip = snippet(
+    let snip = tenant_snippet(
         &tmp.path().join("plugins"),
-        "tenant.so",
-        &"ab".repeat(32),
         &exports,
         defaults.as_object().unwrap(),
     );

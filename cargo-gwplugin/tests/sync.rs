@@ -309,12 +309,9 @@ fn sync_checks_with_the_compiler_it_pinned_not_the_one_rustup_named_at_the_start
     );
 }
 
-#[test]
-fn a_feature_the_hosts_copy_has_is_turned_on_in_the_plugin() {
-    // `sync` moved versions only: a boundary crate's feature the host turned on left the
-    // plugin incompatible, and `sync` failed (exit 1) telling the author to add it.
-    let root = tempdir();
-    let dir = scaffold(root.path(), "featured", "modifier");
+/// The gateway's ABI manifest with `serde_json/raw_value` turned on, written in `dir`: a
+/// host whose boundary crate has a feature a scaffolded plugin lacks.
+fn host_with_raw_value(dir: &Path) -> PathBuf {
     let mut manifest = gateway_manifest();
     let serde_json = manifest
         .boundary
@@ -323,8 +320,18 @@ fn a_feature_the_hosts_copy_has_is_turned_on_in_the_plugin() {
         .expect("serde_json crosses the boundary");
     serde_json.features.push("raw_value".to_owned());
     serde_json.features.sort();
-    let json = root.path().join("featured-host.json");
+    let json = dir.join("raw-value-host.json");
     std::fs::write(&json, manifest.to_json_pretty()).unwrap();
+    json
+}
+
+#[test]
+fn a_feature_the_hosts_copy_has_is_turned_on_in_the_plugin() {
+    // `sync` moved versions only: a boundary crate's feature the host turned on left the
+    // plugin incompatible, and `sync` failed (exit 1) telling the author to add it.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "featured", "modifier");
+    let json = host_with_raw_value(root.path());
     let host = json.to_str().unwrap();
     // Its dry run says so, and writes nothing.
     let before = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
@@ -371,16 +378,7 @@ fn a_failure_turning_features_on_puts_back_the_versions_written_before_it_too() 
     let root = tempdir();
     let dir = scaffold(root.path(), "atomic", "modifier");
     add_dependencies(&dir, "serde_json = \"1\" # json");
-    let mut manifest = gateway_manifest();
-    let serde_json = manifest
-        .boundary
-        .iter_mut()
-        .find(|c| c.name == "serde_json")
-        .unwrap();
-    serde_json.features.push("raw_value".to_owned());
-    serde_json.features.sort();
-    let json = root.path().join("host.json");
-    std::fs::write(&json, manifest.to_json_pretty()).unwrap();
+    let json = host_with_raw_value(root.path());
     // A cargo whose `update` fails once the manifest asks for `raw_value`.
     let wrapper = root.path().join("cargo-failing-update");
     std::fs::write(

@@ -870,14 +870,7 @@ fn status_line(addr: std::net::SocketAddr, path: &str, headers: &str) -> String 
         addr,
         &format!("GET {path} HTTP/1.1\r\nhost: x\r\n{headers}\r\n"),
     );
-    let mut answer = Vec::new();
-    let mut byte = [0u8; 1];
-    while !answer.ends_with(b"\r\n")
-        && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1
-    {
-        answer.push(byte[0]);
-    }
-    text(&answer)
+    read_line(&mut stream)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2260,16 +2253,12 @@ fn status_lines_of_held_connections(addr: std::net::SocketAddr, count: usize) ->
             stream
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
                 .unwrap();
-            let mut answer = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while !answer.windows(2).any(|w| w == b"\r\n") {
-                match std::io::Read::read(stream, &mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
-                }
+            let line = read_line(stream);
+            if line.is_empty() {
+                "<no answer>".to_owned()
+            } else {
+                line
             }
-            let answer = String::from_utf8_lossy(&answer);
-            answer.lines().next().unwrap_or("<no answer>").to_owned()
         })
         .collect()
 }

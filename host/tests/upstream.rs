@@ -115,6 +115,12 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Strin
     }
 }
 
+/// A loopback port nothing listens on (bound, then let go).
+async fn closed_port() -> u16 {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    closed.local_addr().unwrap().port()
+}
+
 fn get(path: &str) -> Request {
     http::Request::get(path).body(Body::empty()).unwrap()
 }
@@ -516,9 +522,7 @@ async fn an_empty_path_goes_as_slash_and_userinfo_stays_out_of_host() {
         "{request}"
     );
     // Nor in a failure's message, which goes to the log.
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = closed_port().await;
     let err = send(get(&format!("http://user:secret@127.0.0.1:{port}/u")))
         .await
         .unwrap_err();
@@ -551,9 +555,7 @@ async fn send_takes_absolute_http_urls_and_pools_per_host() {
         "backend `ftp://example.com/`: invalid URL, scheme is not http or https"
     );
     // A failure once sent names the host, not the whole URL.
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = closed_port().await;
     let err = send(get(&format!("http://127.0.0.1:{port}/a?b=c")))
         .await
         .unwrap_err();

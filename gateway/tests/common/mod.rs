@@ -742,6 +742,17 @@ pub fn start_raw_backend(answer: &'static [u8], after: fn(std::net::TcpStream)) 
 
 /// What `stream` sends until it ends with `end`, or until it closes or fails (10 s for
 /// a [`send_raw`] stream), as text.
+/// What `stream` sends up to its first line end, `\r\n` included (less when it closes or
+/// its read timeout passes first): a response's status line, without reading past it.
+pub fn read_line(stream: &mut std::net::TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") && std::io::Read::read(stream, &mut byte).unwrap_or(0) == 1 {
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
 pub fn read_until(stream: &mut std::net::TcpStream, end: &[u8]) -> String {
     let mut answer = Vec::new();
     let mut chunk = [0u8; 4096];

@@ -231,6 +231,15 @@ pub fn print_stdout(text: &str) {
     }
 }
 
+/// `--color`'s value as cargo takes it, when given.
+pub(crate) fn color_choice() -> Option<&'static str> {
+    output().color.map(|color| match color {
+        ColorChoice::Auto => "auto",
+        ColorChoice::Always => "always",
+        ColorChoice::Never => "never",
+    })
+}
+
 /// Whether stderr gets colours: `--color`, else `CARGO_TERM_COLOR`, else a terminal
 /// without `NO_COLOR`.
 fn colored() -> bool {

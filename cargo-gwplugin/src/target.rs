@@ -219,6 +219,11 @@ pub fn build_command(
         "--message-format",
         "json-render-diagnostics",
     ]);
+    // cargo's own progress and diagnostics reach the user's terminal: `--color` holds for
+    // them too (`CARGO_TERM_COLOR` reaches cargo by itself).
+    if let Some(color) = crate::color_choice() {
+        cmd.args(["--color", color]);
+    }
     cmd.current_dir(dir);
     crate::process::keep_target_dir(&mut cmd);
     for (k, v) in &env.vars {

@@ -651,6 +651,24 @@ fn a_default_config_under_a_name_not_exported_is_warned_about() {
         r.stderr
     );
 
+    // `--color` holds for the lines of the cargo it runs too, over `CARGO_TERM_COLOR`.
+    let mut never = gwplugin(&dir, &["build", "--color", "never"]);
+    never.env("CARGO_TERM_COLOR", "always");
+    let r = run(never, root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Finished") && !r.stderr.contains('\x1b'),
+        "{}",
+        r.stderr
+    );
+    let r = run(gwplugin(&dir, &["build", "--color", "always"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("\x1b[1m\x1b[92m    Finished"),
+        "{:?}",
+        r.stderr
+    );
+
     // Sources changed since (or a refused build left the old file): `test` runs the file
     // it finds, and says it is not a build of them.
     common::cargo(&common::repo(), &["build", "-p", "gwhost"]);

@@ -64,9 +64,12 @@ fn load_plugins(config: &Config) -> Result<(PluginRegistry, usize), GwError> {
 }
 
 fn build(config: &Config, registry: &PluginRegistry) -> Result<Gateway, GwError> {
-    Gateway::build(config, registry).map_err(|source| GwError::Build {
-        file: config.file.clone(),
-        source,
+    Gateway::build(config, registry).map_err(|mut source| {
+        source.without_plugin_block = config.plugin.is_none();
+        GwError::Build {
+            file: config.file.clone(),
+            source: Box::new(source),
+        }
     })
 }
 

@@ -272,7 +272,13 @@ fn pattern_help(e: &crate::route::PatternError) -> String {
     match e {
         PatternError::InvalidUrl(_) | PatternError::InvalidPath(_) => {
             "percent-encode what a URL cannot hold: `%20` for a space, `%22` for `\"`, \
-             `%7C` for `|`, and UTF-8 bytes for other characters (`%C3%A9` for `é`)"
+             `%7C` for `|`, `%25` for a `%` itself, and UTF-8 bytes for other characters (`%C3%A9` \
+             for `é`)"
+                .to_owned()
+        }
+        PatternError::MalformedUrlParam(_) => {
+            "`url_pattern` may use the endpoint's parameters, anywhere in the URL: \
+             `/users/{id}.json`, `/search?q={term}`"
                 .to_owned()
         }
         _ => PATTERN_HELP.to_owned(),
@@ -405,7 +411,22 @@ impl Parser<'_> {
             return Ok(enclosing);
         };
         let at = at.as_str();
-        let text = self.string(v, at)?;
+        // A bare number has no unit to read it in (KrakenD's are strings too).
+        let text = v.as_str().ok_or_else(|| {
+            self.error(
+                at,
+                format!(
+                    "expected a duration like `2s` or `500ms`, found {}",
+                    type_name(v)
+                ),
+                Some(match v.as_u64() {
+                    Some(n) => {
+                        format!("write it as a string with its unit: `\"{n}ms\"` or `\"{n}s\"`")
+                    }
+                    None => "write it as a string with its unit, as `\"2s\"`".to_owned(),
+                }),
+            )
+        })?;
         let duration = parse_duration(text).ok_or_else(|| {
             self.error(
                 at,
@@ -579,14 +600,23 @@ impl Parser<'_> {
             }
         };
         // TLS 1.3 only unless asked, as KrakenD.
+        let min_given = self.optional(&obj, "min_version").is_some();
         let (min_version, _) = version("min_version", TlsVersion::Tls13)?;
         let (max_version, max_at) = version("max_version", TlsVersion::Tls13)?;
         if max_version < min_version {
-            return Err(self.error(
-                &max_at,
-                "`max_version` is below `min_version`",
-                Some("allow at least one version".to_owned()),
-            ));
+            return Err(if min_given {
+                self.error(
+                    &max_at,
+                    "`max_version` is below `min_version`",
+                    Some("allow at least one version".to_owned()),
+                )
+            } else {
+                self.error(
+                    &max_at,
+                    "`max_version` `TLS12` is below `min_version`, `TLS13` when not given",
+                    Some("add `\"min_version\": \"TLS12\"` to serve TLS 1.2".to_owned()),
+                )
+            });
         }
         // Checked all the same: what `disabled` turns off is to be turned on again as it is.
         if disabled {

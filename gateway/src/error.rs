@@ -31,7 +31,7 @@ pub enum GwError {
     #[error("{source}")]
     Build {
         file: std::path::PathBuf,
-        source: BuildError,
+        source: Box<BuildError>,
     },
     #[error("cannot listen on `{addr}`: {source}")]
     Listen {

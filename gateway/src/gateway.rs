@@ -71,11 +71,18 @@ pub struct BuildError {
     /// The JSON path of the plugin name that failed.
     pub at: String,
     pub source: CreateError,
+    /// The config has no `plugin` block: no plugin file was looked for.
+    pub without_plugin_block: bool,
 }
 
 impl BuildError {
     pub fn help(&self) -> String {
         match &self.source {
+            CreateError::Lookup(LookupError::Unknown { .. }) if self.without_plugin_block => {
+                "the config has no `plugin` block, so no plugin file is loaded: add one, as \
+                 `\"plugin\": {\"folder\": \"plugins\", \"pattern\": \".so\"}`"
+                    .to_owned()
+            }
             CreateError::Lookup(LookupError::Unknown { .. }) => {
                 "check the name, or put the plugin's file in `plugin.folder` (its file name \
                  must contain `plugin.pattern`); `gwhost test-plugin FILE` lists what a file \
@@ -343,6 +350,7 @@ fn build_error(u: &PluginUse, source: CreateError) -> BuildError {
     BuildError {
         at: u.at.clone(),
         source,
+        without_plugin_block: false,
     }
 }
 

@@ -135,6 +135,17 @@ fn check_loads_plugins_and_creates_instances() {
             && stderr.contains("help: use it under `plugin/req-resp-modifier`"),
         "{stderr}"
     );
+
+    // An unknown name where a `plugin` block loads files: the help is about the name.
+    let path = site.write_config(&config(Some(json!({"name": "nope"})), json!([])));
+    let out = run(&["check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("unknown plugin `nope` for `plugin/http-server`: loaded ones are")
+            && stderr.contains("help: check the name, or put the plugin's file in `plugin.folder`"),
+        "{stderr}"
+    );
 }
 
 // ---- the JSON Schema ----------------------------------------------------------------
@@ -293,6 +304,15 @@ impl<'s> Validator<'s> {
                         errors.push(format!("{at}: {passing} of oneOf match"));
                     }
                 }
+                "if" => {
+                    let mut e = Vec::new();
+                    self.validate(rule, v, at, &mut e);
+                    let branch = if e.is_empty() { "then" } else { "else" };
+                    if let Some(sub) = schema.get(branch) {
+                        self.validate(sub, v, at, errors);
+                    }
+                }
+                "then" | "else" => {}
                 other => panic!("the schema uses `{other}`, which this test validator lacks"),
             }
         }
@@ -375,6 +395,8 @@ fn the_schema_rejects_what_gwhost_rejects_by_shape() {
         "url-pattern-not-ascii",
         "endpoint-with-query",
         "byte-order-mark",
+        "endpoint-with-a-quote",
+        "url-pattern-unclosed-param",
     ];
     let mut checked = 0;
     for entry in std::fs::read_dir(&root).unwrap() {

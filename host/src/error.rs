@@ -66,8 +66,36 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("a sha256 is configured for `{file}`, but no such plugin file matches in `{}`", folder.display())]
-    ChecksumForMissingFile { file: String, folder: PathBuf },
+    #[error("`plugin.sha256` names `{file}`, but {why} `{}`", folder.display())]
+    ChecksumForMissingFile {
+        file: String,
+        folder: PathBuf,
+        why: NotACandidate,
+    },
+}
+
+/// Why a name in `plugin.sha256` is no plugin file of the folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotACandidate {
+    Missing,
+    Hidden,
+    /// Its name does not contain the pattern (given).
+    OutsidePattern(String),
+}
+
+impl std::fmt::Display for NotACandidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotACandidate::Missing => f.write_str("there is no such file in"),
+            NotACandidate::Hidden => {
+                f.write_str("a hidden file (its name starts with `.`) is never loaded from")
+            }
+            NotACandidate::OutsidePattern(pattern) => write!(
+                f,
+                "its name does not contain `plugin.pattern` (`{pattern}`): it is not loaded from"
+            ),
+        }
+    }
 }
 
 fn format_diffs(diffs: &[Difference]) -> String {

@@ -24,7 +24,7 @@ mod services;
 pub mod tls;
 pub mod upstream;
 
-pub use error::{LoadError, LookupError, layout_pair};
+pub use error::{LoadError, LookupError, NotACandidate, layout_pair};
 pub use gwplugin_build::{AbiManifest, Difference};
 pub use loader::{
     CreateError, FailurePolicy, FolderReport, Loader, LoaderConfig, PluginInfo, PluginRegistry,

@@ -15,7 +15,7 @@ use gwplugin_build::{AbiManifest, compare, decode_record};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{LoadError, LookupError};
+use crate::error::{LoadError, LookupError, NotACandidate};
 
 /// What to do when a plugin file fails to load.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -256,9 +256,17 @@ impl Loader {
                 .iter()
                 .any(|f| f.file_name().is_some_and(|n| n.to_string_lossy() == *name))
             {
+                let why = if !config.folder.join(name).is_file() || name.contains('/') {
+                    NotACandidate::Missing
+                } else if name.starts_with('.') {
+                    NotACandidate::Hidden
+                } else {
+                    NotACandidate::OutsidePattern(config.pattern.clone())
+                };
                 return Err(LoadError::ChecksumForMissingFile {
                     file: name.clone(),
                     folder: config.folder.clone(),
+                    why,
                 });
             }
         }

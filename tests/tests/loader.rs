@@ -413,11 +413,32 @@ async fn folder_scan_follows_pattern_order_and_failure_policy() {
     config.sha256.insert("missing.so".into(), "00".into());
     let err = loader_for_err().load_folder(&config).unwrap_err();
     assert!(
-        err.to_string().starts_with(
-            "a sha256 is configured for `missing.so`, but no such plugin file matches"
-        ),
+        err.to_string()
+            .starts_with("`plugin.sha256` names `missing.so`, but there is no such file in"),
         "{err}"
     );
+    // A file that is there but never a candidate is told apart from a missing one.
+    for (name, why) in [
+        (
+            ".hidden.so",
+            "a hidden file (its name starts with `.`) is never loaded from",
+        ),
+        (
+            "notes.txt",
+            "its name does not contain `plugin.pattern` (`.so`): it is not loaded from",
+        ),
+    ] {
+        std::fs::write(dir.path().join(name), "x").unwrap();
+        config.sha256 = [(name.to_owned(), "00".to_owned())].into();
+        let err = loader_for_err().load_folder(&config).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`plugin.sha256` names `{name}`, but {why} `{}`",
+                dir.path().display()
+            )
+        );
+    }
 }
 
 /// Asserts that one line of the host's captured log contains every one of `parts`.

@@ -158,7 +158,14 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         let predicted = AbiManifest {
             package: PackageName {
                 name: plugin.package_name(),
-                version: String::new(),
+                // As written (one a workspace gives is not known before the build).
+                version: plugin
+                    .doc
+                    .get("package")
+                    .and_then(|p| p.get("version"))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
             },
             rustc: process::rustc_version(&rustc)?.info,
             target: triple.clone(),

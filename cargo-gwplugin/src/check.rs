@@ -306,6 +306,21 @@ pub fn unstable_compiler_help(rustc: &gwplugin_build::RustcInfo) -> String {
     )
 }
 
+/// Whether rustup, asked in the plugin's own folder with nothing chosen for it, picks the
+/// host's compiler there (by the folder's `rust-toolchain.toml`, else its default), while
+/// the toolchain this command was handed (chosen by the folder it ran in) is another.
+fn chosen_elsewhere_than_the_folder(plugin: &PluginManifest, host: &Host) -> bool {
+    // `RUSTC` outranks rustup's choice, wherever it runs.
+    if std::env::var_os("RUSTC").is_some_and(|r| !r.is_empty()) {
+        return false;
+    }
+    let is_host = |rustc: PathBuf| {
+        crate::process::rustc_version(&rustc).is_ok_and(|v| v.info == host.manifest.rustc)
+    };
+    is_host(crate::process::toolchain_rustc(plugin.dir()))
+        && !is_host(crate::process::rustc_for(plugin.dir()))
+}
+
 fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option<String> {
     let sync = "run `cargo gwplugin sync`";
     // rustup says when a toolchain outranks the one the plugin's folder pins.
@@ -325,6 +340,20 @@ fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option
                     "build with the host's compiler: {fix} (it outranks the plugin's \
                  rust-toolchain.toml), and {sync} if that file does not pin it yet"
                 ),
+                None if plugin.is_some_and(|p| chosen_elsewhere_than_the_folder(p, host)) => {
+                    // Its folder pins the host's compiler (or rustup's default is it), but
+                    // rustup chose by the folder this ran in: `sync` would change nothing.
+                    let chosen = std::env::var("RUSTUP_TOOLCHAIN")
+                        .map_or_else(|_| "another toolchain".to_owned(), |t| format!("`{t}`"));
+                    format!(
+                        "build with the host's compiler: rustup chose {chosen} by the folder \
+                         this command ran in, not the plugin's, where it picks {}: run the \
+                         command in `{}`, or as `cargo +{} gwplugin …`",
+                        host.manifest.rustc.release,
+                        plugin.map_or(Path::new("."), PluginManifest::dir).display(),
+                        host.manifest.rustc.release
+                    )
+                }
                 None => {
                     format!(
                         "build with the host's compiler: {sync} to pin it in rust-toolchain.toml"

@@ -270,6 +270,9 @@ impl Error {
             | Error::Incompatible { .. }
             | Error::StillIncompatible { .. }
             | Error::ChildCrashed { .. } => EXIT_INCOMPATIBLE,
+            // cargo's 1 is its usage error (an argument passed on after `--`): here 1
+            // says incompatible, so it is this command's usage error, 2.
+            Error::BuildFailed { code, .. } if *code == EXIT_INCOMPATIBLE => EXIT_USAGE,
             Error::BuildFailed { code, .. } => *code,
             _ => EXIT_USAGE,
         }

@@ -45,8 +45,8 @@ macro_rules! exit_codes {
   0  success (for `check`: no incompatibilities found; for `test`: every line `[OK]`)
   1  the plugin is incompatible with its host, `sync` could not make it compatible, or
      `test` printed a `[KO]` line (or its gwhost crashed)
-  2  usage or environment error (bad arguments, missing or malformed files, a cargo
-     command other than the build failed)
+  2  usage or environment error (bad arguments, also those passed on to cargo; missing
+     or malformed files; a cargo command other than the build failed)
   101  the build failed (`build`, `host-build`, `quickstart`: cargo's own status)"
     };
 }

@@ -26,17 +26,19 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
     let cargo = Cargo::from_env();
     let (plugin, host) = args.plugin.resolve(&cargo)?;
     if args.dry_run {
-        sync(&cargo, &plugin, &host, true)?;
+        let would_write = sync(&cargo, &plugin, &host, true)?.unwrap_or(true);
         // What a real sync would turn on after its versions, as far as the plugin as it
         // is tells (its check changes no file; one that cannot run, a lock out of date,
         // leaves it to the real sync), and as the real edit would go.
         let report = crate::check::check(&cargo, &plugin, &host, None, None);
+        let mut would_enable = false;
         for (name, missing) in report.iter().flat_map(missing_host_features) {
             let [version] = host.boundary_versions(name)[..] else {
                 continue;
             };
             let mut doc = plugin.doc.clone();
             if let Some(change) = edit::enable_features(&mut doc, name, &missing, version) {
+                would_enable = true;
                 status(
                     "Would enable",
                     &format!(
@@ -45,6 +47,21 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
                     ),
                 );
             }
+        }
+        if !would_write && !would_enable {
+            // Nothing to write: the plugin as it is is what the real sync would check
+            // after, so its verdict (and exit status) is the real sync's.
+            let report = report?;
+            if report.compatible {
+                finished(&plugin, &host, false);
+                return Ok(Outcome::Ok);
+            }
+            crate::print_stdout(&report.render_human());
+            return Err(Error::StillIncompatible {
+                package: plugin.package_name(),
+                host: host.describe(),
+                count: report.incompatibilities.len(),
+            });
         }
         return Ok(Outcome::Ok);
     }
@@ -423,7 +440,7 @@ fn backticked_list(paths: &[PathBuf]) -> String {
 }
 
 /// Brings `plugin` to `host`'s versions. Any failure leaves every file as it was, and
-/// says which it put back. Returns whether it changed a file (`None` for a dry run).
+/// says which it put back. Returns whether it changed a file (for a dry run, whether it would).
 pub fn sync(
     cargo: &Cargo,
     plugin: &PluginManifest,
@@ -573,9 +590,11 @@ fn sync_reporting(
                 tc,
             ));
         }
+        let mut lock_moved = false;
         match &lock {
             Some(lock) => {
                 for m in lock_moves(lock, host) {
+                    lock_moved = true;
                     status(
                         "Would lock",
                         &format!("`{}` {} -> {}", m.name, m.from, m.to),
@@ -584,18 +603,30 @@ fn sync_reporting(
             }
             None => status("Would create", &format!("`{}`", lock_path.display())),
         }
-        if (manifest_changed || root.is_some()) && lock.is_some() {
+        let lock_updated = if (manifest_changed || root.is_some()) && lock.is_some() {
             status(
                 "Would update",
                 &format!("`{}` to match", lock_path.display()),
             );
+            true
         } else if lock.is_some() && lock_out_of_date(cargo, plugin) {
             status(
                 "Would update",
                 &format!("`{}` to match Cargo.toml", lock_path.display()),
             );
-        }
-        return Ok(None);
+            true
+        } else {
+            false
+        };
+        // Whether the real sync would write anything.
+        return Ok(Some(
+            manifest_changed
+                || root.is_some()
+                || new_toolchain.is_some()
+                || lock.is_none()
+                || lock_moved
+                || lock_updated,
+        ));
     }
     let lock_before = read_optional(&lock_path)?;
 

@@ -509,6 +509,23 @@ fn test_before_a_build_says_to_build() {
 }
 
 #[test]
+fn a_bad_argument_passed_on_to_cargo_is_a_usage_error_not_an_incompatibility() {
+    // cargo exits 1 for its usage errors, which `build` forwarded: 1 says "incompatible".
+    let root = tempdir();
+    let dir = scaffold(root.path(), "badarg", "modifier");
+    let r = run(
+        gwplugin(&dir, &["build", "--", "--bogus-flag"]),
+        root.path(),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unexpected argument '--bogus-flag'"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn a_relative_target_dir_is_the_invoking_folders_as_cargo_reads_it() {
     // Cargo ran in the plugin's folder, which read `CARGO_TARGET_DIR=rel` as its own.
     let root = tempdir();

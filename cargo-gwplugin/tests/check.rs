@@ -48,6 +48,37 @@ fn the_hosts_compiler_is_its_own_whatever_toolchain_the_plugin_is_checked_with()
 }
 
 #[test]
+fn a_toolchain_chosen_by_the_folder_run_in_gets_help_to_run_in_the_plugins() {
+    // `cargo gwplugin check --manifest-path plugin/Cargo.toml` from a folder whose
+    // `rust-toolchain.toml` pins nightly: rustup's proxy hands that choice down, as it
+    // would to `cargo build`. The plugin's own file pins the host's compiler already, and
+    // the help said to run `sync`, which changed nothing and sent the author back here.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "elsewhere-run", "modifier");
+    let mut cmd = gwplugin(
+        root.path(),
+        &[
+            "check",
+            "--manifest-path",
+            dir.join("Cargo.toml").to_str().unwrap(),
+        ],
+    );
+    cmd.env("RUSTUP_TOOLCHAIN", "nightly")
+        .env("RUSTUP_TOOLCHAIN_SOURCE", "toolchain-file");
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "    help: build with the host's compiler: rustup chose `nightly` by the folder this \
+             command ran in, not the plugin's, where it picks 1.95.0: run the command in \
+             `[ROOT]/elsewhere-run`, or as `cargo +1.95.0 gwplugin …`"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn a_contract_source_sync_cannot_write_gets_help_that_can_be_followed() {
     // A host whose `gwplugin` came from other sources, known only by their hash: `check`
     // said to run `sync`, which changed nothing and said all was in sync.
@@ -234,6 +265,11 @@ fn another_compiler_is_an_incompatibility() {
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json["compatible"], false);
     assert_eq!(json["incompatibilities"][0]["field"], "rustc");
+    // The plugin named as `check` names it (its version was empty).
+    assert_eq!(
+        json["plugin"],
+        serde_json::json!({"name": "other-rustc", "version": "0.1.0"})
+    );
 }
 
 #[test]

@@ -153,6 +153,9 @@ fn sync_pins_moves_the_lock_and_pins_the_compiler() {
         r.stderr,
         "    Finished `drifted` is already in sync with host `gwhost` 0.1.0 (host Cargo project `[REPO]/gateway/Cargo.toml`)\n"
     );
+    // Its dry run says so too (it said nothing).
+    let dry = run(gwplugin(&dir, &["sync", "--dry-run"]), root.path());
+    assert_eq!((dry.code, dry.stderr), (0, r.stderr));
     assert_eq!(snapshot(&dir), before);
 }
 
@@ -216,6 +219,32 @@ fn a_lock_out_of_date_is_brought_up_to_date_and_what_sync_cannot_change_exits_1(
         "{}",
         r.stdout
     );
+    // With nothing to write, its dry run says the same (it said nothing, and exit 0).
+    let still = r;
+    let r = run(gwplugin(&dir, &["sync", "--dry-run"]), root.path());
+    assert_eq!((r.code, &r.stdout), (1, &still.stdout), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: `added` is still incompatible")
+            && still.stderr.ends_with(&r.stderr),
+        "{}",
+        r.stderr
+    );
+    // A plugin cargo cannot read: the dry run fails as the sync would.
+    std::fs::write(
+        &manifest,
+        with_itoa.replace("itoa = \"1\"", "nope = { path = \"../nope\" }"),
+    )
+    .unwrap();
+    for args in [&["sync", "--dry-run"][..], &["sync"]] {
+        let r = run(gwplugin(&dir, args), root.path());
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("failed to load manifest for dependency `nope`"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
 }
 
 #[test]

@@ -124,6 +124,8 @@ pub enum Error {
     },
     #[error("no gwhost to run `test-plugin` with")]
     NoGwhost,
+    #[error("cannot run gwhost `{}`: {message}", path.display())]
+    GwhostUnreadable { path: PathBuf, message: String },
     #[error("`{command}` crashed: {status}")]
     ChildCrashed { command: String, status: String },
     #[error(transparent)]
@@ -243,6 +245,10 @@ impl Error {
                  change: follow each `help:` line above"
                 .to_owned(),
             Error::RegisterConflict { help, .. } => help.clone(),
+            Error::GwhostUnreadable { .. } => "name a gwhost binary with `--gwhost PATH` (one \
+                 `cargo build -p gwhost` or `cargo gwplugin host-build` made), or leave it out \
+                 to use the plugin's host or the `gwhost` on PATH"
+                .to_owned(),
             Error::NoGwhost => "pass `--gwhost PATH`, put `gwhost` on PATH, or set the plugin's \
                  host to a gwhost binary"
                 .to_owned(),

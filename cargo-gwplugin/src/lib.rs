@@ -207,7 +207,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let _ = OUTPUT.set(cli.output);
+    let mut output = cli.output;
+    // cargo's `term.quiet` as its environment sets it, unless `-v` asks otherwise.
+    output.quiet |= output.verbose == 0
+        && std::env::var("CARGO_TERM_QUIET").is_ok_and(|q| q.eq_ignore_ascii_case("true"));
+    let _ = OUTPUT.set(output);
     match run(&cli.command) {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
         Ok(Outcome::Incompatible) => ExitCode::from(EXIT_INCOMPATIBLE),

@@ -171,11 +171,21 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         warn_if_older_than_sources(&built, plugin);
         vec![built]
     } else {
+        // A file that is not there is a usage error, as for every command, not a `[KO]`.
+        if let Some(missing) = args.files.iter().find(|f| !f.is_file()) {
+            return Err(Error::Io {
+                path: missing.clone(),
+                message: "no such plugin file".to_owned(),
+            });
+        }
         args.files.clone()
     };
 
     // A gwhost for another machine runs under qemu's user-mode emulation.
-    let gwhost_bytes = std::fs::read(&gwhost).map_err(io(&gwhost))?;
+    let gwhost_bytes = std::fs::read(&gwhost).map_err(|e| Error::GwhostUnreadable {
+        path: gwhost.clone(),
+        message: e.to_string(),
+    })?;
     let machine = elf::facts(&gwhost_bytes)
         .map(|f| f.machine)
         .unwrap_or_default();

@@ -491,6 +491,29 @@ fn test_reports_a_missing_manifest_or_host_instead_of_guessing() {
             .starts_with("error: host `[ROOT]/p/../gwhost-typo` does not exist\n"),
         "{stderr}"
     );
+    // A plugin file named that is not there, or a gwhost that is not: usage errors that
+    // say which (a `[KO]` line and exit 1; a help about reading and writing files).
+    let stderr = fails(
+        root.path(),
+        root.path(),
+        &["test", "--gwhost", "/bin/true", "nofile.so"],
+    );
+    assert_eq!(
+        stderr,
+        "error: `nofile.so`: no such plugin file\nhelp: check that the path exists and that you may read (and write) it\n"
+    );
+    std::fs::write(root.path().join("p.so"), "").unwrap();
+    let stderr = fails(
+        root.path(),
+        root.path(),
+        &["test", "--gwhost", "/nonexistent", "p.so"],
+    );
+    assert!(
+        stderr.starts_with(
+            "error: cannot run gwhost `/nonexistent`: No such file or directory (os error 2)\nhelp: name a gwhost binary with `--gwhost PATH`"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

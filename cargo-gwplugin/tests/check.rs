@@ -529,6 +529,15 @@ fn every_command_takes_cargos_output_options() {
     );
     let r = run(gwplugin(&dir, &["sync", "-q"]), root.path());
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    // And cargo's `CARGO_TERM_QUIET`, as cargo takes it (not over `-v`).
+    let mut quiet = gwplugin(&dir, &["sync"]);
+    quiet.env("CARGO_TERM_QUIET", "true");
+    let r = run(quiet, root.path());
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    let mut verbose = gwplugin(&dir, &["sync", "-v"]);
+    verbose.env("CARGO_TERM_QUIET", "true");
+    let r = run(verbose, root.path());
+    assert!(r.stderr.contains("Finished `quiet`"), "{}", r.stderr);
     let r = check(&dir, root.path(), &["-vv"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.starts_with("    Checking `quiet`"), "{}", r.stderr);

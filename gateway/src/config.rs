@@ -114,6 +114,13 @@ pub enum ConfigError {
     },
     #[error("config `{}` is not valid JSON: {message}", file.display())]
     Syntax { file: PathBuf, message: String },
+    /// Valid JSON, deeper than serde_json reads.
+    #[error("config `{}` nests objects and lists more than 128 deep, deeper than gwhost reads (line {line}, column {column})", file.display())]
+    TooDeep {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+    },
     #[error("{at}: {message}")]
     Invalid {
         file: PathBuf,
@@ -133,6 +140,9 @@ impl ConfigError {
             ConfigError::Syntax { .. } => {
                 Some("fix the JSON syntax at the line and column shown".to_owned())
             }
+            ConfigError::TooDeep { .. } => {
+                Some("flatten what is nested there (a plugin's config, most likely)".to_owned())
+            }
             ConfigError::Invalid { help, .. } => help.clone(),
         }
     }
@@ -142,6 +152,7 @@ impl ConfigError {
         match self {
             ConfigError::Read { file, .. }
             | ConfigError::Syntax { file, .. }
+            | ConfigError::TooDeep { file, .. }
             | ConfigError::Invalid { file, .. } => file,
         }
     }
@@ -159,16 +170,25 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
 /// Validates config `text`, read from `file` (relative plugin folders are resolved
 /// against the file's directory).
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
-        file: file.to_owned(),
-        // "expected value at line 1 column 1" says nothing of the bytes one cannot see.
-        message: if text.starts_with('\u{feff}') {
-            "it starts with a byte-order mark (BOM), which JSON does not allow: save it as \
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            return ConfigError::TooDeep {
+                file: file.to_owned(),
+                line: e.line(),
+                column: e.column(),
+            };
+        }
+        ConfigError::Syntax {
+            file: file.to_owned(),
+            // "expected value at line 1 column 1" says nothing of the bytes one cannot see.
+            message: if text.starts_with('\u{feff}') {
+                "it starts with a byte-order mark (BOM), which JSON does not allow: save it as \
              UTF-8 without one"
-                .to_owned()
-        } else {
-            e.to_string()
-        },
+                    .to_owned()
+            } else {
+                e.to_string()
+            },
+        }
     })?;
     if let Some((at, key)) = first_duplicate_key(text) {
         return Err(ConfigError::Invalid {

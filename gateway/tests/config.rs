@@ -396,6 +396,7 @@ fn the_schema_rejects_what_gwhost_rejects_by_shape() {
         "endpoint-with-query",
         "byte-order-mark",
         "endpoint-with-a-quote",
+        "nested-too-deep",
         "url-pattern-unclosed-param",
     ];
     let mut checked = 0;

@@ -394,7 +394,11 @@ pub fn build(args: &Args) -> Result<Built, Error> {
                 .collect::<Vec<_>>(),
             "registered": registered.as_ref().map(|(config, merged)| {
                 json!({
-                    "config": config.display().to_string(),
+                    // Absolute, as every other path here (it was as given).
+                    "config": std::fs::canonicalize(config)
+                        .unwrap_or_else(|_| cwd.join(config))
+                        .display()
+                        .to_string(),
                     "changes": merged.changes,
                     "notes": merged.notes,
                 })

@@ -761,6 +761,17 @@ impl Parser<'_> {
             }
         };
         for (i, (name, name_at)) in names.iter().enumerate() {
+            if name.is_empty() {
+                return Err(self.error(
+                    name_at,
+                    "expected a plugin name, found an empty string",
+                    Some(
+                        "write the name the plugin registers (`gwhost test-plugin FILE` lists \
+                         a file's)"
+                            .to_owned(),
+                    ),
+                ));
+            }
             if names[..i].iter().any(|(n, _)| n == name) {
                 return Err(self.error(
                     name_at,

@@ -622,6 +622,7 @@ fn test_with_files_ignores_a_workspace_root_but_not_a_broken_crate() {
     let root = tempdir();
     // A workspace root above: not the files' crate; the files are tested on their own.
     std::fs::write(root.path().join("Cargo.toml"), "[workspace]\n").unwrap();
+    std::fs::write(root.path().join("p.so"), "").unwrap();
     let r = run(
         gwplugin(root.path(), &["test", "--gwhost", "/bin/true", "p.so"]),
         root.path(),

@@ -1074,6 +1074,31 @@ fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static s
     {
         return Err("its IPv6 address in brackets is not one");
     }
+    // What no resolver answers, so every request would fail with a 502: a dotted number
+    // that is no IPv4 address (`999.1.1.1`, `1.2.3.4.5`), an empty label (`a..b`), one
+    // that starts or ends with `-`, or characters no host name has.
+    let host = authority.host();
+    if !host.starts_with('[') {
+        if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            if host.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err("its IPv4 address is not one");
+            }
+        } else if host
+            .strip_suffix('.')
+            .unwrap_or(host)
+            .split('.')
+            .any(|label| {
+                label.is_empty()
+                    || label.starts_with('-')
+                    || label.ends_with('-')
+                    || !label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+        {
+            return Err("its host is not a host name");
+        }
+    }
     Ok((scheme.clone(), authority.clone()))
 }
 
@@ -1183,7 +1208,14 @@ mod tests {
         ] {
             assert!(parse_host(bad).is_err(), "{bad}");
         }
-        assert!(parse_host("http://backend").is_ok());
+        for good in [
+            "http://backend",
+            "http://api.example.com.",
+            "https://my_svc-1.internal:8443",
+            "http://10.0.0.1",
+        ] {
+            assert!(parse_host(good).is_ok(), "{good}");
+        }
         assert!(parse_host("http://[::1]:8000").is_ok());
         assert_eq!(
             parse_host("ftp://x").unwrap_err(),
@@ -1206,6 +1238,11 @@ mod tests {
                 "http://[zz]:19200",
                 "its IPv6 address in brackets is not one",
             ),
+            ("http://999.1.1.1", "its IPv4 address is not one"),
+            ("http://1.2.3.4.5:80", "its IPv4 address is not one"),
+            ("http://-h", "its host is not a host name"),
+            ("http://a..b", "its host is not a host name"),
+            ("http://a!b", "its host is not a host name"),
         ] {
             assert_eq!(parse_host(bad).unwrap_err(), why, "{bad}");
         }

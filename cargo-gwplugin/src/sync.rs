@@ -50,8 +50,19 @@ pub fn exec(args: &Args) -> Result<Outcome, Error> {
         }
         if !would_write && !would_enable {
             // Nothing to write: the plugin as it is is what the real sync would check
-            // after, so its verdict (and exit status) is the real sync's.
-            let report = report?;
+            // after, so its verdict (and exit status) is the real sync's. Unless the lock
+            // is out of date after all (told only by a resolve that may go online): the
+            // real sync relocks it.
+            let report = match report {
+                Err(Error::LockOutdated { lock, .. }) => {
+                    status(
+                        "Would update",
+                        &format!("`{}` to match Cargo.toml", lock.display()),
+                    );
+                    return Ok(Outcome::Ok);
+                }
+                other => other?,
+            };
             if report.compatible {
                 finished(&plugin, &host, false);
                 return Ok(Outcome::Ok);

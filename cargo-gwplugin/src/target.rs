@@ -220,9 +220,10 @@ pub fn build_command(
         "json-render-diagnostics",
     ]);
     // cargo's own progress and diagnostics reach the user's terminal: `--color` holds for
-    // them too (`CARGO_TERM_COLOR` reaches cargo by itself).
+    // them too. Through the environment, so that a `--color` passed on to cargo after
+    // `--` still wins (a second argument would be a usage error).
     if let Some(color) = crate::color_choice() {
-        cmd.args(["--color", color]);
+        cmd.env("CARGO_TERM_COLOR", color);
     }
     cmd.current_dir(dir);
     crate::process::keep_target_dir(&mut cmd);

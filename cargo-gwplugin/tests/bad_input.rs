@@ -335,7 +335,7 @@ fn a_failing_cargo_is_reported_with_its_command_line_and_nothing_changes() {
     let dir = scaffold(root.path(), "sync-fails", "modifier");
     // A dependency to pin: sync must rewrite Cargo.toml and re-resolve the lock.
     add_dependencies(&dir, "bytes = \"1\"");
-    let fake = cargo_whose_update_fails(root.path());
+    let fake = cargo_failing_on(root.path(), "update*", "no network today");
     let before = snapshot(root.path());
     let mut cmd = gwplugin(&dir, &["sync"]);
     cmd.env("CARGO", &fake);
@@ -350,29 +350,6 @@ fn a_failing_cargo_is_reported_with_its_command_line_and_nothing_changes() {
         )
     );
     assert_eq!(snapshot(root.path()), before, "sync left files changed");
-}
-
-/// `DIR/fake-cargo`: the real cargo, but `cargo update` fails (`no network today`).
-fn cargo_whose_update_fails(dir: &Path) -> std::path::PathBuf {
-    let out = std::process::Command::new("rustup")
-        .args(["which", "cargo"])
-        .output()
-        .unwrap();
-    let real = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let fake = dir.join("fake-cargo");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = update ]; then echo 'error: no network today' >&2; exit 101; fi\nexec '{real}' \"$@\"\n"
-        ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&fake)
-        .status()
-        .unwrap();
-    fake
 }
 
 #[test]
@@ -594,7 +571,7 @@ fn quickstart_with_a_wrong_host_leaves_no_folder() {
 #[test]
 fn a_failed_new_removes_the_directories_it_created() {
     let root = tempdir();
-    let fake = cargo_whose_update_fails(root.path());
+    let fake = cargo_failing_on(root.path(), "update*", "no network today");
     let before = snapshot(root.path());
     let host = repo().join("gateway");
     let mut cmd = gwplugin(

@@ -667,6 +667,16 @@ fn a_default_config_under_a_name_not_exported_is_warned_about() {
         "{:?}",
         r.stderr
     );
+    // One passed on to cargo is cargo's to take (twice was a usage error).
+    let r = run(
+        gwplugin(
+            &dir,
+            &["build", "--color", "always", "--", "--color", "never"],
+        ),
+        root.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.starts_with("    Finished `dev`"), "{:?}", r.stderr);
 
     // Sources changed since (or a refused build left the old file): `test` runs the file
     // it finds, and says it is not a build of them.

@@ -248,6 +248,33 @@ fn a_lock_out_of_date_is_brought_up_to_date_and_what_sync_cannot_change_exits_1(
 }
 
 #[test]
+fn dry_run_of_a_lock_only_a_resolve_finds_out_of_date_says_it_would_update_it() {
+    // `cargo tree --offline` failing for a crate not in the offline index (not with a
+    // `--locked` message): nothing to write was seen, and the check's resolve then found
+    // the lock out of date, an error whose help said to run `sync`, from `sync` itself.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "not-cached", "modifier");
+    add_dependencies(&dir, "itoa = \"1\"");
+    let fake = cargo_failing_on(
+        root.path(),
+        "tree*--locked*",
+        "no matching package named `itoa` found",
+    );
+    let before = snapshot(root.path());
+    let mut cmd = gwplugin(&dir, &["sync", "--dry-run"]);
+    cmd.env("CARGO", &fake);
+    let r = run(cmd, root.path());
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            0,
+            "Would update `[ROOT]/not-cached/Cargo.lock` to match Cargo.toml\n"
+        )
+    );
+    assert_eq!(snapshot(root.path()), before);
+}
+
+#[test]
 fn dry_run_lists_lock_moves_and_writes_nothing() {
     let root = tempdir();
     let dir = scaffold(root.path(), "dry", "http-client");

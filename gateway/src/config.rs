@@ -290,10 +290,15 @@ const PATTERN_HELP: &str = "a path starts with `/`; a parameter is a whole endpo
 fn pattern_help(e: &crate::route::PatternError) -> String {
     use crate::route::PatternError;
     match e {
-        PatternError::InvalidUrl(_) | PatternError::InvalidPath(_) => {
+        PatternError::InvalidUrl(_) => {
             "percent-encode what a URL cannot hold: `%20` for a space, `%22` for `\"`, \
-             `%7C` for `|`, `%25` for a `%` itself, and UTF-8 bytes for other characters (`%C3%A9` \
-             for `é`)"
+             `%7C` for `|`, `%25` for a `%` itself, and UTF-8 bytes for other characters \
+             (`%C3%A9` for `é`)"
+                .to_owned()
+        }
+        PatternError::InvalidPath(_) => {
+            "write it as browsers send it: `%20` for a space, `%22` for `\"`, UTF-8 bytes \
+             for other characters (`%C3%A9` for `é`); a `\\` they send as `/`"
                 .to_owned()
         }
         PatternError::MalformedUrlParam(_) => {
@@ -1080,9 +1085,7 @@ fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static s
     let host = authority.host();
     if !host.starts_with('[') {
         if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            if host.parse::<std::net::Ipv4Addr>().is_err() {
-                return Err("its IPv4 address is not one");
-            }
+            ipv4_as_resolvers_read(host)?;
         } else if host
             .strip_suffix('.')
             .unwrap_or(host)
@@ -1100,6 +1103,35 @@ fn parse_host(text: &str) -> std::result::Result<(Scheme, Authority), &'static s
         }
     }
     Ok((scheme.clone(), authority.clone()))
+}
+
+/// Checks a host of digits and dots as `inet_aton` (which `getaddrinfo` uses) reads it:
+/// one to four numbers, the last filling the bytes left (`127.1`, `0`, `2130706433` are
+/// addresses). A leading zero reads as octal there (`010.0.0.1` is 8.0.0.1): refused.
+fn ipv4_as_resolvers_read(host: &str) -> std::result::Result<(), &'static str> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
+        return Err("its IPv4 address is not one");
+    }
+    if parts.iter().any(|p| p.len() > 1 && p.starts_with('0')) {
+        return Err(
+            "its IPv4 address has a number with a leading zero, which resolvers read as octal (`010` is 8)",
+        );
+    }
+    let last_bits = 8 * (5 - parts.len() as u32);
+    let fits = parts.iter().enumerate().all(|(i, p)| {
+        let limit = if i + 1 == parts.len() {
+            (1u64 << last_bits) - 1
+        } else {
+            255
+        };
+        p.parse::<u64>().is_ok_and(|n| n <= limit)
+    });
+    if fits {
+        Ok(())
+    } else {
+        Err("its IPv4 address is not one")
+    }
 }
 
 /// Parses a duration as KrakenD (Go's `time.ParseDuration`) does: numbers, each with a
@@ -1213,6 +1245,12 @@ mod tests {
             "http://api.example.com.",
             "https://my_svc-1.internal:8443",
             "http://10.0.0.1",
+            // As `inet_aton` reads them, which resolvers answer.
+            "http://0",
+            "http://127.1",
+            "http://2130706433",
+            "http://1.16777215",
+            "http://0x7f.1",
         ] {
             assert!(parse_host(good).is_ok(), "{good}");
         }
@@ -1239,6 +1277,12 @@ mod tests {
                 "its IPv6 address in brackets is not one",
             ),
             ("http://999.1.1.1", "its IPv4 address is not one"),
+            ("http://.", "its IPv4 address is not one"),
+            ("http://1.16777216", "its IPv4 address is not one"),
+            (
+                "http://010.0.0.1",
+                "its IPv4 address has a number with a leading zero, which resolvers read as octal (`010` is 8)",
+            ),
             ("http://1.2.3.4.5:80", "its IPv4 address is not one"),
             ("http://-h", "its host is not a host name"),
             ("http://a..b", "its host is not a host name"),

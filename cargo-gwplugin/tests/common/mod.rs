@@ -185,3 +185,28 @@ pub fn gateway_manifest() -> gwplugin_build::AbiManifest {
     .unwrap()
     .manifest
 }
+
+/// `DIR/fake-cargo`: the real cargo, but a command whose arguments (joined by spaces)
+/// match the shell glob `args` fails (exit 101), saying `error: MESSAGE`.
+#[allow(dead_code, reason = "not every suite fakes a cargo")]
+pub fn cargo_failing_on(dir: &Path, args: &str, message: &str) -> PathBuf {
+    let out = std::process::Command::new("rustup")
+        .args(["which", "cargo"])
+        .output()
+        .unwrap();
+    let real = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let fake = dir.join("fake-cargo");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in {args}) echo 'error: {message}' >&2; exit 101;; esac\nexec '{real}' \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    fake
+}

@@ -29,8 +29,11 @@ macro_rules! export {
         /// This library's ABI manifest record, read by the loader from the file
         /// before it is ever loaded.
         #[unsafe(no_mangle)]
-        pub static GWPLUGIN_ABI_MANIFEST: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin")).len()] =
-            *include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin"));
+        // The path comes from `gwplugin_build::plugin()`'s own build-script output, not
+        // from `OUT_DIR`: a file an earlier build script left there would be embedded, a
+        // stale manifest the loader trusts.
+        pub static GWPLUGIN_ABI_MANIFEST: [u8; include_bytes!(env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies])")).len()] =
+            *include_bytes!(env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies])"));
 
         /// The size and alignment of the contract's types as compiled into this library
         /// (with whatever features cargo unified in), compared by the loader before

@@ -44,6 +44,10 @@ pub struct ManifestRequest {
     pub target: String,
     /// The compiler that builds (or would build) it.
     pub rustc: PathBuf,
+    /// What cargo runs that compiler through (`RUSTC_WRAPPER`, then
+    /// `RUSTC_WORKSPACE_WRAPPER`: [`rustc_wrappers_from_env`]); asked for `-vV` the same
+    /// way, as cargo asks, since a wrapper may run another compiler.
+    pub rustc_wrappers: Vec<PathBuf>,
     /// `unwind` or `abort`.
     pub panic: String,
     /// The cargo to run `cargo metadata` with (default: `$CARGO`, else `cargo`).
@@ -60,9 +64,28 @@ pub struct Computed {
     pub inputs: Vec<PathBuf>,
 }
 
-/// Runs `rustc -vV` and reads release and commit hash.
-pub fn rustc_info(rustc: &Path) -> Result<RustcInfo, ComputeError> {
-    let mut cmd = Command::new(rustc);
+/// The compiler wrappers this environment sets, outermost first, as cargo runs them for
+/// a workspace member: `RUSTC_WRAPPER`, then `RUSTC_WORKSPACE_WRAPPER` (empty ones are
+/// none, as for cargo). A build script gets them from cargo.
+pub fn rustc_wrappers_from_env() -> Vec<PathBuf> {
+    ["RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"]
+        .into_iter()
+        .filter_map(std::env::var_os)
+        .filter(|w| !w.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Runs `rustc -vV` (through `wrappers`, as cargo does) and reads release and commit hash.
+pub fn rustc_info(rustc: &Path, wrappers: &[PathBuf]) -> Result<RustcInfo, ComputeError> {
+    let mut cmd = match wrappers.split_first() {
+        Some((outer, rest)) => {
+            let mut cmd = Command::new(outer);
+            cmd.args(rest).arg(rustc);
+            cmd
+        }
+        None => Command::new(rustc),
+    };
     cmd.arg("-vV");
     let out = run(&mut cmd)?;
     parse_rustc_vv(&out)
@@ -289,7 +312,7 @@ pub fn compute_for_manifest_path(req: &ManifestRequest) -> Result<Computed, Comp
         &req.target,
         req.features.as_deref(),
     )?;
-    let rustc = rustc_info(&req.rustc)?;
+    let rustc = rustc_info(&req.rustc, &req.rustc_wrappers)?;
     let manifest = compute(&nodes, req.role, rustc, &req.target, &req.panic)?;
 
     let mut inputs = vec![req.manifest_path.clone()];

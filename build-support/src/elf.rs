@@ -30,6 +30,9 @@ pub struct ElfFacts {
     pub interpreter: Option<String>,
     /// DT_NEEDED entries.
     pub needed: Vec<String>,
+    /// The compilers the `.comment` section names, as `rustc version` lines give them:
+    /// `1.95.0 (59807616e 2026-04-14)`. Empty when the section is gone.
+    pub rustc_versions: Vec<String>,
 }
 
 impl ElfFacts {
@@ -50,6 +53,38 @@ impl ElfFacts {
             return Some("musl");
         }
         None
+    }
+
+    /// The Rust standard library it links dynamically (`-C prefer-dynamic`): a
+    /// `libstd-HASH.so` no gateway has beside it, so `dlopen` fails.
+    pub fn dynamic_std(&self) -> Option<&str> {
+        self.needed
+            .iter()
+            .find(|n| n.starts_with("libstd-") && n.ends_with(".so"))
+            .map(String::as_str)
+    }
+
+    /// A compiler the file says built it that is not `rustc` (release, and commit when
+    /// known): the manifest does not describe this file. `None` when they agree, or the
+    /// file does not say.
+    pub fn other_compiler(&self, rustc: &crate::RustcInfo) -> Option<&str> {
+        let known_commit = rustc.commit_hash != "unknown" && !rustc.commit_hash.is_empty();
+        self.rustc_versions
+            .iter()
+            .find(|built| {
+                let Some(rest) = built
+                    .strip_prefix(rustc.release.as_str())
+                    .and_then(|r| r.strip_prefix(" ("))
+                else {
+                    return true;
+                };
+                // `(59807616e 2026-04-14)`; a compiler built without its git hash says
+                // something else there, with nothing to compare.
+                let hash = rest.split([' ', ')']).next().unwrap_or("");
+                let is_hash = hash.len() >= 7 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+                known_commit && is_hash && !rustc.commit_hash.starts_with(hash)
+            })
+            .map(String::as_str)
     }
 }
 
@@ -122,11 +157,22 @@ fn facts_of<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Result<E
             }
         }
     }
+    let rustc_versions = file
+        .section_by_name(".comment")
+        .and_then(|s| s.data().ok())
+        .map(|data| {
+            data.split(|&b| b == 0)
+                .filter_map(|entry| entry.strip_prefix(b"rustc version "))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(ElfFacts {
         machine,
         shared_object,
         interpreter,
         needed,
+        rustc_versions,
     })
 }
 

@@ -22,7 +22,7 @@ pub mod report;
 
 pub use compute::{
     ComputeError, Computed, ManifestRequest, compute_for_manifest_path, enabled_features,
-    feature_env_var, hash_path_source, rustc_info,
+    feature_env_var, hash_path_source, rustc_info, rustc_wrappers_from_env,
 };
 pub use manifest::{
     ALLOCATOR_CONTRACT, AbiManifest, BoundaryCrate, CrateIdentity, Difference, FORMAT_VERSION,
@@ -80,6 +80,7 @@ fn try_emit(role: Role) -> Result<(), ComputeError> {
         role,
         target: env_var("TARGET")?,
         rustc: PathBuf::from(env_var("RUSTC")?),
+        rustc_wrappers: rustc_wrappers_from_env(),
         panic: env::var("CARGO_CFG_PANIC").unwrap_or_else(|_| "unwind".to_owned()),
         cargo,
         features: Some(features),
@@ -88,9 +89,17 @@ fn try_emit(role: Role) -> Result<(), ComputeError> {
     for path in &computed.inputs {
         println!("cargo::rerun-if-changed={}", path.display());
     }
-    println!("cargo::rerun-if-env-changed=RUSTC");
+    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
     let record = encode_record(&computed.manifest);
     write(&out_dir.join(RECORD_FILE), &record)?;
+    // What `export!` and `host_manifest!` embed: set only by this run, so that a crate
+    // whose build script stopped calling this does not build with a stale file.
+    println!(
+        "cargo::rustc-env=GWPLUGIN_ABI_RECORD={}",
+        out_dir.join(RECORD_FILE).display()
+    );
     write(
         &out_dir.join(JSON_FILE),
         computed.manifest.to_json_pretty().as_bytes(),

@@ -167,7 +167,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
                     .unwrap_or_default()
                     .to_owned(),
             },
-            rustc: process::rustc_version(&rustc)?.info,
+            rustc: process::plugin_rustc_version(&rustc)?.info,
             target: triple.clone(),
             ..host.manifest.clone()
         };
@@ -208,8 +208,41 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         reason,
     };
     let facts = target::verify_artifact(target, &bytes).map_err(bad)?;
-    let built_manifest = elf::plugin_manifest(&bytes, gwplugin_build::PLUGIN_SYMBOL)
-        .map_err(|e| bad(e.to_string()))?;
+    let unloadable = |reason: String, help: &'static str| Error::Unloadable {
+        path: artifact.clone(),
+        reason,
+        help,
+    };
+    let built_manifest =
+        elf::plugin_manifest(&bytes, gwplugin_build::PLUGIN_SYMBOL).map_err(|e| match e {
+            elf::ElfError::NoManifest(..) => unloadable(
+                "it has no gwplugin ABI manifest: the crate does not call `gwplugin::export!`"
+                    .to_owned(),
+                "name the library's plugins in its lib.rs: `gwplugin::export! { modifier \
+                 \"my-plugin\" => factory }` (as the templates of `cargo gwplugin new` do)",
+            ),
+            e => bad(e.to_string()),
+        })?;
+    if let Some(needed) = facts.dynamic_std() {
+        return Err(unloadable(
+            format!(
+                "it links the Rust standard library dynamically (NEEDED {needed}, \
+                 `-C prefer-dynamic`), which no gateway has beside it"
+            ),
+            "build without `-C prefer-dynamic` (in `RUSTFLAGS`, `.cargo/config.toml` or a \
+             profile's `rustflags`)",
+        ));
+    }
+    if let Some(built_by) = facts.other_compiler(&built_manifest.rustc) {
+        return Err(unloadable(
+            format!(
+                "its ABI manifest says rustc {}, but the file says rustc {built_by} built it",
+                built_manifest.rustc
+            ),
+            "build without a `RUSTC_WRAPPER` (or `build.rustc-wrapper`) that runs another \
+             compiler than the `rustc` cargo names",
+        ));
+    }
     if built_manifest.target != triple {
         return Err(bad(format!(
             "its ABI manifest says target `{}`",

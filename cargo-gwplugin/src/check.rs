@@ -166,6 +166,8 @@ pub fn plugin_manifest(
         role: Role::Plugin,
         target,
         rustc,
+        // As cargo will run the compiler for the plugin's build.
+        rustc_wrappers: gwplugin_build::rustc_wrappers_from_env(),
         panic: "unwind".to_owned(),
         cargo: Some(PathBuf::from(cargo.program())),
         features,
@@ -318,7 +320,8 @@ fn chosen_elsewhere_than_the_folder(plugin: &PluginManifest, host: &Host) -> boo
         crate::process::rustc_version(&rustc).is_ok_and(|v| v.info == host.manifest.rustc)
     };
     is_host(crate::process::toolchain_rustc(plugin.dir()))
-        && !is_host(crate::process::rustc_for(plugin.dir()))
+        && !crate::process::plugin_rustc_version(&crate::process::rustc_for(plugin.dir()))
+            .is_ok_and(|v| v.info == host.manifest.rustc)
 }
 
 fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option<String> {

@@ -95,6 +95,13 @@ pub enum Error {
     },
     #[error("`{command}` produced no cdylib for `{package}`")]
     NoArtifact { command: String, package: String },
+    /// Built, but no host would load it.
+    #[error("`{}` would not load in any host: {reason}", path.display())]
+    Unloadable {
+        path: PathBuf,
+        reason: String,
+        help: &'static str,
+    },
     #[error("`{}` is not a genuine {target} plugin: {reason}", path.display())]
     BadArtifact {
         path: PathBuf,
@@ -235,6 +242,7 @@ impl Error {
             Error::NoArtifact { .. } => {
                 "the package needs `[lib] crate-type = [\"cdylib\"]` (`cargo gwplugin sync` adds it)".to_owned()
             }
+            Error::Unloadable { help, .. } => (*help).to_owned(),
             Error::BadArtifact { .. } => "nothing was copied or registered; this is a bug in the target \
                  setup: please report it with the output of `cargo gwplugin build -v`"
                 .to_owned(),
@@ -275,7 +283,8 @@ impl Error {
             Error::Unsyncable { .. }
             | Error::Incompatible { .. }
             | Error::StillIncompatible { .. }
-            | Error::ChildCrashed { .. } => EXIT_INCOMPATIBLE,
+            | Error::ChildCrashed { .. }
+            | Error::Unloadable { .. } => EXIT_INCOMPATIBLE,
             // cargo's 1 is its usage error (an argument passed on after `--`): here 1
             // says incompatible, so it is this command's usage error, 2.
             Error::BuildFailed { code, .. } if *code == EXIT_INCOMPATIBLE => EXIT_USAGE,

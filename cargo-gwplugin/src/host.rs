@@ -524,6 +524,9 @@ fn resolve_project(
         role: Role::Host,
         target: version.host.clone(),
         rustc,
+        // The host's compiler is its project's own, as `toolchain_rustc` finds it: not
+        // the wrappers set for the plugin's build (which would then always agree).
+        rustc_wrappers: Vec::new(),
         panic: "unwind".to_owned(),
         cargo: Some(PathBuf::from(cargo.program())),
         features: None,

@@ -202,7 +202,25 @@ pub struct RustcVersion {
 
 /// Runs `RUSTC -vV`.
 pub fn rustc_version(rustc: &Path) -> Result<RustcVersion, ProcessError> {
-    let mut cmd = Command::new(rustc);
+    rustc_version_through(rustc, &[])
+}
+
+/// The compiler a plugin's build gets: `rustc -vV` through the wrappers this environment
+/// sets (`RUSTC_WRAPPER`, `RUSTC_WORKSPACE_WRAPPER`), as cargo asks it, since a wrapper
+/// may run another compiler.
+pub fn plugin_rustc_version(rustc: &Path) -> Result<RustcVersion, ProcessError> {
+    rustc_version_through(rustc, &gwplugin_build::rustc_wrappers_from_env())
+}
+
+fn rustc_version_through(rustc: &Path, wrappers: &[PathBuf]) -> Result<RustcVersion, ProcessError> {
+    let mut cmd = match wrappers.split_first() {
+        Some((outer, rest)) => {
+            let mut cmd = Command::new(outer);
+            cmd.args(rest).arg(rustc);
+            cmd
+        }
+        None => Command::new(rustc),
+    };
     cmd.arg("-vV");
     let line = command_line(&cmd);
     let out = run(cmd)?;

@@ -630,6 +630,59 @@ fn a_plugin_whose_profile_aborts_on_panic_does_not_build() {
 }
 
 #[test]
+fn a_build_script_that_stops_writing_the_manifest_fails_the_build() {
+    // `export!` embedded whatever `gwplugin-abi.bin` an earlier build script had left in
+    // `OUT_DIR`: with `plugin()` dropped from build.rs and `bytes` moved, the plugin
+    // carried its old manifest, passed `build --no-check` and gwhost's check, and its
+    // first request aborted the gateway.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "stale", "modifier");
+    let r = run(gwplugin(&dir, &["build"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() {\n    println!(\"cargo::rerun-if-changed=build.rs\");\n}\n",
+    )
+    .unwrap();
+    let r = run(gwplugin(&dir, &["build", "--no-check"]), root.path());
+    assert_eq!(r.code, 101, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "gwplugin: no ABI manifest for this build: the crate's build.rs must call \
+             `gwplugin_build::plugin()`"
+        ),
+        "{}",
+        r.stderr
+    );
+
+    // A library without `export!`: no host would load it; the help said "a bug in the
+    // target setup: please report it".
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() {\n    gwplugin_build::plugin();\n}\n",
+    )
+    .unwrap();
+    let lib = dir.join("src/lib.rs");
+    let code = std::fs::read_to_string(&lib).unwrap();
+    let without = code.replace(
+        "gwplugin::export! {\n    modifier \"stale\" => SetHeader::from_config,\n}\n",
+        "",
+    );
+    assert_ne!(without, code);
+    std::fs::write(&lib, without).unwrap();
+    let r = run(gwplugin(&dir, &["build"]), root.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "/libstale.so` would not load in any host: it has no gwplugin ABI manifest: the crate \
+             does not call `gwplugin::export!`\nhelp: name the library's plugins in its lib.rs"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn a_default_config_under_a_name_not_exported_is_warned_about() {
     // A plugin renamed in `export!`, its config table not: it was registered with `{}`,
     // which `test` passed and gwhost refused, and nothing said why.
@@ -676,7 +729,11 @@ fn a_default_config_under_a_name_not_exported_is_warned_about() {
         root.path(),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.starts_with("    Finished `dev`"), "{:?}", r.stderr);
+    assert!(
+        r.stderr.contains("    Finished `dev`") && !r.stderr.contains("\x1b[92m    Finished"),
+        "{:?}",
+        r.stderr
+    );
 
     // Sources changed since (or a refused build left the old file): `test` runs the file
     // it finds, and says it is not a build of them.

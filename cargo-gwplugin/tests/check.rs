@@ -48,6 +48,43 @@ fn the_hosts_compiler_is_its_own_whatever_toolchain_the_plugin_is_checked_with()
 }
 
 #[test]
+fn a_rustc_wrapper_that_runs_another_compiler_is_judged_by_that_compiler() {
+    // `RUSTC_WRAPPER` runs what it likes: cargo asks `wrapper rustc -vV` which compiler it
+    // builds with, but the manifest asked `rustc -vV`; a wrapper that ran nightly made a
+    // plugin whose manifest said 1.95.0, passed `check`, `build` and gwhost's loader, and
+    // crashed gwhost at start.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "wrapped", "modifier");
+    let nightly = std::process::Command::new("rustup")
+        .args(["which", "rustc", "--toolchain", "nightly"])
+        .output()
+        .unwrap();
+    let nightly = String::from_utf8(nightly.stdout).unwrap().trim().to_owned();
+    let wrapper = root.path().join("to-nightly");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nshift\nexec '{nightly}' \"$@\"\n"),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    for args in [&["check"][..], &["build"]] {
+        let mut cmd = gwplugin(&dir, args);
+        cmd.env("RUSTC_WRAPPER", &wrapper);
+        let r = run(cmd, root.path());
+        assert_eq!(r.code, 1, "{args:?}: {}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.starts_with("rustc\n    have: ") && r.stdout.contains("-nightly ("),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
 fn a_toolchain_chosen_by_the_folder_run_in_gets_help_to_run_in_the_plugins() {
     // `cargo gwplugin check --manifest-path plugin/Cargo.toml` from a folder whose
     // `rust-toolchain.toml` pins nightly: rustup's proxy hands that choice down, as it

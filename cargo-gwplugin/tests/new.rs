@@ -28,6 +28,7 @@ fn host_record() -> &'static [u8] {
                 role: gwplugin_build::Role::Host,
                 target: "x86_64-unknown-linux-gnu".into(),
                 rustc,
+                rustc_wrappers: Vec::new(),
                 panic: "unwind".into(),
                 cargo: None,
                 features: None,

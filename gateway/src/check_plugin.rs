@@ -331,7 +331,7 @@ fn check_lock(args: &Args, lock_path: &Path, host: Host) -> Result<Checked, GwEr
         }
         None => {
             let rustc = process::rustc_for(dir);
-            manifest.rustc = process::rustc_version(&rustc)
+            manifest.rustc = process::plugin_rustc_version(&rustc)
                 .map_err(cargo_gwplugin::Error::from)?
                 .info;
             Compiler::found(rustc)

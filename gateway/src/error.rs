@@ -123,7 +123,8 @@ impl GwError {
 /// What to do about a plugin whose types are laid out otherwise than the host's.
 pub const LAYOUT_HELP: &str = "build the plugin with `cargo gwplugin build` in its crate: it builds the plugin \
      alone, with the features its manifest records (a `cargo build` of a whole workspace \
-     also turns on the features its other members ask for)";
+     also turns on the features its other members ask for); and without `RUSTFLAGS` that \
+     change layouts (`--cfg feature=…`, `-Z randomize-layout`), which no manifest records";
 
 fn load_help(e: &LoadError) -> &'static str {
     match e {
@@ -136,6 +137,14 @@ fn load_help(e: &LoadError) -> &'static str {
         LoadError::WrongMachine { .. } | LoadError::WrongLibc { .. } => {
             "build the plugin for this host's target: `cargo gwplugin build --host <this gwhost>` \
              (or run a gwhost built for the plugin's target: `cargo gwplugin host-build --target …`)"
+        }
+        LoadError::DynamicStd { .. } => {
+            "rebuild the plugin without `-C prefer-dynamic` (in `RUSTFLAGS`, `.cargo/config.toml` \
+             or a profile's `rustflags`)"
+        }
+        LoadError::OtherCompiler { .. } => {
+            "rebuild the plugin with `cargo gwplugin build`, without a `RUSTC_WRAPPER` (or \
+             `build.rustc-wrapper`) that runs another compiler than the `rustc` cargo names"
         }
         LoadError::Checksum { .. } => {
             "if the new file is trusted, update its entry in `plugin.sha256`"

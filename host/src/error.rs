@@ -35,6 +35,14 @@ pub enum LoadError {
         needed: String,
         want: String,
     },
+    #[error("plugin `{}`: links the Rust standard library dynamically (NEEDED {needed}, `-C prefer-dynamic`), which no gateway has beside it", path.display())]
+    DynamicStd { path: PathBuf, needed: String },
+    #[error("plugin `{}`: its ABI manifest says rustc {manifest}, but the file says rustc {built_by} built it: the manifest does not describe this file, refused before loading", path.display())]
+    OtherCompiler {
+        path: PathBuf,
+        manifest: String,
+        built_by: String,
+    },
     #[error("plugin `{}`: no gwplugin ABI manifest (symbol `{symbol}` missing): not built with `gwplugin::export!` and `gwplugin_build::plugin()`", path.display())]
     NoManifest { path: PathBuf, symbol: &'static str },
     #[error("plugin `{}`: unreadable ABI manifest: {message}", path.display())]
@@ -133,6 +141,8 @@ impl LoadError {
             | LoadError::WrongMachine { path, .. }
             | LoadError::WrongLibc { path, .. }
             | LoadError::NoManifest { path, .. }
+            | LoadError::DynamicStd { path, .. }
+            | LoadError::OtherCompiler { path, .. }
             | LoadError::BadManifest { path, .. }
             | LoadError::Incompatible { path, .. }
             | LoadError::Layout { path, .. }

@@ -42,11 +42,16 @@ macro_rules! host_manifest {
     () => {{
         #[used]
         #[unsafe(link_section = ".gwplugin_abi")]
-        static GWPLUGIN_HOST_ABI_MANIFEST: [u8; include_bytes!(concat!(
-            env!("OUT_DIR"),
-            "/gwplugin-abi.bin"
+        // From `gwplugin_build::host()`'s build-script output, as `export!` takes a
+        // plugin's: never a file an earlier build script left in `OUT_DIR`.
+        static GWPLUGIN_HOST_ABI_MANIFEST: [u8; include_bytes!(env!(
+            "GWPLUGIN_ABI_RECORD",
+            "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"
         ))
-        .len()] = *include_bytes!(concat!(env!("OUT_DIR"), "/gwplugin-abi.bin"));
+        .len()] = *include_bytes!(env!(
+            "GWPLUGIN_ABI_RECORD",
+            "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"
+        ));
         &GWPLUGIN_HOST_ABI_MANIFEST[..]
     }};
 }

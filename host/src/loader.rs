@@ -469,11 +469,27 @@ pub fn verify_against(
                 message: other.to_string(),
             },
         })?;
+    if let Some(needed) = facts.dynamic_std() {
+        return Err(LoadError::DynamicStd {
+            path: path_buf(),
+            needed: needed.to_owned(),
+        });
+    }
     let diffs = compare(&plugin, host);
     if !diffs.is_empty() {
         return Err(LoadError::Incompatible {
             path: path_buf(),
             diffs,
+        });
+    }
+    // The manifest agreeing, the file must agree with it: a `RUSTC_WRAPPER` that ran
+    // another compiler, or a manifest from another build, would pass the comparison and
+    // then read the host's values with another layout.
+    if let Some(built_by) = facts.other_compiler(&plugin.rustc) {
+        return Err(LoadError::OtherCompiler {
+            path: path_buf(),
+            manifest: plugin.rustc.to_string(),
+            built_by: built_by.to_owned(),
         });
     }
     Ok(plugin)

@@ -335,6 +335,41 @@ async fn broken_files_are_refused_with_a_clear_message() {
         )
     );
 
+    // The same file, saying (in its NEEDED list) that it links libstd dynamically, as
+    // `-C prefer-dynamic` makes it: `dlopen` failed with "cannot open shared object".
+    let find = |hay: &[u8], needle: &[u8]| {
+        hay.windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap_or_else(|| panic!("{} not in the file", String::from_utf8_lossy(needle)))
+    };
+    let mut dynamic = bytes.clone();
+    let at = find(&dynamic, b"libgcc_s.so.1\0");
+    dynamic[at..at + 13].copy_from_slice(b"libstd-abc.so");
+    let dynamic_std = dir.path().join("dynamic-std.so");
+    std::fs::write(&dynamic_std, &dynamic).unwrap();
+    assert_eq!(
+        refusal(&dynamic_std, None).to_string(),
+        format!(
+            "plugin `{}`: links the Rust standard library dynamically (NEEDED libstd-abc.so, `-C prefer-dynamic`), which no gateway has beside it",
+            dynamic_std.display()
+        )
+    );
+    // And one whose `.comment` names another compiler than its manifest (a `RUSTC_WRAPPER`
+    // that ran another, or a manifest another build left): it passed, then crashed.
+    let mut other = bytes.clone();
+    let at = find(&other, b"rustc version 1.") + b"rustc version 1.".len();
+    other[at] = if other[at] == b'9' { b'8' } else { b'9' };
+    let other_compiler = dir.path().join("other-compiler.so");
+    std::fs::write(&other_compiler, &other).unwrap();
+    let msg = refusal(&other_compiler, None).to_string();
+    assert!(
+        msg.contains(": its ABI manifest says rustc ")
+            && msg.contains(
+                "built it: the manifest does not describe this file, refused before loading"
+            ),
+        "{msg}"
+    );
+
     let plain = build_fixture("plain-cdylib");
     assert_eq!(
         refusal(&plain, None).to_string(),

@@ -178,6 +178,7 @@ pub fn gateway_manifest() -> gwplugin_build::AbiManifest {
         role: gwplugin_build::Role::Host,
         target: target.trim().to_owned(),
         rustc,
+        rustc_wrappers: Vec::new(),
         panic: "unwind".into(),
         cargo: None,
         features: None,

@@ -171,7 +171,9 @@ pub fn build(args: &Args) -> Result<Built, Error> {
             target: triple.clone(),
             ..host.manifest.clone()
         };
-        let early = check::report(host, &predicted, None, None);
+        // With the crate: a missing `cdylib` is refused here too, before a build that
+        // could make nothing to load, and the compiler's help knows who named it.
+        let early = check::report(host, &predicted, None, Some(&plugin));
         if !early.compatible {
             print_report(&early, args.message_format);
             return Err(Error::Incompatible {

@@ -308,20 +308,41 @@ pub fn unstable_compiler_help(rustc: &gwplugin_build::RustcInfo) -> String {
     )
 }
 
-/// Whether rustup, asked in the plugin's own folder with nothing chosen for it, picks the
-/// host's compiler there (by the folder's `rust-toolchain.toml`, else its default), while
-/// the toolchain this command was handed (chosen by the folder it ran in) is another.
+/// Whether rustup's choice came from the folder this command ran in (its toolchain file,
+/// or rustup's default there), outside the plugin's folder, where rustup picks the host's
+/// compiler: then running in the plugin's folder is the fix, and `sync` changes nothing.
 fn chosen_elsewhere_than_the_folder(plugin: &PluginManifest, host: &Host) -> bool {
-    // `RUSTC` outranks rustup's choice, wherever it runs.
-    if std::env::var_os("RUSTC").is_some_and(|r| !r.is_empty()) {
-        return false;
-    }
-    let is_host = |rustc: PathBuf| {
-        crate::process::rustc_version(&rustc).is_ok_and(|v| v.info == host.manifest.rustc)
-    };
-    is_host(crate::process::toolchain_rustc(plugin.dir()))
-        && !crate::process::plugin_rustc_version(&crate::process::rustc_for(plugin.dir()))
+    let by_folder = matches!(
+        std::env::var("RUSTUP_TOOLCHAIN_SOURCE").as_deref(),
+        Ok("toolchain-file" | "default")
+    );
+    let outside = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| std::fs::canonicalize(cwd).ok())
+        .zip(std::fs::canonicalize(plugin.dir()).ok())
+        .is_some_and(|(cwd, dir)| !cwd.starts_with(dir));
+    by_folder
+        && outside
+        && crate::process::rustc_version(&crate::process::toolchain_rustc(plugin.dir()))
             .is_ok_and(|v| v.info == host.manifest.rustc)
+}
+
+/// What to undo when a setting outside rustup names the plugin's compiler: `RUSTC`,
+/// `CARGO_BUILD_RUSTC`, or `build.rustc` in a cargo config file.
+fn compiler_setting_fix(dir: &Path) -> Option<String> {
+    match crate::process::rustc_source(dir) {
+        (rustc, process::CompilerSource::Env(var)) => Some(format!(
+            "unset `{var}` (it names `{}`, which outranks any rust-toolchain.toml)",
+            rustc.display()
+        )),
+        (rustc, process::CompilerSource::CargoConfig(file)) => Some(format!(
+            "remove `build.rustc` from `{}` (it names `{}`, which outranks any \
+             rust-toolchain.toml)",
+            file.display(),
+            rustc.display()
+        )),
+        (_, process::CompilerSource::Rustup) => None,
+    }
 }
 
 fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option<String> {
@@ -337,6 +358,11 @@ fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option
         if field.starts_with("rustc") && !is_stable_release(&host.manifest.rustc.release) {
             // `sync` pins only a stable release: a nightly's does not say which nightly.
             unstable_compiler_help(&host.manifest.rustc)
+        } else if field.starts_with("rustc")
+            && let Some(fix) = plugin.and_then(|p| compiler_setting_fix(p.dir()))
+        {
+            // Named outside rustup: no toolchain pin changes it.
+            format!("build with the host's compiler: {fix}")
         } else if field.starts_with("rustc") {
             match outranked {
                 Some(fix) => format!(
@@ -344,14 +370,13 @@ fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option
                  rust-toolchain.toml), and {sync} if that file does not pin it yet"
                 ),
                 None if plugin.is_some_and(|p| chosen_elsewhere_than_the_folder(p, host)) => {
-                    // Its folder pins the host's compiler (or rustup's default is it), but
-                    // rustup chose by the folder this ran in: `sync` would change nothing.
                     let chosen = std::env::var("RUSTUP_TOOLCHAIN")
                         .map_or_else(|_| "another toolchain".to_owned(), |t| format!("`{t}`"));
                     format!(
                         "build with the host's compiler: rustup chose {chosen} by the folder \
                          this command ran in, not the plugin's, where it picks {}: run the \
-                         command in `{}`, or as `cargo +{} gwplugin …`",
+                         command in `{}`, or as `cargo +{} gwplugin …` ({sync} pins it for the \
+                         plugin's folder if nothing does yet)",
                         host.manifest.rustc.release,
                         plugin.map_or(Path::new("."), PluginManifest::dir).display(),
                         host.manifest.rustc.release

@@ -137,13 +137,76 @@ impl Cargo {
     }
 }
 
-/// The compiler that would build a crate in `dir`, as this command's cargo would:
-/// `$RUSTC` if set, else what `rustup which rustc` answers in `dir` (so
-/// `rust-toolchain.toml` and `cargo +toolchain` count), else `rustc`.
+/// Who chose the compiler a build in a folder gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompilerSource {
+    /// An environment variable: `RUSTC` or `CARGO_BUILD_RUSTC`.
+    Env(&'static str),
+    /// `build.rustc` in this cargo config file.
+    CargoConfig(PathBuf),
+    /// rustup (a toolchain file, an override, `+toolchain`, its default), or `rustc` on
+    /// `PATH`.
+    Rustup,
+}
+
+/// The compiler that would build a crate in `dir`, as cargo run there would: see
+/// [`rustc_source`].
 pub fn rustc_for(dir: &Path) -> PathBuf {
-    if let Some(rustc) = std::env::var_os("RUSTC").filter(|r| !r.is_empty()) {
-        return PathBuf::from(rustc);
+    rustc_source(dir).0
+}
+
+/// The compiler that would build a crate in `dir`, and who chose it, as cargo run there
+/// would: `$RUSTC`, `$CARGO_BUILD_RUSTC`, `build.rustc` of the nearest cargo config
+/// that sets it, else what `rustup which rustc` answers in `dir` (so
+/// `rust-toolchain.toml` and `cargo +toolchain` count), else `rustc`.
+pub fn rustc_source(dir: &Path) -> (PathBuf, CompilerSource) {
+    for var in ["RUSTC", "CARGO_BUILD_RUSTC"] {
+        if let Some(rustc) = std::env::var_os(var).filter(|r| !r.is_empty()) {
+            return (PathBuf::from(rustc), CompilerSource::Env(var));
+        }
     }
+    if let Some((rustc, file)) = cargo_config_rustc(dir) {
+        return (rustc, CompilerSource::CargoConfig(file));
+    }
+    (rustup_rustc_for(dir), CompilerSource::Rustup)
+}
+
+/// `build.rustc` from the cargo config files cargo reads for a command run in `dir`:
+/// `.cargo/config.toml` (or `.cargo/config`) of `dir` and each folder above, nearest
+/// first, then `$CARGO_HOME/config.toml`. A value with a `/` is relative to the folder
+/// that holds `.cargo`, as cargo reads it; another is a program on `PATH`.
+fn cargo_config_rustc(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let cargo_dirs = dir.ancestors().map(|d| d.join(".cargo")).chain(home);
+    for cargo_dir in cargo_dirs {
+        let Some((file, text)) = ["config.toml", "config"].iter().find_map(|name| {
+            let file = cargo_dir.join(name);
+            std::fs::read_to_string(&file).ok().map(|text| (file, text))
+        }) else {
+            continue;
+        };
+        let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+            continue;
+        };
+        if let Some(value) = doc
+            .get("build")
+            .and_then(|b| b.get("rustc"))
+            .and_then(|v| v.as_str())
+        {
+            let rustc = if value.contains('/') {
+                cargo_dir.parent().unwrap_or(dir).join(value)
+            } else {
+                PathBuf::from(value)
+            };
+            return Some((rustc, file));
+        }
+    }
+    None
+}
+
+fn rustup_rustc_for(dir: &Path) -> PathBuf {
     let mut cmd = Command::new("rustup");
     // rustup's proxy named the toolchain a file chose when this command started; once
     // `sync` has rewritten the file, the folder's new pin is the one a build will get.

@@ -82,6 +82,28 @@ fn a_rustc_wrapper_that_runs_another_compiler_is_judged_by_that_compiler() {
             r.stdout
         );
     }
+
+    // `build.rustc` in a cargo config names the compiler too: `check` judged rustup's,
+    // said "no incompatibilities", and `build` then refused with a help to run `sync`.
+    std::fs::create_dir_all(dir.join(".cargo")).unwrap();
+    std::fs::write(
+        dir.join(".cargo/config.toml"),
+        format!("[build]\nrustc = \"{nightly}\"\n"),
+    )
+    .unwrap();
+    for args in [&["check"][..], &["build"]] {
+        let r = run(gwplugin(&dir, args), root.path());
+        assert_eq!(r.code, 1, "{args:?}: {}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("-nightly (")
+                && r.stdout.contains(
+                    "help: build with the host's compiler: remove `build.rustc` from \
+                     `[ROOT]/wrapped/.cargo/config.toml`"
+                ),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
 }
 
 #[test]
@@ -288,7 +310,7 @@ fn another_compiler_is_an_incompatibility() {
     assert_eq!(
         r.stdout,
         format!(
-            "rustc\n    have: 1.95.1 ({short})\n    want: {} ({short})\n    help: build with the host's compiler: run `cargo gwplugin sync` to pin it in rust-toolchain.toml\n1 incompatibility found\n",
+            "rustc\n    have: 1.95.1 ({short})\n    want: {} ({short})\n    help: build with the host's compiler: unset `RUSTC` (it names `[ROOT]/fake-rustc`, which outranks any rust-toolchain.toml)\n1 incompatibility found\n",
             host.rustc.release
         )
     );

@@ -328,7 +328,7 @@ fn gwhost_says_which_compiler_and_prints_the_fix_that_works() {
     assert_eq!(
         r.stdout,
         format!(
-            "rustc\n    have: 1.95.1 ({short})\n    want: {} ({short})\n    help: build with the host's compiler: run `cargo gwplugin sync` to pin it in rust-toolchain.toml\n\
+            "rustc\n    have: 1.95.1 ({short})\n    want: {} ({short})\n    help: build with the host's compiler: unset `RUSTC` (it names `[ROOT]/fake-rustc`, which outranks any rust-toolchain.toml)\n\
              1 incompatibility found\nto fix, run:\n    cargo gwplugin sync --manifest-path [ROOT]/other-rustc/Cargo.toml --host {gwhost_bin}\n    rustup toolchain install {}\n    unset RUSTC\n",
             host.rustc.release, host.rustc.release
         )

@@ -486,6 +486,23 @@ pub fn layout_differences(plugin_record: &[u8]) -> Result<Vec<LayoutDifference>,
 
 /// Copies a string into a byte array at compile time (for [`EXPORTS_SYMBOL`]).
 #[doc(hidden)]
+/// Whether `s` starts with `prefix`, at compile time (for `export!`).
+#[doc(hidden)]
+pub const fn str_starts_with(s: &str, prefix: &str) -> bool {
+    let (s, prefix) = (s.as_bytes(), prefix.as_bytes());
+    if prefix.len() > s.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < prefix.len() {
+        if s[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 pub const fn str_to_array<const N: usize>(s: &str) -> [u8; N] {
     let bytes = s.as_bytes();
     let mut out = [0u8; N];

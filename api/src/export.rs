@@ -26,14 +26,21 @@ macro_rules! export {
             ::std::vec![$($crate::export!(@entry $kind $name $factory)),+]
         }
 
+        // The path comes from `gwplugin_build::plugin()`'s own build-script output, not
+        // from `OUT_DIR`: a file an earlier build script left there would be embedded, a
+        // stale manifest the loader trusts. In this crate's `OUT_DIR`, not one inherited.
+        const _: () = ::core::assert!(
+            $crate::abi::str_starts_with(
+                ::core::env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies], as new as `gwplugin`)"),
+                ::core::env!("OUT_DIR", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies], as new as `gwplugin`)"),
+            ),
+            "gwplugin: the ABI manifest path was not set by this crate's build script: its build.rs must call `gwplugin_build::plugin()`"
+        );
         /// This library's ABI manifest record, read by the loader from the file
         /// before it is ever loaded.
         #[unsafe(no_mangle)]
-        // The path comes from `gwplugin_build::plugin()`'s own build-script output, not
-        // from `OUT_DIR`: a file an earlier build script left there would be embedded, a
-        // stale manifest the loader trusts.
-        pub static GWPLUGIN_ABI_MANIFEST: [u8; include_bytes!(env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies])")).len()] =
-            *include_bytes!(env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies])"));
+        pub static GWPLUGIN_ABI_MANIFEST: [u8; include_bytes!(env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies], as new as `gwplugin`)")).len()] =
+            *include_bytes!(env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies], as new as `gwplugin`)"));
 
         /// The size and alignment of the contract's types as compiled into this library
         /// (with whatever features cargo unified in), compared by the loader before

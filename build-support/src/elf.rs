@@ -64,27 +64,30 @@ impl ElfFacts {
             .map(String::as_str)
     }
 
-    /// A compiler the file says built it that is not `rustc` (release, and commit when
-    /// known): the manifest does not describe this file. `None` when they agree, or the
-    /// file does not say.
+    /// The compiler the file says built it, when that is not `rustc` (release, and
+    /// commit when both say it): the manifest does not describe this file. `None` when
+    /// one of the file's `rustc version` lines is `rustc` (the standard library's is the
+    /// compiler's own; another can come from a native library linked in, which does not
+    /// meet the contract's types), or the file names none.
     pub fn other_compiler(&self, rustc: &crate::RustcInfo) -> Option<&str> {
         let known_commit = rustc.commit_hash != "unknown" && !rustc.commit_hash.is_empty();
-        self.rustc_versions
-            .iter()
-            .find(|built| {
-                let Some(rest) = built
-                    .strip_prefix(rustc.release.as_str())
-                    .and_then(|r| r.strip_prefix(" ("))
-                else {
-                    return true;
-                };
-                // `(59807616e 2026-04-14)`; a compiler built without its git hash says
-                // something else there, with nothing to compare.
-                let hash = rest.split([' ', ')']).next().unwrap_or("");
-                let is_hash = hash.len() >= 7 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-                known_commit && is_hash && !rustc.commit_hash.starts_with(hash)
-            })
-            .map(String::as_str)
+        let is_rustc = |built: &str| {
+            let Some(rest) = built.strip_prefix(rustc.release.as_str()) else {
+                return false;
+            };
+            // `1.95.0-dev` alone: a compiler built without its git hash.
+            let Some(rest) = rest.strip_prefix(" (") else {
+                return rest.is_empty() || rest.starts_with(' ');
+            };
+            // `(59807616e 2026-04-14)`
+            let hash = rest.split([' ', ')']).next().unwrap_or("");
+            let is_hash = hash.len() >= 7 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+            !(known_commit && is_hash) || rustc.commit_hash.starts_with(hash)
+        };
+        if self.rustc_versions.iter().any(|built| is_rustc(built)) {
+            return None;
+        }
+        self.rustc_versions.first().map(String::as_str)
     }
 }
 
@@ -248,4 +251,70 @@ pub fn host_manifest(data: &[u8], section: &'static str) -> Result<AbiManifest, 
         .data()
         .map_err(|e| ElfError::Malformed(e.to_string()))?;
     Ok(decode_record(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RustcInfo;
+
+    fn built_by(versions: &[&str]) -> ElfFacts {
+        ElfFacts {
+            machine: "x86_64".into(),
+            shared_object: true,
+            interpreter: None,
+            needed: Vec::new(),
+            rustc_versions: versions.iter().map(|v| (*v).to_owned()).collect(),
+        }
+    }
+
+    fn rustc(release: &str, commit_hash: &str) -> RustcInfo {
+        RustcInfo {
+            release: release.into(),
+            commit_hash: commit_hash.into(),
+        }
+    }
+
+    #[test]
+    fn the_compiler_a_file_names_is_compared_in_each_form_rustc_writes() {
+        let stable = rustc("1.95.0", "59807616e1fa2540724bfbac14d7976d7e4a3860");
+        let nightly = rustc("1.97.0-nightly", "e50aa6fba0000000000000000000000000000000");
+        // Agreeing: stable, nightly, a distro's suffix, a compiler without its git hash,
+        // no `.comment` at all, and a native library's own line beside the compiler's.
+        for (facts, manifest) in [
+            (built_by(&["1.95.0 (59807616e 2026-04-14)"]), &stable),
+            (
+                built_by(&["1.97.0-nightly (e50aa6fba 2026-11-01)"]),
+                &nightly,
+            ),
+            (
+                built_by(&["1.95.0 (59807616e 2026-04-14) (built from a source tarball)"]),
+                &stable,
+            ),
+            (built_by(&["1.95.0-dev"]), &rustc("1.95.0-dev", "unknown")),
+            (built_by(&[]), &stable),
+            (
+                built_by(&[
+                    "1.80.0 (051478957 2024-07-21)",
+                    "1.95.0 (59807616e 2026-04-14)",
+                ]),
+                &stable,
+            ),
+        ] {
+            assert_eq!(facts.other_compiler(manifest), None, "{facts:?}");
+        }
+        // Not: another release, or the same release of another commit.
+        assert_eq!(
+            built_by(&["1.97.0-nightly (e50aa6fba 2026-11-01)"]).other_compiler(&stable),
+            Some("1.97.0-nightly (e50aa6fba 2026-11-01)")
+        );
+        assert_eq!(
+            built_by(&["1.95.0 (0123456789 2026-04-14)"]).other_compiler(&stable),
+            Some("1.95.0 (0123456789 2026-04-14)")
+        );
+        assert_eq!(
+            built_by(&["1.95.0-dev"]).other_compiler(&stable),
+            Some("1.95.0-dev")
+        );
+    }
 }

@@ -89,13 +89,19 @@ fn try_emit(role: Role) -> Result<(), ComputeError> {
     for path in &computed.inputs {
         println!("cargo::rerun-if-changed={}", path.display());
     }
-    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {
-        println!("cargo::rerun-if-env-changed={var}");
-    }
+    // Not the wrappers: `cargo clippy` sets `RUSTC_WORKSPACE_WRAPPER`, and each switch
+    // between it and `cargo build` would rerun this and rebuild the plugin; a wrapper that
+    // runs another compiler changes what cargo's fingerprint hashes (`-vV` through the
+    // wrappers), which reruns everything anyway.
+    println!("cargo::rerun-if-env-changed=RUSTC");
     let record = encode_record(&computed.manifest);
     write(&out_dir.join(RECORD_FILE), &record)?;
     // What `export!` and `host_manifest!` embed: set only by this run, so that a crate
-    // whose build script stopped calling this does not build with a stale file.
+    // whose build script stopped calling this does not build with a stale file. (They
+    // check that it is in the crate's own `OUT_DIR`: `cargo run` and `cargo test` hand a
+    // crate's `rustc-env` values to the programs they run, and a build those start must
+    // not take another crate's. The name stays a shell identifier: a `RUSTC_WRAPPER`
+    // script run by `sh` drops variables whose names are not.)
     println!(
         "cargo::rustc-env=GWPLUGIN_ABI_RECORD={}",
         out_dir.join(RECORD_FILE).display()

@@ -167,7 +167,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
                     .unwrap_or_default()
                     .to_owned(),
             },
-            rustc: process::plugin_rustc_version(&rustc)?.info,
+            rustc: process::plugin_rustc_version(&rustc, plugin.dir())?.info,
             target: triple.clone(),
             ..host.manifest.clone()
         };
@@ -215,16 +215,6 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         reason,
         help,
     };
-    let built_manifest =
-        elf::plugin_manifest(&bytes, gwplugin_build::PLUGIN_SYMBOL).map_err(|e| match e {
-            elf::ElfError::NoManifest(..) => unloadable(
-                "it has no gwplugin ABI manifest: the crate does not call `gwplugin::export!`"
-                    .to_owned(),
-                "name the library's plugins in its lib.rs: `gwplugin::export! { modifier \
-                 \"my-plugin\" => factory }` (as the templates of `cargo gwplugin new` do)",
-            ),
-            e => bad(e.to_string()),
-        })?;
     if let Some(needed) = facts.dynamic_std() {
         return Err(unloadable(
             format!(
@@ -235,10 +225,21 @@ pub fn build(args: &Args) -> Result<Built, Error> {
              profile's `rustflags`)",
         ));
     }
+    let built_manifest =
+        elf::plugin_manifest(&bytes, gwplugin_build::PLUGIN_SYMBOL).map_err(|e| match e {
+            elf::ElfError::NoManifest(..) => unloadable(
+                "it has no gwplugin ABI manifest: the crate does not call `gwplugin::export!`"
+                    .to_owned(),
+                "name the library's plugins in its lib.rs: `gwplugin::export! { modifier \
+                 \"my-plugin\" => factory }` (as the templates of `cargo gwplugin new` do)",
+            ),
+            e => bad(e.to_string()),
+        })?;
     if let Some(built_by) = facts.other_compiler(&built_manifest.rustc) {
         return Err(unloadable(
             format!(
-                "its ABI manifest says rustc {}, but the file says rustc {built_by} built it",
+                "its ABI manifest says rustc {}, but the file says rustc {built_by} built it: \
+                 the manifest does not describe this file",
                 built_manifest.rustc
             ),
             "build without a `RUSTC_WRAPPER` (or `build.rustc-wrapper`) that runs another \

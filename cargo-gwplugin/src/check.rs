@@ -167,7 +167,10 @@ pub fn plugin_manifest(
         target,
         rustc,
         // As cargo will run the compiler for the plugin's build.
-        rustc_wrappers: gwplugin_build::rustc_wrappers_from_env(),
+        rustc_wrappers: process::plugin_wrappers(plugin.dir())
+            .into_iter()
+            .map(|(wrapper, _)| wrapper)
+            .collect(),
         panic: "unwind".to_owned(),
         cargo: Some(PathBuf::from(cargo.program())),
         features,
@@ -267,6 +270,22 @@ pub fn report(
             ),
         });
     }
+    // The build script sees `CARGO_CFG_PANIC=unwind` whatever a profile says: the manifest
+    // cannot tell, and the build fails on `gwplugin`'s own `compile_error!`.
+    if let Some(plugin) = plugin {
+        for profile in crate::edit::panic_abort_profiles(&plugin.doc) {
+            report.incompatibility(Finding {
+                field: "panic".into(),
+                have: format!("abort (`[profile.{profile}]`)"),
+                want: "unwind".into(),
+                help: Some(format!(
+                    "remove `panic = \"abort\"` from `[profile.{profile}]`: a panic in a plugin \
+                     would end the whole gateway instead of failing one request, so `gwplugin` \
+                     does not compile with it"
+                )),
+            });
+        }
+    }
     if !host.knows_compiler {
         report.note(Finding {
             field: "rustc, target, features and path sources".into(),
@@ -330,7 +349,24 @@ fn chosen_elsewhere_than_the_folder(plugin: &PluginManifest, host: &Host) -> boo
 /// What to undo when a setting outside rustup names the plugin's compiler: `RUSTC`,
 /// `CARGO_BUILD_RUSTC`, or `build.rustc` in a cargo config file.
 fn compiler_setting_fix(dir: &Path) -> Option<String> {
-    match crate::process::rustc_source(dir) {
+    let (rustc, source) = crate::process::rustc_source(dir);
+    // A wrapper that runs another compiler outranks even the settings that name one.
+    let wrappers = crate::process::plugin_wrappers(dir);
+    if !wrappers.is_empty()
+        && let Ok(through) = crate::process::plugin_rustc_version(&rustc, dir)
+        && let Ok(plain) = crate::process::rustc_version(&rustc)
+        && through.info != plain.info
+    {
+        let from: Vec<&str> = wrappers.iter().map(|(_, from)| from.as_str()).collect();
+        return Some(format!(
+            "remove the compiler wrapper set by {} (it runs rustc {} where cargo names {}), \
+             or make it run the compiler it is given",
+            from.join(" and "),
+            through.info,
+            plain.info
+        ));
+    }
+    match (rustc, source) {
         (rustc, process::CompilerSource::Env(var)) => Some(format!(
             "unset `{var}` (it names `{}`, which outranks any rust-toolchain.toml)",
             rustc.display()

@@ -497,6 +497,21 @@ pub fn has_cdylib(doc: &DocumentMut) -> bool {
         .is_some_and(|a| a.iter().any(|t| t.as_str() == Some("cdylib")))
 }
 
+/// The profiles of a workspace root's `Cargo.toml` that set `panic = "abort"` (cargo
+/// reads profiles only from the root: a member's are ignored, and so are not named).
+pub fn panic_abort_profiles(doc: &DocumentMut) -> Vec<String> {
+    if doc.get("workspace").is_none() {
+        return Vec::new();
+    }
+    doc.get("profile")
+        .and_then(Item::as_table_like)
+        .into_iter()
+        .flat_map(|profiles| profiles.iter())
+        .filter(|(_, profile)| profile.get("panic").and_then(Item::as_str) == Some("abort"))
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
 /// `[lib] crate-type` as written, or what cargo assumes without it.
 pub fn crate_types(doc: &DocumentMut) -> String {
     match doc

@@ -206,7 +206,9 @@ impl Error {
                  have: run `cargo gwplugin sync` to move it to the host's"
                     .to_owned()
             }
-            Error::Compute { .. } => return None,
+            Error::Compute { .. } => "fix what cargo reports there (the crate, its \
+                 dependencies or its lock); the command it names shows cargo's whole output"
+                .to_owned(),
             Error::InvalidName { .. } => "a package name is made of ASCII letters, digits, `-` \
                  and `_`, starts with a letter, and is not a Rust keyword; e.g. `my-plugin`"
                 .to_owned(),

@@ -156,32 +156,94 @@ pub fn rustc_for(dir: &Path) -> PathBuf {
 }
 
 /// The compiler that would build a crate in `dir`, and who chose it, as cargo run there
-/// would: `$RUSTC`, `$CARGO_BUILD_RUSTC`, `build.rustc` of the nearest cargo config
-/// that sets it, else what `rustup which rustc` answers in `dir` (so
-/// `rust-toolchain.toml` and `cargo +toolchain` count), else `rustc`.
+/// would: `$RUSTC`, `$CARGO_BUILD_RUSTC`, `build.rustc` of the nearest cargo config that
+/// sets it (a bare `rustc` there is rustup's proxy), else what `rustup which rustc`
+/// answers in `dir` (so `rust-toolchain.toml` and `cargo +toolchain` count), else `rustc`.
 pub fn rustc_source(dir: &Path) -> (PathBuf, CompilerSource) {
     for var in ["RUSTC", "CARGO_BUILD_RUSTC"] {
-        if let Some(rustc) = std::env::var_os(var).filter(|r| !r.is_empty()) {
-            return (PathBuf::from(rustc), CompilerSource::Env(var));
+        if let Some(rustc) = std::env::var(var).ok().filter(|r| !r.is_empty()) {
+            // Relative to where cargo runs, which for a plugin's build is its folder.
+            return (program_path(&rustc, dir), CompilerSource::Env(var));
         }
     }
-    if let Some((rustc, file)) = cargo_config_rustc(dir) {
-        return (rustc, CompilerSource::CargoConfig(file));
+    if let Some(setting) = cargo_config(dir, "rustc").filter(|s| s.value != "rustc") {
+        return (setting.program(), CompilerSource::CargoConfig(setting.file));
     }
     (rustup_rustc_for(dir), CompilerSource::Rustup)
 }
 
-/// `build.rustc` from the cargo config files cargo reads for a command run in `dir`:
-/// `.cargo/config.toml` (or `.cargo/config`) of `dir` and each folder above, nearest
-/// first, then `$CARGO_HOME/config.toml`. A value with a `/` is relative to the folder
-/// that holds `.cargo`, as cargo reads it; another is a program on `PATH`.
-fn cargo_config_rustc(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+/// The wrappers cargo would run the compiler through for a plugin in `dir`, outermost
+/// first, each with what set it: `RUSTC_WRAPPER` (or `CARGO_BUILD_RUSTC_WRAPPER`, or
+/// `build.rustc-wrapper`), then `RUSTC_WORKSPACE_WRAPPER` (and its two likewise). An
+/// empty value is none, as for cargo.
+pub fn plugin_wrappers(dir: &Path) -> Vec<(PathBuf, String)> {
+    [
+        (
+            "RUSTC_WRAPPER",
+            "CARGO_BUILD_RUSTC_WRAPPER",
+            "rustc-wrapper",
+        ),
+        (
+            "RUSTC_WORKSPACE_WRAPPER",
+            "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+            "rustc-workspace-wrapper",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(var, build_var, key)| {
+        for name in [var, build_var] {
+            if let Ok(value) = std::env::var(name) {
+                return (!value.is_empty())
+                    .then(|| (program_path(&value, dir), format!("`{name}`")));
+            }
+        }
+        cargo_config(dir, key)
+            .filter(|s| !s.value.is_empty())
+            .map(|s| {
+                let from = format!("`build.{key}` in `{}`", s.file.display());
+                (s.program(), from)
+            })
+    })
+    .collect()
+}
+
+/// A program path as cargo reads one: with a `/`, relative to `base`; else a name
+/// looked up on `PATH`.
+fn program_path(value: &str, base: &Path) -> PathBuf {
+    if value.contains('/') {
+        base.join(value)
+    } else {
+        PathBuf::from(value)
+    }
+}
+
+/// One `build.KEY` string from a cargo config file.
+struct ConfigSetting {
+    value: String,
+    /// The folder holding `.cargo`: what a relative path in it is relative to.
+    base: PathBuf,
+    file: PathBuf,
+}
+
+impl ConfigSetting {
+    fn program(&self) -> PathBuf {
+        program_path(&self.value, &self.base)
+    }
+}
+
+/// `build.KEY` from the cargo config files cargo reads for a command run in `dir`: those
+/// in `.cargo/` of `dir` (as the file system has it, symlinks resolved, as cargo's
+/// working directory is) and of each folder above, nearest first, then
+/// `$CARGO_HOME/config.toml`. In each `.cargo/`, `config` before `config.toml`, as cargo
+/// reads them.
+fn cargo_config(dir: &Path, key: &str) -> Option<ConfigSetting> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
     let cargo_dirs = dir.ancestors().map(|d| d.join(".cargo")).chain(home);
     for cargo_dir in cargo_dirs {
-        let Some((file, text)) = ["config.toml", "config"].iter().find_map(|name| {
+        let Some((file, text)) = ["config", "config.toml"].iter().find_map(|name| {
             let file = cargo_dir.join(name);
             std::fs::read_to_string(&file).ok().map(|text| (file, text))
         }) else {
@@ -192,15 +254,14 @@ fn cargo_config_rustc(dir: &Path) -> Option<(PathBuf, PathBuf)> {
         };
         if let Some(value) = doc
             .get("build")
-            .and_then(|b| b.get("rustc"))
+            .and_then(|b| b.get(key))
             .and_then(|v| v.as_str())
         {
-            let rustc = if value.contains('/') {
-                cargo_dir.parent().unwrap_or(dir).join(value)
-            } else {
-                PathBuf::from(value)
-            };
-            return Some((rustc, file));
+            return Some(ConfigSetting {
+                value: value.to_owned(),
+                base: cargo_dir.parent().unwrap_or(&dir).to_owned(),
+                file,
+            });
         }
     }
     None
@@ -268,11 +329,12 @@ pub fn rustc_version(rustc: &Path) -> Result<RustcVersion, ProcessError> {
     rustc_version_through(rustc, &[])
 }
 
-/// The compiler a plugin's build gets: `rustc -vV` through the wrappers this environment
-/// sets (`RUSTC_WRAPPER`, `RUSTC_WORKSPACE_WRAPPER`), as cargo asks it, since a wrapper
-/// may run another compiler.
-pub fn plugin_rustc_version(rustc: &Path) -> Result<RustcVersion, ProcessError> {
-    rustc_version_through(rustc, &gwplugin_build::rustc_wrappers_from_env())
+/// The compiler a plugin's build in `dir` gets: `rustc -vV` through the wrappers cargo
+/// would use there ([`plugin_wrappers`]), as cargo asks it, since a wrapper may run
+/// another compiler.
+pub fn plugin_rustc_version(rustc: &Path, dir: &Path) -> Result<RustcVersion, ProcessError> {
+    let wrappers: Vec<PathBuf> = plugin_wrappers(dir).into_iter().map(|(w, _)| w).collect();
+    rustc_version_through(rustc, &wrappers)
 }
 
 fn rustc_version_through(rustc: &Path, wrappers: &[PathBuf]) -> Result<RustcVersion, ProcessError> {
@@ -381,6 +443,44 @@ pub fn keep_target_dir(cmd: &mut Command) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cargo_config_settings_are_read_as_cargo_reads_them() {
+        let root = tempfile::tempdir().unwrap();
+        let plugin = root.path().join("ws/plugin");
+        std::fs::create_dir_all(plugin.join("src")).unwrap();
+        std::fs::create_dir_all(root.path().join("ws/.cargo")).unwrap();
+        // In one `.cargo/`, `config` is read before `config.toml` (cargo warns of both).
+        std::fs::write(
+            root.path().join("ws/.cargo/config"),
+            "[build]\nrustc = \"tools/rustc\"\nrustc-wrapper = \"sccache\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.path().join("ws/.cargo/config.toml"),
+            "build.rustc = \"/elsewhere/rustc\"\n",
+        )
+        .unwrap();
+        let rustc = cargo_config(&plugin.join("src"), "rustc").unwrap();
+        // Relative to the folder that holds `.cargo`; a bare name stays a name.
+        let ws = std::fs::canonicalize(root.path().join("ws")).unwrap();
+        assert_eq!(rustc.program(), ws.join("tools/rustc"));
+        assert_eq!(rustc.file, ws.join(".cargo/config"));
+        let wrapper = cargo_config(&plugin, "rustc-wrapper").unwrap();
+        assert_eq!(wrapper.program(), PathBuf::from("sccache"));
+        // The nearest folder's setting wins.
+        std::fs::create_dir_all(plugin.join(".cargo")).unwrap();
+        std::fs::write(
+            plugin.join(".cargo/config.toml"),
+            "[build]\nrustc = \"/near/rustc\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cargo_config(&plugin, "rustc").unwrap().program(),
+            PathBuf::from("/near/rustc")
+        );
+        assert!(cargo_config(&plugin, "rustc-workspace-wrapper").is_none());
+    }
 
     #[test]
     fn command_lines_are_shell_quoted() {

@@ -617,7 +617,21 @@ fn a_plugin_whose_profile_aborts_on_panic_does_not_build() {
         format!("{text}\n[profile.dev]\npanic = \"abort\"\n"),
     )
     .unwrap();
-    let r = run(gwplugin(&dir, &["build"]), root.path());
+    // `check` says so before any build (it said "no incompatibilities"), and `build`
+    // refuses before building.
+    for args in [&["check"][..], &["build"]] {
+        let r = run(gwplugin(&dir, args), root.path());
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stdout.starts_with(
+                "panic\n    have: abort (`[profile.dev]`)\n    want: unwind\n    help: remove \
+                 `panic = \"abort\"` from `[profile.dev]`"
+            ),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
+    let r = run(gwplugin(&dir, &["build", "--no-check"]), root.path());
     assert_eq!(r.code, 101, "{}", r.stderr);
     assert!(
         r.stderr.contains(
@@ -651,6 +665,21 @@ fn a_build_script_that_stops_writing_the_manifest_fails_the_build() {
             "gwplugin: no ABI manifest for this build: the crate's build.rs must call \
              `gwplugin_build::plugin()`"
         ),
+        "{}",
+        r.stderr
+    );
+
+    // Nor with a path another crate's build handed down (`cargo run` and `cargo test`
+    // pass a crate's `rustc-env` values to what they run).
+    let elsewhere = root.path().join("elsewhere.bin");
+    std::fs::write(&elsewhere, b"stale").unwrap();
+    let mut inherited = gwplugin(&dir, &["build", "--no-check"]);
+    inherited.env("GWPLUGIN_ABI_RECORD", &elsewhere);
+    let r = run(inherited, root.path());
+    assert_eq!(r.code, 101, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("gwplugin: the ABI manifest path was not set by this crate's build script"),
         "{}",
         r.stderr
     );

@@ -76,12 +76,36 @@ fn a_rustc_wrapper_that_runs_another_compiler_is_judged_by_that_compiler() {
         cmd.env("RUSTC_WRAPPER", &wrapper);
         let r = run(cmd, root.path());
         assert_eq!(r.code, 1, "{args:?}: {}\n{}", r.stdout, r.stderr);
+        // And the help names the wrapper (it said `sync`, which the wrapper outranks).
         assert!(
-            r.stdout.starts_with("rustc\n    have: ") && r.stdout.contains("-nightly ("),
+            r.stdout.starts_with("rustc\n    have: ")
+                && r.stdout.contains("-nightly (")
+                && r.stdout.contains(
+                    "help: build with the host's compiler: remove the compiler wrapper set by \
+                     `RUSTC_WRAPPER` (it runs rustc 1."
+                ),
             "{args:?}: {}",
             r.stdout
         );
     }
+    // One a cargo config sets is the same to cargo, so to `check`.
+    std::fs::create_dir_all(dir.join(".cargo")).unwrap();
+    std::fs::write(
+        dir.join(".cargo/config.toml"),
+        format!("[build]\nrustc-wrapper = \"{}\"\n", wrapper.display()),
+    )
+    .unwrap();
+    let r = run(gwplugin(&dir, &["check"]), root.path());
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("-nightly (")
+            && r.stdout.contains(
+                "remove the compiler wrapper set by `build.rustc-wrapper` in \
+                 `[ROOT]/wrapped/.cargo/config.toml`"
+            ),
+        "{}",
+        r.stdout
+    );
 
     // `build.rustc` in a cargo config names the compiler too: `check` judged rustup's,
     // said "no incompatibilities", and `build` then refused with a help to run `sync`.

@@ -240,7 +240,9 @@ fn a_lock_out_of_date_is_brought_up_to_date_and_what_sync_cannot_change_exits_1(
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(
             r.stderr
-                .contains("failed to load manifest for dependency `nope`"),
+                .contains("failed to load manifest for dependency `nope`")
+                // What to do, also when the manifest could not be computed (it said none).
+                && r.stderr.contains("\nhelp: "),
             "{args:?}: {}",
             r.stderr
         );

@@ -52,8 +52,10 @@ pub struct Args {
 pub enum Compiler {
     /// `--rustc VERSION`.
     Given,
-    /// `$RUSTC`, a compiler binary.
-    Env(PathBuf),
+    /// A compiler binary named by `$RUSTC` or `$CARGO_BUILD_RUSTC` (the variable).
+    Env(&'static str, PathBuf),
+    /// A compiler binary named by `build.rustc` in this cargo config file.
+    Config(PathBuf, PathBuf),
     /// What rustup picks in the plugin's directory (its rust-toolchain.toml, else the
     /// active toolchain).
     Toolchain(PathBuf),
@@ -65,21 +67,31 @@ impl Compiler {
     /// The compiler that would build a crate in `dir`: [`process::rustc_for`], whose
     /// answer `cargo gwplugin check` computes with.
     fn for_dir(dir: &Path) -> Compiler {
-        Compiler::found(process::rustc_for(dir))
+        match process::rustc_source(dir) {
+            (rustc, process::CompilerSource::Env(var)) => Compiler::Env(var, rustc),
+            (rustc, process::CompilerSource::CargoConfig(file)) => Compiler::Config(file, rustc),
+            (rustc, process::CompilerSource::Rustup) => Compiler::Toolchain(rustc),
+        }
     }
 
-    /// Where [`process::rustc_for`]'s answer `rustc` comes from.
-    fn found(rustc: PathBuf) -> Compiler {
-        match std::env::var_os("RUSTC").filter(|r| !r.is_empty()) {
-            Some(_) => Compiler::Env(rustc),
-            None => Compiler::Toolchain(rustc),
+    fn path(&self) -> Option<&Path> {
+        match self {
+            Compiler::Env(_, path) | Compiler::Config(_, path) | Compiler::Toolchain(path) => {
+                Some(path)
+            }
+            Compiler::Given | Compiler::Recorded => None,
         }
     }
 
     fn describe(&self) -> String {
         match self {
             Compiler::Given => "given with `--rustc`".to_owned(),
-            Compiler::Env(path) => format!("from $RUSTC (`{}`)", path.display()),
+            Compiler::Env(var, path) => format!("from ${var} (`{}`)", path.display()),
+            Compiler::Config(file, path) => format!(
+                "from `build.rustc` in `{}` (`{}`)",
+                file.display(),
+                path.display()
+            ),
             Compiler::Toolchain(path) => {
                 format!("that would build the plugin (`{}`)", path.display())
             }
@@ -330,11 +342,12 @@ fn check_lock(args: &Args, lock_path: &Path, host: Host) -> Result<Checked, GwEr
             Compiler::Given
         }
         None => {
-            let rustc = process::rustc_for(dir);
-            manifest.rustc = process::plugin_rustc_version(&rustc)
+            let compiler = Compiler::for_dir(dir);
+            let rustc = compiler.path().expect("a found compiler has a path");
+            manifest.rustc = process::plugin_rustc_version(rustc, dir)
                 .map_err(cargo_gwplugin::Error::from)?
                 .info;
-            Compiler::found(rustc)
+            compiler
         }
     };
     if let Some(target) = &args.target {
@@ -455,8 +468,8 @@ pub fn fix(checked: &Checked) -> Fix {
         fix.commands
             .push(format!("rustup toolchain install {host_release}"));
     }
-    if compiler_differs && matches!(checked.compiler, Compiler::Env(_)) {
-        fix.commands.push("unset RUSTC".to_owned());
+    if compiler_differs && let Compiler::Env(var, _) = &checked.compiler {
+        fix.commands.push(format!("unset {var}"));
     }
     fix.not_fixed = fields
         .iter()

@@ -25,6 +25,8 @@ pub mod tls;
 pub mod upstream;
 
 pub use error::{LoadError, LookupError, NotACandidate, layout_pair};
+#[doc(hidden)]
+pub use gwplugin::abi::str_starts_with as __str_starts_with;
 pub use gwplugin_build::{AbiManifest, Difference};
 pub use loader::{
     CreateError, FailurePolicy, FolderReport, Loader, LoaderConfig, PluginInfo, PluginRegistry,
@@ -40,18 +42,20 @@ pub use services::{TokioHostServices, dropped_unfinished_tasks};
 #[macro_export]
 macro_rules! host_manifest {
     () => {{
+        // From `gwplugin_build::host()`'s build-script output, as `export!` takes a
+        // plugin's: never a file an earlier build script left in `OUT_DIR`, nor a path
+        // another crate's build handed down.
+        const _: () = ::core::assert!(
+            $crate::__str_starts_with(
+                ::core::env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"),
+                ::core::env!("OUT_DIR", "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"),
+            ),
+            "gwplugin: the ABI manifest path was not set by this crate's build script: its build.rs must call `gwplugin_build::host()`"
+        );
         #[used]
         #[unsafe(link_section = ".gwplugin_abi")]
-        // From `gwplugin_build::host()`'s build-script output, as `export!` takes a
-        // plugin's: never a file an earlier build script left in `OUT_DIR`.
-        static GWPLUGIN_HOST_ABI_MANIFEST: [u8; include_bytes!(env!(
-            "GWPLUGIN_ABI_RECORD",
-            "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"
-        ))
-        .len()] = *include_bytes!(env!(
-            "GWPLUGIN_ABI_RECORD",
-            "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"
-        ));
+        static GWPLUGIN_HOST_ABI_MANIFEST: [u8; include_bytes!(env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"))
+            .len()] = *include_bytes!(env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"));
         &GWPLUGIN_HOST_ABI_MANIFEST[..]
     }};
 }

@@ -458,6 +458,12 @@ pub fn verify_against(
             want: want.to_owned(),
         });
     }
+    if let Some(needed) = facts.dynamic_std() {
+        return Err(LoadError::DynamicStd {
+            path: path_buf(),
+            needed: needed.to_owned(),
+        });
+    }
     let plugin =
         elf::plugin_manifest(bytes, gwplugin_build::PLUGIN_SYMBOL).map_err(|e| match e {
             ElfError::NoManifest(..) => LoadError::NoManifest {
@@ -469,12 +475,6 @@ pub fn verify_against(
                 message: other.to_string(),
             },
         })?;
-    if let Some(needed) = facts.dynamic_std() {
-        return Err(LoadError::DynamicStd {
-            path: path_buf(),
-            needed: needed.to_owned(),
-        });
-    }
     let diffs = compare(&plugin, host);
     if !diffs.is_empty() {
         return Err(LoadError::Incompatible {

@@ -484,18 +484,16 @@ pub fn layout_differences(plugin_record: &[u8]) -> Result<Vec<LayoutDifference>,
         .collect())
 }
 
-/// Copies a string into a byte array at compile time (for [`EXPORTS_SYMBOL`]).
+/// Whether two strings are equal, at compile time (for `export!` and `host_manifest!`).
 #[doc(hidden)]
-/// Whether `s` starts with `prefix`, at compile time (for `export!`).
-#[doc(hidden)]
-pub const fn str_starts_with(s: &str, prefix: &str) -> bool {
-    let (s, prefix) = (s.as_bytes(), prefix.as_bytes());
-    if prefix.len() > s.len() {
+pub const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
         return false;
     }
     let mut i = 0;
-    while i < prefix.len() {
-        if s[i] != prefix[i] {
+    while i < a.len() {
+        if a[i] != b[i] {
             return false;
         }
         i += 1;
@@ -503,6 +501,8 @@ pub const fn str_starts_with(s: &str, prefix: &str) -> bool {
     true
 }
 
+/// Copies a string into a byte array at compile time (for [`EXPORTS_SYMBOL`]).
+#[doc(hidden)]
 pub const fn str_to_array<const N: usize>(s: &str) -> [u8; N] {
     let bytes = s.as_bytes();
     let mut out = [0u8; N];

@@ -30,9 +30,9 @@ macro_rules! export {
         // from `OUT_DIR`: a file an earlier build script left there would be embedded, a
         // stale manifest the loader trusts. In this crate's `OUT_DIR`, not one inherited.
         const _: () = ::core::assert!(
-            $crate::abi::str_starts_with(
+            $crate::abi::str_eq(
                 ::core::env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies], as new as `gwplugin`)"),
-                ::core::env!("OUT_DIR", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies], as new as `gwplugin`)"),
+                ::core::concat!(::core::env!("OUT_DIR", "gwplugin: no ABI manifest for this build: the crate's build.rs must call `gwplugin_build::plugin()` (with `gwplugin-build` in [build-dependencies], as new as `gwplugin`)"), "/gwplugin-abi.bin"),
             ),
             "gwplugin: the ABI manifest path was not set by this crate's build script: its build.rs must call `gwplugin_build::plugin()`"
         );

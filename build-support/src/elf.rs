@@ -69,7 +69,7 @@ impl ElfFacts {
     /// one of the file's `rustc version` lines is `rustc` (the standard library's is the
     /// compiler's own; another can come from a native library linked in, which does not
     /// meet the contract's types), or the file names none.
-    pub fn other_compiler(&self, rustc: &crate::RustcInfo) -> Option<&str> {
+    pub fn other_compiler(&self, rustc: &crate::RustcInfo) -> Option<String> {
         let known_commit = rustc.commit_hash != "unknown" && !rustc.commit_hash.is_empty();
         let is_rustc = |built: &str| {
             let Some(rest) = built.strip_prefix(rustc.release.as_str()) else {
@@ -87,7 +87,8 @@ impl ElfFacts {
         if self.rustc_versions.iter().any(|built| is_rustc(built)) {
             return None;
         }
-        self.rustc_versions.first().map(String::as_str)
+        // All of them: the first may be a native library's own.
+        (!self.rustc_versions.is_empty()).then(|| self.rustc_versions.join("; "))
     }
 }
 
@@ -306,15 +307,15 @@ mod tests {
         // Not: another release, or the same release of another commit.
         assert_eq!(
             built_by(&["1.97.0-nightly (e50aa6fba 2026-11-01)"]).other_compiler(&stable),
-            Some("1.97.0-nightly (e50aa6fba 2026-11-01)")
+            Some("1.97.0-nightly (e50aa6fba 2026-11-01)".to_owned())
         );
         assert_eq!(
             built_by(&["1.95.0 (0123456789 2026-04-14)"]).other_compiler(&stable),
-            Some("1.95.0 (0123456789 2026-04-14)")
+            Some("1.95.0 (0123456789 2026-04-14)".to_owned())
         );
         assert_eq!(
             built_by(&["1.95.0-dev"]).other_compiler(&stable),
-            Some("1.95.0-dev")
+            Some("1.95.0-dev".to_owned())
         );
     }
 }

@@ -98,13 +98,14 @@ fn try_emit(role: Role) -> Result<(), ComputeError> {
     write(&out_dir.join(RECORD_FILE), &record)?;
     // What `export!` and `host_manifest!` embed: set only by this run, so that a crate
     // whose build script stopped calling this does not build with a stale file. (They
-    // check that it is in the crate's own `OUT_DIR`: `cargo run` and `cargo test` hand a
-    // crate's `rustc-env` values to the programs they run, and a build those start must
-    // not take another crate's. The name stays a shell identifier: a `RUSTC_WRAPPER`
-    // script run by `sh` drops variables whose names are not.)
+    // check that it is `OUT_DIR/gwplugin-abi.bin` of the crate's own `OUT_DIR`, written
+    // as they write it: `cargo run` and `cargo test` hand a crate's `rustc-env` values to
+    // the programs they run, and a build those start must not take another crate's. The
+    // name stays a shell identifier: a `RUSTC_WRAPPER` script run by `sh` drops
+    // variables whose names are not.)
     println!(
-        "cargo::rustc-env=GWPLUGIN_ABI_RECORD={}",
-        out_dir.join(RECORD_FILE).display()
+        "cargo::rustc-env=GWPLUGIN_ABI_RECORD={}/{RECORD_FILE}",
+        env_var("OUT_DIR")?
     );
     write(
         &out_dir.join(JSON_FILE),

@@ -173,7 +173,16 @@ pub fn build(args: &Args) -> Result<Built, Error> {
         };
         // With the crate: a missing `cdylib` is refused here too, before a build that
         // could make nothing to load, and the compiler's help knows who named it.
-        let early = check::report(host, &predicted, None, Some(&plugin));
+        let mut early = check::report(host, &predicted, None, Some(&plugin));
+        // The profile this build takes, as cargo picks it.
+        let profile = match (&args.profile, args.release) {
+            (Some(profile), _) => profile.as_str(),
+            (None, true) => "release",
+            (None, false) => "dev",
+        };
+        for finding in check::panic_findings(&cargo, &plugin, &[profile])? {
+            early.incompatibility(finding);
+        }
         if !early.compatible {
             print_report(&early, args.message_format);
             return Err(Error::Incompatible {

@@ -212,7 +212,43 @@ pub fn check(
     features: Option<Vec<String>>,
 ) -> Result<Report, Error> {
     let (manifest, lock) = plugin_manifest(cargo, plugin, host, target, features)?;
-    Ok(report(host, &manifest, Some(&lock), Some(plugin)))
+    let mut report = report(host, &manifest, Some(&lock), Some(plugin));
+    // The two profiles a build takes (`build`, `build --release`).
+    for finding in panic_findings(cargo, plugin, &["dev", "release"])? {
+        report.incompatibility(finding);
+    }
+    Ok(report)
+}
+
+/// A profile among `profiles` that builds with `panic = "abort"`, read from the
+/// workspace root's `Cargo.toml` as cargo reads profiles. The build script sees
+/// `CARGO_CFG_PANIC=unwind` whatever a profile says: the manifest cannot tell, and the
+/// build fails on `gwplugin`'s own `compile_error!`.
+pub fn panic_findings(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    profiles: &[&str],
+) -> Result<Vec<Finding>, Error> {
+    let root_path = cargo.workspace_manifest(&plugin.path)?;
+    let root = PluginManifest::read_any(root_path.clone())?;
+    let mut sources: Vec<String> = profiles
+        .iter()
+        .filter_map(|profile| crate::edit::panic_abort_source(&root.doc, profile))
+        .collect();
+    sources.dedup();
+    Ok(sources
+        .into_iter()
+        .map(|profile| Finding {
+            field: "panic".into(),
+            have: format!("abort (`[profile.{profile}]` of `{}`)", root_path.display()),
+            want: "unwind".into(),
+            help: Some(format!(
+                "remove `panic = \"abort\"` from `[profile.{profile}]`: a panic in a plugin \
+                 would end the whole gateway instead of failing one request, so `gwplugin` \
+                 does not compile with it"
+            )),
+        })
+        .collect())
 }
 
 /// The report for a plugin's ABI `manifest` against `host`, however the manifest was
@@ -269,22 +305,6 @@ pub fn report(
                     .into(),
             ),
         });
-    }
-    // The build script sees `CARGO_CFG_PANIC=unwind` whatever a profile says: the manifest
-    // cannot tell, and the build fails on `gwplugin`'s own `compile_error!`.
-    if let Some(plugin) = plugin {
-        for profile in crate::edit::panic_abort_profiles(&plugin.doc) {
-            report.incompatibility(Finding {
-                field: "panic".into(),
-                have: format!("abort (`[profile.{profile}]`)"),
-                want: "unwind".into(),
-                help: Some(format!(
-                    "remove `panic = \"abort\"` from `[profile.{profile}]`: a panic in a plugin \
-                     would end the whole gateway instead of failing one request, so `gwplugin` \
-                     does not compile with it"
-                )),
-            });
-        }
     }
     if !host.knows_compiler {
         report.note(Finding {
@@ -351,19 +371,14 @@ fn chosen_elsewhere_than_the_folder(plugin: &PluginManifest, host: &Host) -> boo
 fn compiler_setting_fix(dir: &Path) -> Option<String> {
     let (rustc, source) = crate::process::rustc_source(dir);
     // A wrapper that runs another compiler outranks even the settings that name one.
-    let wrappers = crate::process::plugin_wrappers(dir);
-    if !wrappers.is_empty()
+    if let Some(from) = crate::process::wrappers_changing_compiler(&rustc, dir)
         && let Ok(through) = crate::process::plugin_rustc_version(&rustc, dir)
         && let Ok(plain) = crate::process::rustc_version(&rustc)
-        && through.info != plain.info
     {
-        let from: Vec<&str> = wrappers.iter().map(|(_, from)| from.as_str()).collect();
         return Some(format!(
-            "remove the compiler wrapper set by {} (it runs rustc {} where cargo names {}), \
-             or make it run the compiler it is given",
-            from.join(" and "),
-            through.info,
-            plain.info
+            "remove the compiler wrapper set by {from} (it runs rustc {} where cargo names \
+             {}), or make it run the compiler it is given",
+            through.info, plain.info
         ));
     }
     match (rustc, source) {
@@ -391,14 +406,14 @@ fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option
         _ => None,
     };
     Some(
-        if field.starts_with("rustc") && !is_stable_release(&host.manifest.rustc.release) {
-            // `sync` pins only a stable release: a nightly's does not say which nightly.
-            unstable_compiler_help(&host.manifest.rustc)
-        } else if field.starts_with("rustc")
+        if field.starts_with("rustc")
             && let Some(fix) = plugin.and_then(|p| compiler_setting_fix(p.dir()))
         {
             // Named outside rustup: no toolchain pin changes it.
             format!("build with the host's compiler: {fix}")
+        } else if field.starts_with("rustc") && !is_stable_release(&host.manifest.rustc.release) {
+            // `sync` pins only a stable release: a nightly's does not say which nightly.
+            unstable_compiler_help(&host.manifest.rustc)
         } else if field.starts_with("rustc") {
             match outranked {
                 Some(fix) => format!(

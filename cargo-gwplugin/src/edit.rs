@@ -497,19 +497,29 @@ pub fn has_cdylib(doc: &DocumentMut) -> bool {
         .is_some_and(|a| a.iter().any(|t| t.as_str() == Some("cdylib")))
 }
 
-/// The profiles of a workspace root's `Cargo.toml` that set `panic = "abort"` (cargo
-/// reads profiles only from the root: a member's are ignored, and so are not named).
-pub fn panic_abort_profiles(doc: &DocumentMut) -> Vec<String> {
-    if doc.get("workspace").is_none() {
-        return Vec::new();
+/// Where `profile` gets `panic = "abort"` from in a workspace root's `Cargo.toml`: the
+/// profile itself, or one it `inherits` from (a custom profile's chain ends at `dev` or
+/// `release`, which inherit nothing here). `None` when its panic strategy is unwind.
+/// (cargo ignores `panic` in `test` and `bench`.)
+pub fn panic_abort_source(root: &DocumentMut, profile: &str) -> Option<String> {
+    let profiles = root.get("profile").and_then(Item::as_table_like);
+    let mut name = profile.to_owned();
+    for _ in 0..16 {
+        if name == "test" || name == "bench" {
+            return None;
+        }
+        let table = profiles.and_then(|p| p.get(&name));
+        match table.and_then(|t| t.get("panic")).and_then(Item::as_str) {
+            Some("abort") => return Some(name),
+            Some(_) => return None,
+            None => {}
+        }
+        name = match table.and_then(|t| t.get("inherits")).and_then(Item::as_str) {
+            Some(parent) if name != "dev" && name != "release" => parent.to_owned(),
+            _ => return None,
+        };
     }
-    doc.get("profile")
-        .and_then(Item::as_table_like)
-        .into_iter()
-        .flat_map(|profiles| profiles.iter())
-        .filter(|(_, profile)| profile.get("panic").and_then(Item::as_str) == Some("abort"))
-        .map(|(name, _)| name.to_owned())
-        .collect()
+    None
 }
 
 /// `[lib] crate-type` as written, or what cargo assumes without it.

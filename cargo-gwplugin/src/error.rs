@@ -206,8 +206,9 @@ impl Error {
                  have: run `cargo gwplugin sync` to move it to the host's"
                     .to_owned()
             }
-            Error::Compute { .. } => "fix what cargo reports there (the crate, its \
-                 dependencies or its lock); the command it names shows cargo's whole output"
+            Error::Compute { .. } => "fix what the message names (the crate, its \
+                 dependencies, its lock, or a program the build runs, such as a compiler \
+                 wrapper); the command it shows gives that program's whole output"
                 .to_owned(),
             Error::InvalidName { .. } => "a package name is made of ASCII letters, digits, `-` \
                  and `_`, starts with a letter, and is not a Rust keyword; e.g. `my-plugin`"

@@ -161,7 +161,11 @@ pub fn rustc_for(dir: &Path) -> PathBuf {
 /// answers in `dir` (so `rust-toolchain.toml` and `cargo +toolchain` count), else `rustc`.
 pub fn rustc_source(dir: &Path) -> (PathBuf, CompilerSource) {
     for var in ["RUSTC", "CARGO_BUILD_RUSTC"] {
-        if let Some(rustc) = std::env::var(var).ok().filter(|r| !r.is_empty()) {
+        // A bare `rustc` is rustup's proxy, which follows the toolchain file.
+        if let Some(rustc) = std::env::var(var)
+            .ok()
+            .filter(|r| !r.is_empty() && r != "rustc")
+        {
             // Relative to where cargo runs, which for a plugin's build is its folder.
             return (program_path(&rustc, dir), CompilerSource::Env(var));
         }
@@ -207,6 +211,26 @@ pub fn plugin_wrappers(dir: &Path) -> Vec<(PathBuf, String)> {
     .collect()
 }
 
+/// The wrappers of [`plugin_wrappers`] that, each on its own, make `rustc` report
+/// another compiler (an sccache passes `-vV` through and is not named), said by what set
+/// them; `None` when none does.
+pub fn wrappers_changing_compiler(rustc: &Path, dir: &Path) -> Option<String> {
+    let wrappers = plugin_wrappers(dir);
+    if wrappers.is_empty() {
+        return None;
+    }
+    let plain = rustc_version(rustc).ok()?.info;
+    let culprits: Vec<String> = wrappers
+        .into_iter()
+        .filter(|(wrapper, _)| {
+            rustc_version_through(rustc, std::slice::from_ref(wrapper))
+                .is_ok_and(|v| v.info != plain)
+        })
+        .map(|(_, from)| from)
+        .collect();
+    (!culprits.is_empty()).then(|| culprits.join(" and "))
+}
+
 /// A program path as cargo reads one: with a `/`, relative to `base`; else a name
 /// looked up on `PATH`.
 fn program_path(value: &str, base: &Path) -> PathBuf {
@@ -237,10 +261,14 @@ impl ConfigSetting {
 /// `$CARGO_HOME/config.toml`. In each `.cargo/`, `config` before `config.toml`, as cargo
 /// reads them.
 fn cargo_config(dir: &Path, key: &str) -> Option<ConfigSetting> {
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    cargo_config_with_home(dir, key, home)
+}
+
+fn cargo_config_with_home(dir: &Path, key: &str, home: Option<PathBuf>) -> Option<ConfigSetting> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
     let cargo_dirs = dir.ancestors().map(|d| d.join(".cargo")).chain(home);
     for cargo_dir in cargo_dirs {
         let Some((file, text)) = ["config", "config.toml"].iter().find_map(|name| {
@@ -461,12 +489,12 @@ mod tests {
             "build.rustc = \"/elsewhere/rustc\"\n",
         )
         .unwrap();
-        let rustc = cargo_config(&plugin.join("src"), "rustc").unwrap();
+        let rustc = cargo_config_with_home(&plugin.join("src"), "rustc", None).unwrap();
         // Relative to the folder that holds `.cargo`; a bare name stays a name.
         let ws = std::fs::canonicalize(root.path().join("ws")).unwrap();
         assert_eq!(rustc.program(), ws.join("tools/rustc"));
         assert_eq!(rustc.file, ws.join(".cargo/config"));
-        let wrapper = cargo_config(&plugin, "rustc-wrapper").unwrap();
+        let wrapper = cargo_config_with_home(&plugin, "rustc-wrapper", None).unwrap();
         assert_eq!(wrapper.program(), PathBuf::from("sccache"));
         // The nearest folder's setting wins.
         std::fs::create_dir_all(plugin.join(".cargo")).unwrap();
@@ -476,10 +504,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            cargo_config(&plugin, "rustc").unwrap().program(),
+            cargo_config_with_home(&plugin, "rustc", None)
+                .unwrap()
+                .program(),
             PathBuf::from("/near/rustc")
         );
-        assert!(cargo_config(&plugin, "rustc-workspace-wrapper").is_none());
+        assert!(cargo_config_with_home(&plugin, "rustc-workspace-wrapper", None).is_none());
     }
 
     #[test]

@@ -624,8 +624,8 @@ fn a_plugin_whose_profile_aborts_on_panic_does_not_build() {
         assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
         assert!(
             r.stdout.starts_with(
-                "panic\n    have: abort (`[profile.dev]`)\n    want: unwind\n    help: remove \
-                 `panic = \"abort\"` from `[profile.dev]`"
+                "panic\n    have: abort (`[profile.dev]` of `[ROOT]/aborts/Cargo.toml`)\n    \
+                 want: unwind\n    help: remove `panic = \"abort\"` from `[profile.dev]`"
             ),
             "{args:?}: {}",
             r.stdout
@@ -640,6 +640,25 @@ fn a_plugin_whose_profile_aborts_on_panic_does_not_build() {
         ),
         "{}",
         r.stderr
+    );
+    // A profile no build takes it from is none of `check`'s business (`bench` ignores it;
+    // `build` of a custom profile that sets `unwind` over an inherited abort is fine).
+    std::fs::write(
+        &manifest,
+        format!(
+            "{text}\n[profile.bench]\npanic = \"abort\"\n[profile.release]\npanic = \"abort\"\n\
+             [profile.ci]\ninherits = \"release\"\npanic = \"unwind\"\n"
+        ),
+    )
+    .unwrap();
+    let r = run(gwplugin(&dir, &["build", "--profile", "ci"]), root.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(gwplugin(&dir, &["check"]), root.path());
+    assert!(
+        r.stdout
+            .starts_with("panic\n    have: abort (`[profile.release]` of "),
+        "{}",
+        r.stdout
     );
 }
 

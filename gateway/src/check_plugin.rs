@@ -27,7 +27,9 @@ pub struct Args {
     #[arg(long, value_name = "PATH", conflicts_with = "file")]
     pub manifest_path: Option<PathBuf>,
     /// The rustc release the plugin will be built with [default: the compiler that would
-    /// build it: $RUSTC, else its rust-toolchain.toml, else the active toolchain]
+    /// build it: $RUSTC, $CARGO_BUILD_RUSTC or `build.rustc`, else its
+    /// rust-toolchain.toml, else the active toolchain; through the compiler wrappers cargo
+    /// would use]
     #[arg(long, value_name = "VERSION", conflicts_with = "file", value_parser = rustc_arg)]
     pub rustc: Option<String>,
     /// Target triple the plugin will be built for [default: this host's]
@@ -56,6 +58,9 @@ pub enum Compiler {
     Env(&'static str, PathBuf),
     /// A compiler binary named by `build.rustc` in this cargo config file.
     Config(PathBuf, PathBuf),
+    /// This compiler, run through the wrappers (said by what set them) that make it
+    /// another.
+    Wrapped(PathBuf, String),
     /// What rustup picks in the plugin's directory (its rust-toolchain.toml, else the
     /// active toolchain).
     Toolchain(PathBuf),
@@ -67,6 +72,10 @@ impl Compiler {
     /// The compiler that would build a crate in `dir`: [`process::rustc_for`], whose
     /// answer `cargo gwplugin check` computes with.
     fn for_dir(dir: &Path) -> Compiler {
+        let (rustc, _) = process::rustc_source(dir);
+        if let Some(from) = process::wrappers_changing_compiler(&rustc, dir) {
+            return Compiler::Wrapped(rustc, from);
+        }
         match process::rustc_source(dir) {
             (rustc, process::CompilerSource::Env(var)) => Compiler::Env(var, rustc),
             (rustc, process::CompilerSource::CargoConfig(file)) => Compiler::Config(file, rustc),
@@ -76,9 +85,10 @@ impl Compiler {
 
     fn path(&self) -> Option<&Path> {
         match self {
-            Compiler::Env(_, path) | Compiler::Config(_, path) | Compiler::Toolchain(path) => {
-                Some(path)
-            }
+            Compiler::Env(_, path)
+            | Compiler::Config(_, path)
+            | Compiler::Toolchain(path)
+            | Compiler::Wrapped(path, _) => Some(path),
             Compiler::Given | Compiler::Recorded => None,
         }
     }
@@ -87,6 +97,10 @@ impl Compiler {
         match self {
             Compiler::Given => "given with `--rustc`".to_owned(),
             Compiler::Env(var, path) => format!("from ${var} (`{}`)", path.display()),
+            Compiler::Wrapped(path, from) => format!(
+                "`{}` run through the wrapper set by {from}, which runs another",
+                path.display()
+            ),
             Compiler::Config(file, path) => format!(
                 "from `build.rustc` in `{}` (`{}`)",
                 file.display(),
@@ -453,6 +467,15 @@ pub fn fix(checked: &Checked) -> Fix {
         }
     };
     let compiler_differs = fields.iter().any(|f| f.starts_with("rustc"));
+    // A compiler named outside rustup, or a wrapper that runs another: no pin `sync`
+    // writes changes it, so the compiler is not among what the commands fix.
+    let compiler_pinned_elsewhere = matches!(
+        checked.compiler,
+        Compiler::Config(..) | Compiler::Wrapped(..)
+    );
+    let sync_fixes = |field: &str| {
+        !(field.starts_with("rustc") && compiler_pinned_elsewhere) && sync_fixes(field)
+    };
     if fields.iter().any(|f| sync_fixes(f)) {
         let mut cmd = std::process::Command::new("cargo");
         cmd.args(["gwplugin", "sync"]);
@@ -464,7 +487,7 @@ pub fn fix(checked: &Checked) -> Fix {
         cmd.arg("--host").arg(&checked.host.path);
         fix.commands.push(process::command_line(&cmd));
     }
-    if compiler_differs && is_stable(host_release) {
+    if compiler_differs && is_stable(host_release) && !compiler_pinned_elsewhere {
         fix.commands
             .push(format!("rustup toolchain install {host_release}"));
     }

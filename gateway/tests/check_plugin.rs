@@ -31,6 +31,8 @@ fn gwhost(dir: &Path, args: &[&str]) -> assert_cmd::Command {
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target_dir())
         .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1");
     cmd
@@ -385,6 +387,38 @@ fn gwhost_says_which_compiler_and_prints_the_fix_that_works() {
         "{}",
         r.stderr
     );
+    // A compiler wrapper that runs another compiler: named, and not among what `sync`
+    // and `rustup` fix (no pin outranks it).
+    let wrap = root.join("wrap");
+    std::fs::write(
+        &wrap,
+        format!("#!/bin/sh\nshift\nexec '{}' \"$@\"\n", wrapper.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrap)
+        .status()
+        .unwrap();
+    let mut cmd = gwhost(&dir, &["--fix"]);
+    cmd.env("RUSTC_WRAPPER", &wrap);
+    let r = run(cmd, root);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "help: build with the host's compiler: remove the compiler wrapper set by \
+             `RUSTC_WRAPPER` (it runs rustc 1.95.1"
+        ) && !r.stdout.contains("rustup toolchain install"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains("run through the wrapper set by `RUSTC_WRAPPER`"),
+        "{}",
+        r.stderr
+    );
+
     let r = run(gwhost(&dir, &["--rustc", "banana"]), root);
     assert_eq!(r.code, 2);
     assert!(

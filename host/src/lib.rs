@@ -26,7 +26,7 @@ pub mod upstream;
 
 pub use error::{LoadError, LookupError, NotACandidate, layout_pair};
 #[doc(hidden)]
-pub use gwplugin::abi::str_starts_with as __str_starts_with;
+pub use gwplugin::abi::str_eq as __str_eq;
 pub use gwplugin_build::{AbiManifest, Difference};
 pub use loader::{
     CreateError, FailurePolicy, FolderReport, Loader, LoaderConfig, PluginInfo, PluginRegistry,
@@ -46,9 +46,9 @@ macro_rules! host_manifest {
         // plugin's: never a file an earlier build script left in `OUT_DIR`, nor a path
         // another crate's build handed down.
         const _: () = ::core::assert!(
-            $crate::__str_starts_with(
+            $crate::__str_eq(
                 ::core::env!("GWPLUGIN_ABI_RECORD", "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"),
-                ::core::env!("OUT_DIR", "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"),
+                ::core::concat!(::core::env!("OUT_DIR", "gwplugin: no ABI manifest for this build: the host's build.rs must call `gwplugin_build::host()`"), "/gwplugin-abi.bin"),
             ),
             "gwplugin: the ABI manifest path was not set by this crate's build script: its build.rs must call `gwplugin_build::host()`"
         );

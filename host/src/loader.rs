@@ -489,7 +489,7 @@ pub fn verify_against(
         return Err(LoadError::OtherCompiler {
             path: path_buf(),
             manifest: plugin.rustc.to_string(),
-            built_by: built_by.to_owned(),
+            built_by,
         });
     }
     Ok(plugin)

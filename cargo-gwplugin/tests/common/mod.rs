@@ -34,6 +34,13 @@ pub fn gwplugin(dir: &Path, args: &[&str]) -> Command {
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target_dir())
         .env_remove("RUSTC")
+        // What else names the compiler a plugin builds with: a CI's own (an sccache)
+        // would change what the tests see.
+        .env_remove("CARGO_BUILD_RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER")
         .env("NO_COLOR", "1");
     cmd
 }

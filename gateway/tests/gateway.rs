@@ -2303,9 +2303,17 @@ async fn backend_connects_failing_for_want_of_descriptors_are_logged_once_a_seco
     let cfg = config(None, json!([endpoint("/echo", &backend, "/e")]));
     let gw = start_with_open_files_limit(&cfg, 40, 40);
     let addr = gw.addr;
-    let held: Vec<_> = (0..60)
-        .map(|_| send_raw(addr, "GET /echo HTTP/1.1\r\nhost: gw\r\n\r\n"))
+    // First idle connections, which gwhost accepts until no descriptor is left; then
+    // requests on the oldest (accepted) ones, whose backend connects must fail. (Sent
+    // with the connections, the requests raced the accepts for the last descriptors,
+    // and on some machines every connect won.)
+    let mut held: Vec<_> = (0..60)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
         .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for stream in held.iter_mut().take(10) {
+        std::io::Write::write_all(stream, b"GET /echo HTTP/1.1\r\nhost: gw\r\n\r\n").unwrap();
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let logs = gw.logs();
     let failures: Vec<_> = logs

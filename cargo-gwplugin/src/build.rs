@@ -153,6 +153,14 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     // be of any use (cheap: `rustc -vV`). After building, the artifact's own manifest —
     // written by the build script from the real resolve — is judged in full.
     if let Some(host) = host.as_ref().filter(|h| h.knows_compiler && !args.no_check) {
+        // Without a lock, cargo would resolve every boundary crate to its newest version,
+        // build, and the artifact would be refused: refused now, as `check` refuses it.
+        let lock_path = cargo
+            .workspace_manifest(&plugin.path)?
+            .with_file_name("Cargo.lock");
+        if !lock_path.is_file() {
+            return Err(Error::NoLock(lock_path));
+        }
         // The host's manifest with what is known before building: judged by the same
         // comparison as everything else.
         let predicted = AbiManifest {

@@ -249,10 +249,15 @@ fn no_cargo_lock() {
             gateway().display()
         ),
     );
-    assert_eq!(
-        fails(root.path(), &dir, &["check"]),
-        "error: `[ROOT]/p/Cargo.lock` does not exist\nhelp: run `cargo gwplugin sync` to create it with the host's versions\n"
-    );
+    // `build` too, before building (it let cargo resolve every boundary crate to its
+    // newest version, built, and then refused the artifact).
+    for cmd in ["check", "build"] {
+        assert_eq!(
+            fails(root.path(), &dir, &[cmd]),
+            "error: `[ROOT]/p/Cargo.lock` does not exist\nhelp: run `cargo gwplugin sync` to create it with the host's versions\n",
+            "{cmd}"
+        );
+    }
 }
 
 #[test]

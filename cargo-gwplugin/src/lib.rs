@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod check;
+pub mod duration;
 pub mod edit;
 pub mod error;
 pub mod host;

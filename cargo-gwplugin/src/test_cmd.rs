@@ -59,8 +59,14 @@ pub struct Args {
     #[arg(short = 'd', long, value_name = "TEXT|@FILE", requires = "request")]
     pub data: Option<String>,
     /// How long the sample request may take in each plugin: `500ms`, `10s` [default: 10s]
-    #[arg(long, value_name = "DURATION", requires = "request")]
+    #[arg(long, value_name = "DURATION", requires = "request", value_parser = timeout_arg)]
     pub timeout: Option<String>,
+}
+
+/// A `--timeout` value kept as given, for gwhost: checked here as gwhost checks it, so
+/// that a typo is this tool's usage error, not gwhost's after it started.
+fn timeout_arg(text: &str) -> Result<String, String> {
+    crate::duration::sample_timeout(text).map(|_| text.to_owned())
 }
 
 /// A `--header` value kept as given, for gwhost: checked here, so that a typo is a usage

@@ -371,6 +371,19 @@ fn test_header_without_a_colon() {
         ),
         "{stderr}"
     );
+    // A `--timeout` gwhost would refuse, refused here (gwhost refused it once started,
+    // with two `error:` blocks).
+    let stderr = fails(
+        root.path(),
+        root.path(),
+        &["test", "--request", "/x", "--timeout", "bogus", "p.so"],
+    );
+    assert!(
+        stderr.starts_with(
+            "error: invalid value 'bogus' for '--timeout <DURATION>': `bogus` is not a duration"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -309,12 +309,7 @@ fn execute(command: Command) -> Result<(), Done> {
 
 /// A `--timeout` value: a duration above 0 (at 0, every plugin would be given up at once).
 fn timeout_arg(text: &str) -> Result<std::time::Duration, String> {
-    match duration_arg(text)? {
-        d if d.is_zero() => Err(format!(
-            "`{text}` would give every plugin up at once: write a duration above 0, e.g. `10s`"
-        )),
-        d => Ok(d),
-    }
+    cargo_gwplugin::duration::sample_timeout(text)
 }
 
 /// A `--drain-timeout` value, in the config's duration syntax.

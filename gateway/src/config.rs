@@ -1134,41 +1134,7 @@ fn ipv4_as_resolvers_read(host: &str) -> std::result::Result<(), &'static str> {
     }
 }
 
-/// Parses a duration as KrakenD (Go's `time.ParseDuration`) does: numbers, each with a
-/// unit, added up: `500ms`, `1.5s`, `1m30s`, `2h45m`; `0` alone is zero. No sign.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    match text {
-        "" => return None,
-        "0" => return Some(Duration::ZERO),
-        _ => {}
-    }
-    let mut rest = text;
-    let mut seconds = 0f64;
-    while !rest.is_empty() {
-        let split = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let (number, tail) = rest.split_at(split);
-        if number.is_empty() || number == "." {
-            return None;
-        }
-        let number: f64 = number.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        seconds += match unit {
-            "ns" => number / 1e9,
-            "us" | "µs" | "μs" => number / 1e6,
-            "ms" => number / 1e3,
-            "s" => number,
-            "m" => number * 60.0,
-            "h" => number * 3600.0,
-            _ => return None,
-        };
-        rest = next;
-    }
-    // Too long for a `Duration` is still a duration: the caller's "at most" says so.
-    Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
-}
+pub use cargo_gwplugin::duration::parse_duration;
 
 /// A JSON number that is a whole one, as JSON Schema's `integer` has it: `8080.0` too.
 fn whole_number(v: &Value) -> Option<u64> {

@@ -358,32 +358,23 @@ fn a_failing_cargo_is_reported_with_its_command_line_and_nothing_changes() {
 }
 
 #[test]
-fn test_header_without_a_colon() {
+fn test_arguments_gwhost_would_refuse_are_refused_here() {
     let root = tempdir();
-    let stderr = fails(
-        root.path(),
-        root.path(),
-        &["test", "--request", "/x", "-H", "oops", "p.so"],
-    );
-    assert!(
-        stderr.starts_with(
-            "error: invalid value 'oops' for '--header <NAME: VALUE>': `oops` is not a header: write it as `name: value`"
+    // A `--timeout` too: gwhost refused it once started, with two `error:` blocks.
+    for (args, refusal) in [
+        (
+            ["-H", "oops"],
+            "error: invalid value 'oops' for '--header <NAME: VALUE>': `oops` is not a header: write it as `name: value`",
         ),
-        "{stderr}"
-    );
-    // A `--timeout` gwhost would refuse, refused here (gwhost refused it once started,
-    // with two `error:` blocks).
-    let stderr = fails(
-        root.path(),
-        root.path(),
-        &["test", "--request", "/x", "--timeout", "bogus", "p.so"],
-    );
-    assert!(
-        stderr.starts_with(
-            "error: invalid value 'bogus' for '--timeout <DURATION>': `bogus` is not a duration"
+        (
+            ["--timeout", "bogus"],
+            "error: invalid value 'bogus' for '--timeout <DURATION>': `bogus` is not a duration",
         ),
-        "{stderr}"
-    );
+    ] {
+        let all = [&["test", "--request", "/x"][..], &args, &["p.so"]].concat();
+        let stderr = fails(root.path(), root.path(), &all);
+        assert!(stderr.starts_with(refusal), "{stderr}");
+    }
 }
 
 #[test]

@@ -231,24 +231,57 @@ pub fn panic_findings(
 ) -> Result<Vec<Finding>, Error> {
     let root_path = cargo.workspace_manifest(&plugin.path)?;
     let root = PluginManifest::read_any(root_path.clone())?;
-    let mut sources: Vec<String> = profiles
-        .iter()
-        .filter_map(|profile| crate::edit::panic_abort_source(&root.doc, profile))
-        .collect();
+    let mut sources: Vec<String> = Vec::new();
+    for profile in profiles {
+        // `CARGO_PROFILE_<NAME>_PANIC` outranks the manifest, as cargo reads it.
+        let var = format!(
+            "CARGO_PROFILE_{}_PANIC",
+            profile.to_uppercase().replace('-', "_")
+        );
+        let source = match std::env::var(&var).ok() {
+            Some(value) => (value == "abort").then(|| format!("`{var}`")),
+            None => crate::edit::panic_abort_source(&root.doc, profile)
+                .map(|p| format!("`[profile.{p}]` of `{}`", root_path.display())),
+        };
+        sources.extend(source);
+    }
+    // The same flags in the rustflags cargo passes to every crate.
+    let rustflags = std::env::var("CARGO_ENCODED_RUSTFLAGS")
+        .map(|f| f.replace('\x1f', " "))
+        .or_else(|_| std::env::var("RUSTFLAGS"))
+        .unwrap_or_default();
+    let flag_set = |flag: &str| {
+        rustflags.contains(&format!("-C{flag}")) || rustflags.contains(&format!("-C {flag}"))
+    };
+    if flag_set("panic=abort") {
+        sources.push("`-C panic=abort` in the rustflags".to_owned());
+    }
     sources.dedup();
-    Ok(sources
+    let mut findings: Vec<Finding> = sources
         .into_iter()
-        .map(|profile| Finding {
+        .map(|source| Finding {
             field: "panic".into(),
-            have: format!("abort (`[profile.{profile}]` of `{}`)", root_path.display()),
+            have: format!("abort ({source})"),
             want: "unwind".into(),
             help: Some(format!(
-                "remove `panic = \"abort\"` from `[profile.{profile}]`: a panic in a plugin \
-                 would end the whole gateway instead of failing one request, so `gwplugin` \
-                 does not compile with it"
+                "remove it from {source}: a panic in a plugin would end the whole gateway \
+                 instead of failing one request, so `gwplugin` does not compile with it"
             )),
         })
-        .collect())
+        .collect();
+    if flag_set("prefer-dynamic") {
+        findings.push(Finding {
+            field: "std".into(),
+            have: "linked dynamically (`-C prefer-dynamic` in the rustflags)".into(),
+            want: "linked in".into(),
+            help: Some(
+                "build without `-C prefer-dynamic`: no gateway has the `libstd-….so` it \
+                 would need beside it"
+                    .into(),
+            ),
+        });
+    }
+    Ok(findings)
 }
 
 /// The report for a plugin's ABI `manifest` against `host`, however the manifest was
@@ -351,9 +384,11 @@ pub fn unstable_compiler_help(rustc: &gwplugin_build::RustcInfo) -> String {
 /// or rustup's default there), outside the plugin's folder, where rustup picks the host's
 /// compiler: then running in the plugin's folder is the fix, and `sync` changes nothing.
 fn chosen_elsewhere_than_the_folder(plugin: &PluginManifest, host: &Host) -> bool {
+    // A `rustup override` is a folder's too: of the one this ran in, when outside the
+    // plugin's (where the plugin's own file outranks it).
     let by_folder = matches!(
         std::env::var("RUSTUP_TOOLCHAIN_SOURCE").as_deref(),
-        Ok("toolchain-file" | "default")
+        Ok("toolchain-file" | "default" | "path-override")
     );
     let outside = std::env::current_dir()
         .ok()
@@ -415,19 +450,20 @@ fn help_for(field: &str, host: &Host, plugin: Option<&PluginManifest>) -> Option
             // `sync` pins only a stable release: a nightly's does not say which nightly.
             unstable_compiler_help(&host.manifest.rustc)
         } else if field.starts_with("rustc") {
-            match outranked {
+            let elsewhere = plugin.is_some_and(|p| chosen_elsewhere_than_the_folder(p, host));
+            match outranked.filter(|_| !elsewhere) {
                 Some(fix) => format!(
                     "build with the host's compiler: {fix} (it outranks the plugin's \
                  rust-toolchain.toml), and {sync} if that file does not pin it yet"
                 ),
-                None if plugin.is_some_and(|p| chosen_elsewhere_than_the_folder(p, host)) => {
+                None if elsewhere => {
                     let chosen = std::env::var("RUSTUP_TOOLCHAIN")
                         .map_or_else(|_| "another toolchain".to_owned(), |t| format!("`{t}`"));
                     format!(
                         "build with the host's compiler: rustup chose {chosen} by the folder \
                          this command ran in, not the plugin's, where it picks {}: run the \
-                         command in `{}`, or as `cargo +{} gwplugin …` ({sync} pins it for the \
-                         plugin's folder if nothing does yet)",
+                         command in `{}`, or as `cargo +{} gwplugin …` (`cargo gwplugin sync` \
+                         pins it for the plugin's folder if nothing does yet)",
                         host.manifest.rustc.release,
                         plugin.map_or(Path::new("."), PluginManifest::dir).display(),
                         host.manifest.rustc.release

@@ -200,6 +200,7 @@ pub fn run(command: &Command) -> Result<Outcome, Error> {
 
 /// The whole program: parse, run, print errors cargo-style, and pick the exit code.
 pub fn main() -> ExitCode {
+    process::absolute_tool_paths();
     let Cli::Gwplugin(cli) = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -456,6 +456,36 @@ fn quote(arg: &str) -> String {
     }
 }
 
+/// The variables that name a program cargo runs to compile.
+const TOOL_VARS: [&str; 6] = [
+    "RUSTC",
+    "CARGO_BUILD_RUSTC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_RUSTC_WRAPPER",
+    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+];
+
+/// Makes the compiler and wrapper paths the environment gives relative (`RUSTC=./rustc`)
+/// absolute, from the folder this command runs in, as cargo reads them: this command
+/// runs cargo (and `rustc -vV`) in the plugin's folder, where they would name nothing.
+/// Called first thing in `main`, before any thread exists.
+pub fn absolute_tool_paths() {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    for var in TOOL_VARS {
+        if let Some(value) = std::env::var_os(var)
+            && value.to_string_lossy().contains('/')
+            && Path::new(&value).is_relative()
+        {
+            // SAFETY: single-threaded here (see above): nothing reads the environment
+            // concurrently.
+            unsafe { std::env::set_var(var, cwd.join(&value)) };
+        }
+    }
+}
+
 /// A relative `CARGO_TARGET_DIR` is the invoking folder's, as cargo reads it: made
 /// absolute for a cargo run in another folder (the plugin's), which would read it as its
 /// own.

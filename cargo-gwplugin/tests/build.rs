@@ -625,7 +625,7 @@ fn a_plugin_whose_profile_aborts_on_panic_does_not_build() {
         assert!(
             r.stdout.starts_with(
                 "panic\n    have: abort (`[profile.dev]` of `[ROOT]/aborts/Cargo.toml`)\n    \
-                 want: unwind\n    help: remove `panic = \"abort\"` from `[profile.dev]`"
+                 want: unwind\n    help: remove it from `[profile.dev]` of"
             ),
             "{args:?}: {}",
             r.stdout
@@ -657,6 +657,30 @@ fn a_plugin_whose_profile_aborts_on_panic_does_not_build() {
     assert!(
         r.stdout
             .starts_with("panic\n    have: abort (`[profile.release]` of "),
+        "{}",
+        r.stdout
+    );
+    // What the environment says outranks the manifest, as for cargo; and rustflags that
+    // make a file no gateway loads are told before the build too.
+    let mut cmd = gwplugin(&dir, &["check"]);
+    cmd.env("CARGO_PROFILE_RELEASE_PANIC", "unwind")
+        .env("RUSTFLAGS", "-C prefer-dynamic");
+    let r = run(cmd, root.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(
+            "std\n    have: linked dynamically (`-C prefer-dynamic` in the rustflags)\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    let mut cmd = gwplugin(&dir, &["check"]);
+    cmd.env("CARGO_PROFILE_RELEASE_PANIC", "unwind")
+        .env("CARGO_PROFILE_DEV_PANIC", "abort");
+    let r = run(cmd, root.path());
+    assert!(
+        r.stdout
+            .starts_with("panic\n    have: abort (`CARGO_PROFILE_DEV_PANIC`)\n"),
         "{}",
         r.stdout
     );

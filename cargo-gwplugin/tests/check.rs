@@ -138,27 +138,73 @@ fn a_toolchain_chosen_by_the_folder_run_in_gets_help_to_run_in_the_plugins() {
     // the help said to run `sync`, which changed nothing and sent the author back here.
     let root = tempdir();
     let dir = scaffold(root.path(), "elsewhere-run", "modifier");
-    let mut cmd = gwplugin(
-        root.path(),
-        &[
-            "check",
-            "--manifest-path",
-            dir.join("Cargo.toml").to_str().unwrap(),
-        ],
-    );
-    cmd.env("RUSTUP_TOOLCHAIN", "nightly")
-        .env("RUSTUP_TOOLCHAIN_SOURCE", "toolchain-file");
-    let r = run(cmd, root.path());
-    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains(
-            "    help: build with the host's compiler: rustup chose `nightly` by the folder this \
-             command ran in, not the plugin's, where it picks 1.95.0: run the command in \
-             `[ROOT]/elsewhere-run`, or as `cargo +1.95.0 gwplugin …`"
-        ),
-        "{}",
-        r.stdout
-    );
+    // And a `rustup override` of that folder: the help said to unset it in the plugin's
+    // folder, where there is none (and where the plugin's own file wins).
+    for source in ["toolchain-file", "path-override"] {
+        let mut cmd = gwplugin(
+            root.path(),
+            &[
+                "check",
+                "--manifest-path",
+                dir.join("Cargo.toml").to_str().unwrap(),
+            ],
+        );
+        cmd.env("RUSTUP_TOOLCHAIN", "nightly")
+            .env("RUSTUP_TOOLCHAIN_SOURCE", source);
+        let r = run(cmd, root.path());
+        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains(
+                "    help: build with the host's compiler: rustup chose `nightly` by the folder \
+                 this command ran in, not the plugin's, where it picks 1.95.0: run the command \
+                 in `[ROOT]/elsewhere-run`, or as `cargo +1.95.0 gwplugin …`"
+            ),
+            "{source}: {}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn a_relative_compiler_path_is_the_invoking_folders_as_cargo_reads_it() {
+    // `RUSTC=./rustc cargo gwplugin check --manifest-path p/Cargo.toml`: plain cargo
+    // builds it; this command ran cargo and `rustc -vV` in the plugin's folder, where
+    // `./rustc` named nothing (exit 2, "could not be started"), and the same for a wrapper.
+    let root = tempdir();
+    let dir = scaffold(root.path(), "rel-rustc", "modifier");
+    let sysroot = std::process::Command::new("rustup")
+        .args(["run", "1.95.0", "rustc", "--print", "sysroot"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let sysroot = String::from_utf8(sysroot.stdout).unwrap().trim().to_owned();
+    std::os::unix::fs::symlink(format!("{sysroot}/bin/rustc"), root.path().join("rustc")).unwrap();
+    let pass = root.path().join("pass");
+    std::fs::write(
+        &pass,
+        "#!/bin/sh\nrustc=\"$1\"\nshift\nexec \"$rustc\" \"$@\"\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&pass)
+        .status()
+        .unwrap();
+    let manifest = dir.join("Cargo.toml");
+    for (var, value) in [("RUSTC", "./rustc"), ("RUSTC_WRAPPER", "./pass")] {
+        let mut cmd = gwplugin(
+            root.path(),
+            &["check", "--manifest-path", manifest.to_str().unwrap()],
+        );
+        cmd.env(var, value);
+        let r = run(cmd, root.path());
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, "no incompatibilities found\n"),
+            "{var}: {}",
+            r.stderr
+        );
+    }
 }
 
 #[test]

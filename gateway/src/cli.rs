@@ -205,6 +205,8 @@ impl<W: Write> Write for OneLinePerEvent<W> {
 
 /// Runs the command line; the process exit code.
 pub fn main() -> ExitCode {
+    // `check-plugin` runs cargo in the plugin's folder, as `cargo gwplugin` does.
+    cargo_gwplugin::process::absolute_tool_paths();
     let cli = Cli::parse();
     init_logging(&cli.command);
     match execute(cli.command) {

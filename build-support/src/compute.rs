@@ -76,8 +76,8 @@ pub fn rustc_wrappers_from_env() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Runs `rustc -vV` (through `wrappers`, as cargo does) and reads release and commit hash.
-pub fn rustc_info(rustc: &Path, wrappers: &[PathBuf]) -> Result<RustcInfo, ComputeError> {
+/// `rustc -vV` through `wrappers`, outermost first, as cargo asks it.
+pub fn rustc_vv_command(rustc: &Path, wrappers: &[PathBuf]) -> Command {
     let mut cmd = match wrappers.split_first() {
         Some((outer, rest)) => {
             let mut cmd = Command::new(outer);
@@ -87,6 +87,12 @@ pub fn rustc_info(rustc: &Path, wrappers: &[PathBuf]) -> Result<RustcInfo, Compu
         None => Command::new(rustc),
     };
     cmd.arg("-vV");
+    cmd
+}
+
+/// Runs `rustc -vV` (through `wrappers`, as cargo does) and reads release and commit hash.
+pub fn rustc_info(rustc: &Path, wrappers: &[PathBuf]) -> Result<RustcInfo, ComputeError> {
+    let mut cmd = rustc_vv_command(rustc, wrappers);
     let out = run(&mut cmd)?;
     parse_rustc_vv(&out)
 }

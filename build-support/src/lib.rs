@@ -22,7 +22,7 @@ pub mod report;
 
 pub use compute::{
     ComputeError, Computed, ManifestRequest, compute_for_manifest_path, enabled_features,
-    feature_env_var, hash_path_source, rustc_info, rustc_wrappers_from_env,
+    feature_env_var, hash_path_source, rustc_info, rustc_vv_command, rustc_wrappers_from_env,
 };
 pub use manifest::{
     ALLOCATOR_CONTRACT, AbiManifest, BoundaryCrate, CrateIdentity, Difference, FORMAT_VERSION,

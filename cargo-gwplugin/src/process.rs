@@ -366,15 +366,7 @@ pub fn plugin_rustc_version(rustc: &Path, dir: &Path) -> Result<RustcVersion, Pr
 }
 
 fn rustc_version_through(rustc: &Path, wrappers: &[PathBuf]) -> Result<RustcVersion, ProcessError> {
-    let mut cmd = match wrappers.split_first() {
-        Some((outer, rest)) => {
-            let mut cmd = Command::new(outer);
-            cmd.args(rest).arg(rustc);
-            cmd
-        }
-        None => Command::new(rustc),
-    };
-    cmd.arg("-vV");
+    let cmd = gwplugin_build::rustc_vv_command(rustc, wrappers);
     let line = command_line(&cmd);
     let out = run(cmd)?;
     let text = String::from_utf8_lossy(&out.stdout);

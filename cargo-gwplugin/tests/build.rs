@@ -892,16 +892,14 @@ fn a_missing_linker_or_rust_target_is_one_clear_message() {
     let fake_sysroot = root.path().join("sysroot");
     std::fs::create_dir_all(&fake_sysroot).unwrap();
     let wrapper = root.path().join("rustc-without-targets");
-    std::fs::write(
+    gwplugin_e2e::write_executable(
         &wrapper,
-        format!("#!/bin/sh\nif [ \"$1\" = --print ] && [ \"$2\" = sysroot ]; then echo '{}'; else exec '{}' \"$@\"; fi\n", fake_sysroot.display(), rustc.trim()),
-    )
-    .unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = --print ] && [ \"$2\" = sysroot ]; then echo '{}'; else exec '{}' \"$@\"; fi\n",
+            fake_sysroot.display(),
+            rustc.trim()
+        ),
+    );
     let mut cmd = gwplugin(
         &plugin,
         &[

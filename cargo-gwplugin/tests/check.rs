@@ -61,16 +61,10 @@ fn a_rustc_wrapper_that_runs_another_compiler_is_judged_by_that_compiler() {
         .unwrap();
     let nightly = String::from_utf8(nightly.stdout).unwrap().trim().to_owned();
     let wrapper = root.path().join("to-nightly");
-    std::fs::write(
+    gwplugin_e2e::write_executable(
         &wrapper,
-        format!("#!/bin/sh\nshift\nexec '{nightly}' \"$@\"\n"),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
+        &format!("#!/bin/sh\nshift\nexec '{nightly}' \"$@\"\n"),
+    );
     for args in [&["check"][..], &["build"]] {
         let mut cmd = gwplugin(&dir, args);
         cmd.env("RUSTC_WRAPPER", &wrapper);
@@ -180,16 +174,10 @@ fn a_relative_compiler_path_is_the_invoking_folders_as_cargo_reads_it() {
     let sysroot = String::from_utf8(sysroot.stdout).unwrap().trim().to_owned();
     std::os::unix::fs::symlink(format!("{sysroot}/bin/rustc"), root.path().join("rustc")).unwrap();
     let pass = root.path().join("pass");
-    std::fs::write(
+    gwplugin_e2e::write_executable(
         &pass,
         "#!/bin/sh\nrustc=\"$1\"\nshift\nexec \"$rustc\" \"$@\"\n",
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&pass)
-        .status()
-        .unwrap();
+    );
     let manifest = dir.join("Cargo.toml");
     for (var, value) in [("RUSTC", "./rustc"), ("RUSTC_WRAPPER", "./pass")] {
         let mut cmd = gwplugin(
@@ -358,20 +346,14 @@ fn another_compiler_is_an_incompatibility() {
         .unwrap();
     let real = String::from_utf8(real.stdout).unwrap();
     let wrapper = root.path().join("fake-rustc");
-    std::fs::write(
+    gwplugin_e2e::write_executable(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\nif [ \"$1\" = \"-vV\" ]; then '{}' -vV | sed -e 's/^release: .*/release: 1.95.1/'; else exec '{}' \"$@\"; fi\n",
             real.trim(),
             real.trim()
         ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
+    );
     let host = gateway_manifest();
     let short: String = host.rustc.commit_hash.chars().take(9).collect();
     let mut cmd = gwplugin(&dir, &["check"]);

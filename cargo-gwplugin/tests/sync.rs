@@ -439,16 +439,10 @@ fn a_failure_turning_features_on_puts_back_the_versions_written_before_it_too() 
     let json = host_with_raw_value(root.path());
     // A cargo whose `update` fails once the manifest asks for `raw_value`.
     let wrapper = root.path().join("cargo-failing-update");
-    std::fs::write(
+    gwplugin_e2e::write_executable(
         &wrapper,
         "#!/bin/sh\nif [ \"$1\" = update ] && grep -q raw_value \"$3\"; then echo 'error: simulated' >&2; exit 101; fi\nexec \"$REAL_CARGO\" \"$@\"\n",
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
+    );
     let before = snapshot(root.path());
     let mut cmd = gwplugin(&dir, &["sync", "--host", json.to_str().unwrap()]);
     cmd.env(

@@ -68,18 +68,12 @@ fn toolchain_rustc(dir: &Path) -> String {
 fn fake_rustc(root: &Path, dir: &Path) -> PathBuf {
     let real = toolchain_rustc(dir);
     let wrapper = root.join("fake-rustc");
-    std::fs::write(
+    gwplugin_e2e::write_executable(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\nif [ \"$1\" = \"-vV\" ]; then '{real}' -vV | sed -e 's/^release: .*/release: 1.95.1/'; else exec '{real}' \"$@\"; fi\n"
         ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
+    );
     wrapper
 }
 
@@ -390,16 +384,10 @@ fn gwhost_says_which_compiler_and_prints_the_fix_that_works() {
     // A compiler wrapper that runs another compiler: named, and not among what `sync`
     // and `rustup` fix (no pin outranks it).
     let wrap = root.join("wrap");
-    std::fs::write(
+    gwplugin_e2e::write_executable(
         &wrap,
-        format!("#!/bin/sh\nshift\nexec '{}' \"$@\"\n", wrapper.display()),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrap)
-        .status()
-        .unwrap();
+        &format!("#!/bin/sh\nshift\nexec '{}' \"$@\"\n", wrapper.display()),
+    );
     let mut cmd = gwhost(&dir, &["--fix"]);
     cmd.env("RUSTC_WRAPPER", &wrap);
     let r = run(cmd, root);

@@ -255,3 +255,10 @@ async fn echo(req: hyper::Request<Incoming>, hits: &AtomicUsize) -> hyper::Respo
         .body(Full::new(Bytes::from(json.to_string())))
         .expect("valid response")
 }
+
+/// Writes an executable file (a test's stand-in for a compiler, a wrapper or cargo).
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).expect("write the script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod +x");
+}

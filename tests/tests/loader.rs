@@ -548,19 +548,13 @@ async fn another_compiler_is_refused_before_dlopen() {
     )
     .unwrap();
     let wrapper = dir.path().join("fake-rustc");
-    std::fs::write(
+    gwplugin_e2e::write_executable(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\nREAL='{}/bin/rustc'\nif [ \"$1\" = \"-vV\" ]; then \"$REAL\" -vV | sed -e 's/^release: .*/release: 1.95.1/'; else exec \"$REAL\" \"$@\"; fi\n",
             real.trim()
         ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
+    );
     let build = Build {
         env: [("RUSTC".to_owned(), wrapper.display().to_string())].into(),
         ..Default::default()

@@ -204,17 +204,11 @@ pub fn cargo_failing_on(dir: &Path, args: &str, message: &str) -> PathBuf {
         .unwrap();
     let real = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let fake = dir.join("fake-cargo");
-    std::fs::write(
+    gwplugin_e2e::write_executable(
         &fake,
-        format!(
+        &format!(
             "#!/bin/sh\ncase \"$*\" in {args}) echo 'error: {message}' >&2; exit 101;; esac\nexec '{real}' \"$@\"\n"
         ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&fake)
-        .status()
-        .unwrap();
+    );
     fake
 }

@@ -155,9 +155,8 @@ pub fn build(args: &Args) -> Result<Built, Error> {
     if let Some(host) = host.as_ref().filter(|h| h.knows_compiler && !args.no_check) {
         // Without a lock, cargo would resolve every boundary crate to its newest version,
         // build, and the artifact would be refused: refused now, as `check` refuses it.
-        let lock_path = cargo
-            .workspace_manifest(&plugin.path)?
-            .with_file_name("Cargo.lock");
+        let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
+        let lock_path = ws_manifest.with_file_name("Cargo.lock");
         if !lock_path.is_file() {
             return Err(Error::NoLock(lock_path));
         }
@@ -188,7 +187,7 @@ pub fn build(args: &Args) -> Result<Built, Error> {
             (None, true) => "release",
             (None, false) => "dev",
         };
-        for finding in check::panic_findings(&cargo, &plugin, &[profile])? {
+        for finding in check::panic_findings(&ws_manifest, &[profile])? {
             early.incompatibility(finding);
         }
         if !early.compatible {

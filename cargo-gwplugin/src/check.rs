@@ -150,6 +150,18 @@ pub fn plugin_manifest(
     features: Option<Vec<String>>,
 ) -> Result<(AbiManifest, Lockfile), Error> {
     let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
+    plugin_manifest_in(cargo, plugin, &ws_manifest, host, target, features)
+}
+
+/// [`plugin_manifest`] of a plugin whose workspace root's `Cargo.toml` is `ws_manifest`.
+fn plugin_manifest_in(
+    cargo: &Cargo,
+    plugin: &PluginManifest,
+    ws_manifest: &Path,
+    host: &Host,
+    target: Option<&str>,
+    features: Option<Vec<String>>,
+) -> Result<(AbiManifest, Lockfile), Error> {
     let lock_path = ws_manifest.with_file_name("Cargo.lock");
     let Ok(lock_before) = std::fs::read(&lock_path) else {
         return Err(Error::NoLock(lock_path));
@@ -211,26 +223,22 @@ pub fn check(
     target: Option<&str>,
     features: Option<Vec<String>>,
 ) -> Result<Report, Error> {
-    let (manifest, lock) = plugin_manifest(cargo, plugin, host, target, features)?;
+    let ws_manifest = cargo.workspace_manifest(&plugin.path)?;
+    let (manifest, lock) = plugin_manifest_in(cargo, plugin, &ws_manifest, host, target, features)?;
     let mut report = report(host, &manifest, Some(&lock), Some(plugin));
     // The two profiles a build takes (`build`, `build --release`).
-    for finding in panic_findings(cargo, plugin, &["dev", "release"])? {
+    for finding in panic_findings(&ws_manifest, &["dev", "release"])? {
         report.incompatibility(finding);
     }
     Ok(report)
 }
 
 /// A profile among `profiles` that builds with `panic = "abort"`, read from the
-/// workspace root's `Cargo.toml` as cargo reads profiles. The build script sees
+/// workspace root's `Cargo.toml` (`root_path`) as cargo reads profiles. The build script sees
 /// `CARGO_CFG_PANIC=unwind` whatever a profile says: the manifest cannot tell, and the
 /// build fails on `gwplugin`'s own `compile_error!`.
-pub fn panic_findings(
-    cargo: &Cargo,
-    plugin: &PluginManifest,
-    profiles: &[&str],
-) -> Result<Vec<Finding>, Error> {
-    let root_path = cargo.workspace_manifest(&plugin.path)?;
-    let root = PluginManifest::read_any(root_path.clone())?;
+pub fn panic_findings(root_path: &Path, profiles: &[&str]) -> Result<Vec<Finding>, Error> {
+    let root = PluginManifest::read_any(root_path.to_owned())?;
     let mut sources: Vec<String> = Vec::new();
     for profile in profiles {
         // `CARGO_PROFILE_<NAME>_PANIC` outranks the manifest, as cargo reads it.
@@ -406,14 +414,11 @@ fn chosen_elsewhere_than_the_folder(plugin: &PluginManifest, host: &Host) -> boo
 fn compiler_setting_fix(dir: &Path) -> Option<String> {
     let (rustc, source) = crate::process::rustc_source(dir);
     // A wrapper that runs another compiler outranks even the settings that name one.
-    if let Some(from) = crate::process::wrappers_changing_compiler(&rustc, dir)
-        && let Ok(through) = crate::process::plugin_rustc_version(&rustc, dir)
-        && let Ok(plain) = crate::process::rustc_version(&rustc)
-    {
+    if let Some(change) = crate::process::wrappers_changing_compiler(&rustc, dir) {
         return Some(format!(
-            "remove the compiler wrapper set by {from} (it runs rustc {} where cargo names \
+            "remove the compiler wrapper set by {} (it runs rustc {} where cargo names \
              {}), or make it run the compiler it is given",
-            through.info, plain.info
+            change.from, change.through, change.plain
         ));
     }
     match (rustc, source) {

@@ -211,24 +211,43 @@ pub fn plugin_wrappers(dir: &Path) -> Vec<(PathBuf, String)> {
     .collect()
 }
 
+/// Wrappers that make the compiler another: see [`wrappers_changing_compiler`].
+pub struct WrapperChange {
+    /// What set them: `` `RUSTC_WRAPPER` ``, `` `build.rustc-wrapper` in `FILE` ``.
+    pub from: String,
+    /// The compiler cargo names, asked without them.
+    pub plain: gwplugin_build::RustcInfo,
+    /// The compiler the build gets, through all of them.
+    pub through: gwplugin_build::RustcInfo,
+}
+
 /// The wrappers of [`plugin_wrappers`] that, each on its own, make `rustc` report
 /// another compiler (an sccache passes `-vV` through and is not named), said by what set
 /// them; `None` when none does.
-pub fn wrappers_changing_compiler(rustc: &Path, dir: &Path) -> Option<String> {
+pub fn wrappers_changing_compiler(rustc: &Path, dir: &Path) -> Option<WrapperChange> {
     let wrappers = plugin_wrappers(dir);
     if wrappers.is_empty() {
         return None;
     }
     let plain = rustc_version(rustc).ok()?.info;
-    let culprits: Vec<String> = wrappers
-        .into_iter()
+    let culprits: Vec<&str> = wrappers
+        .iter()
         .filter(|(wrapper, _)| {
             rustc_version_through(rustc, std::slice::from_ref(wrapper))
                 .is_ok_and(|v| v.info != plain)
         })
-        .map(|(_, from)| from)
+        .map(|(_, from)| from.as_str())
         .collect();
-    (!culprits.is_empty()).then(|| culprits.join(" and "))
+    if culprits.is_empty() {
+        return None;
+    }
+    let all: Vec<PathBuf> = wrappers.iter().map(|(w, _)| w.clone()).collect();
+    let through = rustc_version_through(rustc, &all).ok()?.info;
+    Some(WrapperChange {
+        from: culprits.join(" and "),
+        plain,
+        through,
+    })
 }
 
 /// A program path as cargo reads one: with a `/`, relative to `base`; else a name

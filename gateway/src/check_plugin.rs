@@ -72,14 +72,14 @@ impl Compiler {
     /// The compiler that would build a crate in `dir`: [`process::rustc_for`], whose
     /// answer `cargo gwplugin check` computes with.
     fn for_dir(dir: &Path) -> Compiler {
-        let (rustc, _) = process::rustc_source(dir);
-        if let Some(from) = process::wrappers_changing_compiler(&rustc, dir) {
-            return Compiler::Wrapped(rustc, from);
+        let (rustc, source) = process::rustc_source(dir);
+        if let Some(change) = process::wrappers_changing_compiler(&rustc, dir) {
+            return Compiler::Wrapped(rustc, change.from);
         }
-        match process::rustc_source(dir) {
-            (rustc, process::CompilerSource::Env(var)) => Compiler::Env(var, rustc),
-            (rustc, process::CompilerSource::CargoConfig(file)) => Compiler::Config(file, rustc),
-            (rustc, process::CompilerSource::Rustup) => Compiler::Toolchain(rustc),
+        match source {
+            process::CompilerSource::Env(var) => Compiler::Env(var, rustc),
+            process::CompilerSource::CargoConfig(file) => Compiler::Config(file, rustc),
+            process::CompilerSource::Rustup => Compiler::Toolchain(rustc),
         }
     }
 
